@@ -1,0 +1,61 @@
+namespace OnnxQuant.IO;
+
+/// <summary>
+/// The external data files one model refers to, each mapped once. Locations must be relative and stay inside the
+/// model's folder: a model file is untrusted input and must not make us read /etc/passwd or a sibling project.
+/// </summary>
+public sealed class ExternalDataFiles : IDisposable
+{
+    private readonly Dictionary<string, MappedFile> _open = new(StringComparer.Ordinal);
+    private readonly string _folder;
+
+    public ExternalDataFiles(string modelPath)
+    {
+        ModelPath = modelPath;
+        _folder = Path.GetFullPath(Path.GetDirectoryName(Path.GetFullPath(modelPath)) ?? ".");
+    }
+
+    public string ModelPath { get; }
+
+    /// <summary>Every data file mapped so far (full paths).</summary>
+    public IEnumerable<string> Paths => _open.Values.Select(f => f.Path);
+
+    public MappedFile Open(string location, string tensorName)
+    {
+        if (_open.TryGetValue(location, out var file))
+            return file;
+        string full = Resolve(location, tensorName);
+        if (!File.Exists(full))
+            throw new OnnxQuantException(ModelPath, $"tensor '{tensorName}' is stored in external data file '{location}', which does not exist (looked for {full})");
+        try
+        {
+            file = new MappedFile(full);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw new OnnxQuantException(full, $"cannot read external data: {e.Message}", ExitCode.BadInput, e);
+        }
+        _open[location] = file;
+        return file;
+    }
+
+    private string Resolve(string location, string tensorName)
+    {
+        if (Path.IsPathRooted(location) || location.Contains('\\') && location.Contains(':'))
+            throw new OnnxQuantException(ModelPath, $"tensor '{tensorName}' names an absolute external data location '{location}'; only paths relative to the model's folder are allowed");
+        var parts = location.Split('/', '\\');
+        if (parts.Any(p => p == ".."))
+            throw new OnnxQuantException(ModelPath, $"tensor '{tensorName}' names external data location '{location}', which escapes the model's folder ('..' is not allowed)");
+        string full = Path.GetFullPath(Path.Combine(_folder, location));
+        string prefix = _folder.EndsWith(Path.DirectorySeparatorChar) ? _folder : _folder + Path.DirectorySeparatorChar;
+        if (!full.StartsWith(prefix, StringComparison.Ordinal))
+            throw new OnnxQuantException(ModelPath, $"tensor '{tensorName}' names external data location '{location}', which is outside the model's folder");
+        return full;
+    }
+
+    public void Dispose()
+    {
+        foreach (var f in _open.Values) f.Dispose();
+        _open.Clear();
+    }
+}

@@ -1,0 +1,53 @@
+using System.IO.MemoryMappedFiles;
+using Microsoft.Win32.SafeHandles;
+
+namespace OnnxQuant.IO;
+
+/// <summary>
+/// A read-only memory mapping of a whole external-data file. Tensors slice it lazily, so a model whose weights
+/// exceed 2 GB loads without copying anything until a pass asks for one tensor's values.
+/// </summary>
+public sealed unsafe class MappedFile : IDisposable
+{
+    private readonly MemoryMappedFile? _map;
+    private readonly MemoryMappedViewAccessor? _view;
+    private readonly SafeMemoryMappedViewHandle? _handle;
+    private byte* _pointer;
+
+    public MappedFile(string path)
+    {
+        Path = path;
+        Length = new FileInfo(path).Length;
+        if (Length == 0)
+            return; // an empty file cannot be mapped; every slice of it is out of range anyway
+        _map = MemoryMappedFile.CreateFromFile(path, FileMode.Open, null, 0, MemoryMappedFileAccess.Read);
+        _view = _map.CreateViewAccessor(0, 0, MemoryMappedFileAccess.Read);
+        _handle = _view.SafeMemoryMappedViewHandle;
+        _handle.AcquirePointer(ref _pointer);
+        _pointer += _view.PointerOffset;
+    }
+
+    public string Path { get; }
+
+    public long Length { get; }
+
+    /// <summary>A view of bytes [offset, offset+length). The caller has checked the range against <see cref="Length"/>.</summary>
+    public ReadOnlySpan<byte> Slice(long offset, int length)
+    {
+        ObjectDisposedException.ThrowIf(_pointer == null && Length > 0, this);
+        if (offset < 0 || length < 0 || offset + length > Length)
+            throw new ArgumentOutOfRangeException(nameof(offset), $"[{offset}, {offset + length}) is outside {Path} ({Length} bytes)");
+        return length == 0 ? ReadOnlySpan<byte>.Empty : new ReadOnlySpan<byte>(_pointer + offset, length);
+    }
+
+    public void Dispose()
+    {
+        if (_handle is not null && _pointer != null)
+        {
+            _handle.ReleasePointer();
+            _pointer = null;
+        }
+        _view?.Dispose();
+        _map?.Dispose();
+    }
+}

@@ -1,0 +1,275 @@
+using Onnx;
+
+namespace OnnxQuant.IR;
+
+/// <summary>
+/// The mutable graph the passes work on: nodes (ONNX <see cref="NodeProto"/>s), graph inputs/outputs, value infos and
+/// initializers as <see cref="Tensor"/>s. Producer and consumer indexes are rebuilt lazily after each edit, so a pass
+/// can ask them at any time. Subgraphs of If/Loop/Scan stay inside their node's attributes, untouched; the names they read
+/// from the outer scope count as uses, so such values are never removed or rewritten from under them.
+/// </summary>
+public sealed class Graph
+{
+    private readonly List<NodeProto> _nodes;
+    private readonly Dictionary<string, Tensor> _initializers;
+    private Dictionary<string, NodeProto>? _producers;
+    private Dictionary<string, List<NodeProto>>? _consumers;
+    private readonly HashSet<string> _usedNodeNames = new(StringComparer.Ordinal);
+    private readonly HashSet<string> _usedValueNames = new(StringComparer.Ordinal);
+
+    public Graph(string name, IEnumerable<NodeProto> nodes, IEnumerable<ValueInfoProto> inputs, IEnumerable<ValueInfoProto> outputs,
+        IEnumerable<Tensor> initializers, IEnumerable<ValueInfoProto>? valueInfo = null, string? docString = null)
+    {
+        Name = name;
+        DocString = docString ?? "";
+        _nodes = nodes.ToList();
+        Inputs = inputs.ToList();
+        Outputs = outputs.ToList();
+        ValueInfo = (valueInfo ?? Array.Empty<ValueInfoProto>()).ToList();
+        _initializers = new Dictionary<string, Tensor>(StringComparer.Ordinal);
+        foreach (var t in initializers)
+            _initializers[t.Name] = t;
+        foreach (var n in _nodes)
+        {
+            _usedNodeNames.Add(n.Name);
+            foreach (var o in n.Output) _usedValueNames.Add(o);
+        }
+        foreach (var v in Inputs) _usedValueNames.Add(v.Name);
+        foreach (var k in _initializers.Keys) _usedValueNames.Add(k);
+    }
+
+    public string Name { get; set; }
+
+    public string DocString { get; set; }
+
+    public IReadOnlyList<NodeProto> Nodes => _nodes;
+
+    public List<ValueInfoProto> Inputs { get; }
+
+    public List<ValueInfoProto> Outputs { get; }
+
+    /// <summary>Shape/type annotations of intermediate values, kept as loaded (a rewrite drops the ones it invalidates).</summary>
+    public List<ValueInfoProto> ValueInfo { get; }
+
+    public IReadOnlyDictionary<string, Tensor> Initializers => _initializers;
+
+    public bool IsGraphOutput(string value) => Outputs.Any(o => o.Name == value);
+
+    public bool IsGraphInput(string value) => Inputs.Any(i => i.Name == value);
+
+    // ---- initializers ----
+
+    public Tensor? GetInitializer(string name) => _initializers.GetValueOrDefault(name);
+
+    public void SetInitializer(Tensor tensor)
+    {
+        _initializers[tensor.Name] = tensor;
+        _usedValueNames.Add(tensor.Name);
+    }
+
+    public bool RemoveInitializer(string name) => _initializers.Remove(name);
+
+    /// <summary>A value whose content is known without running the graph: an initializer or a Constant node's output.</summary>
+    public Tensor? GetConstant(string name)
+    {
+        if (_initializers.TryGetValue(name, out var t) && !IsGraphInput(name))
+            return t;
+        var producer = Producer(name);
+        if (producer is { OpType: "Constant", Domain: "" or "ai.onnx" })
+        {
+            var attr = producer.Attribute.FirstOrDefault(a => a.Name == "value");
+            if (attr?.T is not null)
+                return new IO.TensorProtoReader(new IO.ExternalDataFiles(".")).Read(attr.T).Renamed(name);
+        }
+        return null;
+    }
+
+    // ---- indexes ----
+
+    /// <summary>The node that outputs <paramref name="value"/>, or null for graph inputs, initializers and unknown names.</summary>
+    public NodeProto? Producer(string value)
+    {
+        EnsureIndex();
+        return _producers!.GetValueOrDefault(value);
+    }
+
+    /// <summary>Every node that reads <paramref name="value"/>, including nodes whose subgraphs read it.</summary>
+    public IReadOnlyList<NodeProto> Consumers(string value)
+    {
+        EnsureIndex();
+        return _consumers!.TryGetValue(value, out var list) ? list : Array.Empty<NodeProto>();
+    }
+
+    private void EnsureIndex()
+    {
+        if (_producers is not null)
+            return;
+        var producers = new Dictionary<string, NodeProto>(StringComparer.Ordinal);
+        var consumers = new Dictionary<string, List<NodeProto>>(StringComparer.Ordinal);
+        foreach (var node in _nodes)
+        {
+            foreach (var o in node.Output)
+                if (o.Length > 0)
+                    producers[o] = node;
+            foreach (var i in NodeInputs(node))
+            {
+                if (!consumers.TryGetValue(i, out var list))
+                    consumers[i] = list = new List<NodeProto>();
+                if (list.Count == 0 || !ReferenceEquals(list[^1], node))
+                    list.Add(node);
+            }
+        }
+        _producers = producers;
+        _consumers = consumers;
+    }
+
+    private void Invalidate()
+    {
+        _producers = null;
+        _consumers = null;
+    }
+
+    /// <summary>The node's explicit inputs plus the outer-scope names its subgraphs read.</summary>
+    public static IEnumerable<string> NodeInputs(NodeProto node)
+    {
+        foreach (var i in node.Input)
+            if (i.Length > 0)
+                yield return i;
+        foreach (var outer in SubgraphScope.OuterReferences(node))
+            yield return outer;
+    }
+
+    // ---- edits ----
+
+    /// <summary>A node name not used yet in this graph, derived from <paramref name="hint"/>.</summary>
+    public string UniqueNodeName(string hint) => Unique(hint, _usedNodeNames);
+
+    /// <summary>A value name not used yet in this graph, derived from <paramref name="hint"/>.</summary>
+    public string UniqueValueName(string hint) => Unique(hint, _usedValueNames);
+
+    private static string Unique(string hint, HashSet<string> used)
+    {
+        if (hint.Length > 0 && used.Add(hint))
+            return hint;
+        for (int i = 1; ; i++)
+        {
+            string candidate = $"{hint}_{i}";
+            if (used.Add(candidate))
+                return candidate;
+        }
+    }
+
+    /// <summary>Adds a node (its name made unique if needed). Order in the node list is fixed by <see cref="SortTopologically"/>.</summary>
+    public NodeProto AddNode(NodeProto node)
+    {
+        if (node.Name.Length == 0 || _usedNodeNames.Contains(node.Name))
+            node.Name = UniqueNodeName(node.Name.Length == 0 ? node.OpType : node.Name);
+        else
+            _usedNodeNames.Add(node.Name);
+        foreach (var o in node.Output) _usedValueNames.Add(o);
+        _nodes.Add(node);
+        Invalidate();
+        return node;
+    }
+
+    public void RemoveNode(NodeProto node)
+    {
+        if (!_nodes.Remove(node))
+            throw new InvalidOperationException($"node '{node.Name}' is not in graph '{Name}'");
+        Invalidate();
+    }
+
+    /// <summary>Replaces every use of <paramref name="oldValue"/> as a node input or graph output by <paramref name="newValue"/>.</summary>
+    public void ReplaceAllUses(string oldValue, string newValue, NodeProto? except = null)
+    {
+        foreach (var node in _nodes)
+        {
+            if (ReferenceEquals(node, except)) continue;
+            for (int i = 0; i < node.Input.Count; i++)
+                if (node.Input[i] == oldValue)
+                    node.Input[i] = newValue;
+        }
+        foreach (var o in Outputs)
+            if (o.Name == oldValue)
+                throw new InvalidOperationException($"'{oldValue}' is a graph output; rename it through the producer instead");
+        Invalidate();
+    }
+
+    /// <summary>Tells the graph a node's inputs or outputs were edited in place.</summary>
+    public void NodeChanged() => Invalidate();
+
+    /// <summary>Removes nodes none of whose outputs is used, then initializers nothing reads. Returns how many nodes went.</summary>
+    public int RemoveDeadNodes()
+    {
+        int removed = 0;
+        bool changed = true;
+        while (changed)
+        {
+            changed = false;
+            EnsureIndex();
+            for (int i = _nodes.Count - 1; i >= 0; i--)
+            {
+                var node = _nodes[i];
+                bool used = node.Output.Any(o => o.Length > 0 && (IsGraphOutput(o) || Consumers(o).Count > 0));
+                if (!used)
+                {
+                    _nodes.RemoveAt(i);
+                    Invalidate();
+                    EnsureIndex();
+                    removed++;
+                    changed = true;
+                }
+            }
+        }
+        foreach (var name in _initializers.Keys.ToList())
+            if (Consumers(name).Count == 0 && !IsGraphOutput(name))
+                _initializers.Remove(name);
+        return removed;
+    }
+
+    /// <summary>Orders the node list so every node follows its producers. Throws when the graph has a cycle.</summary>
+    public void SortTopologically()
+    {
+        var order = TopologicalOrder();
+        _nodes.Clear();
+        _nodes.AddRange(order);
+        Invalidate();
+    }
+
+    /// <summary>The nodes in dependency order, keeping the current order among independent nodes (Kahn's algorithm).</summary>
+    public List<NodeProto> TopologicalOrder()
+    {
+        EnsureIndex();
+        var indegree = new Dictionary<NodeProto, int>(ReferenceEqualityComparer.Instance);
+        var position = new Dictionary<NodeProto, int>(ReferenceEqualityComparer.Instance);
+        for (int i = 0; i < _nodes.Count; i++)
+        {
+            var node = _nodes[i];
+            position[node] = i;
+            indegree[node] = NodeInputs(node).Distinct().Count(v => _producers!.TryGetValue(v, out var p) && !ReferenceEquals(p, node));
+        }
+        var ready = new PriorityQueue<NodeProto, int>();
+        foreach (var (node, deg) in indegree)
+            if (deg == 0) ready.Enqueue(node, position[node]);
+        var result = new List<NodeProto>(_nodes.Count);
+        while (ready.TryDequeue(out var node, out _))
+        {
+            result.Add(node);
+            foreach (var o in node.Output.Where(o => o.Length > 0).Distinct())
+                foreach (var c in Consumers(o))
+                    if (!ReferenceEquals(c, node) && --indegree[c] == 0)
+                        ready.Enqueue(c, position[c]);
+        }
+        if (result.Count != _nodes.Count)
+        {
+            var stuck = _nodes.Where(n => indegree[n] > 0).Take(5).Select(n => $"'{n.Name}' ({n.OpType})");
+            throw new GraphValidationException($"graph '{Name}' has a cycle through {string.Join(", ", stuck)}");
+        }
+        return result;
+    }
+}
+
+public sealed class GraphValidationException : Exception
+{
+    public GraphValidationException(string message) : base(message) { }
+}

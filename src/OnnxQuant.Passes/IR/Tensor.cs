@@ -1,0 +1,208 @@
+using System.Buffers.Binary;
+using System.Numerics.Tensors;
+using System.Runtime.InteropServices;
+using Onnx;
+using OnnxQuant.IO;
+
+namespace OnnxQuant.IR;
+
+/// <summary>
+/// A constant tensor (an initializer). Its bytes are little-endian raw data, either owned in memory or a lazy slice of a
+/// memory-mapped external data file. Values can be read as float whatever the float storage type (fp32, fp16, bf16).
+/// </summary>
+public sealed class Tensor
+{
+    private readonly byte[]? _bytes;
+    private readonly MappedFile? _file;
+    private readonly long _offset;
+
+    private Tensor(string name, TensorProto.Types.DataType type, long[] shape, byte[]? bytes, MappedFile? file, long offset, long byteLength, TensorProto? stringProto)
+    {
+        Name = name;
+        DataType = type;
+        Shape = shape;
+        _bytes = bytes;
+        _file = file;
+        _offset = offset;
+        ByteLength = byteLength;
+        StringProto = stringProto;
+    }
+
+    public string Name { get; }
+
+    public TensorProto.Types.DataType DataType { get; }
+
+    public IReadOnlyList<long> Shape { get; }
+
+    public long ElementCount => ShapeMath.Count(Shape);
+
+    public long ByteLength { get; }
+
+    /// <summary>True while the bytes still live in a mapped external-data file (nothing copied yet).</summary>
+    public bool IsMapped => _file is not null;
+
+    /// <summary>String tensors are kept as their original proto; nothing in OnnxQuant computes on them.</summary>
+    internal TensorProto? StringProto { get; }
+
+    public static Tensor FromBytes(string name, TensorProto.Types.DataType type, IReadOnlyList<long> shape, byte[] bytes)
+    {
+        long expected = ShapeMath.Count(shape) * ElementType.SizeOf(type);
+        if (ElementType.SizeOf(type) > 0 && bytes.Length != expected)
+            throw new ArgumentException($"tensor '{name}': {bytes.Length} bytes for shape [{string.Join(",", shape)}] of {ElementType.Name(type)} (expected {expected})");
+        return new Tensor(name, type, shape.ToArray(), bytes, null, 0, bytes.Length, null);
+    }
+
+    internal static Tensor FromMapped(string name, TensorProto.Types.DataType type, IReadOnlyList<long> shape, MappedFile file, long offset, long length) =>
+        new(name, type, shape.ToArray(), null, file, offset, length, null);
+
+    internal static Tensor FromStringProto(TensorProto proto) =>
+        new(proto.Name, TensorProto.Types.DataType.String, proto.Dims.ToArray(), null, null, 0, 0, proto);
+
+    /// <summary>A float tensor stored as <paramref name="type"/> (fp32, fp16 or bf16).</summary>
+    public static Tensor FromFloats(string name, ReadOnlySpan<float> values, IReadOnlyList<long> shape, TensorProto.Types.DataType type = TensorProto.Types.DataType.Float)
+    {
+        if (values.Length != ShapeMath.Count(shape))
+            throw new ArgumentException($"tensor '{name}': {values.Length} values for shape [{string.Join(",", shape)}]");
+        return FromBytes(name, type, shape, FloatCodec.Encode(values, type));
+    }
+
+    public static Tensor FromInt64s(string name, ReadOnlySpan<long> values, IReadOnlyList<long> shape) =>
+        FromBytes(name, TensorProto.Types.DataType.Int64, shape, MemoryMarshal.AsBytes(values).ToArray());
+
+    public static Tensor FromInt8s(string name, ReadOnlySpan<sbyte> values, IReadOnlyList<long> shape) =>
+        FromBytes(name, TensorProto.Types.DataType.Int8, shape, MemoryMarshal.AsBytes(values).ToArray());
+
+    public static Tensor FromUInt8s(string name, ReadOnlySpan<byte> values, IReadOnlyList<long> shape, TensorProto.Types.DataType type = TensorProto.Types.DataType.Uint8) =>
+        FromBytes(name, type, shape, values.ToArray());
+
+    /// <summary>A view of the raw little-endian bytes. For mapped tensors this reads straight from the mapping.</summary>
+    public ReadOnlySpan<byte> RawBytes
+    {
+        get
+        {
+            if (_bytes is not null)
+                return _bytes;
+            if (_file is null)
+                return ReadOnlySpan<byte>.Empty;
+            if (ByteLength > int.MaxValue)
+                throw new OnnxQuantException(_file.Path, $"tensor '{Name}' is {ByteLength} bytes; a single tensor over 2 GiB is not supported");
+            return _file.Slice(_offset, (int)ByteLength);
+        }
+    }
+
+    /// <summary>The values as float32, converted from fp32, fp16, bf16 or float64 storage.</summary>
+    public float[] ToFloats()
+    {
+        if (!ElementType.IsFloat(DataType))
+            throw new InvalidOperationException($"tensor '{Name}' is {ElementType.Name(DataType)}, not a float type");
+        var result = new float[ElementCount];
+        FloatCodec.Decode(RawBytes, DataType, result);
+        return result;
+    }
+
+    public long[] ToInt64s()
+    {
+        var raw = RawBytes;
+        var result = new long[ElementCount];
+        switch (DataType)
+        {
+            case TensorProto.Types.DataType.Int64:
+                MemoryMarshal.Cast<byte, long>(raw).CopyTo(result);
+                break;
+            case TensorProto.Types.DataType.Int32:
+                var ints = MemoryMarshal.Cast<byte, int>(raw);
+                for (int i = 0; i < ints.Length; i++) result[i] = ints[i];
+                break;
+            default:
+                throw new InvalidOperationException($"tensor '{Name}' is {ElementType.Name(DataType)}, not an integer type");
+        }
+        return result;
+    }
+
+    /// <summary>The same values under another name.</summary>
+    public Tensor Renamed(string name) => new(name, DataType, Shape.ToArray(), _bytes, _file, _offset, ByteLength, StringProto);
+
+    public override string ToString() => $"{Name}: {ElementType.Name(DataType)}[{string.Join(",", Shape)}]";
+}
+
+/// <summary>Converts between float32 and the float storage types.</summary>
+public static class FloatCodec
+{
+    public static byte[] Encode(ReadOnlySpan<float> values, TensorProto.Types.DataType type)
+    {
+        switch (type)
+        {
+            case TensorProto.Types.DataType.Float:
+                return MemoryMarshal.AsBytes(values).ToArray();
+            case TensorProto.Types.DataType.Float16:
+            {
+                var bytes = new byte[values.Length * 2];
+                TensorPrimitives.ConvertToHalf(values, MemoryMarshal.Cast<byte, Half>(bytes.AsSpan()));
+                return bytes;
+            }
+            case TensorProto.Types.DataType.Bfloat16:
+            {
+                var bytes = new byte[values.Length * 2];
+                var dst = MemoryMarshal.Cast<byte, ushort>(bytes.AsSpan());
+                for (int i = 0; i < values.Length; i++) dst[i] = ToBFloat16(values[i]);
+                return bytes;
+            }
+            case TensorProto.Types.DataType.Double:
+            {
+                var bytes = new byte[values.Length * 8];
+                var dst = MemoryMarshal.Cast<byte, double>(bytes.AsSpan());
+                for (int i = 0; i < values.Length; i++) dst[i] = values[i];
+                return bytes;
+            }
+            default:
+                throw new ArgumentException($"{ElementType.Name(type)} is not a float type");
+        }
+    }
+
+    public static void Decode(ReadOnlySpan<byte> raw, TensorProto.Types.DataType type, Span<float> result)
+    {
+        switch (type)
+        {
+            case TensorProto.Types.DataType.Float:
+                MemoryMarshal.Cast<byte, float>(raw).CopyTo(result);
+                break;
+            case TensorProto.Types.DataType.Float16:
+                TensorPrimitives.ConvertToSingle(MemoryMarshal.Cast<byte, Half>(raw), result);
+                break;
+            case TensorProto.Types.DataType.Bfloat16:
+                var bf = MemoryMarshal.Cast<byte, ushort>(raw);
+                for (int i = 0; i < bf.Length; i++) result[i] = BitConverter.Int32BitsToSingle(bf[i] << 16);
+                break;
+            case TensorProto.Types.DataType.Double:
+                var d = MemoryMarshal.Cast<byte, double>(raw);
+                for (int i = 0; i < d.Length; i++) result[i] = (float)d[i];
+                break;
+            default:
+                throw new ArgumentException($"{ElementType.Name(type)} is not a float type");
+        }
+    }
+
+    /// <summary>float32 -> bfloat16 with round-to-nearest-even; NaN stays NaN.</summary>
+    public static ushort ToBFloat16(float value)
+    {
+        uint bits = BitConverter.SingleToUInt32Bits(value);
+        if (float.IsNaN(value))
+            return (ushort)((bits >> 16) | 0x40);
+        uint rounding = 0x7FFF + ((bits >> 16) & 1);
+        return (ushort)((bits + rounding) >> 16);
+    }
+
+    public static float FromBFloat16(ushort bits) => BitConverter.Int32BitsToSingle(bits << 16);
+
+    internal static ushort ReadUInt16(ReadOnlySpan<byte> b) => BinaryPrimitives.ReadUInt16LittleEndian(b);
+}
+
+public static class ShapeMath
+{
+    public static long Count(IReadOnlyList<long> shape)
+    {
+        long n = 1;
+        foreach (var d in shape) n *= d;
+        return n;
+    }
+}
