@@ -74,16 +74,18 @@ public static class ChannelReport
         int plotWidth = Width - Left - Right;
         int yTop = y0 + 30, yBottom = yTop + PlotHeight;
         float max = Math.Max(1e-12f, t.AbsMax.Max());
-        double yMax = NiceCeiling(max * 1.08);
+        double step = NiceStep(max * 1.08 / 4);
+        double yMax = step * Math.Ceiling(max * 1.08 / step);
+        int ticks = (int)Math.Round(yMax / step);
         double X(double channel) => Left + (channel + 0.5) * plotWidth / t.Channels;
         double Y(double v) => yBottom - v / yMax * PlotHeight;
 
         s.Append(Inv($"<text x=\"{Left}\" y=\"{y0 + 18}\" font-size=\"13\" font-weight=\"bold\">{Esc(t.Name)}</text>\n"));
         s.Append(Inv($"<text x=\"{Width - Right}\" y=\"{y0 + 18}\" font-size=\"12\" text-anchor=\"end\" fill=\"#444\">{t.Channels} channels, max/median {outliers.Ratio:0.0}x, range [{t.Min:0.###}, {t.Max:0.###}]</text>\n"));
         s.Append(Inv($"<rect x=\"{Left}\" y=\"{yTop}\" width=\"{plotWidth}\" height=\"{PlotHeight}\" fill=\"#fafafa\" stroke=\"#bbb\"/>\n"));
-        for (int k = 0; k <= 4; k++)
+        for (int k = 0; k <= ticks; k++)
         {
-            double v = yMax * k / 4, y = Y(v);
+            double v = step * k, y = Y(v);
             s.Append(Inv($"<line x1=\"{Left}\" y1=\"{y:0.#}\" x2=\"{Left + plotWidth}\" y2=\"{y:0.#}\" stroke=\"#e3e3e3\"/>"));
             s.Append(Inv($"<text x=\"{Left - 6}\" y=\"{y + 4:0.#}\" font-size=\"11\" text-anchor=\"end\">{Tick(v)}</text>\n"));
         }
@@ -131,10 +133,11 @@ public static class ChannelReport
         return s.ToString();
     }
 
-    private static double NiceCeiling(double v)
+    // The smallest of 1, 2, 2.5, 5 x 10^k that is at least v: axis labels stay short.
+    private static double NiceStep(double v)
     {
         double p = Math.Pow(10, Math.Floor(Math.Log10(v)));
-        foreach (var m in new[] { 1, 1.2, 1.5, 2, 2.5, 3, 4, 5, 6, 8, 10 })
+        foreach (var m in new[] { 1, 2, 2.5, 5, 10 })
             if (m * p >= v) return m * p;
         return 10 * p;
     }
