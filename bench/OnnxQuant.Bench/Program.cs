@@ -25,7 +25,7 @@ else
 {
     Console.Error.WriteLine($"skipping MiniLM: {minilm} is missing (run models/fetch-minilm.sh)");
 }
-foreach (var (name, model, data) in FixtureModels.Create(arguments))
+foreach (var (name, model, data) in BenchFixtures.Create(arguments))
     using (model)
         rows.Add(Measure(name, model, data, settings, arguments.Repeat));
 
