@@ -54,7 +54,7 @@ public static class Int4BlockQuantizer
 
     /// <summary>
     /// Writes <c>dequant(quant(weight))</c> into <paramref name="result"/> (both [K, N]; they may be the same span).
-    /// Bit-identical to <c>Quantize(...).Dequantize()</c>, without allocating the codes: the hot path of AWQ's searches.
+    /// Equal, value for value, to <c>Quantize(...).Dequantize()</c>, without allocating the codes: the hot path of AWQ's searches.
     /// </summary>
     public static void FakeQuantize(ReadOnlySpan<float> weight, Span<float> result, int k, int n, Int4QuantOptions? options = null, ReadOnlySpan<float> clipRatios = default)
     {

@@ -16,7 +16,8 @@ public enum Int4Scheme
     /// Runtime's own blockwise quantizer convention): <c>e</c> lands exactly on code 0 (-8) and the scale may be
     /// negative. It uses all 16 codes: on Gaussian, Laplace and Student-t weights this gave about 22% lower MSE than
     /// <c>absmax / 7</c> (numpy check, block sizes 32 and 128), at the cost of clipping values of the opposite sign
-    /// beyond 7.5 |scale| (error there at most |scale| instead of |scale| / 2).
+    /// beyond 7.5 |scale| (error there at most |scale| instead of |scale| / 2). When |max| == |min| the positive value
+    /// is the extreme (ORT takes the negative one; both give the same error).
     /// </summary>
     Symmetric,
 }
