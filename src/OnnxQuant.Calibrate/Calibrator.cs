@@ -1,0 +1,236 @@
+using System.Diagnostics;
+using System.Runtime.InteropServices;
+using Microsoft.ML.OnnxRuntime;
+using Microsoft.ML.OnnxRuntime.Tensors;
+using OnnxQuant.Calibrate.Data;
+using OnnxQuant.Calibrate.Recording;
+using OnnxQuant.Calibrate.Sessions;
+using OnnxQuant.IO;
+using OnnxQuant.Statistics;
+
+namespace OnnxQuant.Calibrate;
+
+/// <summary>Knobs of a calibration run (the data itself comes as a <see cref="CalibrationDataset"/>).</summary>
+public sealed record CalibrationOptions
+{
+    /// <summary>Samples per inference run.</summary>
+    public int BatchSize { get; init; } = 1;
+
+    /// <summary>Most bytes one batch's recorded activations may take; above it the tensors are recorded in several runs.</summary>
+    public long MaxMemoryBytes { get; init; } = 2L << 30;
+
+    /// <summary>Rows (tokens) kept per tensor for AWQ's search.</summary>
+    public int SampleRowsPerTensor { get; init; } = 512;
+
+    /// <summary>Seeds the row reservoir; recorded in the statistics with the data's seed.</summary>
+    public int Seed { get; init; }
+
+    /// <summary>Which activations to record; null records the input of every quantizable MatMul/Gemm.</summary>
+    public IReadOnlyList<string>? Tensors { get; init; }
+}
+
+/// <summary>Progress after each batch; the CLI draws it, the library only reports it.</summary>
+public sealed record CalibrationProgress(int Run, int Runs, int SamplesDone, int SamplesTotal, long TokensDone, TimeSpan Elapsed);
+
+/// <summary>The statistics plus how the run went.</summary>
+/// <param name="SessionTime">Of <paramref name="Elapsed"/>, the time spent building the recording copies and loading their sessions.</param>
+/// <param name="InferenceTime">Of <paramref name="Elapsed"/>, the time spent inside ONNX Runtime's Run.</param>
+/// <param name="ReductionTime">The time the reductions took; they overlap the next batch's inference.</param>
+/// <param name="ReductionWait">Of <paramref name="Elapsed"/>, the time inference waited for a reduction to finish.</param>
+public sealed record CalibrationResult(CalibrationStats Stats, string Device, string? Notice, int Runs, long Tokens, TimeSpan Elapsed,
+    TimeSpan SessionTime, TimeSpan InferenceTime, TimeSpan ReductionTime, TimeSpan ReductionWait)
+{
+    /// <summary>Calibration tokens per second of wall time (each token counted once, however many runs).</summary>
+    public double TokensPerSecond => Tokens / Math.Max(1e-9, Elapsed.TotalSeconds);
+}
+
+/// <summary>
+/// Runs the model on calibration windows and reduces the inputs of its quantizable linears to
+/// <see cref="ActivationStats"/> batch by batch. When one batch's recorded tensors would exceed the memory budget the
+/// tensors are split into groups, each recorded by its own pruned copy of the model over all samples.
+/// </summary>
+public static class Calibrator
+{
+    public static CalibrationResult Run(OnnxModel model, CalibrationDataset data, CalibrationOptions options, SessionSettings session,
+        IProgress<CalibrationProgress>? progress = null, CancellationToken cancel = default)
+    {
+        string label = model.SourcePath ?? model.Graph.Name;
+        var tensors = SelectTensors(model, options, label);
+        if (data.Samples.Count == 0)
+            throw new OnnxQuantException(label, "there are no calibration samples");
+        int batch = Math.Max(1, Math.Min(options.BatchSize, data.Samples.Count));
+        // Two batches' outputs are alive at once (one reduced while the next is computed): each gets half the budget.
+        var groups = RecordedTensor.Partition(tensors, (long)batch * data.SequenceLength, options.MaxMemoryBytes / 2);
+        var reducers = tensors.ToDictionary(t => t.Name, t => new TensorReducer(t.Name, t.Channels, options.SampleRowsPerTensor, (ulong)options.Seed), StringComparer.Ordinal);
+        var clock = Stopwatch.StartNew();
+        var recording = new RecordingModel(model);
+        var inferenceTime = TimeSpan.Zero;
+        var reduceWait = TimeSpan.Zero;
+        long reduceTicks = 0;
+        var sessionTime = clock.Elapsed;
+        string device = "cpu";
+        string? notice = null;
+        int totalSteps = groups.Count * data.Samples.Count, stepsDone = 0;
+        for (int g = 0; g < groups.Count; g++)
+        {
+            var names = groups[g].Select(t => t.Name).ToList();
+            var opening = clock.Elapsed;
+            using var opened = SessionFactory.Open(recording.Serialize(names), session, recording.ExternalDataFolder, label);
+            sessionTime += clock.Elapsed - opening;
+            (device, notice) = (opened.Device, notice ?? opened.Notice);
+            using var runOptions = new RunOptions();
+            // While ORT runs batch t+1, batch t's outputs are reduced on the thread pool: the reduction hides behind
+            // inference (on a GPU entirely; on a CPU in ORT's idle moments). One reduction at a time keeps the order,
+            // so the statistics do not depend on timing.
+            Task? reducing = null;
+            IDisposable? reducingOutputs = null;
+            try
+            {
+                for (int start = 0; start < data.Samples.Count; start += batch)
+                {
+                    cancel.ThrowIfCancellationRequested();
+                    var samples = data.Samples.Skip(start).Take(batch).ToList();
+                    var outputs = RunBatch(opened.Session, runOptions, samples, names, label, start);
+                    inferenceTime += outputs.Elapsed;
+                    var types = CheckOutputs(outputs.Values, names, reducers);
+                    var waiting = clock.Elapsed;
+                    Finish(reducing);
+                    reduceWait += clock.Elapsed - waiting;
+                    reducingOutputs?.Dispose();
+                    reducingOutputs = outputs.Values;
+                    reducing = Task.Run(() =>
+                    {
+                        var timer = Stopwatch.StartNew();
+                        Reduce(outputs.Values, names, types, reducers, session.Threads);
+                        reduceTicks += timer.Elapsed.Ticks;
+                    });
+                    stepsDone += samples.Count;
+                    progress?.Report(new CalibrationProgress(g + 1, groups.Count, stepsDone, totalSteps,
+                        (long)stepsDone * data.SequenceLength / groups.Count, clock.Elapsed));
+                }
+                var last = clock.Elapsed;
+                Finish(reducing);
+                reduceWait += clock.Elapsed - last;
+                reducing = null;
+            }
+            finally
+            {
+                if (reducing is not null)
+                    try { reducing.Wait(); } catch (AggregateException) { } // already failing: just let it end before disposing
+                reducingOutputs?.Dispose();
+            }
+        }
+        var info = new CalibrationInfo
+        {
+            Samples = data.Samples.Count,
+            SequenceLength = data.SequenceLength,
+            Seed = options.Seed,
+            Data = data.Description,
+            Tokenizer = data.TokenizerDescription,
+        };
+        var stats = new CalibrationStats(ModelFingerprint.Compute(model.Graph), info, reducers.Values.Select(r => r.ToStats()));
+        return new CalibrationResult(stats, device, notice, groups.Count, data.TotalTokens, clock.Elapsed, sessionTime, inferenceTime, new TimeSpan(reduceTicks), reduceWait);
+    }
+
+    private static List<RecordedTensor> SelectTensors(OnnxModel model, CalibrationOptions options, string label)
+    {
+        var all = RecordedTensor.FindAll(model.Graph);
+        if (all.Count == 0)
+            throw new OnnxQuantException(label, "has no MatMul or Gemm with a constant weight, so there is nothing to calibrate", ExitCode.Unsupported);
+        if (options.Tensors is null)
+            return all;
+        var byName = all.ToDictionary(t => t.Name, StringComparer.Ordinal);
+        var unknown = options.Tensors.Where(n => !byName.ContainsKey(n)).ToList();
+        if (unknown.Count > 0)
+            throw new OnnxQuantException(label, $"{string.Join(", ", unknown.Select(n => $"'{n}'"))} is not the input of a quantizable MatMul/Gemm");
+        return options.Tensors.Distinct().Select(n => byName[n]).ToList();
+    }
+
+    private sealed record BatchOutputs(IDisposableReadOnlyCollection<OrtValue> Values, TimeSpan Elapsed);
+
+    private static BatchOutputs RunBatch(InferenceSession session, RunOptions runOptions, List<int[]> samples, List<string> names, string label, int start)
+    {
+        var (inputNames, inputValues) = InputFeeds.Build(session.InputMetadata, samples, label);
+        try
+        {
+            var timer = Stopwatch.StartNew();
+            var outputs = session.Run(runOptions, inputNames, inputValues, names);
+            return new BatchOutputs(outputs, timer.Elapsed);
+        }
+        catch (OnnxRuntimeException e)
+        {
+            throw new OnnxQuantException(label, $"ONNX Runtime failed while running calibration sample {start + 1}: {e.Message.Split('\n')[0]}", ExitCode.Unsupported, e);
+        }
+        finally
+        {
+            foreach (var v in inputValues) v.Dispose();
+        }
+    }
+
+    // Checked before the reduction starts: an exception from the thread pool would reach the user wrapped.
+    private static TensorElementType[] CheckOutputs(IReadOnlyList<OrtValue> outputs, List<string> names, Dictionary<string, TensorReducer> reducers)
+    {
+        var types = new TensorElementType[outputs.Count];
+        for (int i = 0; i < outputs.Count; i++)
+        {
+            var info = outputs[i].GetTensorTypeAndShape();
+            int channels = reducers[names[i]].Channels;
+            if (info.Shape.Length == 0 || info.Shape[^1] != channels)
+                throw new OnnxQuantException(null, $"recorded tensor '{names[i]}' has shape [{string.Join(",", info.Shape)}], but the MatMul reading it has {channels} input channels", ExitCode.Unsupported);
+            if (info.ElementDataType is not (TensorElementType.Float or TensorElementType.Float16 or TensorElementType.BFloat16))
+                throw new OnnxQuantException(null, $"recorded tensor '{names[i]}' is {info.ElementDataType}, not a float type", ExitCode.Unsupported);
+            types[i] = info.ElementDataType;
+        }
+        return types;
+    }
+
+    private static void Finish(Task? reduction)
+    {
+        if (reduction is null)
+            return;
+        try
+        {
+            reduction.Wait();
+        }
+        catch (AggregateException e) when (e.InnerExceptions.Count == 1)
+        {
+            System.Runtime.ExceptionServices.ExceptionDispatchInfo.Capture(e.InnerExceptions[0]).Throw();
+        }
+    }
+
+    private static void Reduce(IReadOnlyList<OrtValue> outputs, List<string> names, TensorElementType[] types, Dictionary<string, TensorReducer> reducers, int threads)
+    {
+        var parallel = new ParallelOptions { MaxDegreeOfParallelism = threads > 0 ? threads : Environment.ProcessorCount };
+        Parallel.For(0, outputs.Count, parallel, () => Array.Empty<float>(), (i, _, buffer) =>
+        {
+            var reducer = reducers[names[i]];
+            if (types[i] == TensorElementType.Float)
+                reducer.Add(outputs[i].GetTensorDataAsSpan<float>());
+            else
+                buffer = AddConverted(outputs[i], types[i], reducer, buffer);
+            return buffer;
+        }, _ => { });
+    }
+
+    // Converts 16-bit floats in row chunks so the reducer always sees float32 without a full-size copy.
+    private static float[] AddConverted(OrtValue value, TensorElementType type, TensorReducer reducer, float[] buffer)
+    {
+        var raw = MemoryMarshal.Cast<byte, ushort>(value.GetTensorDataAsSpan<byte>());
+        int chunkRows = Math.Max(1, 8192 / reducer.Channels);
+        int chunk = chunkRows * reducer.Channels;
+        if (buffer.Length < chunk)
+            buffer = new float[chunk];
+        for (int offset = 0; offset < raw.Length; offset += chunk)
+        {
+            var src = raw.Slice(offset, Math.Min(chunk, raw.Length - offset));
+            var dst = buffer.AsSpan(0, src.Length);
+            if (type == TensorElementType.Float16)
+                System.Numerics.Tensors.TensorPrimitives.ConvertToSingle(MemoryMarshal.Cast<ushort, Half>(src), dst);
+            else
+                for (int j = 0; j < src.Length; j++)
+                    dst[j] = OnnxQuant.IR.FloatCodec.FromBFloat16(src[j]);
+            reducer.Add(dst);
+        }
+        return buffer;
+    }
+}
