@@ -13,17 +13,20 @@ if ! /usr/bin/python3 -c "import onnx" 2>/dev/null && [ "$(id -u)" = 0 ] && comm
     || echo "note: could not install python3-onnx; onnx.checker tests will be skipped"
 fi
 
+# An independent ONNX Runtime consumer (npm onnxruntime-node) that the tests load every emitted model in.
+if [ ! -d tools/ort-node/node_modules/onnxruntime-node ]; then
+  (cd tools/ort-node && npm ci --no-audit --no-fund --loglevel=error)
+fi
+
 dotnet build OnnxQuant.sln -c Release -nologo -clp:ErrorsOnly
 log=$(mktemp)
 set +e
 dotnet test OnnxQuant.sln -c Release --no-build -nologo --logger "console;verbosity=normal" 2>&1 | tee "$log"
 status=${PIPESTATUS[0]}
 set -e
-# dotnet test's own summary is not a line CI reads; restate it plainly.
-summary=$(grep -E "^(Passed|Failed)!" "$log" | tail -n 1)
-failed=$(sed -nE 's/.*Failed: *([0-9]+).*/\1/p' <<<"$summary")
-passed=$(sed -nE 's/.*Passed: *([0-9]+).*/\1/p' <<<"$summary")
-skipped=$(sed -nE 's/.*Skipped: *([0-9]+).*/\1/p' <<<"$summary")
+# dotnet test's own summary ("Total tests: N", "Passed: N", "Failed: N", "Skipped: N") is not a line CI reads; restate it.
+count() { awk -v key="$1" '$1 == key":" { n += $2 } END { print n + 0 }' "$log"; }
+passed=$(count Passed); failed=$(count Failed); skipped=$(count Skipped)
 rm -f "$log"
 echo "tests: ${passed:-0} passed, ${failed:-0} failed, ${skipped:-0} skipped"
 exit "$status"
