@@ -1,0 +1,61 @@
+using OnnxQuant.Analysis;
+using Spectre.Console;
+
+namespace OnnxQuant.Cli;
+
+/// <summary>Renders a <see cref="ModelSummary"/> for a terminal.</summary>
+public static class InspectPrinter
+{
+    public static void Print(IAnsiConsole console, ModelSummary s)
+    {
+        var files = s.Files;
+        string data = files.ExternalData.Count == 0
+            ? "no external data"
+            : $"model {Format.Bytes(files.ModelBytes)} + external data {Format.Bytes(files.ExternalDataBytes)} in {files.ExternalData.Count} file(s)";
+        console.MarkupLine($"[bold]{Markup.Escape(files.Path ?? "(in memory)")}[/]  {Format.Bytes(files.TotalBytes)} ({Markup.Escape(data)})");
+        string opsets = string.Join(", ", s.Opsets.Select(o => $"{o.Domain} {o.Version}"));
+        console.WriteLine($"ir_version {s.IrVersion}, producer {(s.Producer.Length > 0 ? s.Producer : "(none)")}, opsets {opsets}");
+        console.WriteLine();
+
+        var io = new Table().Border(TableBorder.Simple).AddColumns("", "name", "dtype", "shape");
+        foreach (var v in s.Inputs) io.AddRow("input", Markup.Escape(v.Name), v.Dtype, Markup.Escape(v.ShapeText));
+        foreach (var v in s.Outputs) io.AddRow("output", Markup.Escape(v.Name), v.Dtype, Markup.Escape(v.ShapeText));
+        console.Write(io);
+
+        console.WriteLine($"{s.NodeCount} nodes: " + string.Join(", ", s.Ops.Select(o => $"{o.Op} {o.Count}")));
+        console.WriteLine();
+
+        var parameters = new Table().Border(TableBorder.Simple).AddColumns("dtype", "tensors", "parameters", "bytes");
+        foreach (var p in s.Parameters)
+            parameters.AddRow(p.Dtype, p.Tensors.ToString(), Format.Count(p.Elements), Format.Bytes(p.Bytes));
+        parameters.AddRow("[bold]total[/]", s.Parameters.Sum(p => p.Tensors).ToString(), Format.Count(s.ParameterCount), Format.Bytes(s.ParameterBytes));
+        console.Write(parameters);
+
+        if (s.Linears.Count > 0)
+        {
+            var linears = new Table().Border(TableBorder.Simple).Title("quantizable linears")
+                .AddColumns("node", "op", "K x N", "weight", "bias", "activation from", "producer");
+            foreach (var l in s.Linears)
+                linears.AddRow(Markup.Escape(l.Name), l.Op, $"{l.K} x {l.N}", l.WeightDtype, l.Bias ? "yes" : "no",
+                    l.ProducerKind.ToString(), Markup.Escape(ProducerText(l)));
+            console.Write(linears);
+        }
+        console.WriteLine(SummaryLine(s));
+    }
+
+    private static string ProducerText(LinearSummary l)
+    {
+        string node = l.ProducerNode is null ? "(graph input)" : l.ProducerOutput > 0 ? $"{l.ProducerNode} output {l.ProducerOutput}" : l.ProducerNode;
+        return l.Gamma is null ? node : $"{node}, gamma {l.Gamma}";
+    }
+
+    /// <summary>"36 MatMul + 1 Gemm quantizable, 22.7M parameters".</summary>
+    public static string SummaryLine(ModelSummary s)
+    {
+        var parts = new List<string>();
+        if (s.QuantizableMatMuls > 0) parts.Add($"{s.QuantizableMatMuls} MatMul");
+        if (s.QuantizableGemms > 0) parts.Add($"{s.QuantizableGemms} Gemm");
+        string linears = parts.Count == 0 ? "no linear with a constant weight (nothing to quantize)" : string.Join(" + ", parts) + " quantizable";
+        return $"{linears}, {Format.Count(s.ParameterCount)} parameters";
+    }
+}

@@ -1,0 +1,133 @@
+using Onnx;
+using OnnxQuant.IO;
+using OnnxQuant.IR;
+
+namespace OnnxQuant.Analysis;
+
+/// <summary>
+/// What `onnxquant inspect` shows, as plain data (serialized as is for --json): header facts, graph inputs/outputs, the op
+/// histogram, parameters by dtype and the quantizable linears with the producers of their activations.
+/// </summary>
+public sealed record ModelSummary(
+    ModelFiles Files,
+    long IrVersion,
+    string Producer,
+    IReadOnlyList<OpsetEntry> Opsets,
+    IReadOnlyList<ValueSummary> Inputs,
+    IReadOnlyList<ValueSummary> Outputs,
+    int NodeCount,
+    IReadOnlyList<OpCount> Ops,
+    IReadOnlyList<DtypeParameters> Parameters,
+    long ParameterCount,
+    long ParameterBytes,
+    IReadOnlyList<LinearSummary> Linears)
+{
+    public int QuantizableMatMuls => Linears.Count(l => l.Op == "MatMul");
+
+    public int QuantizableGemms => Linears.Count(l => l.Op == "Gemm");
+
+    public static ModelSummary Create(OnnxModel model)
+    {
+        var graph = model.Graph;
+        var linears = LinearNode.FindAll(graph);
+        var constants = graph.Initializers.Values.Concat(ConstantNodeTensors(graph)).ToList();
+        var parameters = constants
+            .GroupBy(t => ElementType.Name(t.DataType))
+            .Select(g => new DtypeParameters(g.Key, g.Count(), g.Sum(t => t.ElementCount), g.Sum(t => t.ByteLength)))
+            .OrderByDescending(p => p.Bytes)
+            .ToList();
+        var ops = graph.Nodes
+            .GroupBy(OpName)
+            .Select(g => new OpCount(g.Key, g.Count()))
+            .OrderByDescending(o => o.Count).ThenBy(o => o.Op, StringComparer.Ordinal)
+            .ToList();
+        var producer = model.Header.ProducerName + (model.Header.ProducerVersion.Length > 0 ? " " + model.Header.ProducerVersion : "");
+        return new ModelSummary(
+            ModelFiles.Of(model),
+            model.Header.IrVersion,
+            producer.Trim(),
+            model.Header.OpsetImport.Select(o => new OpsetEntry(o.Domain is "" or "ai.onnx" ? "ai.onnx" : o.Domain, o.Version)).ToList(),
+            graph.Inputs.Where(i => !graph.Initializers.ContainsKey(i.Name)).Select(ValueSummary.Of).ToList(),
+            graph.Outputs.Select(ValueSummary.Of).ToList(),
+            graph.Nodes.Count,
+            ops,
+            parameters,
+            parameters.Sum(p => p.Elements),
+            parameters.Sum(p => p.Bytes),
+            linears.Select(l => LinearSummary.Of(graph, l, linears)).ToList());
+    }
+
+    /// <summary>"MatMul", or "com.microsoft.MatMulNBits" for ops outside the default domain.</summary>
+    public static string OpName(NodeProto node) =>
+        node.Domain is "" or "ai.onnx" ? node.OpType : $"{node.Domain}.{node.OpType}";
+
+    private static IEnumerable<Tensor> ConstantNodeTensors(Graph graph)
+    {
+        foreach (var node in graph.Nodes)
+            if (node.IsOnnx("Constant") && node.Output.Count == 1 && graph.GetConstant(node.Output[0]) is { } t)
+                yield return t;
+    }
+}
+
+/// <summary>The model file, the external data files it maps, and their sizes in bytes (0 for an in-memory model).</summary>
+public sealed record ModelFiles(string? Path, long ModelBytes, IReadOnlyList<string> ExternalData, long ExternalDataBytes)
+{
+    public long TotalBytes => ModelBytes + ExternalDataBytes;
+
+    public static ModelFiles Of(OnnxModel model)
+    {
+        long modelBytes = model.SourcePath is { } p && File.Exists(p) ? new FileInfo(p).Length : 0;
+        var data = model.ExternalDataPaths.Distinct().ToList();
+        return new ModelFiles(model.SourcePath, modelBytes, data, data.Where(File.Exists).Sum(d => new FileInfo(d).Length));
+    }
+}
+
+public sealed record OpsetEntry(string Domain, long Version);
+
+public sealed record OpCount(string Op, int Count);
+
+public sealed record DtypeParameters(string Dtype, int Tensors, long Elements, long Bytes);
+
+/// <summary>A graph input or output: element type and shape, symbolic dims by name and unknown dims as "?".</summary>
+public sealed record ValueSummary(string Name, string Dtype, IReadOnlyList<string>? Shape)
+{
+    public static ValueSummary Of(ValueInfoProto value)
+    {
+        var tensor = value.Type?.TensorType;
+        if (tensor is null)
+            return new ValueSummary(value.Name, value.Type?.ValueCase.ToString().ToLowerInvariant() ?? "unknown", null);
+        var shape = tensor.Shape?.Dim.Select(d => d.ValueCase switch
+        {
+            TensorShapeProto.Types.Dimension.ValueOneofCase.DimValue => d.DimValue.ToString(System.Globalization.CultureInfo.InvariantCulture),
+            TensorShapeProto.Types.Dimension.ValueOneofCase.DimParam => d.DimParam,
+            _ => "?",
+        }).ToList();
+        return new ValueSummary(value.Name, ElementType.Name(tensor.ElemType), shape);
+    }
+
+    public string ShapeText => Shape is null ? "(unknown rank)" : $"[{string.Join(", ", Shape)}]";
+}
+
+/// <summary>One quantizable linear: its logical K x N weight and what produces its activation.</summary>
+public sealed record LinearSummary(
+    string Name,
+    string Op,
+    int K,
+    int N,
+    string WeightDtype,
+    string Weight,
+    bool Bias,
+    ProducerKind ProducerKind,
+    string? ProducerNode,
+    int ProducerOutput,
+    string? Gamma,
+    string? Beta)
+{
+    public static LinearSummary Of(Graph graph, LinearNode linear, IReadOnlyList<LinearNode> all)
+    {
+        var producer = ActivationProducer.Of(graph, linear, all);
+        return new LinearSummary(linear.Name, linear.OpType, linear.K, linear.N, ElementType.Name(linear.WeightType),
+            linear.WeightName, linear.Bias is not null, producer.Kind, producer.Node?.Name, producer.OutputIndex,
+            producer.Norm?.Gamma, producer.Norm?.Beta);
+    }
+}
