@@ -41,6 +41,9 @@ public sealed class Tensor
     /// <summary>True while the bytes still live in a mapped external-data file (nothing copied yet).</summary>
     public bool IsMapped => _file is not null;
 
+    /// <summary>The mapped external-data file and offset this tensor still reads from, or null once it lives in memory.</summary>
+    internal (MappedFile File, long Offset)? MappedLocation => _file is null ? null : (_file, _offset);
+
     /// <summary>String tensors are kept as their original proto; nothing in OnnxQuant computes on them.</summary>
     internal TensorProto? StringProto { get; }
 
