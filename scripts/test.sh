@@ -13,6 +13,11 @@ if ! /usr/bin/python3 -c "import onnx" 2>/dev/null && [ "$(id -u)" = 0 ] && comm
     || echo "note: could not install python3-onnx; onnx.checker tests will be skipped"
 fi
 
+# An independent ONNX Runtime consumer (npm onnxruntime-node) that the tests load every emitted model in.
+if [ ! -d tools/ort-node/node_modules/onnxruntime-node ]; then
+  (cd tools/ort-node && npm ci --no-audit --no-fund --loglevel=error)
+fi
+
 dotnet build OnnxQuant.sln -c Release -nologo -clp:ErrorsOnly
 log=$(mktemp)
 set +e

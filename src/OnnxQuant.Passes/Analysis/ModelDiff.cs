@@ -179,6 +179,7 @@ public sealed record TensorInfo(string Dtype, IReadOnlyList<long> Shape, long By
 {
     public static TensorInfo Of(Tensor t) => new(ElementType.Name(t.DataType), t.Shape.ToArray(), t.ByteLength);
 
+    [System.Text.Json.Serialization.JsonIgnore]
     public string ShapeText => $"[{string.Join(", ", Shape)}]";
 }
 

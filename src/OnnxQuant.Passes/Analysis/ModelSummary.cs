@@ -105,6 +105,7 @@ public sealed record ValueSummary(string Name, string Dtype, IReadOnlyList<strin
         return new ValueSummary(value.Name, ElementType.Name(tensor.ElemType), shape);
     }
 
+    [System.Text.Json.Serialization.JsonIgnore]
     public string ShapeText => Shape is null ? "(unknown rank)" : $"[{string.Join(", ", Shape)}]";
 }
 
@@ -112,6 +113,7 @@ public sealed record ValueSummary(string Name, string Dtype, IReadOnlyList<strin
 public sealed record LinearSummary(
     string Name,
     string Op,
+    string Activation,
     int K,
     int N,
     string WeightDtype,
@@ -126,7 +128,7 @@ public sealed record LinearSummary(
     public static LinearSummary Of(Graph graph, LinearNode linear, IReadOnlyList<LinearNode> all)
     {
         var producer = ActivationProducer.Of(graph, linear, all);
-        return new LinearSummary(linear.Name, linear.OpType, linear.K, linear.N, ElementType.Name(linear.WeightType),
+        return new LinearSummary(linear.Name, linear.OpType, linear.Activation, linear.K, linear.N, ElementType.Name(linear.WeightType),
             linear.WeightName, linear.Bias is not null, producer.Kind, producer.Node?.Name, producer.OutputIndex,
             producer.Norm?.Gamma, producer.Norm?.Beta);
     }

@@ -1,0 +1,58 @@
+using System.Text.Json;
+
+namespace OnnxQuant.Tests.Cli;
+
+/// <summary>
+/// A fact about the real MiniLM (models/minilm/model.onnx, fetched by models/fetch-minilm.sh). Skipped when the model
+/// is absent, except under CI (CI=true), where the model must have been fetched and a missing file fails the test.
+/// </summary>
+public sealed class MiniLmFactAttribute : FactAttribute
+{
+    public static string ModelPath => Path.Combine(CliHarness.RepoRoot(), "models", "minilm", "model.onnx");
+
+    public MiniLmFactAttribute()
+    {
+        if (!File.Exists(ModelPath) && Environment.GetEnvironmentVariable("CI") != "true")
+            Skip = $"{ModelPath} is absent: run models/fetch-minilm.sh to fetch MiniLM";
+    }
+}
+
+public class MiniLmInspectTests
+{
+    [MiniLmFact]
+    public void InspectFindsEveryLinearAndTheLayerNormFeedingQkv()
+    {
+        Assert.True(File.Exists(MiniLmFactAttribute.ModelPath), $"{MiniLmFactAttribute.ModelPath} is missing (CI must fetch it with models/fetch-minilm.sh)");
+
+        var result = CliHarness.Run("inspect", MiniLmFactAttribute.ModelPath, "--json");
+
+        Assert.Equal((0, ""), (result.ExitCode, result.Error));
+        var json = result.Json();
+        Assert.Equal(36, json.GetProperty("quantizable_mat_muls").GetInt32());
+        Assert.Equal(1, json.GetProperty("quantizable_gemms").GetInt32());
+        var linears = json.GetProperty("linears").EnumerateArray().ToList();
+        Assert.Equal(37, linears.Count);
+
+        // q/k/v: the three 384x384 linears that read one activation. Six layers, each fed by a LayerNorm.
+        var qkv = linears.GroupBy(l => l.GetProperty("activation").GetString()).Where(g => g.Count() == 3).ToList();
+        Assert.Equal(6, qkv.Count);
+        foreach (var group in qkv)
+            foreach (var linear in group)
+            {
+                Assert.Equal((384, 384), (linear.GetProperty("k").GetInt32(), linear.GetProperty("n").GetInt32()));
+                Assert.Contains(linear.GetProperty("producer_kind").GetString(), new[] { "LayerNorm", "DecomposedLayerNorm" });
+                Assert.EndsWith("LayerNorm.weight", linear.GetProperty("gamma").GetString());
+                Assert.EndsWith("LayerNorm.bias", linear.GetProperty("beta").GetString());
+            }
+        // Layer i's q/k/v read the LayerNorm that ends layer i-1 (the embeddings' for layer 0).
+        Assert.Equal(
+            ["embeddings.LayerNorm.weight", .. Enumerable.Range(0, 5).Select(i => $"encoder.layer.{i}.output.LayerNorm.weight")],
+            qkv.Select(g => g.First().GetProperty("gamma").GetString()));
+
+        // The MLP up-projections (384 -> 1536) also read a LayerNorm; their down-projections read GELU (Other).
+        var up = linears.Where(l => l.GetProperty("n").GetInt32() == 1536).ToList();
+        Assert.Equal(6, up.Count);
+        Assert.All(up, l => Assert.Equal("DecomposedLayerNorm", l.GetProperty("producer_kind").GetString()));
+        Assert.All(linears, l => Assert.True(l.GetProperty("bias").GetBoolean()));
+    }
+}
