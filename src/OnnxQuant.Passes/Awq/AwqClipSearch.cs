@@ -31,12 +31,13 @@ public static class AwqClipSearch
         var errors = new float[blocks];
         var ratios = new float[n];
         double unclipped = 0;
+        var grams = BlockGrams.Create(rows, q.BlockSize);
         for (int i = 0; i <= options.ClipSteps; i++)
         {
             cancel.ThrowIfCancellationRequested();
             float ratio = 1f - options.MaxShrink * i / options.ClipSteps;
             ratios.AsSpan().Fill(ratio);
-            QuantizationError.BlockSquaredErrors(rows, weight, n, q, i == 0 ? default : ratios, errors);
+            QuantizationError.BlockSquaredErrors(grams, weight, n, q, i == 0 ? default : ratios, errors);
             if (i == 0)
             {
                 errors.CopyTo(bestError, 0);

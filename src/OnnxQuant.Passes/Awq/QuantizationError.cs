@@ -50,17 +50,21 @@ public static class QuantizationError
     /// <summary>
     /// The squared output error of each 4-bit block on its own: <c>errors[n * kBlocks + g] = Σ_r (X[r, g] · Δ[g, n])²</c>,
     /// where g is block g's slice of K. The clip search picks a ratio per block from these (the blocks' errors are treated
-    /// as independent, as the reference AWQ does).
+    /// as independent, as the reference AWQ does). Computed as <c>Δ_gᵀ G_g Δ_g</c> with the block Gram matrices
+    /// <paramref name="grams"/> (<c>X_gᵀ X_g</c>): block² instead of rows x block multiply-adds per weight.
     /// </summary>
-    public static void BlockSquaredErrors(MatrixView x, float[] weight, int n, Int4QuantOptions options, ReadOnlySpan<float> clipRatios, Span<float> errors)
+    public static void BlockSquaredErrors(BlockGrams grams, float[] weight, int n, Int4QuantOptions options, ReadOnlySpan<float> clipRatios, Span<float> errors)
     {
-        int k = x.Cols, bs = options.BlockSize, kBlocks = (k + bs - 1) / bs;
-        CheckShapes(x, weight, n, default);
+        int k = grams.K, bs = options.BlockSize, kBlocks = (k + bs - 1) / bs;
+        if (grams.BlockSize != bs)
+            throw new ArgumentException($"Gram matrices of blocks of {grams.BlockSize} for a quantization block of {bs}");
+        if (n <= 0 || weight.Length != (long)k * n)
+            throw new ArgumentException($"weight holds {weight.Length} values; [K={k}, N={n}] needs {(long)k * n}");
         if (errors.Length != n * kBlocks)
             throw new ArgumentException($"block errors need N * k_blocks = {n * kBlocks} values, got {errors.Length}");
-        int chunk = ChunkColumns(k, x.Rows, n);
+        int chunk = ChunkColumns(k, bs, n);
         var delta = ArrayPool<float>.Shared.Rent(k * chunk);
-        var error = ArrayPool<float>.Shared.Rent(x.Rows * chunk);
+        var product = ArrayPool<float>.Shared.Rent(bs * chunk);
         var columnSums = new float[chunk];
         try
         {
@@ -69,27 +73,24 @@ public static class QuantizationError
                 int width = Math.Min(chunk, n - c0);
                 WeightDelta(weight, n, c0, width, default, options, SliceClip(clipRatios, n, k, bs, c0, width), delta);
                 var deltaView = MatrixView.Of(delta, k, width);
-                var e = MatrixView.Of(error, x.Rows, width);
                 for (int g = 0; g < kBlocks; g++)
                 {
                     int rows = Math.Min(bs, k - g * bs);
-                    MatrixMultiply.Multiply(x.Columns(g * bs, rows), deltaView.RowRange(g * bs, rows), e);
+                    // T = G_g · Δ_g, then error[n] = Σ_i Δ_g[i, n] T[i, n].
+                    MatrixMultiply.Multiply(MatrixView.Of(grams.Block(g), rows, rows), deltaView.RowRange(g * bs, rows), MatrixView.Of(product, rows, width));
                     var sums = columnSums.AsSpan(0, width);
                     sums.Clear();
-                    for (int r = 0; r < x.Rows; r++)
-                    {
-                        var row = error.AsSpan(r * width, width);
-                        TensorPrimitives.MultiplyAdd(row, row, sums, sums);
-                    }
+                    for (int i = 0; i < rows; i++)
+                        TensorPrimitives.MultiplyAdd(delta.AsSpan((g * bs + i) * width, width), product.AsSpan(i * width, width), sums, sums);
                     for (int j = 0; j < width; j++)
-                        errors[(c0 + j) * kBlocks + g] = sums[j];
+                        errors[(c0 + j) * kBlocks + g] = MathF.Max(sums[j], 0f);
                 }
             }
         }
         finally
         {
             ArrayPool<float>.Shared.Return(delta);
-            ArrayPool<float>.Shared.Return(error);
+            ArrayPool<float>.Shared.Return(product);
         }
     }
 

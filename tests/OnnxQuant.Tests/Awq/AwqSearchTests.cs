@@ -34,7 +34,7 @@ public class AwqSearchTests
         var w = AwqTestData.Gaussian(rng, k * n, 0.05f);
         var ratios = Enumerable.Range(0, n).Select(i => 0.6f + 0.4f * i / n).ToArray();
         var errors = new float[n * kBlocks];
-        QuantizationError.BlockSquaredErrors(MatrixView.Of(x, r, k), w, n, Q32, ratios, errors);
+        QuantizationError.BlockSquaredErrors(BlockGrams.Create(MatrixView.Of(x, r, k), 32), w, n, Q32, ratios, errors);
 
         var q = w.ToArray();
         Int4BlockQuantizer.FakeQuantizeInPlace(q, k, n, Q32, ratios);
