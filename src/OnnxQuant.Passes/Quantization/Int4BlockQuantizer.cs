@@ -1,3 +1,4 @@
+using System.Buffers;
 using System.Numerics;
 using System.Numerics.Tensors;
 using Onnx;
@@ -53,7 +54,7 @@ public static class Int4BlockQuantizer
 
     /// <summary>
     /// Writes <c>dequant(quant(weight))</c> into <paramref name="result"/> (both [K, N]; they may be the same span).
-    /// Bit-identical to <c>Quantize(...).Dequantize()</c>, without allocating the codes: the hot path of AWQ's searches.
+    /// Equal, value for value, to <c>Quantize(...).Dequantize()</c>, without allocating the codes: the hot path of AWQ's searches.
     /// </summary>
     public static void FakeQuantize(ReadOnlySpan<float> weight, Span<float> result, int k, int n, Int4QuantOptions? options = null, ReadOnlySpan<float> clipRatios = default)
     {
@@ -152,8 +153,7 @@ public static class Int4BlockQuantizer
                 TensorPrimitives.Min(lo, row, lo);
                 TensorPrimitives.Max(hi, row, hi);
             }
-            for (int j = 0; j < width; j++)
-                BlockParameters(lo[j], hi[j], ClipRatio(c0 + j, block), c0 + j, r0, rows, out scale[j], out inverse[j], out zero[j]);
+            TileParameters(lo, hi, block, c0, r0, rows, scale, inverse, zero);
 
             if (sink.Codes is null)
             {
@@ -174,47 +174,114 @@ public static class Int4BlockQuantizer
             var codes = sink.Codes!;
             Span<float> q = stackalloc float[TileColumns];
             q = q[..width];
-            for (int j = 0; j < width; j++)
+            // Codes of the tile, row-major [rows, width]; written out column by column so the stores are contiguous.
+            var tile = ArrayPool<byte>.Shared.Rent(rows * width);
+            try
             {
-                int meta = (c0 + j) * KBlocks + block;
-                sink.Scales![meta] = scale[j];
-                sink.ZeroPoints![meta] = (byte)zero[j];
-                // The zero-padded tail of a short last block encodes 0, i.e. the zero point.
-                codes.AsSpan(meta * _blockSize + rows, _blockSize - rows).Fill((byte)zero[j]);
-            }
-            for (int r = 0; r < rows; r++)
-            {
-                QuantizeRow(new ReadOnlySpan<float>(src + (long)(r0 + r) * _n + c0, width), q, inverse, zero, scale, dequantize: false);
+                for (int r = 0; r < rows; r++)
+                {
+                    QuantizeRow(new ReadOnlySpan<float>(src + (long)(r0 + r) * _n + c0, width), q, inverse, zero, scale, dequantize: false);
+                    var tileRow = tile.AsSpan(r * width, width);
+                    for (int j = 0; j < width; j++) tileRow[j] = (byte)q[j];
+                }
                 for (int j = 0; j < width; j++)
-                    codes[((long)(c0 + j) * KBlocks + block) * _blockSize + r] = (byte)q[j];
+                {
+                    int meta = (c0 + j) * KBlocks + block;
+                    sink.Scales![meta] = scale[j];
+                    sink.ZeroPoints![meta] = (byte)zero[j];
+                    var dst = codes.AsSpan(meta * _blockSize, _blockSize);
+                    for (int r = 0; r < rows; r++) dst[r] = tile[r * width + j];
+                    // The zero-padded tail of a short last block encodes 0, i.e. the zero point.
+                    dst[rows..].Fill((byte)zero[j]);
+                }
+            }
+            finally
+            {
+                ArrayPool<byte>.Shared.Return(tile);
             }
         }
 
-        private void BlockParameters(float min, float max, float ratio, int column, int r0, int rows, out float scale, out float inverse, out float zero)
+        /// <summary>
+        /// Scale, 1 / scale and zero point of every column of a tile from its block ranges (lo and hi are overwritten).
+        /// Whole-tile vector operations: with blocks of 32 this is a fifth of the fake-quant work if done per element.
+        /// </summary>
+        private void TileParameters(Span<float> lo, Span<float> hi, int block, int c0, int r0, int rows,
+            Span<float> scale, Span<float> inverse, Span<float> zero)
         {
-            if (!float.IsFinite(min) || !float.IsFinite(max))
-                throw new OnnxQuantException(null, $"the weight has a NaN or infinite value in column {column}, rows {r0}..{r0 + rows - 1}; it cannot be quantized", ExitCode.Unsupported);
+            int width = lo.Length;
+            CheckFinite(lo, hi, c0, r0, rows);
+            Span<float> ratio = stackalloc float[TileColumns];
+            ratio = ratio[..width];
+            bool clip = _clip.Length != 0;
+            if (clip)
+                for (int j = 0; j < width; j++) ratio[j] = ClipRatio(c0 + j, block);
+
             if (_scheme == Int4Scheme.Asymmetric)
             {
-                float lo = MathF.Min(min, 0f) * ratio, hi = MathF.Max(max, 0f) * ratio;
-                scale = StoredScale((hi - lo) / MaxCode, column, r0);
-                zero = Math.Clamp(MathF.Round(-lo / scale), 0f, MaxCode);
+                // Widen to include 0, shrink by the clip ratio, then scale = (hi - lo) / 15.
+                TensorPrimitives.Min(lo, 0f, lo);
+                TensorPrimitives.Max(hi, 0f, hi);
+                if (clip)
+                {
+                    TensorPrimitives.Multiply(lo, ratio, lo);
+                    TensorPrimitives.Multiply(hi, ratio, hi);
+                }
+                TensorPrimitives.Subtract(hi, lo, scale);
+                TensorPrimitives.Divide(scale, MaxCode, scale);
             }
             else
             {
-                float extreme = MathF.Abs(max) > MathF.Abs(min) ? max : min;
-                scale = StoredScale(-extreme * ratio / SymmetricZeroPoint, column, r0);
-                zero = SymmetricZeroPoint;
+                // The value of largest magnitude lands on code 0: scale = -extreme / 8 (exact: a power of two).
+                TensorPrimitives.MaxMagnitude(hi, lo, scale);
+                if (clip)
+                    TensorPrimitives.Multiply(scale, ratio, scale);
+                TensorPrimitives.Multiply(scale, -1f / SymmetricZeroPoint, scale);
             }
-            inverse = 1f / scale;
+            StoreScales(scale, c0, r0);
+            TensorPrimitives.Divide(1f, scale, inverse);
+            if (_scheme == Int4Scheme.Asymmetric)
+            {
+                // zp = clamp(round(-lo / scale), 0, 15)
+                TensorPrimitives.Divide(lo, scale, zero);
+                TensorPrimitives.Negate(zero, zero);
+                TensorPrimitives.Round(zero, zero);
+                TensorPrimitives.Max(zero, 0f, zero);
+                TensorPrimitives.Min(zero, MaxCode, zero);
+            }
+            else
+            {
+                zero.Fill(SymmetricZeroPoint);
+            }
         }
 
-        private float StoredScale(float scale, int column, int r0)
+        /// <summary>Floors the scale magnitudes and rounds them to the storage type (see <see cref="ScaleStorage.Round"/>).</summary>
+        private void StoreScales(Span<float> scale, int c0, int r0)
         {
-            float stored = ScaleStorage.Round(scale, _scaleType);
-            if (!float.IsFinite(stored))
-                throw new OnnxQuantException(null, $"the 4-bit scale {scale:g4} of column {column}, rows from {r0}, does not fit in {_scaleType}; the weight is too large to quantize with scales of that type", ExitCode.Unsupported);
-            return stored;
+            if (_scaleType == TensorProto.Types.DataType.Float)
+            {
+                Span<float> magnitude = stackalloc float[TileColumns];
+                magnitude = magnitude[..scale.Length];
+                TensorPrimitives.Abs(scale, magnitude);
+                TensorPrimitives.Max(magnitude, ScaleStorage.MinScale, magnitude);
+                TensorPrimitives.CopySign(magnitude, scale, scale);
+            }
+            else
+            {
+                for (int j = 0; j < scale.Length; j++) scale[j] = ScaleStorage.Round(scale[j], _scaleType);
+            }
+            for (int j = 0; j < scale.Length; j++)
+                if (!float.IsFinite(scale[j]))
+                    throw new OnnxQuantException(null, $"the 4-bit scale of column {c0 + j}, rows from {r0}, does not fit in {_scaleType}; the weight is too large to quantize with scales of that type", ExitCode.Unsupported);
+        }
+
+        private static void CheckFinite(ReadOnlySpan<float> lo, ReadOnlySpan<float> hi, int c0, int r0, int rows)
+        {
+            // Cheap test first: both sums are finite unless some value is NaN or infinite (or they overflow); then search.
+            if (float.IsFinite(TensorPrimitives.Sum(lo) * 0f + TensorPrimitives.Sum(hi) * 0f))
+                return;
+            for (int j = 0; j < lo.Length; j++)
+                if (!float.IsFinite(lo[j]) || !float.IsFinite(hi[j]))
+                    throw new OnnxQuantException(null, $"the weight has a NaN or infinite value in column {c0 + j}, rows {r0}..{r0 + rows - 1}; it cannot be quantized", ExitCode.Unsupported);
         }
     }
 

@@ -55,9 +55,24 @@ public static class Int8Quantizer
     {
         CheckShape(weight.Length, k, n);
         var result = new float[n];
-        for (int row = 0; row < k; row++)
-            TensorPrimitives.MaxMagnitude(result, weight.Slice(row * n, n), result);
-        TensorPrimitives.Abs(result, result);
+        const int chunk = 256;
+        int chunks = (n + chunk - 1) / chunk;
+        unsafe
+        {
+            fixed (float* w = weight)
+            {
+                nint address = (nint)w;
+                // Column chunks are independent; each walks all rows over its contiguous slice.
+                ParallelWork.For(chunks, weight.Length, c =>
+                {
+                    int c0 = c * chunk, width = Math.Min(chunk, n - c0);
+                    var acc = result.AsSpan(c0, width);
+                    for (int row = 0; row < k; row++)
+                        TensorPrimitives.MaxMagnitude(acc, new ReadOnlySpan<float>((float*)address + (long)row * n + c0, width), acc);
+                    TensorPrimitives.Abs(acc, acc);
+                });
+            }
+        }
         return result;
     }
 

@@ -1,3 +1,5 @@
+using System.Numerics;
+using System.Runtime.InteropServices;
 using Onnx;
 using OnnxQuant.IR;
 
@@ -55,9 +57,27 @@ public static class MatMulNBitsPacker
         if (codes.Length % 2 != 0)
             throw new ArgumentException($"{codes.Length} codes cannot be packed two per byte");
         var packed = new byte[codes.Length / 2];
-        for (int i = 0; i < packed.Length; i++)
-            packed[i] = (byte)((codes[2 * i] & 0xF) | (codes[2 * i + 1] << 4));
+        PackPairs(codes, packed);
         return packed;
+    }
+
+    private static void PackPairs(ReadOnlySpan<byte> codes, Span<byte> packed)
+    {
+        // Little-endian: bytes 2i, 2i+1 of the codes are the low and high byte of ushort i; fold the high one's nibble up.
+        var pairs = MemoryMarshal.Cast<byte, ushort>(codes);
+        int i = 0;
+        if (Vector.IsHardwareAccelerated && BitConverter.IsLittleEndian)
+        {
+            var mask = new Vector<ushort>(0xF);
+            for (; i <= pairs.Length - 2 * Vector<ushort>.Count; i += 2 * Vector<ushort>.Count)
+            {
+                var a = new Vector<ushort>(pairs[i..]);
+                var b = new Vector<ushort>(pairs[(i + Vector<ushort>.Count)..]);
+                Vector.Narrow((a & mask) | ((a >> 8) << 4), (b & mask) | ((b >> 8) << 4)).CopyTo(packed[i..]);
+            }
+        }
+        for (; i < pairs.Length; i++)
+            packed[i] = (byte)((codes[2 * i] & 0xF) | (codes[2 * i + 1] << 4));
     }
 
     /// <summary>

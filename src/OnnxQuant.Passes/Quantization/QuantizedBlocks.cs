@@ -16,7 +16,8 @@ public enum Int4Scheme
     /// Runtime's own blockwise quantizer convention): <c>e</c> lands exactly on code 0 (-8) and the scale may be
     /// negative. It uses all 16 codes: on Gaussian, Laplace and Student-t weights this gave about 22% lower MSE than
     /// <c>absmax / 7</c> (numpy check, block sizes 32 and 128), at the cost of clipping values of the opposite sign
-    /// beyond 7.5 |scale| (error there at most |scale| instead of |scale| / 2).
+    /// beyond 7.5 |scale| (error there at most |scale| instead of |scale| / 2). When |max| == |min| the positive value
+    /// is the extreme (ORT takes the negative one; both give the same error).
     /// </summary>
     Symmetric,
 }
@@ -70,10 +71,10 @@ public sealed class QuantizedBlocks
             throw new ArgumentException($"codes hold {codes.LongLength} values; [N={n}, k_blocks={KBlocks}, block={options.BlockSize}] needs {blocks * options.BlockSize}");
         if (scales.LongLength != blocks || zeroPoints.LongLength != blocks)
             throw new ArgumentException($"scales ({scales.LongLength}) and zero points ({zeroPoints.LongLength}) must hold N * k_blocks = {blocks} values");
-        foreach (var c in codes)
-            if (c > 15) throw new ArgumentException($"code {c} is not a 4-bit value");
-        foreach (var z in zeroPoints)
-            if (z > 15) throw new ArgumentException($"zero point {z} is not a 4-bit value");
+        if (codes.AsSpan().IndexOfAnyInRange((byte)16, byte.MaxValue) is var badCode and >= 0)
+            throw new ArgumentException($"code {codes[badCode]} at {badCode} is not a 4-bit value");
+        if (zeroPoints.AsSpan().IndexOfAnyInRange((byte)16, byte.MaxValue) is var badZero and >= 0)
+            throw new ArgumentException($"zero point {zeroPoints[badZero]} at {badZero} is not a 4-bit value");
         Codes = codes;
         Scales = scales;
         ZeroPoints = zeroPoints;

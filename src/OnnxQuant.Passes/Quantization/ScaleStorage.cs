@@ -35,7 +35,7 @@ public static class ScaleStorage
             TensorProto.Types.DataType.Bfloat16 => RoundUpBFloat16(magnitude),
             _ => magnitude,
         };
-        return scale < 0 ? -stored : stored;
+        return MathF.CopySign(stored, scale);
     }
 
     private static float RoundUpHalf(float magnitude)

@@ -69,7 +69,7 @@ public class Int4BlockQuantizerTests
                 }
                 else
                 {
-                    float extreme = Math.Abs(max) > Math.Abs(min) ? max : min;
+                    float extreme = Math.Abs(max) >= Math.Abs(min) ? max : min; // ties: the positive value
                     Assert.Equal(-extreme / 8f, q.Scales[meta]);
                     Assert.Equal(8, q.ZeroPoints[meta]);
                     // The extreme lands exactly on code 0.

@@ -33,6 +33,21 @@ public class MatMulNBitsPackerTests
     }
 
     [Fact]
+    public void PackCodesMatchesTheNibbleDefinitionAtEveryLength()
+    {
+        // Lengths around the vector width exercise both the vector loop and the scalar tail.
+        var rng = new Random(5);
+        foreach (int length in Enumerable.Range(0, 140).Select(i => 2 * i).Append(4098))
+        {
+            var codes = Enumerable.Range(0, length).Select(_ => (byte)rng.Next(16)).ToArray();
+            var packed = MatMulNBitsPacker.PackCodes(codes);
+            Assert.Equal(length / 2, packed.Length);
+            for (int i = 0; i < packed.Length; i++)
+                Assert.Equal((byte)(codes[2 * i] + 16 * codes[2 * i + 1]), packed[i]);
+        }
+    }
+
+    [Fact]
     public void ZeroPointsArePackedPerColumnWithAnOddBlockCount()
     {
         var packed = MatMulNBitsPacker.Pack(HandExample(Int4Scheme.Asymmetric), "w", TensorProto.Types.DataType.Float);
