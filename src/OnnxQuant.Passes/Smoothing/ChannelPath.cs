@@ -90,10 +90,10 @@ internal sealed record ChannelPath(LinearNode Source, IReadOnlyList<NodeProto> N
         return layout.IsSingleTrailingAxis ? layout.Order : null;
     }
 
-    // The value feeds this node alone, once, and is no graph output: scaling it changes nothing else.
+    // The value feeds this node alone (besides Shape readers), once, and is no graph output: scaling it changes nothing else.
     private static bool OnlyReadBy(Graph graph, string value, NodeProto node)
     {
-        var readers = graph.Consumers(value);
+        var readers = graph.Consumers(value).Where(r => !ActivationReaders.ReadsShapeOnly(r)).ToList();
         return !graph.IsGraphOutput(value) && readers.Count == 1 && ReferenceEquals(readers[0], node)
             && node.Input.Count(i => i == value) == 1;
     }
