@@ -33,7 +33,11 @@ public sealed record CalibrationOptions
 public sealed record CalibrationProgress(int Run, int Runs, int SamplesDone, int SamplesTotal, long TokensDone, TimeSpan Elapsed);
 
 /// <summary>The statistics plus how the run went.</summary>
-public sealed record CalibrationResult(CalibrationStats Stats, string Device, string? Notice, int Runs, long Tokens, TimeSpan Elapsed, TimeSpan ReductionTime)
+/// <param name="SessionTime">Of <paramref name="Elapsed"/>, the time spent building the recording copies and loading their sessions.</param>
+/// <param name="InferenceTime">Of <paramref name="Elapsed"/>, the time spent inside ONNX Runtime's Run.</param>
+/// <param name="ReductionTime">Of <paramref name="Elapsed"/>, the time spent reducing recorded activations.</param>
+public sealed record CalibrationResult(CalibrationStats Stats, string Device, string? Notice, int Runs, long Tokens, TimeSpan Elapsed,
+    TimeSpan SessionTime, TimeSpan InferenceTime, TimeSpan ReductionTime)
 {
     /// <summary>Calibration tokens per second of wall time (each token counted once, however many runs).</summary>
     public double TokensPerSecond => Tokens / Math.Max(1e-9, Elapsed.TotalSeconds);
@@ -56,17 +60,20 @@ public static class Calibrator
         int batch = Math.Max(1, Math.Min(options.BatchSize, data.Samples.Count));
         var groups = RecordedTensor.Partition(tensors, (long)batch * data.SequenceLength, options.MaxMemoryBytes);
         var reducers = tensors.ToDictionary(t => t.Name, t => new TensorReducer(t.Name, t.Channels, options.SampleRowsPerTensor, (ulong)options.Seed), StringComparer.Ordinal);
-        var recording = new RecordingModel(model);
-
         var clock = Stopwatch.StartNew();
+        var recording = new RecordingModel(model);
+        var inferenceTime = TimeSpan.Zero;
         var reduceTime = TimeSpan.Zero;
+        var sessionTime = clock.Elapsed;
         string device = "cpu";
         string? notice = null;
         int totalSteps = groups.Count * data.Samples.Count, stepsDone = 0;
         for (int g = 0; g < groups.Count; g++)
         {
             var names = groups[g].Select(t => t.Name).ToList();
+            var opening = clock.Elapsed;
             using var opened = SessionFactory.Open(recording.Serialize(names), session, recording.ExternalDataFolder, label);
+            sessionTime += clock.Elapsed - opening;
             (device, notice) = (opened.Device, notice ?? opened.Notice);
             using var runOptions = new RunOptions();
             for (int start = 0; start < data.Samples.Count; start += batch)
@@ -76,8 +83,10 @@ public static class Calibrator
                 var (inputNames, inputValues) = InputFeeds.Build(opened.Session.InputMetadata, samples, label);
                 try
                 {
+                    var running = clock.Elapsed;
                     using var outputs = opened.Session.Run(runOptions, inputNames, inputValues, names);
                     var before = clock.Elapsed;
+                    inferenceTime += before - running;
                     Reduce(outputs, names, reducers, groups[g], session.Threads);
                     reduceTime += clock.Elapsed - before;
                 }
@@ -103,7 +112,7 @@ public static class Calibrator
             Tokenizer = data.TokenizerDescription,
         };
         var stats = new CalibrationStats(ModelFingerprint.Compute(model.Graph), info, reducers.Values.Select(r => r.ToStats()));
-        return new CalibrationResult(stats, device, notice, groups.Count, data.TotalTokens, clock.Elapsed, reduceTime);
+        return new CalibrationResult(stats, device, notice, groups.Count, data.TotalTokens, clock.Elapsed, sessionTime, inferenceTime, reduceTime);
     }
 
     private static List<RecordedTensor> SelectTensors(OnnxModel model, CalibrationOptions options, string label)

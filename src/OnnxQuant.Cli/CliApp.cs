@@ -21,6 +21,7 @@ public static class CliApp
             verbose,
             InspectCommand.Create(context),
             DiffCommand.Create(context),
+            CalibrateCommand.Create(context),
         };
 
         var parse = root.Parse(args);

@@ -74,14 +74,20 @@ public static class TokenizerLoader
         return new CalibrationTokenizer(BpeTokenizer.Create(options), $"byte-level BPE ({Path.GetFileName(vocabPath)} + {Path.GetFileName(mergesPath)})", [], []);
     }
 
-    /// <summary>BERT-style vocab.txt. Lower-cases when the vocabulary has no upper-case word (an uncased model).</summary>
+    /// <summary>
+    /// BERT-style vocab.txt. Lower-cases when the vocabulary has no capitalised ASCII word such as "The" (an uncased
+    /// model: feeding it "Emma" would give [UNK]). Uncased vocabularies still hold a few upper-case symbols like "ℝ".
+    /// </summary>
     public static CalibrationTokenizer WordPiece(string vocabPath)
     {
-        bool lower = !File.ReadLines(vocabPath).Any(t => !(t.StartsWith('[') && t.EndsWith(']')) && t.Any(char.IsUpper));
+        bool lower = !File.ReadLines(vocabPath).Select(t => t.Trim()).Any(IsCapitalisedWord);
         var bert = BertTokenizer.Create(vocabPath, new BertOptions { LowerCaseBeforeTokenization = lower });
         return new CalibrationTokenizer(bert, $"WordPiece ({Path.GetFileName(vocabPath)}{(lower ? ", lower-case" : "")})",
             [bert.ClassificationTokenId], [bert.SeparatorTokenId]);
     }
+
+    private static bool IsCapitalisedWord(string token) =>
+        token.Length >= 2 && char.IsAsciiLetterUpper(token[0]) && token.Skip(1).All(char.IsAsciiLetterLower);
 
     public static CalibrationTokenizer SentencePiece(string modelPath)
     {

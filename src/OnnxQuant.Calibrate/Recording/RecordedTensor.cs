@@ -1,3 +1,4 @@
+using OnnxQuant.Analysis;
 using OnnxQuant.IO;
 using OnnxQuant.IR;
 
@@ -14,22 +15,9 @@ public sealed record RecordedTensor(string Name, int Channels, int ElementBytes)
     {
         var result = new List<RecordedTensor>();
         var seen = new HashSet<string>(StringComparer.Ordinal);
-        foreach (var node in graph.Nodes)
-        {
-            if (!(node.IsOnnx("MatMul") || node.IsOnnx("Gemm")) || node.Input.Count < 2)
-                continue;
-            if (node.IsOnnx("Gemm") && node.GetInt("transA", 0) != 0)
-                continue;
-            var weight = graph.GetConstant(node.Input[1]);
-            if (weight is null || weight.Shape.Count != 2 || !ElementType.IsFloat(weight.DataType))
-                continue;
-            string activation = node.Input[0];
-            if (graph.GetConstant(activation) is not null || !seen.Add(activation))
-                continue;
-            bool transB = node.IsOnnx("Gemm") && node.GetInt("transB", 0) != 0;
-            long k = transB ? weight.Shape[1] : weight.Shape[0];
-            result.Add(new RecordedTensor(activation, checked((int)k), Math.Max(2, ElementType.SizeOf(weight.DataType))));
-        }
+        foreach (var linear in LinearNode.FindAll(graph))
+            if (seen.Add(linear.Activation))
+                result.Add(new RecordedTensor(linear.Activation, linear.K, Math.Max(2, ElementType.SizeOf(linear.WeightType))));
         return result;
     }
 
