@@ -23,6 +23,7 @@ public static class CliApp
             DiffCommand.Create(context),
             CalibrateCommand.Create(context),
             EvalCommand.Create(context),
+            AwqCommand.Create(context),
         };
 
         var parse = root.Parse(args);
