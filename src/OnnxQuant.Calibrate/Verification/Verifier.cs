@@ -102,7 +102,7 @@ public static class Verifier
         throw new OnnxQuantException(label, "has neither a logits output nor a [batch, sequence, hidden] output, so there is nothing to verify on text", ExitCode.Unsupported);
     }
 
-    private static OpenedSession Open(string path, SessionSettings settings)
+    internal static OpenedSession Open(string path, SessionSettings settings)
     {
         if (!File.Exists(path))
             throw new OnnxQuantException(path, "does not exist");
@@ -110,7 +110,7 @@ public static class Verifier
         return SessionFactory.Open(File.ReadAllBytes(path), settings, folder, path);
     }
 
-    private static List<int[]> SentenceSamples(string textPath, CalibrationTokenizer tokenizer, VerifyOptions options)
+    internal static List<int[]> SentenceSamples(string textPath, CalibrationTokenizer tokenizer, VerifyOptions options)
     {
         var sentences = HeldOutText.Sentences(HeldOutText.Read(textPath), options.Sentences);
         int body = options.MaxSentenceTokens - tokenizer.Prefix.Length - tokenizer.Suffix.Length;
