@@ -21,6 +21,8 @@ public static class CliApp
             verbose,
             InspectCommand.Create(context),
             DiffCommand.Create(context),
+            CalibrateCommand.Create(context),
+            EvalCommand.Create(context),
         };
 
         var parse = root.Parse(args);

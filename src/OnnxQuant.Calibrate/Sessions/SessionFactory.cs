@@ -1,0 +1,122 @@
+using Microsoft.ML.OnnxRuntime;
+
+namespace OnnxQuant.Calibrate.Sessions;
+
+/// <summary>Where sessions run: <c>auto</c> tries CUDA and falls back to the CPU, <c>cuda</c> insists, <c>cpu</c> never touches CUDA.</summary>
+public enum ExecutionDevice
+{
+    Auto,
+    Cuda,
+    Cpu,
+}
+
+/// <summary>How to build ONNX Runtime sessions.</summary>
+public sealed record SessionSettings
+{
+    public ExecutionDevice Device { get; init; } = ExecutionDevice.Auto;
+
+    /// <summary>Intra-op threads; 0 lets ONNX Runtime choose (one per core).</summary>
+    public int Threads { get; init; }
+
+    public GraphOptimizationLevel Optimization { get; init; } = GraphOptimizationLevel.ORT_ENABLE_ALL;
+}
+
+/// <summary>A session and what it runs on.</summary>
+public sealed record OpenedSession(InferenceSession Session, string Device, string? Notice) : IDisposable
+{
+    public void Dispose() => Session.Dispose();
+}
+
+/// <summary>
+/// Creates ONNX Runtime sessions on the chosen device. ORT's provider list cannot tell whether a GPU is usable (the GPU
+/// package lists CUDA even without one), so <c>auto</c> simply tries CUDA, catches the failure and falls back to the
+/// CPU with a one-line notice; ORT's own log is kept quiet meanwhile so the failed load prints nothing of its own.
+/// </summary>
+public static class SessionFactory
+{
+    private static readonly object EnvLock = new();
+    private static bool? _cudaWorks;
+
+    /// <summary>
+    /// Opens a session over a serialised model. <paramref name="externalDataFolder"/> is where the model's external data
+    /// references are resolved (the original model's folder), so recording copies never duplicate the weights on disk.
+    /// </summary>
+    public static OpenedSession Open(byte[] model, SessionSettings settings, string? externalDataFolder, string modelLabel)
+    {
+        if (settings.Device != ExecutionDevice.Cpu && _cudaWorks != false)
+        {
+            try
+            {
+                var session = Create(model, settings, externalDataFolder, useCuda: true);
+                _cudaWorks = true;
+                return new OpenedSession(session, "cuda", null);
+            }
+            catch (OnnxRuntimeException e)
+            {
+                _cudaWorks = false;
+                if (settings.Device == ExecutionDevice.Cuda)
+                    throw new OnnxQuantException(modelLabel,
+                        $"--device cuda was asked for, but the CUDA execution provider could not start ({FirstLine(e.Message)}). " +
+                        "It needs an NVIDIA GPU with CUDA 13 and cuDNN 9 libraries on the library path; use --device cpu or auto", ExitCode.Unsupported, e);
+                return new OpenedSession(CreateCpu(model, settings, externalDataFolder, modelLabel), "cpu",
+                    $"CUDA is not available ({FirstLine(e.Message)}); running on the CPU");
+            }
+        }
+        if (settings.Device == ExecutionDevice.Cuda)
+            throw new OnnxQuantException(modelLabel, "--device cuda was asked for, but the CUDA execution provider failed to start earlier in this process", ExitCode.Unsupported);
+        return new OpenedSession(CreateCpu(model, settings, externalDataFolder, modelLabel), "cpu", null);
+    }
+
+    private static InferenceSession CreateCpu(byte[] model, SessionSettings settings, string? folder, string label)
+    {
+        try
+        {
+            return Create(model, settings, folder, useCuda: false);
+        }
+        catch (OnnxRuntimeException e)
+        {
+            throw new OnnxQuantException(label, $"ONNX Runtime cannot load the model: {FirstLine(e.Message)}", ExitCode.Unsupported, e);
+        }
+    }
+
+    private static InferenceSession Create(byte[] model, SessionSettings settings, string? folder, bool useCuda)
+    {
+        using var options = new SessionOptions
+        {
+            GraphOptimizationLevel = settings.Optimization,
+            LogSeverityLevel = OrtLoggingLevel.ORT_LOGGING_LEVEL_ERROR,
+        };
+        if (settings.Threads > 0)
+        {
+            options.IntraOpNumThreads = settings.Threads;
+            options.InterOpNumThreads = 1;
+        }
+        if (folder is not null)
+            options.AddSessionConfigEntry("session.model_external_initializers_file_folder_path", folder);
+        if (!useCuda)
+            return new InferenceSession(model, options);
+        lock (EnvLock)
+        {
+            // A failed provider load is reported by ORT's environment logger before the exception; silence it for the try.
+            var env = OrtEnv.Instance();
+            var previous = env.EnvLogLevel;
+            env.EnvLogLevel = OrtLoggingLevel.ORT_LOGGING_LEVEL_FATAL;
+            options.LogSeverityLevel = OrtLoggingLevel.ORT_LOGGING_LEVEL_FATAL;
+            try
+            {
+                options.AppendExecutionProvider_CUDA(0);
+                return new InferenceSession(model, options);
+            }
+            finally
+            {
+                env.EnvLogLevel = previous;
+            }
+        }
+    }
+
+    private static string FirstLine(string message)
+    {
+        var line = message.Split('\n', 2)[0].Trim();
+        return line.Length > 200 ? line[..200] + "…" : line;
+    }
+}

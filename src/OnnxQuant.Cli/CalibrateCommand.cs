@@ -1,0 +1,98 @@
+using System.CommandLine;
+using System.Globalization;
+using OnnxQuant.Calibrate;
+using OnnxQuant.Calibrate.Data;
+using OnnxQuant.Calibrate.Report;
+using OnnxQuant.Calibrate.Sessions;
+using OnnxQuant.IO;
+using OnnxQuant.Statistics;
+
+namespace OnnxQuant.Cli;
+
+/// <summary>
+/// `onnxquant calibrate model.onnx [--data ...] -o model.calib [--report report.html]`: records activation statistics
+/// of the model's quantizable linears for SmoothQuant and AWQ. Progress goes to stderr, the summary (or --json) to stdout.
+/// </summary>
+public static class CalibrateCommand
+{
+    public static Command Create(CliContext context)
+    {
+        var model = new Argument<string>("model") { Description = "The ONNX model file." };
+        var output = new Option<string?>("--output", "-o") { Description = "Statistics file to write (default: the model's path with .calib)." };
+        var data = new Option<string[]>("--data") { Description = "Calibration data: text files, .jsonl (text or token-id arrays) or .ids files. Default: Jane Austen's Emma.", AllowMultipleArgumentsPerToken = true };
+        var format = new Option<DataFormat>("--data-format") { Description = "How to read --data files (auto: by extension).", DefaultValueFactory = _ => DataFormat.Auto };
+        var tokenizer = new Option<string?>("--tokenizer") { Description = "Tokenizer file or folder (default: next to the model): tokenizer.json, tokenizer.model, vocab.json + merges.txt, vocab.txt." };
+        var samples = new Option<int>("--samples") { Description = "Number of calibration samples.", DefaultValueFactory = _ => 128 };
+        var seqLen = new Option<int>("--seq-len") { Description = "Tokens per sample.", DefaultValueFactory = _ => 512 };
+        var seed = new Option<int>("--seed") { Description = "Seed for picking text windows and sample rows.", DefaultValueFactory = _ => 0 };
+        var batch = new Option<int>("--batch") { Description = "Samples per inference run.", DefaultValueFactory = _ => 1 };
+        var maxMemory = new Option<int>("--max-memory") { Description = "MiB one run's recorded activations may take; above it tensors are recorded in several runs.", DefaultValueFactory = _ => 2048 };
+        var sampleRows = new Option<int>("--sample-rows") { Description = "Activation rows (tokens) kept per tensor for AWQ.", DefaultValueFactory = _ => 512 };
+        var device = new Option<ExecutionDevice>("--device") { Description = "auto tries CUDA and falls back to the CPU; cpu never touches CUDA.", DefaultValueFactory = _ => ExecutionDevice.Auto };
+        var threads = new Option<int>("--threads") { Description = "Threads for ONNX Runtime and the reduction (0: one per core).", DefaultValueFactory = _ => 0 };
+        var stats = new Option<string?>("--stats") { Description = "Do not calibrate: summarise / draw this existing statistics file of the model." };
+        var report = new Option<string?>("--report") { Description = "Draw per-channel max |x| of chosen tensors to this .html or .svg file." };
+        var reportTensors = new Option<string[]>("--report-tensors") { Description = "Name fragments of tensors to draw (default: the most outlier-ridden).", AllowMultipleArgumentsPerToken = true };
+        var top = new Option<int>("--top") { Description = "Tensors listed in the summary.", DefaultValueFactory = _ => 10 };
+        var json = CliContext.JsonOption();
+        var command = new Command("calibrate", "Record activation statistics (per-channel max/mean |x|, ranges, sample rows) of the model's quantizable linears.")
+        {
+            model, output, data, format, tokenizer, samples, seqLen, seed, batch, maxMemory, sampleRows, device, threads, stats, report, reportTensors, top, json,
+        };
+        command.SetAction(parse => CommandRunner.Run(context, parse, () =>
+        {
+            string modelPath = parse.GetValue(model)!;
+            using var loaded = ModelFile.Load(modelPath);
+            bool asJson = parse.GetValue(json);
+            CalibrationResult? result = null;
+            CalibrationStats calibration;
+            string? written = null;
+            string? existing = parse.GetValue(stats);
+            if (existing is not null)
+            {
+                calibration = StatsFile.Read(existing);
+                calibration.EnsureMatches(loaded.Graph, existing);
+            }
+            else
+            {
+                var dataOptions = new DataOptions
+                {
+                    Paths = parse.GetValue(data) ?? [],
+                    Format = parse.GetValue(format),
+                    TokenizerPath = parse.GetValue(tokenizer),
+                    Samples = Positive(parse.GetValue(samples), "--samples"),
+                    SequenceLength = Positive(parse.GetValue(seqLen), "--seq-len"),
+                    Seed = parse.GetValue(seed),
+                };
+                var options = new CalibrationOptions
+                {
+                    BatchSize = Positive(parse.GetValue(batch), "--batch"),
+                    MaxMemoryBytes = (long)Positive(parse.GetValue(maxMemory), "--max-memory") << 20,
+                    SampleRowsPerTensor = Math.Max(0, parse.GetValue(sampleRows)),
+                    Seed = dataOptions.Seed,
+                };
+                var session = new SessionSettings { Device = parse.GetValue(device), Threads = Math.Max(0, parse.GetValue(threads)) };
+                written = parse.GetValue(output) ?? Path.ChangeExtension(modelPath, ".calib");
+                var dataset = CalibrationData.Load(dataOptions, modelPath);
+                result = CalibrateProgress.Run(context, () => Calibrator.Run(loaded, dataset, options, session, CalibrateProgress.Current, CalibrateProgress.Cancel));
+                if (result.Notice is not null)
+                    context.Error.WriteLine($"note: {result.Notice}");
+                calibration = result.Stats;
+                StatsFile.Write(calibration, written);
+            }
+            string? reportPath = parse.GetValue(report);
+            if (reportPath is not null)
+                ChannelReport.Write(calibration, reportPath, new ReportOptions { Tensors = parse.GetValue(reportTensors) ?? [] });
+            var summary = CalibrationSummary.Create(modelPath, written, reportPath, calibration, result, Math.Max(1, parse.GetValue(top)));
+            if (asJson)
+                JsonOutput.Write(context.Out, summary);
+            else
+                CalibrationSummary.Print(context.CreateConsole(), summary);
+            return (int)ExitCode.Ok;
+        }));
+        return command;
+    }
+
+    private static int Positive(int value, string option) =>
+        value > 0 ? value : throw new OnnxQuantException(null, $"{option} must be at least 1 (got {value.ToString(CultureInfo.InvariantCulture)})", ExitCode.Usage);
+}
