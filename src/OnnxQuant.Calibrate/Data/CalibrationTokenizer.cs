@@ -30,8 +30,17 @@ public sealed class CalibrationTokenizer
     /// <summary>Encodes running text without special tokens (they are added per sample).</summary>
     public IReadOnlyList<int> Encode(string text) => Inner switch
     {
-        BertTokenizer bert => bert.EncodeToIds(text, addSpecialTokens: false),
+        BertTokenizer bert => bert.EncodeToIds(SpacesOnly(text), addSpecialTokens: false),
         SentencePieceTokenizer sp => sp.EncodeToIds(text, addBeginningOfSentence: false, addEndOfSentence: false),
         _ => Inner.EncodeToIds(text),
     };
+
+    // Microsoft.ML.Tokenizers 2.0.1's BERT pre-tokenizer does not split at line breaks or tabs ("sat\nthe" became one
+    // [UNK]); BERT's own basic tokenizer treats every white space as a separator, so map them all to spaces.
+    private static string SpacesOnly(string text) =>
+        string.Create(text.Length, text, (dst, src) =>
+        {
+            for (int i = 0; i < src.Length; i++)
+                dst[i] = char.IsWhiteSpace(src[i]) ? ' ' : src[i];
+        });
 }
