@@ -1,4 +1,4 @@
-using OnnxQuant.IR;
+using OnnxQuant.IO;
 using OnnxQuant.Quantization;
 using OnnxQuant.Smoothing;
 
@@ -12,10 +12,10 @@ namespace OnnxQuant.Awq;
 public interface IBlockEvaluator
 {
     /// <summary>
-    /// A loss for <paramref name="group"/> on the recorded rows, or null when the graph has no block this evaluator can
-    /// run for it (then the group-output loss is used). The graph is read only, as it is now.
+    /// A loss for <paramref name="group"/>, or null when the graph has no block this evaluator can run for it (then the
+    /// group-output loss is used). The model is read only, as it is now (earlier groups already folded).
     /// </summary>
-    IBlockLoss? TryCreate(Graph graph, SmoothingGroup group, float[] rows, int rowCount);
+    IBlockLoss? TryCreate(OnnxModel model, SmoothingGroup group);
 }
 
 /// <summary>The block loss of one group; disposed after the group's search.</summary>

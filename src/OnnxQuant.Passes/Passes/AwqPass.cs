@@ -66,7 +66,7 @@ public sealed class AwqPass : IGraphPass
         {
             context.Cancellation.ThrowIfCancellationRequested();
             context.Progress?.Report(new PassProgress(Name, i, groups.Count, groups[i].Activation));
-            var decision = Search(graph, groups[i], context.Cancellation);
+            var decision = Search(model, groups[i], context.Cancellation);
             _decisions.Add(decision);
             changed |= decision.Status is "scaled" or "clipped" or "scaled+clipped";
         }
@@ -88,8 +88,9 @@ public sealed class AwqPass : IGraphPass
         };
     }
 
-    private AwqDecision Search(Graph graph, SmoothingGroup group, CancellationToken cancel)
+    private AwqDecision Search(OnnxModel model, SmoothingGroup group, CancellationToken cancel)
     {
+        var graph = model.Graph;
         var clock = Stopwatch.StartNew();
         var consumers = group.CurrentConsumers(graph);
         var names = consumers.Select(c => c.Name).ToList();
@@ -112,7 +113,7 @@ public sealed class AwqPass : IGraphPass
         var weights = consumers.Select(c => new AwqWeight(c.Name, c.ReadWeightKN(graph), c.N)).ToList();
         long parameters = weights.Sum(w => (long)w.Values.Length);
 
-        var blockLoss = _options.BlockEvaluator?.TryCreate(graph, group, rows, rowCount);
+        var blockLoss = _options.BlockEvaluator?.TryCreate(model, group);
         string lossKind = blockLoss is null ? "group output" : $"block ({blockLoss.Description})";
         AwqScaleResult result;
         try
