@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Runtime.InteropServices;
 using Microsoft.ML.OnnxRuntime;
 using Microsoft.ML.OnnxRuntime.Tensors;
+using OnnxQuant.Analysis;
 using OnnxQuant.Calibrate.Data;
 using OnnxQuant.Calibrate.Recording;
 using OnnxQuant.Calibrate.Sessions;
@@ -54,6 +55,7 @@ public static class Calibrator
         IProgress<CalibrationProgress>? progress = null, CancellationToken cancel = default)
     {
         string label = model.SourcePath ?? model.Graph.Name;
+        ModelChecks.EnsureComputable(model);
         var tensors = SelectTensors(model, options, label);
         if (data.Samples.Count == 0)
             throw new OnnxQuantException(label, "there are no calibration samples");
@@ -76,6 +78,8 @@ public static class Calibrator
             sessionTime += clock.Elapsed - opening;
             (device, notice) = (opened.Device, notice ?? opened.Notice);
             using var runOptions = new RunOptions();
+            // Ctrl-C stops a long run in ONNX Runtime too, not only between samples.
+            using var terminate = cancel.Register(() => runOptions.Terminate = true);
             for (int start = 0; start < data.Samples.Count; start += batch)
             {
                 cancel.ThrowIfCancellationRequested();
@@ -89,6 +93,10 @@ public static class Calibrator
                     inferenceTime += before - running;
                     Reduce(outputs, names, reducers, groups[g], session.Threads);
                     reduceTime += clock.Elapsed - before;
+                }
+                catch (OnnxRuntimeException) when (cancel.IsCancellationRequested)
+                {
+                    throw new OperationCanceledException(cancel);
                 }
                 catch (OnnxRuntimeException e)
                 {
@@ -112,6 +120,8 @@ public static class Calibrator
             Tokenizer = data.TokenizerDescription,
         };
         var stats = new CalibrationStats(ModelFingerprint.Compute(model.Graph), info, reducers.Values.Select(r => r.ToStats()));
+        StatsChecks.EnsureFinite(stats, label,
+            "the model computes NaN/Inf on the calibration data (NaN or Inf weights, or an overflow), so its statistics would be meaningless. Check the weights with `onnxquant inspect` and the model in ONNX Runtime");
         return new CalibrationResult(stats, device, notice, groups.Count, data.TotalTokens, clock.Elapsed, sessionTime, inferenceTime, reduceTime);
     }
 
