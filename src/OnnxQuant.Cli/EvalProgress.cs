@@ -10,9 +10,7 @@ internal static class EvalProgress
 {
     public static T Run<T>(CliContext context, string label, Func<IProgress<(int Done, int Total)>?, CancellationToken, T> work)
     {
-        using var cts = new CancellationTokenSource();
-        ConsoleCancelEventHandler onCancel = (_, e) => { e.Cancel = true; cts.Cancel(); };
-        Console.CancelKeyPress += onCancel;
+        using var cts = CancellationTokenSource.CreateLinkedTokenSource(context.Cancellation);
         try
         {
             bool terminal = ReferenceEquals(context.Error, Console.Error) && !Console.IsErrorRedirected;
@@ -26,7 +24,6 @@ internal static class EvalProgress
         }
         finally
         {
-            Console.CancelKeyPress -= onCancel;
         }
     }
 

@@ -75,6 +75,8 @@ internal static class PerplexityEvaluator
         double sum = 0;
         foreach (var loss in losses)
             sum += loss;
+        if (!double.IsFinite(sum))
+            throw new OnnxQuantException(label, "computes NaN or Inf logits on the evaluation text (NaN or Inf weights, or an overflow), so it has no perplexity. Check the weights with `onnxquant inspect`", ExitCode.BadInput);
         return sum;
     }
 }

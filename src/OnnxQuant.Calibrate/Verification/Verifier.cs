@@ -2,9 +2,11 @@ using System.Diagnostics;
 using System.Runtime.InteropServices;
 using Microsoft.ML.OnnxRuntime;
 using Microsoft.ML.OnnxRuntime.Tensors;
+using OnnxQuant.Analysis;
 using OnnxQuant.Calibrate.Data;
 using OnnxQuant.Calibrate.Recording;
 using OnnxQuant.Calibrate.Sessions;
+using OnnxQuant.IO;
 
 namespace OnnxQuant.Calibrate.Verification;
 
@@ -104,8 +106,10 @@ public static class Verifier
 
     internal static OpenedSession Open(string path, SessionSettings settings)
     {
-        if (!File.Exists(path))
-            throw new OnnxQuantException(path, "does not exist");
+        // The loader's checks first (protobuf, external data locations and lengths, types and shapes of the linears):
+        // ONNX Runtime would read an absolute or '..' location without a word, and its own errors are terse.
+        using (var checkedModel = ModelFile.Load(path))
+            ModelChecks.EnsureComputable(checkedModel);
         string folder = Path.GetDirectoryName(Path.GetFullPath(path)) ?? ".";
         return SessionFactory.Open(File.ReadAllBytes(path), settings, folder, path);
     }
