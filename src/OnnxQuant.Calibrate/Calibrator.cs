@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Runtime.InteropServices;
 using Microsoft.ML.OnnxRuntime;
 using Microsoft.ML.OnnxRuntime.Tensors;
+using OnnxQuant.Analysis;
 using OnnxQuant.Calibrate.Data;
 using OnnxQuant.Calibrate.Recording;
 using OnnxQuant.Calibrate.Sessions;
@@ -58,6 +59,7 @@ public static class Calibrator
         IProgress<CalibrationProgress>? progress = null, CancellationToken cancel = default)
     {
         string label = model.SourcePath ?? model.Graph.Name;
+        ModelChecks.EnsureComputable(model);
         var tensors = SelectTensors(model, options, label);
         if (data.Samples.Count == 0)
             throw new OnnxQuantException(label, "there are no calibration samples");
@@ -82,6 +84,8 @@ public static class Calibrator
             sessionTime += clock.Elapsed - opening;
             (device, notice) = (opened.Device, notice ?? opened.Notice);
             using var runOptions = new RunOptions();
+            // Ctrl-C stops a long run in ONNX Runtime too, not only between samples.
+            using var terminate = cancel.Register(() => runOptions.Terminate = true);
             // While ORT runs batch t+1, batch t's outputs are reduced on the thread pool: the reduction hides behind
             // inference (on a GPU entirely; on a CPU in ORT's idle moments). One reduction at a time keeps the order,
             // so the statistics do not depend on timing.
@@ -132,6 +136,8 @@ public static class Calibrator
             Tokenizer = data.TokenizerDescription,
         };
         var stats = new CalibrationStats(ModelFingerprint.Compute(model.Graph), info, reducers.Values.Select(r => r.ToStats()));
+        StatsChecks.EnsureFinite(stats, label,
+            "the model computes NaN/Inf on the calibration data (NaN or Inf weights, or an overflow), so its statistics would be meaningless. Check the weights with `onnxquant inspect` and the model in ONNX Runtime");
         return new CalibrationResult(stats, device, notice, groups.Count, data.TotalTokens, clock.Elapsed, sessionTime, inferenceTime, new TimeSpan(reduceTicks), reduceWait);
     }
 
@@ -159,6 +165,10 @@ public static class Calibrator
             var timer = Stopwatch.StartNew();
             var outputs = session.Run(runOptions, inputNames, inputValues, names);
             return new BatchOutputs(outputs, timer.Elapsed);
+        }
+        catch (OnnxRuntimeException) when (runOptions.Terminate)
+        {
+            throw new OperationCanceledException("calibration was interrupted");
         }
         catch (OnnxRuntimeException e)
         {

@@ -1,4 +1,5 @@
 using System.IO.MemoryMappedFiles;
+using System.Runtime.InteropServices;
 using Microsoft.Win32.SafeHandles;
 
 namespace OnnxQuant.IO;
@@ -39,6 +40,30 @@ public sealed unsafe class MappedFile : IDisposable
             throw new ArgumentOutOfRangeException(nameof(offset), $"[{offset}, {offset + length}) is outside {Path} ({Length} bytes)");
         return length == 0 ? ReadOnlySpan<byte>.Empty : new ReadOnlySpan<byte>(_pointer + offset, length);
     }
+
+    /// <summary>
+    /// Drops the pages of [offset, offset+length) from this process's resident set once a tensor has been read, so a pass
+    /// that walks a multi-GB model keeps its RSS near one tensor (the pages stay in the OS page cache).
+    /// </summary>
+    public void Release(long offset, long length)
+    {
+        if (_pointer == null || length <= 0 || !OperatingSystem.IsLinux())
+            return;
+        const long page = 4096;
+        long start = (offset + page - 1) / page * page; // whole pages inside the range only: neighbours may be in use
+        long end = (offset + length) / page * page;
+        if (end <= start)
+            return;
+        // The view maps the file from offset 0, page-aligned, so file pages and view pages coincide.
+        if (((nint)_pointer & (nint)(page - 1)) != 0)
+            return;
+        _ = Madvise((nint)(_pointer + start), (nuint)(end - start), MadvDontNeed);
+    }
+
+    private const int MadvDontNeed = 4;
+
+    [DllImport("libc", EntryPoint = "madvise", SetLastError = true)]
+    private static extern int Madvise(nint address, nuint length, int advice);
 
     public void Dispose()
     {

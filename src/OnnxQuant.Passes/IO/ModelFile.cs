@@ -124,6 +124,7 @@ public static class ModelFile
                     {
                         long offset = Align(data, options.Alignment);
                         data.Write(tensor.RawBytes);
+                        tensor.ReleaseMappedPages();
                         graphProto.Initializer.Add(TensorProtoWriter.External(tensor, dataName, offset));
                         anyExternal = true;
                     }

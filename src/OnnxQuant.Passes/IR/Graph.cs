@@ -61,8 +61,19 @@ public sealed class Graph
 
     public Tensor? GetInitializer(string name) => _initializers.GetValueOrDefault(name);
 
+    /// <summary>
+    /// Where new large initializers go instead of managed memory (null: keep them in memory). Set it for big models so a
+    /// pass holds only the tensor it is working on.
+    /// </summary>
+    public IO.SpillFile? Spill { get; set; }
+
+    /// <summary>Initializers of at least this many bytes are spilled when <see cref="Spill"/> is set.</summary>
+    public long SpillThreshold { get; set; } = 1 << 20;
+
     public void SetInitializer(Tensor tensor)
     {
+        if (Spill is not null && !tensor.IsOnDisk && tensor.ByteLength >= SpillThreshold)
+            tensor = Spill.Write(tensor);
         _initializers[tensor.Name] = tensor;
         _usedValueNames.Add(tensor.Name);
     }

@@ -14,10 +14,12 @@ public sealed class Tensor
 {
     private readonly byte[]? _bytes;
     private readonly MappedFile? _file;
+    private readonly SpillFile? _spill;
     private readonly long _offset;
 
-    private Tensor(string name, TensorProto.Types.DataType type, long[] shape, byte[]? bytes, MappedFile? file, long offset, long byteLength, TensorProto? stringProto)
+    private Tensor(string name, TensorProto.Types.DataType type, long[] shape, byte[]? bytes, MappedFile? file, long offset, long byteLength, TensorProto? stringProto, SpillFile? spill = null)
     {
+        _spill = spill;
         Name = name;
         DataType = type;
         Shape = shape;
@@ -41,6 +43,9 @@ public sealed class Tensor
     /// <summary>True while the bytes still live in a mapped external-data file (nothing copied yet).</summary>
     public bool IsMapped => _file is not null;
 
+    /// <summary>True when the bytes live on disk (mapped input data or a spill file) rather than in managed memory.</summary>
+    public bool IsOnDisk => _file is not null || _spill is not null;
+
     /// <summary>The mapped external-data file and offset this tensor still reads from, or null once it lives in memory.</summary>
     internal (MappedFile File, long Offset)? MappedLocation => _file is null ? null : (_file, _offset);
 
@@ -57,6 +62,9 @@ public sealed class Tensor
 
     internal static Tensor FromMapped(string name, TensorProto.Types.DataType type, IReadOnlyList<long> shape, MappedFile file, long offset, long length) =>
         new(name, type, shape.ToArray(), null, file, offset, length, null);
+
+    internal static Tensor FromSpill(string name, TensorProto.Types.DataType type, IReadOnlyList<long> shape, SpillFile spill, long offset, long length) =>
+        new(name, type, shape.ToArray(), null, null, offset, length, null, spill);
 
     internal static Tensor FromStringProto(TensorProto proto) =>
         new(proto.Name, TensorProto.Types.DataType.String, proto.Dims.ToArray(), null, null, 0, 0, proto);
@@ -85,11 +93,11 @@ public sealed class Tensor
         {
             if (_bytes is not null)
                 return _bytes;
-            if (_file is null)
+            if (_file is null && _spill is null)
                 return ReadOnlySpan<byte>.Empty;
             if (ByteLength > int.MaxValue)
-                throw new OnnxQuantException(_file.Path, $"tensor '{Name}' is {ByteLength} bytes; a single tensor over 2 GiB is not supported");
-            return _file.Slice(_offset, (int)ByteLength);
+                throw new OnnxQuantException(_file?.Path, $"tensor '{Name}' is {ByteLength} bytes; a single tensor over 2 GiB is not supported");
+            return _spill is not null ? _spill.Read(_offset, (int)ByteLength) : _file!.Slice(_offset, (int)ByteLength);
         }
     }
 
@@ -100,8 +108,12 @@ public sealed class Tensor
             throw new InvalidOperationException($"tensor '{Name}' is {ElementType.Name(DataType)}, not a float type");
         var result = new float[ElementCount];
         FloatCodec.Decode(RawBytes, DataType, result);
+        ReleaseMappedPages();
         return result;
     }
+
+    /// <summary>Lets the OS drop this tensor's mapped pages from our resident set after a read (see <see cref="MappedFile.Release"/>).</summary>
+    public void ReleaseMappedPages() => _file?.Release(_offset, ByteLength);
 
     public long[] ToInt64s()
     {
@@ -123,7 +135,7 @@ public sealed class Tensor
     }
 
     /// <summary>The same values under another name.</summary>
-    public Tensor Renamed(string name) => new(name, DataType, Shape.ToArray(), _bytes, _file, _offset, ByteLength, StringProto);
+    public Tensor Renamed(string name) => new(name, DataType, Shape.ToArray(), _bytes, _file, _offset, ByteLength, StringProto, _spill);
 
     public override string ToString() => $"{Name}: {ElementType.Name(DataType)}[{string.Join(",", Shape)}]";
 }

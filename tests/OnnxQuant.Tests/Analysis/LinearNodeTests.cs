@@ -150,7 +150,7 @@ public class LinearNodeTests
     {
         var s = new GraphSketch();
         s.Input("x", 1, 2);
-        var value = IO.TensorProtoWriter.Inline(Tensor.FromFloats("cw", [1, 2, 3, 4, 5, 6], [2, 3], F32));
+        var value = OnnxQuant.IO.TensorProtoWriter.Inline(Tensor.FromFloats("cw", [1, 2, 3, 4, 5, 6], [2, 3], F32));
         s.Node("Constant", [], ["cw"], "const_w").With("value", value);
         s.Node("MatMul", ["x", "cw"], ["y"], "mm");
         s.Output("y");

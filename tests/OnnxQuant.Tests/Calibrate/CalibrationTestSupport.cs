@@ -52,7 +52,7 @@ internal static class CalibrationTestSupport
 
     public static CalibrationResult CalibrateFixture(Onnx.ModelProto proto, CalibrationDataset data, CalibrationOptions? options = null)
     {
-        using var model = IO.OnnxModel.FromProto(proto);
+        using var model = OnnxQuant.IO.OnnxModel.FromProto(proto);
         return Calibrator.Run(model, data, options ?? new CalibrationOptions(), Cpu);
     }
 

@@ -110,6 +110,35 @@ public class FixtureSemanticsTests
         Assert.True(FixtureFeeds.RelativeMaxError(ort.Values, expected) < 1e-5);
     }
 
+    [Theory]
+    [InlineData("bert", "bert-decomposed")]
+    [InlineData("bert", "bert-skip")]
+    [InlineData("torch", "torch-div-nomask")]
+    public void Norm_styles_of_one_family_compute_the_same_function(string a, string b)
+    {
+        // Same seed -> same weights whatever the norm style, so LayerNormalization, its decomposition and the fused
+        // SkipLayerNormalization (bias and skip inputs) must agree; so must RMSNorm's Reciprocal and Div forms.
+        var oa = FixtureRunTests.Variants[a] with { OutlierChannels = 3 };
+        var ob = FixtureRunTests.Variants[b] with { OutlierChannels = 3 };
+        var ra = FixtureFeeds.Run(FixtureModels.Build(oa), FixtureFeeds.For(oa, 2, 5));
+        var rb = FixtureFeeds.Run(FixtureModels.Build(ob), FixtureFeeds.For(ob, 2, 5));
+        Assert.Equal(ra.Keys.Order(), rb.Keys.Order());
+        foreach (var (name, result) in ra)
+            Assert.True(FixtureFeeds.RelativeMaxError(rb[name].Values, result.Values) < 1e-5, $"{a} vs {b}: {name}");
+    }
+
+    [Fact]
+    public void Skip_simplified_layer_norm_output_3_is_the_residual_sum()
+    {
+        var o = new FixtureOptions { Family = FixtureFamily.GenAiLlama, OutlierChannels = 3 };
+        var proto = FixtureModels.Build(o);
+        var skip = proto.Graph.Node.Single(n => n.Name == "/model/layers.0/post_attention_layernorm/SkipLayerNorm");
+        Assert.Equal(4, skip.Output.Count);
+        var r = FixtureFeeds.Run(proto, FixtureFeeds.For(o, 1, 4), skip.Input[0], skip.Input[1], skip.Output[3]);
+        var sum = r[skip.Input[0]].Values.Zip(r[skip.Input[1]].Values, (x, y) => x + y).ToArray();
+        Assert.True(FixtureFeeds.RelativeMaxError(r[skip.Output[3]].Values, sum) < 1e-6);
+    }
+
     private sealed class ToleranceComparer(float tolerance) : IEqualityComparer<float>
     {
         public bool Equals(float a, float b) => Math.Abs(a - b) <= tolerance * Math.Max(1f, Math.Abs(b));

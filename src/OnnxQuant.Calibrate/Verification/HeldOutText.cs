@@ -1,0 +1,84 @@
+using System.Text;
+using System.Text.RegularExpressions;
+
+namespace OnnxQuant.Calibrate.Verification;
+
+/// <summary>
+/// Held-out evaluation text: by default Jane Austen's Persuasion (models/text/persuasion.txt), which calibration never
+/// reads (it uses Emma). Encoders are measured on sentences, causal LMs on windows of running text.
+/// </summary>
+public static partial class HeldOutText
+{
+    public const string DefaultFileName = "persuasion.txt";
+
+    /// <summary>The default held-out file: data/persuasion.txt beside the binary, or models/text/ above the current or binary folder.</summary>
+    public static string FindDefault()
+    {
+        string beside = Path.Combine(AppContext.BaseDirectory, "data", DefaultFileName);
+        if (File.Exists(beside))
+            return beside;
+        foreach (var start in new[] { Directory.GetCurrentDirectory(), AppContext.BaseDirectory })
+            for (var dir = new DirectoryInfo(start); dir is not null; dir = dir.Parent)
+            {
+                string candidate = Path.Combine(dir.FullName, "models", "text", DefaultFileName);
+                if (File.Exists(candidate))
+                    return candidate;
+            }
+        throw new OnnxQuantException(null,
+            $"the default held-out text ({DefaultFileName}, from models/text in the OnnxQuant repository) was not found; pass --eval-data FILE");
+    }
+
+    public static string Read(string path)
+    {
+        if (!File.Exists(path))
+            throw new OnnxQuantException(path, "does not exist (the held-out text must be a UTF-8 text file)");
+        string text = File.ReadAllText(path);
+        if (string.IsNullOrWhiteSpace(text))
+            throw new OnnxQuantException(path, "is empty: there is no text to evaluate on");
+        return text;
+    }
+
+    /// <summary>
+    /// Sentences of <paramref name="text"/>: paragraphs joined into lines, split after . ! ? followed by white space;
+    /// kept when they have <paramref name="minWords"/> to <paramref name="maxWords"/> words; then <paramref name="count"/>
+    /// of them, evenly spaced through the text (all when fewer).
+    /// </summary>
+    public static IReadOnlyList<string> Sentences(string text, int count, int minWords = 6, int maxWords = 60)
+    {
+        string flat = Whitespace().Replace(text, " ");
+        var all = SentenceEnd().Split(flat)
+            .Select(s => s.Trim())
+            .Where(s => { int w = s.Split(' ', StringSplitOptions.RemoveEmptyEntries).Length; return w >= minWords && w <= maxWords; })
+            .ToList();
+        if (all.Count <= count)
+            return all;
+        return Enumerable.Range(0, count).Select(i => all[(int)((long)i * all.Count / count)]).ToList();
+    }
+
+    /// <summary><paramref name="count"/> windows of <paramref name="length"/> token ids, evenly spaced through the stream.</summary>
+    public static IReadOnlyList<int[]> Windows(IReadOnlyList<int> ids, int count, int length, int[] prefix)
+    {
+        int body = length - prefix.Length;
+        int available = ids.Count / body;
+        if (available == 0)
+            throw new OnnxQuantException(null, $"the held-out text has {ids.Count} tokens, too few for one window of {length}");
+        int n = Math.Min(count, available);
+        var result = new List<int[]>(n);
+        for (int i = 0; i < n; i++)
+        {
+            int w = (int)((long)i * available / n);
+            var window = new int[length];
+            prefix.CopyTo(window, 0);
+            for (int t = 0; t < body; t++)
+                window[prefix.Length + t] = ids[w * body + t];
+            result.Add(window);
+        }
+        return result;
+    }
+
+    [GeneratedRegex(@"\s+")]
+    private static partial Regex Whitespace();
+
+    [GeneratedRegex(@"(?<=[.!?][""']?)\s+(?=[""']?[A-Z])")]
+    private static partial Regex SentenceEnd();
+}

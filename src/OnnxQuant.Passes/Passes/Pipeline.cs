@@ -1,0 +1,48 @@
+using System.Diagnostics;
+using OnnxQuant.Analysis;
+using OnnxQuant.IO;
+using OnnxQuant.IR;
+
+namespace OnnxQuant.Passes;
+
+/// <summary>Runs passes in order, validates the graph after each one and collects their reports.</summary>
+public sealed class Pipeline
+{
+    private readonly List<IGraphPass> _passes = new();
+
+    public Pipeline Add(IGraphPass pass)
+    {
+        _passes.Add(pass);
+        return this;
+    }
+
+    public IReadOnlyList<IGraphPass> Passes => _passes;
+
+    public IReadOnlyList<PipelineStep> Run(OnnxModel model, PassContext context)
+    {
+        ModelChecks.EnsureComputable(model);
+        var steps = new List<PipelineStep>();
+        foreach (var pass in _passes)
+        {
+            context.Cancellation.ThrowIfCancellationRequested();
+            var clock = Stopwatch.StartNew();
+            PassResult result;
+            try
+            {
+                result = pass.Run(model, context);
+            }
+            catch (OnnxQuantException e) when (e.File is null && model.SourcePath is not null)
+            {
+                // A pass knows the tensor or node at fault, the pipeline knows the file: the message names both.
+                throw new OnnxQuantException(model.SourcePath, e.Problem, e.ExitCode, e.InnerException ?? e);
+            }
+            clock.Stop();
+            if (context.ValidateAfterEachPass && result.Changed)
+                GraphValidator.Validate(model.Graph, $"after pass {pass.Name}");
+            steps.Add(new PipelineStep(pass.Name, result, clock.Elapsed));
+        }
+        return steps;
+    }
+}
+
+public sealed record PipelineStep(string Pass, PassResult Result, TimeSpan Elapsed);

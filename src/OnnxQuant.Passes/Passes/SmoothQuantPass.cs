@@ -1,0 +1,177 @@
+using System.Globalization;
+using OnnxQuant.Analysis;
+using OnnxQuant.IO;
+using OnnxQuant.Passes.W8A8;
+using OnnxQuant.Smoothing;
+using OnnxQuant.Statistics;
+
+namespace OnnxQuant.Passes;
+
+/// <summary>Which groups SmoothQuant smooths.</summary>
+public enum SmoothingScope
+{
+    /// <summary>Every group: norm-fed inputs, o_proj/down_proj through their path folds, and (with Mul insertion) the rest.</summary>
+    All,
+    /// <summary>Only inputs a normalization produces (what the SmoothQuant reference implementation smooths).</summary>
+    NormInputs,
+}
+
+/// <summary>Settings of <see cref="SmoothQuantPass"/>.</summary>
+public sealed record SmoothQuantOptions
+{
+    /// <summary>A fixed alpha in [0, 1], or null to search one per group (<see cref="AlphaSearch"/>).</summary>
+    public float? Alpha { get; init; }
+
+    /// <summary>Smooth groups whose activation cannot take s in place through a new Mul(1/s); otherwise leave them.</summary>
+    public bool InsertMul { get; init; }
+
+    /// <summary>Which linears will be quantized; a group none of whose consumers is quantized is left alone.</summary>
+    public LinearSelection Selection { get; init; } = LinearSelection.All;
+
+    /// <summary>How the W8A8 graph will quantize (what the alpha search measures).</summary>
+    public FakeQuantScheme FakeQuant { get; init; } = new();
+
+    public SmoothingScope Scope { get; init; } = SmoothingScope.All;
+
+    /// <summary>Candidates of the alpha search; null for 0.30..0.95 step 0.05.</summary>
+    public IReadOnlyList<float>? AlphaGrid { get; init; }
+}
+
+/// <summary>What the pass did with one smoothing group.</summary>
+public sealed record SmoothingDecision(
+    string Activation, ProducerKind ProducerKind, FoldKind FoldKind, string Target, IReadOnlyList<string> Consumers,
+    string Status, float? Alpha, float RatioBefore, float RatioAfter, double? ErrorUnsmoothed, double? ErrorSmoothed)
+{
+    /// <summary>True when s was applied (folded or through an inserted Mul).</summary>
+    public bool Applied => Status is "folded" or "inserted";
+}
+
+/// <summary>
+/// SmoothQuant: for every smoothing group, <c>s_j = max|X_j|^a / max|W_j|^(1-a)</c> from the calibrated activation
+/// maxima and the consumers' weight rows, folded into the producer (norm gamma/beta, a linear's columns, or an inserted
+/// Mul) and the consumers' rows. Alpha is fixed or searched per group on the recorded rows. The model computes the same
+/// function afterwards, up to float rounding; <see cref="Ranges"/> follows the rescaled activations for the rewrite.
+/// </summary>
+public sealed class SmoothQuantPass : IGraphPass
+{
+    private readonly CalibrationStats _stats;
+    private readonly SmoothQuantOptions _options;
+    private readonly List<SmoothingDecision> _decisions = new();
+
+    public SmoothQuantPass(CalibrationStats stats, SmoothQuantOptions options, ActivationRanges ranges)
+    {
+        if (options.Alpha is { } a && !(a >= 0f && a <= 1f))
+            throw new OnnxQuantException(null, $"--alpha must be between 0 and 1 or 'auto' (got {a})", ExitCode.Usage);
+        _stats = stats;
+        _options = options;
+        Ranges = ranges;
+    }
+
+    public string Name => "smoothquant";
+
+    public ActivationRanges Ranges { get; }
+
+    public IReadOnlyList<SmoothingDecision> Decisions => _decisions;
+
+    public PassResult Run(OnnxModel model, PassContext context)
+    {
+        var graph = model.Graph;
+        var groups = SmoothingGroups.Find(graph);
+        _decisions.Clear();
+        bool changed = false;
+        for (int i = 0; i < groups.Count; i++)
+        {
+            context.Cancellation.ThrowIfCancellationRequested();
+            context.Progress?.Report(new PassProgress(Name, i, groups.Count, groups[i].Activation));
+            var decision = Smooth(model, groups[i]);
+            _decisions.Add(decision);
+            changed |= decision.Applied;
+        }
+        context.Progress?.Report(new PassProgress(Name, groups.Count, groups.Count));
+        return new PassResult(changed, _decisions.Select(ToRow).ToList())
+        {
+            Metrics = new Dictionary<string, double>
+            {
+                ["groups"] = groups.Count,
+                ["folded"] = _decisions.Count(d => d.Status == "folded"),
+                ["inserted"] = _decisions.Count(d => d.Status == "inserted"),
+            },
+        };
+    }
+
+    private SmoothingDecision Smooth(OnnxModel model, SmoothingGroup group)
+    {
+        var graph = model.Graph;
+        var consumers = group.CurrentConsumers(graph);
+        var names = consumers.Select(c => c.Name).ToList();
+        var stats = _stats.Get(group.Activation);
+        float ratio = stats is null ? float.NaN : SmoothQuantScales.MaxOverMedian(stats.AbsMax);
+        SmoothingDecision Left(string why, float? alpha = null, double? e0 = null, double? e1 = null) =>
+            new(group.Activation, group.ProducerKind, group.Producer.Kind, group.Producer.Description, names, why, alpha, ratio, ratio, e0, e1);
+
+        if (_options.Scope == SmoothingScope.NormInputs && !IsNorm(group.ProducerKind))
+            return Left("left: not norm-fed (--scope norm)");
+        if (stats is null || stats.Channels != group.Channels)
+            return Left("left: no statistics");
+        var quantized = consumers.Where(c => _options.Selection.IsQuantized(graph, c)).ToList();
+        if (quantized.Count == 0)
+            return Left("left: not quantized");
+        if (!group.IsFoldable && !_options.InsertMul)
+            return Left("left: needs --insert-mul");
+        if (!group.Producer.IsExact(graph))
+            return Left("left: fold would not be exact");
+
+        var weightMax = group.WeightRowAbsMax(graph);
+        float alpha;
+        double? before = null, after = null;
+        if (_options.Alpha is { } fixedAlpha)
+            alpha = fixedAlpha;
+        else
+        {
+            var choice = Search(graph, stats, quantized, weightMax);
+            (before, after) = (choice.UnsmoothedError, choice.Error);
+            if (choice.Alpha is not { } chosen)
+                return Left("left: smoothing does not help", null, before, after);
+            alpha = chosen;
+        }
+        var s = SmoothQuantScales.Compute(stats.AbsMax, weightMax, alpha);
+        group.Apply(graph, s);
+        string now = group.CurrentConsumers(graph)[0].Activation;
+        Ranges.Rescale(group.Activation, now, s);
+        float ratioAfter = SmoothQuantScales.MaxOverMedian(SmoothQuantScales.Divide(stats.AbsMax, s));
+        return new SmoothingDecision(group.Activation, group.ProducerKind, group.Producer.Kind, group.Producer.Description, names,
+            group.IsFoldable ? "folded" : "inserted", alpha, ratio, ratioAfter, before, after);
+    }
+
+    private static bool IsNorm(ProducerKind kind) => kind is ProducerKind.LayerNorm or ProducerKind.RMSNorm or ProducerKind.SkipLayerNorm
+        or ProducerKind.SkipRMSNorm or ProducerKind.DecomposedLayerNorm or ProducerKind.DecomposedRMSNorm;
+
+    private AlphaChoice Search(IR.Graph graph, ActivationStats stats, IReadOnlyList<LinearNode> quantized, float[] weightMax)
+    {
+        long totalN = quantized.Sum(c => (long)c.N);
+        int rows = AlphaSearch.RowsFor(stats.Channels, totalN, stats.SampleRowCount);
+        var sample = EvenlySpacedRows(stats, rows);
+        var weights = quantized.Select(c => new SearchWeight(c.Name, c.ReadWeightKN(graph), c.K, c.N)).ToList();
+        return AlphaSearch.Run(sample, rows, stats.AbsMax, weights, weightMax, _options.FakeQuant, _options.AlphaGrid);
+    }
+
+    private static float[] EvenlySpacedRows(ActivationStats stats, int count)
+    {
+        if (count >= stats.SampleRowCount)
+            return stats.SampleRows;
+        var result = new float[(long)count * stats.Channels];
+        for (int i = 0; i < count; i++)
+            stats.SampleRow((int)((long)i * stats.SampleRowCount / count)).CopyTo(result.AsSpan(i * stats.Channels, stats.Channels));
+        return result;
+    }
+
+    private static PassReportRow ToRow(SmoothingDecision d) => new(d.Activation, new Dictionary<string, string>
+    {
+        ["producer"] = d.ProducerKind.ToString(),
+        ["consumers"] = string.Join(", ", d.Consumers),
+        ["fold"] = d.Applied ? $"{d.Status}: {d.Target}" : d.Status,
+        ["alpha"] = d.Alpha?.ToString("0.00", CultureInfo.InvariantCulture) ?? "-",
+        ["ratio before"] = d.RatioBefore.ToString("0.0", CultureInfo.InvariantCulture),
+        ["ratio after"] = d.RatioAfter.ToString("0.0", CultureInfo.InvariantCulture),
+    });
+}

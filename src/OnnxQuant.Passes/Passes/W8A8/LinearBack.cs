@@ -1,0 +1,103 @@
+using System.Numerics.Tensors;
+using OnnxQuant.Analysis;
+using OnnxQuant.IR;
+using OnnxQuant.Quantization;
+using OnnxQuant.Smoothing;
+using DataType = Onnx.TensorProto.Types.DataType;
+
+namespace OnnxQuant.Passes.W8A8;
+
+/// <summary>
+/// Emits one linear's quantized computation after its activation front and writes the result under the linear's
+/// original output name (a MatMul's bias Add stays where it was; a Gemm's bias gets an Add here).
+/// </summary>
+internal static class LinearBack
+{
+    public static void Emit(GraphEmitter e, LinearNode linear, QuantizedActivation x, W8A8Options options, ActivationRanges ranges)
+    {
+        var graph = e.Graph;
+        var type = linear.WeightType;
+        string hint = linear.Name.Length > 0 ? linear.Name : linear.Node.Output[0];
+        var kn = linear.ReadWeightKN(graph);
+        var weights = Int8Quantizer.QuantizePerChannel(kn, linear.K, linear.N, options.ReducedRangeWeights);
+        string wq = e.Int8s($"{linear.WeightName}_int8", weights.Values, [linear.K, linear.N]);
+        var bias = linear.Node.IsOnnx("Gemm") ? linear.ReadBias(graph) : null;
+        string output = linear.Node.Output[0];
+        graph.RemoveNode(linear.Node);
+        // Before a Gemm bias or a cast back to fp16, the product needs a name of its own.
+        string Result(string suffix, bool last) => last ? output : graph.UniqueValueName($"{hint}_{suffix}");
+        bool needsCast = type != DataType.Float;
+
+        switch (options.Format)
+        {
+            case W8A8Format.Int8:
+            case W8A8Format.Dynamic:
+            {
+                string acc = e.Node("MatMulInteger", $"{hint}/MatMulInteger", $"{hint}_int32", [x.Value, wq]);
+                string accf = e.Cast(acc, DataType.Float, $"{hint}_acc");
+                string y;
+                if (x.StaticScale is { } a)
+                {
+                    var combined = new float[linear.N];
+                    TensorPrimitives.Multiply(weights.Scales, a, combined);
+                    y = e.Node("Mul", $"{hint}/Rescale", "", [accf, e.Floats($"{hint}_rescale", combined, [linear.N])], output: Result("fp32", !needsCast && bias is null));
+                }
+                else
+                {
+                    string perColumn = e.Node("Mul", $"{hint}/WeightScale", $"{hint}_wscaled", [accf, e.Floats($"{hint}_weight_scale", weights.Scales, [linear.N])]);
+                    y = e.Node("Mul", $"{hint}/TokenScale", "", [perColumn, x.TokenScale!], output: Result("fp32", !needsCast && bias is null));
+                }
+                Finish(e, y, type, bias, output, hint);
+                break;
+            }
+            case W8A8Format.QLinear:
+            {
+                float a = x.StaticScale!.Value;
+                float yScale = OutputScale(linear, kn, x, ranges, options.OutputRangeMargin);
+                string zp = e.Int8s($"{hint}_zero_point", [0], []);
+                string yq = e.Node("QLinearMatMul", $"{hint}/QLinearMatMul", $"{hint}_int8_out", [
+                    x.Value, e.Scalar($"{hint}_a_scale", a), zp,
+                    wq, e.Floats($"{hint}_weight_scale", weights.Scales, [linear.N]), e.Int8s($"{hint}_weight_zero_point", new sbyte[linear.N], [linear.N]),
+                    e.Scalar($"{hint}_y_scale", yScale), zp]);
+                string y = e.Node("DequantizeLinear", $"{hint}/DequantizeLinear", "", [yq, e.Scalar($"{hint}_y_dq_scale", yScale), zp],
+                    output: Result("fp32", !needsCast && bias is null));
+                Finish(e, y, type, bias, output, hint);
+                break;
+            }
+            case W8A8Format.Qdq:
+            {
+                // Weights dequantize in the model's type when the opset allows fp16 scales, else in fp32 and cast.
+                bool narrow = type == DataType.Float || e.Opset >= 19;
+                var scaleType = narrow ? type : DataType.Float;
+                string wdq = e.Node("DequantizeLinear", $"{hint}/WeightDequantizeLinear", $"{hint}_weight_dq", [
+                    wq, e.Floats($"{hint}_weight_scale", weights.Scales, [linear.N], scaleType), e.Int8s($"{hint}_weight_zero_point", new sbyte[linear.N], [linear.N])],
+                    n => n.With("axis", 1L));
+                if (!narrow)
+                    wdq = e.Cast(wdq, type, $"{hint}_weight_dq");
+                string y = e.Node("MatMul", $"{hint}/MatMul", "", [x.Value, wdq], output: Result("matmul", bias is null));
+                if (bias is not null)
+                    e.Node("Add", $"{hint}/Bias", "", [y, e.Floats($"{hint}_bias", bias, [linear.N], type)], output: output);
+                break;
+            }
+        }
+    }
+
+    private static void Finish(GraphEmitter e, string y, DataType type, float[]? bias, string output, string hint)
+    {
+        if (type != DataType.Float)
+            y = e.Cast(y, type, $"{hint}_out", bias is null ? output : null);
+        if (bias is not null)
+            e.Node("Add", $"{hint}/Bias", "", [y, e.Floats($"{hint}_bias", bias, [bias.Length], type)], output: output);
+    }
+
+    // QLinearMatMul needs the output's range up front: the largest |x · W| over the recorded rows, widened by a margin.
+    private static float OutputScale(LinearNode linear, float[] kn, QuantizedActivation x, ActivationRanges ranges, float margin)
+    {
+        string source = x.AbsorbedMul?.Output[0] ?? linear.Activation;
+        if (ranges.SampleRows(source) is not { } sample)
+            throw new OnnxQuantException(null, $"--format qlinear needs recorded activation rows for '{source}' to set the output scale of {linear.Node.Describe()}; recalibrate", ExitCode.Unsupported);
+        var y = RowMatMul.Multiply(sample.Rows, sample.Count, linear.K, kn, linear.N);
+        float max = MathF.Abs(TensorPrimitives.MaxMagnitude(y));
+        return Int8Quantizer.QuantizeActivationScale(max * margin);
+    }
+}

@@ -1,0 +1,32 @@
+namespace OnnxQuant.Passes.W8A8;
+
+/// <summary>The graph form of a W8A8 linear (see <see cref="W8A8RewritePass"/>).</summary>
+public enum W8A8Format
+{
+    /// <summary>QuantizeLinear (static per-tensor) -> MatMulInteger (s8 x s8) -> Cast -> Mul: runs int8 on the CUDA EP and on the CPU.</summary>
+    Int8,
+    /// <summary>Per-token scales computed at run time (Abs, ReduceMax, Div, Round, Clip, Cast) -> MatMulInteger -> Cast -> Mul.</summary>
+    Dynamic,
+    /// <summary>QLinearMatMul with an int8 output and a DequantizeLinear (ORT's CPU kernel).</summary>
+    QLinear,
+    /// <summary>QuantizeLinear/DequantizeLinear pairs around a float MatMul, for the TensorRT EP.</summary>
+    Qdq,
+}
+
+/// <summary>Settings shared by the alpha search and the rewrite.</summary>
+public sealed record W8A8Options
+{
+    public W8A8Format Format { get; init; } = W8A8Format.Int8;
+
+    /// <summary>7-bit weights (±63): exact on CPUs whose u8 x s8 kernel would saturate 16-bit pair sums (reference §8).</summary>
+    public bool ReducedRangeWeights { get; init; }
+
+    /// <summary>QLinear only: the calibrated output max is estimated on the sample rows and widened by this factor.</summary>
+    public float OutputRangeMargin { get; init; } = 1.25f;
+
+    public Smoothing.FakeQuantScheme FakeQuant => new()
+    {
+        PerTokenActivations = Format == W8A8Format.Dynamic,
+        ReducedRangeWeights = ReducedRangeWeights,
+    };
+}

@@ -1,0 +1,223 @@
+using System.Numerics.Tensors;
+
+namespace OnnxQuant.Quantization;
+
+/// <summary>A [K, N] weight as symmetric int8 (zero point 0): <c>w ≈ Values[k, n] * Scales[n]</c> (or Scales[0] per tensor).</summary>
+public sealed record Int8Weights(int K, int N, sbyte[] Values, float[] Scales)
+{
+    public float ScaleOf(int column) => Scales.Length == 1 ? Scales[0] : Scales[column];
+
+    /// <summary>The weight back in [K, N] float.</summary>
+    public float[] Dequantize()
+    {
+        var result = new float[Values.Length];
+        var values = Values;
+        var scales = Scales;
+        int n = N;
+        ParallelWork.For(K, values.Length, row =>
+        {
+            var dst = result.AsSpan(row * n, n);
+            var src = values.AsSpan(row * n, n);
+            for (int j = 0; j < n; j++) dst[j] = src[j];
+            if (scales.Length == 1)
+                TensorPrimitives.Multiply(dst, scales[0], dst);
+            else
+                TensorPrimitives.Multiply(dst, scales, dst);
+        });
+        return result;
+    }
+}
+
+/// <summary>
+/// Symmetric int8 quantization for W8A8 (zero point 0 everywhere, the form the CUDA EP's MatMulInteger runs).
+/// <para>
+/// Weights: <c>scale = absmax / 127</c> per output channel (column of [K, N]) or per tensor, <c>q = round(w / scale)</c>;
+/// no value is clipped, so <c>|w - q * scale| &lt;= scale / 2</c> for every element (tested). Reduced range uses ±63
+/// (7 bits): ONNX Runtime's CPU u8 x s8 kernel without VNNI saturates 16-bit pair sums with full-range weights.
+/// </para>
+/// <para>
+/// Activations follow QuantizeLinear to int8: <c>q = saturate(round_half_even(x / scale))</c> in [-128, 127], with a
+/// static scale (calibrated, see <see cref="QuantizeActivationScale"/>) or per token (row absmax / 127, computed at run
+/// time). Fake-quant helpers quantize and dequantize in place, for SmoothQuant's alpha search.
+/// </para>
+/// A zero channel gets <see cref="ScaleStorage.MinScale"/> as its scale, never 0.
+/// </summary>
+public static class Int8Quantizer
+{
+    public const int FullRangeMax = 127;
+    public const int ReducedRangeMax = 63;
+    private const float ActivationMin = -128f, ActivationMax = 127f;
+
+    public static int MaxCode(bool reducedRange) => reducedRange ? ReducedRangeMax : FullRangeMax;
+
+    /// <summary>max |w[:, n]| for each column of a [K, N] weight.</summary>
+    public static float[] ColumnAbsMax(ReadOnlySpan<float> weight, int k, int n)
+    {
+        CheckShape(weight.Length, k, n);
+        var result = new float[n];
+        const int chunk = 256;
+        int chunks = (n + chunk - 1) / chunk;
+        unsafe
+        {
+            fixed (float* w = weight)
+            {
+                nint address = (nint)w;
+                // Column chunks are independent; each walks all rows over its contiguous slice.
+                ParallelWork.For(chunks, weight.Length, c =>
+                {
+                    int c0 = c * chunk, width = Math.Min(chunk, n - c0);
+                    var acc = result.AsSpan(c0, width);
+                    for (int row = 0; row < k; row++)
+                        TensorPrimitives.MaxMagnitude(acc, new ReadOnlySpan<float>((float*)address + (long)row * n + c0, width), acc);
+                    TensorPrimitives.Abs(acc, acc);
+                });
+            }
+        }
+        return result;
+    }
+
+    /// <summary>The weight scale for a channel of absolute maximum <paramref name="absMax"/>.</summary>
+    public static float WeightScale(float absMax, bool reducedRange = false) =>
+        MathF.Max(absMax / MaxCode(reducedRange), ScaleStorage.MinScale);
+
+    /// <summary>The static activation scale for a calibrated absolute maximum: <c>absmax / 127</c>, never 0.</summary>
+    public static float QuantizeActivationScale(float absMax)
+    {
+        if (!float.IsFinite(absMax) || absMax < 0)
+            throw new ArgumentOutOfRangeException(nameof(absMax), absMax, "an activation absolute maximum must be finite and >= 0");
+        return MathF.Max(absMax / FullRangeMax, ScaleStorage.MinScale);
+    }
+
+    /// <summary>Per-output-channel int8: one scale per column of the [K, N] weight.</summary>
+    public static Int8Weights QuantizePerChannel(ReadOnlySpan<float> weight, int k, int n, bool reducedRange = false)
+    {
+        var absMax = ColumnAbsMax(weight, k, n);
+        var scales = new float[n];
+        for (int j = 0; j < n; j++) scales[j] = WeightScale(CheckFinite(absMax[j], j), reducedRange);
+        return new Int8Weights(k, n, QuantizeRows(weight, k, n, scales, reducedRange), scales);
+    }
+
+    /// <summary>Per-tensor int8: one scale for the whole weight (Scales has one value).</summary>
+    public static Int8Weights QuantizePerTensor(ReadOnlySpan<float> weight, int k, int n, bool reducedRange = false)
+    {
+        CheckShape(weight.Length, k, n);
+        float absMax = CheckFinite(MathF.Abs(TensorPrimitives.MaxMagnitude(weight)), -1);
+        var scales = new[] { WeightScale(absMax, reducedRange) };
+        return new Int8Weights(k, n, QuantizeRows(weight, k, n, scales, reducedRange), scales);
+    }
+
+    /// <summary>Quantizes and dequantizes a [K, N] weight in place with per-column scales (what W8A8 will compute with).</summary>
+    public static void FakeQuantizeWeightsPerChannel(Span<float> weight, int k, int n, bool reducedRange = false)
+    {
+        var absMax = ColumnAbsMax(weight, k, n);
+        var scales = new float[n];
+        var inverse = new float[n];
+        for (int j = 0; j < n; j++)
+        {
+            scales[j] = WeightScale(CheckFinite(absMax[j], j), reducedRange);
+            inverse[j] = 1f / scales[j];
+        }
+        float max = MaxCode(reducedRange);
+        unsafe
+        {
+            fixed (float* w = weight)
+            {
+                nint address = (nint)w;
+                ParallelWork.For(k, weight.Length, row =>
+                {
+                    var span = new Span<float>((float*)address + (long)row * n, n);
+                    TensorPrimitives.Multiply(span, inverse, span);
+                    TensorPrimitives.Round(span, span);
+                    ClampInPlace(span, -max, max);
+                    TensorPrimitives.Multiply(span, scales, span);
+                });
+            }
+        }
+    }
+
+    /// <summary>QuantizeLinear + DequantizeLinear with one static scale, in place.</summary>
+    public static void FakeQuantizeActivationsPerTensor(Span<float> x, float scale)
+    {
+        if (!(scale > 0) || !float.IsFinite(scale))
+            throw new ArgumentOutOfRangeException(nameof(scale), scale, "an activation scale must be finite and > 0");
+        FakeQuantizeActivation(x, scale);
+    }
+
+    /// <summary>
+    /// Per-token dynamic quantization of a [rows, cols] activation in place: each row gets <c>absmax / 127</c>
+    /// (the run-time <c>Abs -> ReduceMax -> Div</c> chain), then QuantizeLinear + DequantizeLinear.
+    /// </summary>
+    public static void FakeQuantizeActivationsPerToken(Span<float> x, int rows, int cols)
+    {
+        CheckShape(x.Length, rows, cols);
+        unsafe
+        {
+            fixed (float* p = x)
+            {
+                nint address = (nint)p;
+                ParallelWork.For(rows, x.Length, row =>
+                {
+                    var span = new Span<float>((float*)address + (long)row * cols, cols);
+                    float absMax = MathF.Abs(TensorPrimitives.MaxMagnitude(span));
+                    FakeQuantizeActivation(span, QuantizeActivationScale(CheckFinite(absMax, row)));
+                });
+            }
+        }
+    }
+
+    private static void FakeQuantizeActivation(Span<float> x, float scale)
+    {
+        // Division, not a reciprocal multiply: QuantizeLinear divides, and ties must round the same way.
+        TensorPrimitives.Divide(x, scale, x);
+        TensorPrimitives.Round(x, x);
+        ClampInPlace(x, ActivationMin, ActivationMax);
+        TensorPrimitives.Multiply(x, scale, x);
+    }
+
+    private static sbyte[] QuantizeRows(ReadOnlySpan<float> weight, int k, int n, float[] scales, bool reducedRange)
+    {
+        var result = new sbyte[weight.Length];
+        float max = MaxCode(reducedRange);
+        var inverse = scales.Select(s => 1f / s).ToArray();
+        unsafe
+        {
+            fixed (float* w = weight)
+            {
+                nint address = (nint)w;
+                ParallelWork.For(k, weight.Length, row =>
+                {
+                    Span<float> q = n <= 1024 ? stackalloc float[n] : new float[n];
+                    var src = new ReadOnlySpan<float>((float*)address + (long)row * n, n);
+                    if (inverse.Length == 1)
+                        TensorPrimitives.Multiply(src, inverse[0], q);
+                    else
+                        TensorPrimitives.Multiply(src, inverse, q);
+                    TensorPrimitives.Round(q, q);
+                    ClampInPlace(q, -max, max);
+                    var dst = result.AsSpan(row * n, n);
+                    for (int j = 0; j < n; j++) dst[j] = (sbyte)q[j];
+                });
+            }
+        }
+        return result;
+    }
+
+    private static void ClampInPlace(Span<float> x, float min, float max)
+    {
+        TensorPrimitives.Max(x, min, x);
+        TensorPrimitives.Min(x, max, x);
+    }
+
+    private static void CheckShape(int length, int rows, int cols)
+    {
+        if (rows <= 0 || cols <= 0 || (long)rows * cols != length)
+            throw new ArgumentException($"a [{rows}, {cols}] tensor needs {(long)rows * cols} values, got {length}");
+    }
+
+    private static float CheckFinite(float absMax, int index) =>
+        float.IsFinite(absMax)
+            ? absMax
+            : throw new OnnxQuantException(null, index < 0
+                ? "the tensor has a NaN or infinite value; it cannot be quantized"
+                : $"channel {index} has a NaN or infinite value; it cannot be quantized", ExitCode.Unsupported);
+}

@@ -1,0 +1,191 @@
+using Onnx;
+using OnnxQuant.Analysis;
+using OnnxQuant.IR;
+
+namespace OnnxQuant.Smoothing;
+
+/// <summary>
+/// A chain of nodes from a linear's output to an activation along which activation channel p is source column
+/// <see cref="Map"/>[p] times factors that do not depend on the source: reshapes, transposes, casts, attention's
+/// <c>probs · V</c>, and an elementwise Mul by another branch (SwiGLU's <c>SiLU(gate) * up</c>). Dividing those source
+/// columns by s divides the activation's channels by s. Every value on the chain is read by the next node only.
+/// </summary>
+internal sealed record ChannelPath(LinearNode Source, IReadOnlyList<NodeProto> Nodes, int[] Map)
+{
+    private const int MaxLength = 24;
+
+    /// <summary>"direct", "attention (probs·V)" or "gated (x·up)", for tables.</summary>
+    public string Pattern =>
+        Nodes.Count == 0 ? "direct"
+        : Nodes.Any(IsAttentionNode) ? "attention"
+        : Nodes.Any(n => n.IsOnnx("Mul")) ? "gated Mul"
+        : "reshape";
+
+    private static bool IsAttentionNode(NodeProto n) =>
+        n.IsOnnx("MatMul") || n.IsMicrosoft("GroupQueryAttention") || n.IsMicrosoft("MultiHeadAttention");
+
+    /// <summary>The path from a linear of <paramref name="linears"/> to <paramref name="activation"/> with <paramref name="channels"/> channels, or null.</summary>
+    public static ChannelPath? Trace(Graph graph, string activation, int channels, IReadOnlyList<LinearNode> linears)
+    {
+        var byOutput = new Dictionary<string, LinearNode>(StringComparer.Ordinal);
+        foreach (var l in linears)
+            byOutput.TryAdd(l.Output, l);
+        var nodes = new List<NodeProto>();
+        return FindBackwards(graph, activation, channels, byOutput, nodes, 0);
+    }
+
+    /// <summary>Re-checks a traced path against the graph as it is now.</summary>
+    public bool StillHolds(Graph graph) =>
+        LinearNode.TryCreate(graph, Source.Node) is { } source && Verify(graph, source, Nodes, Map.Length) is { } map && map.SequenceEqual(Map);
+
+    private static ChannelPath? FindBackwards(Graph graph, string value, int channels, Dictionary<string, LinearNode> byOutput,
+        List<NodeProto> nodes, int depth)
+    {
+        if (byOutput.TryGetValue(value, out var source) && source.N == channels)
+        {
+            var chain = Enumerable.Reverse(nodes).ToList();
+            return chain.Count > 0 && Verify(graph, source, chain, channels) is { } map ? new ChannelPath(source, chain, map) : null;
+        }
+        if (depth >= MaxLength || graph.Producer(value) is not { } node)
+            return null;
+        foreach (var input in PathInputs(graph, node))
+        {
+            nodes.Add(node);
+            var found = FindBackwards(graph, input, channels, byOutput, nodes, depth + 1);
+            nodes.RemoveAt(nodes.Count - 1);
+            if (found is not null)
+                return found;
+        }
+        return null;
+    }
+
+    // The inputs through which a channel-preserving path may pass this node.
+    private static IEnumerable<string> PathInputs(Graph graph, NodeProto node)
+    {
+        if (node.IsOnnx("Cast") || node.IsOnnx("Identity") || node.IsOnnx("Reshape") || node.IsOnnx("Transpose"))
+            return [node.Input[0]];
+        if (node.IsOnnx("MatMul") && node.Input.Count == 2 && graph.GetConstant(node.Input[1]) is null)
+            return [node.Input[1]];
+        if (node.IsOnnx("Mul") && node.Input.Count == 2)
+            return [node.Input[0], node.Input[1]];
+        if ((node.IsMicrosoft("GroupQueryAttention") || node.IsMicrosoft("MultiHeadAttention")) && node.InputAt(2) is { } v)
+            return [v];
+        return [];
+    }
+
+    /// <summary>Follows the chain forwards, checking every step; returns the channel map or null.</summary>
+    private static int[]? Verify(Graph graph, LinearNode source, IReadOnlyList<NodeProto> chain, int channels)
+    {
+        string value = source.Output;
+        var layout = ChannelLayout.LinearOutput(channels);
+        foreach (var node in chain)
+        {
+            if (!OnlyReadBy(graph, value, node))
+                return null;
+            layout = Step(graph, node, value, layout, source.Output);
+            if (layout is null)
+                return null;
+            value = node.Output[0];
+        }
+        return layout.IsSingleTrailingAxis ? layout.Order : null;
+    }
+
+    // The value feeds this node alone (besides Shape readers), once, and is no graph output: scaling it changes nothing else.
+    private static bool OnlyReadBy(Graph graph, string value, NodeProto node)
+    {
+        var readers = graph.Consumers(value).Where(r => !ActivationReaders.ReadsShapeOnly(r)).ToList();
+        return !graph.IsGraphOutput(value) && readers.Count == 1 && ReferenceEquals(readers[0], node)
+            && node.Input.Count(i => i == value) == 1;
+    }
+
+    private static ChannelLayout? Step(Graph graph, NodeProto node, string value, ChannelLayout layout, string sourceOutput)
+    {
+        if (node.IsOnnx("Identity"))
+            return layout;
+        if (node.IsOnnx("Cast"))
+            return IO.ElementType.IsFloat((Onnx.TensorProto.Types.DataType)node.GetInt("to", 0)) ? layout : null;
+        if (node.IsOnnx("Reshape"))
+            return node.Input[0] == value && ReshapeTarget(graph, node) is { } shape ? layout.Reshape(shape) : null;
+        if (node.IsOnnx("Transpose"))
+            return layout.Transpose(node.GetInts("perm"));
+        if (node.IsOnnx("MatMul"))
+            return node.Input[1] == value && !DependsOn(graph, node.Input[0], sourceOutput) ? layout.AsMatMulRightOperand() : null;
+        if (node.IsOnnx("Mul"))
+        {
+            string other = node.Input[0] == value ? node.Input[1] : node.Input[0];
+            // A factor from another branch scales each element; broadcasting may add leading axes, so the rank becomes unknown.
+            return !DependsOn(graph, other, sourceOutput) ? layout.WithUnknownRank() : null;
+        }
+        if (node.IsMicrosoft("GroupQueryAttention") || node.IsMicrosoft("MultiHeadAttention"))
+            return AttentionOpKeepsChannels(graph, node, value, sourceOutput) && layout.IsSingleTrailingAxis ? layout.WithUnknownRank() : null;
+        return null;
+    }
+
+    // Fused attention is linear in V per channel when every query head reads its own V head (no GQA sharing), V has no
+    // bias inside the op, and no cached V from earlier steps (unscaled) is mixed in or exposed.
+    private static bool AttentionOpKeepsChannels(Graph graph, NodeProto node, string value, string sourceOutput)
+    {
+        if (node.InputAt(2) != value || node.InputAt(0) is not { } query || DependsOn(graph, query, sourceOutput)
+            || node.InputAt(1) is not { } key || DependsOn(graph, key, sourceOutput))
+            return false;
+        bool gqa = node.IsMicrosoft("GroupQueryAttention");
+        long heads = node.GetInt("num_heads", 0);
+        if (gqa && node.GetInt("kv_num_heads", 0) != heads)
+            return false;
+        if (!gqa && node.InputAt(3) is not null) // MultiHeadAttention's bias would be added to V unscaled
+            return false;
+        int pastValue = gqa ? 4 : 7;
+        if (node.InputAt(pastValue) is not null)
+            return false;
+        for (int o = 1; o < node.Output.Count; o++)
+            if (node.Output[o].Length > 0 && (graph.IsGraphOutput(node.Output[o]) || graph.Consumers(node.Output[o]).Count > 0))
+                return false;
+        return true;
+    }
+
+    /// <summary>The Reshape's target entries: constants where known, null where computed at run time. Null when the rank is unknown.</summary>
+    private static IReadOnlyList<long?>? ReshapeTarget(Graph graph, NodeProto reshape)
+    {
+        if (reshape.GetInt("allowzero", 0) != 0 || reshape.InputAt(1) is not { } shape)
+            return null;
+        if (graph.GetConstant(shape) is { } constant)
+            return constant.ToInt64s().Select(v => (long?)v).ToList();
+        if (graph.ProducerIs(shape, "Concat") is not { } concat)
+            return null;
+        var entries = new List<long?>();
+        foreach (var part in concat.Input)
+        {
+            if (graph.GetConstant(part) is { } c)
+                entries.AddRange(c.ToInt64s().Select(v => (long?)v));
+            else if (IsSingleElement(graph, part))
+                entries.Add(null);
+            else
+                return null;
+        }
+        return entries;
+    }
+
+    // A run-time value known to hold one element: Unsqueeze of a scalar (what exporters build shapes from).
+    private static bool IsSingleElement(Graph graph, string value) =>
+        graph.ProducerIs(value, "Unsqueeze") is { } u && graph.Producer(u.Input[0]) is { } p
+        && (p.IsOnnx("Gather") && graph.GetConstant(p.Input[1]) is { Shape.Count: 0 } || p.IsOnnx("Div") || p.IsOnnx("Mul") || p.IsOnnx("Cast"));
+
+    /// <summary>True when <paramref name="value"/> is computed from <paramref name="ancestor"/>.</summary>
+    internal static bool DependsOn(Graph graph, string value, string ancestor)
+    {
+        var seen = new HashSet<string>(StringComparer.Ordinal);
+        var stack = new Stack<string>();
+        stack.Push(value);
+        while (stack.Count > 0)
+        {
+            var v = stack.Pop();
+            if (v == ancestor)
+                return true;
+            if (!seen.Add(v) || graph.Producer(v) is not { } p)
+                continue;
+            foreach (var i in Graph.NodeInputs(p))
+                stack.Push(i);
+        }
+        return false;
+    }
+}

@@ -1,0 +1,98 @@
+using System.Numerics.Tensors;
+using OnnxQuant.Analysis;
+using OnnxQuant.IR;
+
+namespace OnnxQuant.Smoothing;
+
+/// <summary>
+/// An activation read by constant-weight linears, the place its per-channel scale s folds into, and those linears.
+/// Smoothing divides the activation's channel j by s_j (<see cref="Producer"/>) and multiplies row j of every consumer's
+/// weight by s_j, so each consumer computes the same product. Consumers that share the activation share one s.
+/// </summary>
+public sealed class SmoothingGroup
+{
+    public SmoothingGroup(string activation, ProducerKind producerKind, IFoldTarget producer, IReadOnlyList<LinearNode> consumers)
+    {
+        if (consumers.Count == 0)
+            throw new ArgumentException($"smoothing group '{activation}' has no consumers");
+        if (consumers.Any(c => c.K != consumers[0].K))
+            throw new ArgumentException($"smoothing group '{activation}': consumers disagree on the channel count");
+        Activation = activation;
+        ProducerKind = producerKind;
+        Producer = producer;
+        Consumers = consumers;
+    }
+
+    /// <summary>The activation tensor as the graph names it before smoothing (an inserted Mul gives the linears a new input).</summary>
+    public string Activation { get; }
+
+    /// <summary>What computes the activation (for a path fold: the linear at the start of the path).</summary>
+    public ProducerKind ProducerKind { get; }
+
+    /// <summary>Where s folds: a norm's gamma, a linear's columns, or an inserted Mul.</summary>
+    public IFoldTarget Producer { get; }
+
+    /// <summary>The linears that read the activation, in graph order.</summary>
+    public IReadOnlyList<LinearNode> Consumers { get; }
+
+    /// <summary>Input channels of the consumers (the length of s).</summary>
+    public int Channels => Consumers[0].K;
+
+    /// <summary>True when s reaches the activation without a new node.</summary>
+    public bool IsFoldable => Producer.Kind != FoldKind.InsertedMul;
+
+    /// <summary>Folds s: divides the activation's channels by it and multiplies the consumers' weight rows by it.</summary>
+    public void Apply(Graph graph, ReadOnlySpan<float> scale)
+    {
+        CheckScale(scale);
+        Producer.Apply(graph, scale);
+        foreach (var consumer in Consumers)
+            ScaleRows(graph, consumer, scale);
+    }
+
+    /// <summary>The consumers as they are in the graph now (weights may have been renamed by earlier folds).</summary>
+    public IReadOnlyList<LinearNode> CurrentConsumers(Graph graph) =>
+        Consumers.Select(c => LinearNode.TryCreate(graph, c.Node)
+            ?? throw new InvalidOperationException($"{c.Node.Describe()} is no longer a constant-weight linear")).ToList();
+
+    /// <summary>max_n |W[j, n]| over all consumers, per input channel j: the weight side of SmoothQuant's balance.</summary>
+    public float[] WeightRowAbsMax(Graph graph)
+    {
+        var result = new float[Channels];
+        foreach (var consumer in CurrentConsumers(graph))
+        {
+            var kn = consumer.ReadWeightKN(graph);
+            int n = consumer.N;
+            Parallel.For(0, consumer.K, j =>
+            {
+                float m = TensorPrimitives.MaxMagnitude(kn.AsSpan(j * n, n));
+                result[j] = Math.Max(result[j], Math.Abs(m));
+            });
+        }
+        return result;
+    }
+
+    /// <summary>Multiplies row j of the linear's logical weight by s_j, in its storage layout and dtype.</summary>
+    public static void ScaleRows(Graph graph, LinearNode linear, ReadOnlySpan<float> scale)
+    {
+        var current = LinearNode.TryCreate(graph, linear.Node)
+            ?? throw new InvalidOperationException($"{linear.Node.Describe()} is no longer a constant-weight linear");
+        var kn = current.ReadWeightKN(graph);
+        int n = current.N;
+        var s = scale.ToArray();
+        Parallel.For(0, current.K, j => TensorPrimitives.Multiply(kn.AsSpan(j * n, n), s[j], kn.AsSpan(j * n, n)));
+        ConstantEdits.RewriteWeight(graph, current, kn);
+    }
+
+    private void CheckScale(ReadOnlySpan<float> scale)
+    {
+        if (scale.Length != Channels)
+            throw new ArgumentException($"smoothing group '{Activation}': scale has {scale.Length} entries for {Channels} channels");
+        foreach (var v in scale)
+            if (!(v > 0f) || !float.IsFinite(v))
+                throw new ArgumentException($"smoothing group '{Activation}': scale entries must be finite and positive (got {v})");
+    }
+
+    public override string ToString() =>
+        $"{Activation}: {ProducerKind} -> {Producer.Description} -> [{string.Join(", ", Consumers.Select(c => c.Name))}]";
+}
