@@ -12,7 +12,18 @@ namespace OnnxQuant.Passes.W8A8;
 /// <param name="StaticScale">The per-tensor scale the int8 values are in (null for per-token).</param>
 /// <param name="TokenScale">Dynamic only: the fp32 per-token scales, shaped [..., 1].</param>
 /// <param name="AbsorbedMul">The smoothing Mul folded into the quantizer, if any.</param>
-internal sealed record QuantizedActivation(string Value, float? StaticScale, string? TokenScale, NodeProto? AbsorbedMul);
+internal sealed record QuantizedActivation(string Value, float? StaticScale, string? TokenScale, NodeProto? AbsorbedMul)
+{
+    /// <summary>The activation's float channels, gathered in fp32, when the linears compute some channels exactly.</summary>
+    public FloatChannelInput? Float { get; init; }
+}
+
+/// <summary>
+/// Channels kept out of the int8 product: <paramref name="Value"/> holds them ([..., count], fp32), gathered from the
+/// unsmoothed input when the smoothing Mul was absorbed; the weight rows they meet must then be multiplied by
+/// <paramref name="RowScale"/> (that Mul's 1/s), else by 1.
+/// </summary>
+internal sealed record FloatChannelInput(string Value, IReadOnlyList<int> Channels, float[] RowScale);
 
 /// <summary>
 /// Emits the quantizing front of an activation once, shared by all its linears: QuantizeLinear with the static scale
@@ -24,8 +35,11 @@ internal static class ActivationFront
     // fp16 scales stay well inside fp16's normal range, or the quantizer runs in fp32.
     private const float Fp16ScaleMin = 1e-4f, Fp16ScaleMax = 6e4f;
 
-    public static QuantizedActivation Emit(GraphEmitter e, string activation, DataType type, W8A8Format format, float? absMax)
+    public static QuantizedActivation Emit(GraphEmitter e, string activation, DataType type, W8A8Format format, float? absMax,
+        IReadOnlyList<int> floatChannels)
     {
+        if (floatChannels.Count > 0 && format != W8A8Format.Int8)
+            throw new InvalidOperationException($"float channels of '{activation}' are only emitted for the int8 format");
         if (format == W8A8Format.Dynamic)
             return PerToken(e, activation, type);
         if (absMax is not { } max)
@@ -49,10 +63,29 @@ internal static class ActivationFront
             for (int j = 0; j < perChannel.Length; j++)
                 perChannel[j] = a / perChannel[j];
             var (qIn, qType) = QuantizerInput(e, mul.Input[0], type, perChannel, hint);
-            return new QuantizedActivation(QuantizeLinear(e, qIn, perChannel, qType, hint), a, null, mul);
+            var inverseValues = inverse.ToFloats();
+            return new QuantizedActivation(QuantizeLinear(e, qIn, perChannel, qType, hint), a, null, mul)
+            {
+                Float = Gather(e, mul.Input[0], type, floatChannels, floatChannels.Select(j => inverseValues[j]).ToArray(), hint),
+            };
         }
         var (input, inputType) = QuantizerInput(e, activation, type, [a], hint);
-        return new QuantizedActivation(QuantizeLinear(e, input, [a], inputType, hint), a, null, null);
+        return new QuantizedActivation(QuantizeLinear(e, input, [a], inputType, hint), a, null, null)
+        {
+            Float = Gather(e, activation, type, floatChannels, floatChannels.Select(_ => 1f).ToArray(), hint),
+        };
+    }
+
+    // Gather(x, channels, axis -1) in fp32: the exact side of a split linear (a handful of channels, so a small MatMul).
+    private static FloatChannelInput? Gather(GraphEmitter e, string source, DataType type, IReadOnlyList<int> channels, float[] rowScale, string hint)
+    {
+        if (channels.Count == 0)
+            return null;
+        string indices = e.Int64s($"{hint}_float_channels", channels.Select(c => (long)c).ToArray(), [channels.Count]);
+        string gathered = e.Node("Gather", $"{hint}/GatherFloatChannels", $"{hint}_float_channels_x", [source, indices], n => n.With("axis", -1L));
+        if (type != DataType.Float)
+            gathered = e.Cast(gathered, DataType.Float, $"{hint}_float_channels_fp32");
+        return new FloatChannelInput(gathered, channels, rowScale);
     }
 
     /// <summary>The Mul(x, 1/s) that smoothing inserted to produce <paramref name="value"/>, or null.</summary>

@@ -53,6 +53,17 @@ internal sealed class GraphEmitter
         return result;
     }
 
+    /// <summary>Gives the freshly emitted <paramref name="value"/> (not read by anything yet) the name <paramref name="name"/>.</summary>
+    public string Rename(string value, string name)
+    {
+        var node = _graph.Producer(value) ?? throw new InvalidOperationException($"nothing produces '{value}'");
+        for (int i = 0; i < node.Output.Count; i++)
+            if (node.Output[i] == value)
+                node.Output[i] = name;
+        _graph.NodeChanged();
+        return name;
+    }
+
     public string Cast(string value, TensorProto.Types.DataType to, string hint, string? output = null) =>
         Node("Cast", $"{hint}/Cast", $"{hint}_cast", [value], n => n.With("to", (long)to), output);
 }

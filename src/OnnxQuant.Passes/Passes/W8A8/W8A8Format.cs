@@ -21,6 +21,12 @@ public sealed record W8A8Options
     /// <summary>7-bit weights (±63): exact on CPUs whose u8 x s8 kernel would saturate 16-bit pair sums (reference §8).</summary>
     public bool ReducedRangeWeights { get; init; }
 
+    /// <summary>
+    /// Int8 only: most channels per activation computed in floating point beside the int8 product (Gather + a thin MatMul
+    /// + Add), used where the alpha search finds that smoothing alone leaves at least twice their error. 0 turns it off.
+    /// </summary>
+    public int MaxFloatChannels { get; init; } = 4;
+
     /// <summary>QLinear only: the calibrated output max is estimated on the sample rows and widened by this factor.</summary>
     public float OutputRangeMargin { get; init; } = 1.25f;
 
@@ -28,5 +34,6 @@ public sealed record W8A8Options
     {
         PerTokenActivations = Format == W8A8Format.Dynamic,
         ReducedRangeWeights = ReducedRangeWeights,
+        MaxFloatChannels = Format == W8A8Format.Int8 ? MaxFloatChannels : 0,
     };
 }
