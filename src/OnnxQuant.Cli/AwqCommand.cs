@@ -39,8 +39,8 @@ public static class AwqCommand
         var symmetric = new Option<bool>("--symmetric") { Description = "Symmetric blocks (implicit zero point 8) instead of asymmetric with zero points." };
         var accuracy = new Option<int>("--accuracy-level") { Description = "MatMulNBits accuracy_level: 0 unset, 1 fp32, 2 fp16, 3 bf16, 4 int8 compute.", DefaultValueFactory = _ => 0 };
         var lmHead = new Option<bool>("--include-lm-head") { Description = "Quantize the output projection (lm_head) too." };
-        var clip = new Option<bool>("--clip") { Description = "Also run AWQ's per-block clip search (off by default: it lowered layer error but not held-out perplexity)." };
-        var duo = new Option<bool>("--duo-scaling") { Description = "Search s = mean|x|^r / mean|w|^(1-r) (AutoAWQ) instead of mean|x|^r." };
+        var noClip = new Option<bool>("--no-clip") { Description = "Skip AWQ's per-block clip search (on by default: it lowered held-out error on MiniLM and tiny-llama)." };
+        var noDuo = new Option<bool>("--no-duo-scaling") { Description = "Search s = mean|x|^r (the original AWQ) instead of mean|x|^r / mean|w|^(1-r) (AutoAWQ's duo scaling, the default)." };
         var blockLoss = new Option<bool>("--block-loss") { Description = "Score scales by the output of the attention/MLP block a group feeds (runs it in ONNX Runtime) instead of the group's own outputs." };
         var grid = new Option<int>("--grid") { Description = "Grid points for the scale exponent r in [0, 1).", DefaultValueFactory = _ => 20 };
         var stats = new Option<string?>("--stats") { Description = "Use this statistics file (from `onnxquant calibrate`) instead of calibrating." };
@@ -56,7 +56,7 @@ public static class AwqCommand
         var json = CliContext.JsonOption();
         var command = new Command("awq", "Quantize weights to 4 bits (MatMulNBits, W4A16) with activation-aware scaling (AWQ) or round-to-nearest.")
         {
-            model, output, method, groupSize, symmetric, accuracy, lmHead, clip, duo, blockLoss, grid, stats, data, tokenizer, samples, seqLen, seed,
+            model, output, method, groupSize, symmetric, accuracy, lmHead, noClip, noDuo, blockLoss, grid, stats, data, tokenizer, samples, seqLen, seed,
             verifyText, noVerify, device, threads, json,
         };
         command.SetAction(parse => CommandRunner.Run(context, parse, () =>
@@ -118,7 +118,7 @@ public static class AwqCommand
                 }
                 awq = new AwqPass(statistics, new AwqPassOptions
                 {
-                    Search = new AwqOptions { Quantization = quant, GridPoints = gridPoints, Clip = parse.GetValue(clip), DuoScaling = parse.GetValue(duo) },
+                    Search = new AwqOptions { Quantization = quant, GridPoints = gridPoints, Clip = !parse.GetValue(noClip), DuoScaling = !parse.GetValue(noDuo) },
                     IncludeLmHead = parse.GetValue(lmHead),
                     BlockEvaluator = evaluator,
                 });

@@ -13,7 +13,8 @@ public sealed record AwqSummary(
     string Model, string Output, string Method, int GroupSize, string Scheme, int AccuracyLevel,
     long BytesBefore, long BytesAfter, int QuantizedLinears, int KeptLinears,
     double? CalibrationSeconds, double SearchSeconds, double RewriteSeconds, double TotalSeconds,
-    int Groups, int ScaledGroups, double? SecondsPerMillionParameters, double? Projected7BMinutes,
+    int Groups, int ScaledGroups, double? SecondsPerMillionParameters,
+    [property: System.Text.Json.Serialization.JsonPropertyName("projected_7b_minutes")] double? Projected7BMinutes,
     IReadOnlyList<AwqGroupSummary> GroupDetails, VerificationReport? Verification)
 {
     /// <summary>7B = 32 layers x (4 x 4096^2 + 3 x 4096 x 11008) parameters, searched on 512 rows.</summary>
