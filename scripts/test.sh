@@ -24,11 +24,9 @@ set +e
 dotnet test OnnxQuant.sln -c Release --no-build -nologo --logger "console;verbosity=normal" 2>&1 | tee "$log"
 status=${PIPESTATUS[0]}
 set -e
-# dotnet test's own summary is not a line CI reads; restate it plainly.
-summary=$(grep -E "^(Passed|Failed)!" "$log" | tail -n 1)
-failed=$(sed -nE 's/.*Failed: *([0-9]+).*/\1/p' <<<"$summary")
-passed=$(sed -nE 's/.*Passed: *([0-9]+).*/\1/p' <<<"$summary")
-skipped=$(sed -nE 's/.*Skipped: *([0-9]+).*/\1/p' <<<"$summary")
+# dotnet test's own summary ("Total tests: N", "Passed: N", "Failed: N", "Skipped: N") is not a line CI reads; restate it.
+count() { awk -v key="$1" '$1 == key":" { n += $2 } END { print n + 0 }' "$log"; }
+passed=$(count Passed); failed=$(count Failed); skipped=$(count Skipped)
 rm -f "$log"
 echo "tests: ${passed:-0} passed, ${failed:-0} failed, ${skipped:-0} skipped"
 exit "$status"

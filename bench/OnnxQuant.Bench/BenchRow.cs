@@ -18,7 +18,7 @@ internal sealed record BenchRow(string Model, long Tokens, double PlainSeconds, 
         s.AppendLine();
         s.AppendLine(Inv($"CPU execution provider, {(settings.Threads > 0 ? settings.Threads.ToString(CultureInfo.InvariantCulture) : "default")} threads, {args.Samples} samples x {args.SequenceLength} tokens, batch 1, median of {args.Repeat} alternating runs ({Environment.ProcessorCount} cores, {Environment.OSVersion.Platform}). Made by `dotnet run -c Release --project bench/OnnxQuant.Bench`."));
         s.AppendLine();
-        s.AppendLine("| model | recorded tensors | tokens | plain inference tok/s | calibration tok/s | reduction share | overhead, end to end | overhead, inference loop only |");
+        s.AppendLine("| model | recorded tensors | tokens | plain inference tok/s | calibration tok/s | waiting for reduction | overhead, end to end | overhead, inference loop only |");
         s.AppendLine("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
         foreach (var r in rows)
             s.AppendLine(Inv($"| {r.Model} | {r.Tensors} | {r.Tokens} | {r.Tokens / r.PlainSeconds:0} | {r.Tokens / r.CalibrationSeconds:0} | {100 * r.ReductionSeconds / r.CalibrationSeconds:0.0}% | {r.Overhead:0.00}x | {r.LoopOverhead:0.00}x |"));

@@ -25,7 +25,7 @@ else
 {
     Console.Error.WriteLine($"skipping MiniLM: {minilm} is missing (run models/fetch-minilm.sh)");
 }
-foreach (var (name, model, data) in FixtureModels.Create(arguments))
+foreach (var (name, model, data) in BenchFixtures.Create(arguments))
     using (model)
         rows.Add(Measure(name, model, data, settings, arguments.Repeat));
 
@@ -58,10 +58,10 @@ static BenchRow Measure(string name, OnnxModel model, CalibrationDataset data, S
         var result = Calibrator.Run(model, data, options, settings);
         calib.Add(result.Elapsed.TotalSeconds);
         calibLoop.Add((result.Elapsed - result.SessionTime).TotalSeconds);
-        reduce.Add(result.ReductionTime.TotalSeconds);
+        reduce.Add(result.ReductionWait.TotalSeconds);
         tensors = result.Stats.Tensors.Count;
         Console.Error.WriteLine(string.Create(CultureInfo.InvariantCulture,
-            $"{name}: plain {plain[^1]:0.000}s (loop {plainLoop[^1]:0.000}s), calibration {calib[^1]:0.000}s (loop {calibLoop[^1]:0.000}s, sessions {result.SessionTime.TotalSeconds:0.000}s, ORT runs {result.InferenceTime.TotalSeconds:0.000}s, reduction {reduce[^1]:0.000}s, {result.Runs} run(s))"));
+            $"{name}: plain {plain[^1]:0.000}s (loop {plainLoop[^1]:0.000}s), calibration {calib[^1]:0.000}s (loop {calibLoop[^1]:0.000}s, sessions {result.SessionTime.TotalSeconds:0.000}s, ORT runs {result.InferenceTime.TotalSeconds:0.000}s, reduction {result.ReductionTime.TotalSeconds:0.000}s overlapped, waited {result.ReductionWait.TotalSeconds:0.000}s, {result.Runs} run(s))"));
     }
     return new BenchRow(name, data.TotalTokens, Median(plain), Median(plainLoop), Median(calib), Median(calibLoop), Median(reduce), tensors);
 }

@@ -8,7 +8,10 @@ Outputs in models/austen-lm/:
   reference_logits.json  PyTorch reference values for the C# / ONNX Runtime tests.
 
 attention_mask: 1 = real token, 0 = padding; padded positions are masked out as keys
-(positions are always 0..T-1, so pad on the right).
+(positions are always 0..T-1; as RoPE attention depends only on relative positions, left
+padding with masked pad keys gives the real tokens the same logits as no padding).
+The exported graph is then run by check_onnx_numpy.py (a small numpy ONNX interpreter;
+onnxruntime / onnx.reference are not available on the build machine) and compared.
 
 Usage: /usr/bin/python3 models/austen-lm/export_onnx.py [--checkpoint /tmp/austen-lm/checkpoint.pt]
 """
@@ -42,8 +45,8 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--checkpoint", default="/tmp/austen-lm/checkpoint.pt")
     ap.add_argument("--out", default=os.path.join(HERE, "model.onnx"))
-    ap.add_argument("--skip-reference-eval", action="store_true",
-                    help="do not run onnx.reference.ReferenceEvaluator on the exported graph")
+    ap.add_argument("--skip-numpy-check", action="store_true",
+                    help="do not run the exported graph with check_onnx_numpy.py")
     args = ap.parse_args()
     torch.manual_seed(0)
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "2")))
@@ -62,11 +65,17 @@ def main():
     with torch.no_grad():
         logits64 = model(ids64, torch.ones_like(ids64))
         ppl8 = perplexity(model, windows[:8])
-        # padding check: right-padded batch must give the same logits on the real tokens
-        pad = torch.cat([ids64[:, :40], torch.zeros(1, 24, dtype=torch.long)], dim=1)
-        mask = torch.cat([torch.ones(1, 40, dtype=torch.long), torch.zeros(1, 24, dtype=torch.long)], dim=1)
+        # padding check: RoPE scores depend only on relative positions, so a left-padded row
+        # whose pad keys are masked must give the real tokens the same logits as the unpadded row
+        ids40 = ids64[:, :40]
+        l40 = model(ids40, torch.ones_like(ids40))
+        pad = torch.cat([torch.zeros(1, 24, dtype=torch.long), ids40], dim=1)
+        mask = torch.cat([torch.zeros(1, 24, dtype=torch.long), torch.ones(1, 40, dtype=torch.long)], dim=1)
         lp = model(pad, mask)
-        assert torch.allclose(lp[:, :40], logits64[:, :40], atol=1e-4), "padding changes real-token logits"
+        pad_diff = float((lp[:, 24:] - l40).abs().max())
+        unmasked_diff = float((model(pad, torch.ones_like(pad))[:, 24:] - l40).abs().max())
+        print("left padding: max |diff| with mask %.3g, without mask %.3g" % (pad_diff, unmasked_diff))
+        assert pad_diff < 1e-3 < unmasked_diff, "attention_mask does not mask padded keys"
     top5 = torch.topk(logits64[0, -1], 5)
 
     wrapper = Wrapper(model).eval()
@@ -108,33 +117,13 @@ def main():
         "onnx": {"opset": 17, "ops": ops, "nodes": len(m.graph.node), "bytes": size},
     }
 
-    if not args.skip_reference_eval:
-        try:
-            from onnx.reference import ReferenceEvaluator
-        except ImportError:
-            ReferenceEvaluator = None
-            print("onnx.reference not available; skipped numeric check of the ONNX graph")
-        if ReferenceEvaluator is not None:
-            sess = ReferenceEvaluator(m)
-            out = sess.run(None, {"input_ids": ids64.numpy(), "attention_mask": np.ones_like(ids64.numpy())})[0]
-            diff = float(np.abs(out - logits64.numpy()).max())
-            print("onnx.reference vs PyTorch on the 64-token window: max |diff| %.3g" % diff)
-            ref["onnx_reference_evaluator_max_abs_diff_64"] = diff
-            x = windows[:2].numpy()
-            out = sess.run(None, {"input_ids": x, "attention_mask": np.ones_like(x)})[0]
-            lp = out[:, :-1].astype(np.float64)
-            lp = lp - lp.max(-1, keepdims=True)
-            lp = lp - np.log(np.exp(lp).sum(-1, keepdims=True))
-            nll = -np.take_along_axis(lp, x[:, 1:, None], -1).mean()
-            with torch.no_grad():
-                p2 = perplexity(model, windows[:2])
-            print("perplexity of first 2 windows: onnx.reference %.6f, PyTorch %.6f" % (math.exp(nll), p2))
-            ref["perplexity_2x256_onnx_reference"] = math.exp(nll)
-            ref["perplexity_2x256_pytorch"] = p2
-
     with open(os.path.join(HERE, "reference_logits.json"), "w") as f:
         json.dump(ref, f, indent=1)
     print("perplexity_8x256 %.4f; wrote reference_logits.json" % ppl8)
+    if not args.skip_numpy_check:
+        import check_onnx_numpy
+        if check_onnx_numpy.main([args.out]) != 0:
+            raise SystemExit("ONNX graph does not reproduce the PyTorch reference")
 
 
 if __name__ == "__main__":

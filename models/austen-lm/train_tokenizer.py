@@ -267,10 +267,15 @@ def main():
         ids = tok.encode(s)
         assert tok.decode(ids) == s, "round trip failed for %r" % s
         checks.append({"text": s, "ids": ids, "tokens": [tok.inv[i] for i in ids]})
-    with open(os.path.join(args.out, "tokenizer_check.json"), "w", encoding="utf-8") as f:
-        json.dump({"vocab_size": len(vocab), "eot_id": vocab[EOT],
-                   "pretokenizer_pattern": r"'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+",
-                   "samples": checks}, f, ensure_ascii=False, indent=1)
+    head = {"vocab_size": len(vocab), "eot_id": vocab[EOT],
+            "pretokenizer_pattern": r"'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"}
+    with open(os.path.join(args.out, "tokenizer_check.json"), "w", encoding="utf-8", newline="\n") as f:
+        f.write("{\n")
+        for k, v in head.items():
+            f.write(" %s: %s,\n" % (json.dumps(k), json.dumps(v, ensure_ascii=False)))
+        f.write(' "samples": [\n')
+        f.write(",\n".join("  " + json.dumps(c, ensure_ascii=False) for c in checks))
+        f.write("\n ]\n}\n")
     for name in TRAIN_NOVELS + [HELDOUT_NOVEL]:
         text = read_text(name)
         n = len(tok.encode(text))

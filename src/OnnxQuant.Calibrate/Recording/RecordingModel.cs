@@ -30,12 +30,13 @@ public sealed class RecordingModel
     public byte[] Serialize(IReadOnlyList<string> tensors)
     {
         var full = _proto.Graph;
+        var recorded = new HashSet<string>(tensors, StringComparer.Ordinal);
         var needed = NeededNodes(full, tensors, out var neededValues);
         var graph = new GraphProto { Name = full.Name };
         graph.Node.AddRange(needed);
         graph.Input.AddRange(full.Input);
         graph.Initializer.AddRange(full.Initializer.Where(t => neededValues.Contains(t.Name)));
-        graph.ValueInfo.AddRange(full.ValueInfo.Where(v => neededValues.Contains(v.Name) && !tensors.Contains(v.Name)));
+        graph.ValueInfo.AddRange(full.ValueInfo.Where(v => neededValues.Contains(v.Name) && !recorded.Contains(v.Name)));
         foreach (var name in tensors)
             graph.Output.Add(_valueInfo.TryGetValue(name, out var info) ? info : new ValueInfoProto { Name = name });
         // Swap the graph in only for serialisation: the header (opsets, functions) is shared and never copied.

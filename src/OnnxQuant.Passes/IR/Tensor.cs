@@ -43,11 +43,11 @@ public sealed class Tensor
     /// <summary>True while the bytes still live in a mapped external-data file (nothing copied yet).</summary>
     public bool IsMapped => _file is not null;
 
-    /// <summary>The mapped external-data file and offset this tensor still reads from, or null once it lives in memory.</summary>
-    internal (MappedFile File, long Offset)? MappedLocation => _file is null ? null : (_file, _offset);
-
     /// <summary>True when the bytes live on disk (mapped input data or a spill file) rather than in managed memory.</summary>
     public bool IsOnDisk => _file is not null || _spill is not null;
+
+    /// <summary>The mapped external-data file and offset this tensor still reads from, or null once it lives in memory.</summary>
+    internal (MappedFile File, long Offset)? MappedLocation => _file is null ? null : (_file, _offset);
 
     /// <summary>String tensors are kept as their original proto; nothing in OnnxQuant computes on them.</summary>
     internal TensorProto? StringProto { get; }

@@ -7,6 +7,15 @@ using OnnxQuant.Statistics;
 
 namespace OnnxQuant.Passes;
 
+/// <summary>Which groups SmoothQuant smooths.</summary>
+public enum SmoothingScope
+{
+    /// <summary>Every group: norm-fed inputs, o_proj/down_proj through their path folds, and (with Mul insertion) the rest.</summary>
+    All,
+    /// <summary>Only inputs a normalization produces (what the SmoothQuant reference implementation smooths).</summary>
+    NormInputs,
+}
+
 /// <summary>Settings of <see cref="SmoothQuantPass"/>.</summary>
 public sealed record SmoothQuantOptions
 {
@@ -21,6 +30,8 @@ public sealed record SmoothQuantOptions
 
     /// <summary>How the W8A8 graph will quantize (what the alpha search measures).</summary>
     public FakeQuantScheme FakeQuant { get; init; } = new();
+
+    public SmoothingScope Scope { get; init; } = SmoothingScope.All;
 
     /// <summary>Candidates of the alpha search; null for 0.30..0.95 step 0.05.</summary>
     public IReadOnlyList<float>? AlphaGrid { get; init; }
@@ -98,6 +109,8 @@ public sealed class SmoothQuantPass : IGraphPass
         SmoothingDecision Left(string why, float? alpha = null, double? e0 = null, double? e1 = null) =>
             new(group.Activation, group.ProducerKind, group.Producer.Kind, group.Producer.Description, names, why, alpha, ratio, ratio, e0, e1);
 
+        if (_options.Scope == SmoothingScope.NormInputs && !IsNorm(group.ProducerKind))
+            return Left("left: not norm-fed (--scope norm)");
         if (stats is null || stats.Channels != group.Channels)
             return Left("left: no statistics");
         var quantized = consumers.Where(c => _options.Selection.IsQuantized(graph, c)).ToList();
@@ -129,6 +142,9 @@ public sealed class SmoothQuantPass : IGraphPass
         return new SmoothingDecision(group.Activation, group.ProducerKind, group.Producer.Kind, group.Producer.Description, names,
             group.IsFoldable ? "folded" : "inserted", alpha, ratio, ratioAfter, before, after);
     }
+
+    private static bool IsNorm(ProducerKind kind) => kind is ProducerKind.LayerNorm or ProducerKind.RMSNorm or ProducerKind.SkipLayerNorm
+        or ProducerKind.SkipRMSNorm or ProducerKind.DecomposedLayerNorm or ProducerKind.DecomposedRMSNorm;
 
     private AlphaChoice Search(IR.Graph graph, ActivationStats stats, IReadOnlyList<LinearNode> quantized, float[] weightMax)
     {

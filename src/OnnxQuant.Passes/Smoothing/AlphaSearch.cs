@@ -31,8 +31,8 @@ public static class AlphaSearch
     public static IReadOnlyList<float> DefaultGrid { get; } = Enumerable.Range(0, 14).Select(i => MathF.Round(0.30f + 0.05f * i, 2)).ToArray();
 
     /// <summary>Most rows replayed per group; fewer when the weights are large, so one group stays around a second.</summary>
-    public static int RowsFor(int k, long totalN, int available, long macBudget = 400_000_000L) =>
-        (int)Math.Min(available, Math.Max(64, macBudget / Math.Max(1, k * totalN)));
+    public static int RowsFor(int k, long totalN, int available, long macBudget = 150_000_000L) =>
+        (int)Math.Min(available, Math.Max(128, macBudget / Math.Max(1, k * totalN)));
 
     public static AlphaChoice Run(ReadOnlySpan<float> rows, int rowCount, ReadOnlySpan<float> activationAbsMax, IReadOnlyList<SearchWeight> weights,
         ReadOnlySpan<float> weightRowAbsMax, FakeQuantScheme scheme, IReadOnlyList<float>? grid = null, bool allowNoSmoothing = true)

@@ -50,9 +50,10 @@ public class CalibratorTests
             for (int i = 0; i < stats.SampleRowCount; i++)
             {
                 var row = stats.SampleRow(i).ToArray();
-                int at = r.Rows.FindIndex(x => RelativeError(row, x) <= tolerance);
-                Assert.True(at >= 0, $"{stats.Name}: sample row {i} is not a row of the activation");
-                Assert.True(matched.Add(at), $"{stats.Name}: sample row {i} repeats row {at}");
+                // Rows can repeat (the first layer's norm output depends on the token id alone): match each to an unused one.
+                int at = Enumerable.Range(0, r.Rows.Count).FirstOrDefault(k => !matched.Contains(k) && RelativeError(row, r.Rows[k]) <= tolerance, -1);
+                Assert.True(at >= 0, $"{stats.Name}: sample row {i} is not a row of the activation, or repeats one more often than it occurs");
+                matched.Add(at);
             }
         }
     }

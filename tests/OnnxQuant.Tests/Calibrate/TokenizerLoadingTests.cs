@@ -1,5 +1,6 @@
 using System.Text.Json;
 using OnnxQuant.Calibrate.Data;
+using OnnxQuant.Tests.Cli;
 
 namespace OnnxQuant.Tests.Calibrate;
 
@@ -47,7 +48,7 @@ public sealed class TokenizerLoadingTests : IDisposable
     [Fact]
     public void The_austen_bpe_reproduces_the_ids_of_its_training_tokenizer()
     {
-        string folder = Path.Combine(RepoRoot(), "models", "austen-lm");
+        string folder = Path.Combine(CliHarness.RepoRoot(), "models", "austen-lm");
         var tokenizer = TokenizerLoader.Gpt2(Path.Combine(folder, "vocab.json"), Path.Combine(folder, "merges.txt"));
         using var check = JsonDocument.Parse(File.ReadAllText(Path.Combine(folder, "tokenizer_check.json")));
         int samples = 0;
@@ -92,7 +93,7 @@ public sealed class TokenizerLoadingTests : IDisposable
     [Fact]
     public void The_minilm_vocabulary_tokenizes_emma_as_bert_uncased_would()
     {
-        string vocabPath = Path.Combine(RepoRoot(), "models", "minilm", "vocab.txt");
+        string vocabPath = Path.Combine(CliHarness.RepoRoot(), "models", "minilm", "vocab.txt");
         if (!File.Exists(vocabPath))
             return; // models/fetch-minilm.sh not run here; the hand-made vocabularies above cover the code path
         var vocab = File.ReadAllLines(vocabPath);
@@ -116,13 +117,5 @@ public sealed class TokenizerLoadingTests : IDisposable
         File.WriteAllText(Path.Combine(_folder, "vocab.json"), "{\"a\": 0}");
         var e = Assert.Throws<OnnxQuantException>(() => TokenizerLoader.Load(_folder, "m.onnx"));
         Assert.Contains("merges.txt", e.Message);
-    }
-
-    internal static string RepoRoot()
-    {
-        for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
-            if (File.Exists(Path.Combine(dir.FullName, "OnnxQuant.sln")))
-                return dir.FullName;
-        throw new InvalidOperationException("repository root not found above " + AppContext.BaseDirectory);
     }
 }

@@ -1,0 +1,66 @@
+using OnnxQuant.Fixtures;
+using OnnxQuant.IO;
+using OnnxQuant.IR;
+using OnnxQuant.Passes;
+using OnnxQuant.Passes.W8A8;
+using Xunit.Abstractions;
+
+namespace OnnxQuant.Tests.W8A8;
+
+/// <summary>Every --format, on an outlier Llama fixture in fp32 and fp16: loads and runs in ORT CPU, stays close to FP.</summary>
+public class W8A8FormatTests(ITestOutputHelper output)
+{
+    public static TheoryData<W8A8Format, bool> Formats()
+    {
+        var data = new TheoryData<W8A8Format, bool>();
+        foreach (var format in Enum.GetValues<W8A8Format>())
+            foreach (var fp16 in new[] { false, true })
+                data.Add(format, fp16);
+        return data;
+    }
+
+    [Theory]
+    [MemberData(nameof(Formats))]
+    public void EveryFormatRunsInOrtCpuAndStaysCloseToFloat(W8A8Format format, bool fp16)
+    {
+        var options = W8A8TestKit.OutlierLlama(fp16);
+        var windows = W8A8TestKit.Tokens(options.Vocab, 2, 16, seed: 21);
+        using var model = FixtureModels.BuildModel(options);
+        var reference = W8A8TestKit.Run(W8A8TestKit.Serialize(model), windows);
+        var stats = W8A8TestKit.Calibrate(model, options.Vocab);
+        var (_, rewrite) = W8A8TestKit.Quantize(model, stats, new W8A8Options { Format = format }, new SmoothQuantOptions { InsertMul = true });
+        GraphValidator.Validate(model.Graph, $"{format}");
+
+        int quantized = rewrite.Decisions.Count(d => d.Status == "quantized");
+        Assert.Equal(options.Layers * 7, quantized); // q k v o gate up down; lm_head kept
+        Assert.Contains(rewrite.Decisions, d => d.Linear == "/lm_head/MatMul" && d.Status.StartsWith("kept", StringComparison.Ordinal));
+        string signature = format switch
+        {
+            W8A8Format.Int8 or W8A8Format.Dynamic => "MatMulInteger",
+            W8A8Format.QLinear => "QLinearMatMul",
+            _ => "DequantizeLinear",
+        };
+        Assert.True(model.Graph.Nodes.Count(n => n.OpType == signature) >= quantized, $"{format}: too few {signature} nodes");
+        Assert.Equal(1, model.Graph.Nodes.Count(n => n.OpType == "MatMul" && model.Graph.GetConstant(n.Input[1]) is not null)); // lm_head
+
+        var quantizedOut = W8A8TestKit.Run(W8A8TestKit.Serialize(model), windows);
+        double error = W8A8TestKit.RelativeError(reference, quantizedOut);
+        output.WriteLine($"{format} fp16={fp16}: relative logits error {error:E3}");
+        Assert.True(error > 1e-5, "the output did not change at all: nothing was quantized");
+        Assert.True(error < (format == W8A8Format.QLinear ? 0.1 : 0.05), $"{format} fp16={fp16}: relative logits error {error:E3}");
+    }
+
+    [OnnxCheckerTheory]
+    [MemberData(nameof(Formats))]
+    public void EmittedModelsPassOnnxChecker(W8A8Format format, bool fp16)
+    {
+        var options = W8A8TestKit.OutlierLlama(fp16) with { Layers = 1 };
+        using var model = FixtureModels.BuildModel(options);
+        var stats = W8A8TestKit.Calibrate(model, options.Vocab, samples: 4);
+        W8A8TestKit.Quantize(model, stats, new W8A8Options { Format = format }, new SmoothQuantOptions { Alpha = 0.5f, InsertMul = true });
+        using var folder = new TempFolder();
+        string path = Path.Combine(folder.Path, "model.onnx");
+        ModelFile.Save(model, path);
+        Assert.Null(OnnxChecker.Check(path));
+    }
+}
