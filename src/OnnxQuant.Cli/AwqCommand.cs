@@ -76,13 +76,16 @@ public static class AwqCommand
             if (gridPoints is < 1 or > 1000)
                 throw new OnnxQuantException(null, $"--grid must be 1..1000 (got {gridPoints.ToString(CultureInfo.InvariantCulture)})", ExitCode.Usage);
             string outPath = parse.GetValue(output) ?? DefaultOutput(modelPath, how);
-            if (Path.GetFullPath(outPath) == Path.GetFullPath(modelPath))
-                throw new OnnxQuantException(outPath, "is the input model; write the quantized model to another file", ExitCode.Usage);
             var session = new SessionSettings { Device = parse.GetValue(device), Threads = Math.Max(0, parse.GetValue(threads)) };
             var selection = new LinearSelection(parse.GetValue(exclude), parse.GetValue(lmHead));
             var quant = new Int4QuantOptions { BlockSize = block, Scheme = parse.GetValue(symmetric) ? Int4Scheme.Symmetric : Int4Scheme.Asymmetric };
 
+            // Stage lines only on an interactive stderr (like calibrate's progress): redirected stderr holds notes and errors only.
+            var stages = ReferenceEquals(context.Error, Console.Error) && !Console.IsErrorRedirected ? context.Error : TextWriter.Null;
             using var loaded = ModelFile.Load(modelPath);
+            // Fail in the first second, not after the search: unwritable output, or an output that is one of the inputs.
+            OutputPaths.CheckModel(outPath, loaded, [.. parse.GetValue(data) ?? [], parse.GetValue(stats), parse.GetValue(verifyText)]);
+            using var spill = OutputPaths.AttachSpill(loaded, outPath);
             var before = ModelFiles.Of(loaded);
             var clock = Stopwatch.StartNew();
             var pipeline = new Pipeline();
@@ -108,7 +111,7 @@ public static class AwqCommand
                 else
                 {
                     dataset = CalibrationData.Load(dataOptions, modelPath);
-                    context.Error.WriteLine($"calibrating on {dataset.Description}: {dataset.Samples.Count} x {dataset.SequenceLength} tokens");
+                    stages.WriteLine($"calibrating on {dataset.Description}: {dataset.Samples.Count} x {dataset.SequenceLength} tokens");
                     var options = new CalibrationOptions { SampleRowsPerTensor = 512, Seed = dataOptions.Seed };
                     calibration = CalibrateProgress.Run(context, () => Calibrator.Run(loaded, dataset, options, session, CalibrateProgress.Current, CalibrateProgress.Cancel));
                     if (calibration.Notice is not null)
@@ -130,21 +133,21 @@ public static class AwqCommand
                 pipeline.Add(awq);
             }
             pipeline.Add(new W4RewritePass(new W4RewriteOptions { Quantization = quant, AccuracyLevel = level, Selection = selection }));
-            context.Error.WriteLine(how == AwqMethod.Awq
+            stages.WriteLine(how == AwqMethod.Awq
                 ? $"searching AWQ scales and rewriting to 4-bit MatMulNBits (blocks of {block})"
                 : $"rewriting to 4-bit MatMulNBits, round-to-nearest (blocks of {block})");
-            var steps = pipeline.Run(loaded, new PassContext { Cancellation = CalibrateProgress.Cancel, Progress = new StageProgress(context.Error) });
+            var steps = pipeline.Run(loaded, new PassContext { Cancellation = CalibrateProgress.Cancel, Progress = new StageProgress(stages) });
             if (!steps[^1].Result.Changed)
                 throw new OnnxQuantException(modelPath, "has no MatMul or Gemm with a constant float weight to quantize", ExitCode.Unsupported);
             ModelFile.Save(loaded, outPath);
             double compileSeconds = clock.Elapsed.TotalSeconds;
-            context.Error.WriteLine($"wrote {outPath}");
+            stages.WriteLine($"wrote {outPath}");
 
             var verifyOptions = new VerifyOptions { TextPath = parse.GetValue(verifyText), TokenizerPath = parse.GetValue(tokenizer), Session = session };
             VerificationReport? verification = null;
             if (!parse.GetValue(noVerify))
             {
-                context.Error.WriteLine("verifying on held-out text");
+                stages.WriteLine("verifying on held-out text");
                 verification = Verifier.Compare(modelPath, outPath, verifyOptions, cancel: CalibrateProgress.Cancel);
             }
             LatencyReport? timing = null;
