@@ -26,6 +26,9 @@ public static class CorpusInvocation
         CorpusCommand.Calibrate => f.Stats is null
             ? ["calibrate", f.Model, "--data", f.Ids, .. SmallCalibration, "-o", OutputOf(command, f)!]
             : ["calibrate", f.Model, "--stats", f.Stats],
+        CorpusCommand.Awq => f.Stats is null
+            ? ["awq", f.Model, "--data", f.Ids, .. SmallCalibration, "--grid", "2", "--no-verify", "-o", OutputOf(command, f)!]
+            : ["awq", f.Model, "--stats", f.Stats, "--grid", "2", "--no-verify", "-o", OutputOf(command, f)!],
         CorpusCommand.Eval => ["eval", f.Model, "--data", f.Text, "--context", "16", "--max-tokens", "48", "--device", "cpu", "--threads", "1"],
         _ => throw new NotSupportedException($"the corpus does not know how to run '{Verb(command)}' yet"),
     };
