@@ -24,6 +24,7 @@ public static class CliApp
             CalibrateCommand.Create(context),
             EvalCommand.Create(context),
             AwqCommand.Create(context),
+            SmoothCommand.Create(context),
         };
 
         var parse = root.Parse(args);
