@@ -31,7 +31,7 @@ internal static class BenchPlan
     public static IReadOnlyList<Scheme> Schemes { get; } =
     [
         new("fp32", "FP32", null),
-        new("w8a8-naive", "W8A8 naive (no smoothing)", p => Smooth(p, "--no-smoothing")),
+        new("w8a8-naive", "W8A8 naive (no smoothing)", p => Smooth(p, "--alpha", "none")),
         new("w8a8-sq", $"W8A8 SmoothQuant a={FixedAlpha}", p => Smooth(p, "--alpha", FixedAlpha)),
         new("w8a8-sq-auto", "W8A8 SmoothQuant auto alpha", p => Smooth(p, "--alpha", "auto")),
         new("w4-rtn-g128", "W4 RTN g128", p => ["awq", p.Model.ModelPath, "-o", p.OutputPath, "--method", "rtn", "--group-size", "128", "--no-verify", "--device", "cpu", "--json"]),
