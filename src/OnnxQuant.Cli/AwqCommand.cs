@@ -79,6 +79,9 @@ public static class AwqCommand
             var quant = new Int4QuantOptions { BlockSize = block, Scheme = parse.GetValue(symmetric) ? Int4Scheme.Symmetric : Int4Scheme.Asymmetric };
 
             using var loaded = ModelFile.Load(modelPath);
+            OutputPaths.CheckModel(outPath, loaded, [.. parse.GetValue(data) ?? [], parse.GetValue(stats), parse.GetValue(verifyText)]);
+            // New tensors go to a scratch file beside the output, so memory holds one layer's weights, not the model's.
+            using var spill = OutputPaths.AttachSpill(loaded, outPath);
             var before = ModelFiles.Of(loaded);
             var clock = Stopwatch.StartNew();
             var pipeline = new Pipeline();
@@ -125,20 +128,30 @@ public static class AwqCommand
                 pipeline.Add(awq);
             }
             pipeline.Add(new W4RewritePass(new W4RewriteOptions { Quantization = quant, AccuracyLevel = level, IncludeLmHead = parse.GetValue(lmHead) }));
-            var steps = pipeline.Run(loaded, new PassContext { Cancellation = CalibrateProgress.Cancel });
+            var steps = pipeline.Run(loaded, new PassContext { Cancellation = context.Cancellation });
             if (!steps[^1].Result.Changed)
                 throw new OnnxQuantException(modelPath, "has no MatMul or Gemm with a constant float weight to quantize", ExitCode.Unsupported);
-            ModelFile.Save(loaded, outPath);
+            ModelFile.Save(loaded, outPath, cancel: context.Cancellation);
             double compileSeconds = clock.Elapsed.TotalSeconds;
 
             VerificationReport? verification = null;
             if (!parse.GetValue(noVerify))
-                verification = Verifier.Compare(modelPath, outPath, new VerifyOptions
+            {
+                try
                 {
-                    TextPath = parse.GetValue(verifyText),
-                    TokenizerPath = parse.GetValue(tokenizer),
-                    Session = session,
-                });
+                    verification = Verifier.Compare(modelPath, outPath, new VerifyOptions
+                    {
+                        TextPath = parse.GetValue(verifyText),
+                        TokenizerPath = parse.GetValue(tokenizer),
+                        Session = session,
+                    }, cancel: context.Cancellation);
+                }
+                catch
+                {
+                    OutputPaths.DeleteModel(outPath); // a failed or interrupted command leaves no output behind
+                    throw;
+                }
+            }
             var summary = AwqSummary.Create(modelPath, outPath, how, quant, level, before, OutputBytes(outPath), calibration, awq, steps,
                 compileSeconds, verification);
             if (parse.GetValue(json))
