@@ -101,6 +101,34 @@ public sealed class Tensor
         }
     }
 
+    /// <summary>
+    /// Copies the raw bytes to <paramref name="destination"/> a chunk at a time (the size of <paramref name="buffer"/>):
+    /// a mapped tensor drops each chunk's pages once written and a spilled one is read through the buffer, so saving
+    /// a multi-GB model adds at most one chunk to the resident set.
+    /// </summary>
+    public void WriteTo(Stream destination, byte[] buffer)
+    {
+        if (_bytes is not null || (_file is null && _spill is null))
+        {
+            destination.Write(RawBytes);
+            return;
+        }
+        for (long done = 0; done < ByteLength; done += buffer.Length)
+        {
+            int n = (int)Math.Min(buffer.Length, ByteLength - done);
+            if (_file is not null)
+            {
+                destination.Write(_file.Slice(_offset + done, n));
+                _file.Release(_offset + done, n);
+            }
+            else
+            {
+                _spill!.Read(_offset + done, buffer.AsSpan(0, n));
+                destination.Write(buffer, 0, n);
+            }
+        }
+    }
+
     /// <summary>The values as float32, converted from fp32, fp16, bf16 or float64 storage.</summary>
     public float[] ToFloats()
     {
