@@ -134,9 +134,24 @@ public sealed class Tensor
     {
         if (!ElementType.IsFloat(DataType))
             throw new InvalidOperationException($"tensor '{Name}' is {ElementType.Name(DataType)}, not a float type");
+        LargeAllocations.BeforeAllocating(ElementCount * sizeof(float));
         var result = new float[ElementCount];
-        FloatCodec.Decode(RawBytes, DataType, result);
-        ReleaseMappedPages();
+        if (_file is null)
+        {
+            FloatCodec.Decode(RawBytes, DataType, result);
+            return result;
+        }
+        // A mapped tensor is decoded a slice at a time, each slice's pages dropped at once, so the read adds only the
+        // floats to the resident set, not the floats and the whole mapped tensor.
+        int size = ElementType.SizeOf(DataType);
+        const int sliceElements = 4 << 20;
+        for (long first = 0; first < result.LongLength; first += sliceElements)
+        {
+            int count = (int)Math.Min(sliceElements, result.LongLength - first);
+            long offset = _offset + first * size;
+            FloatCodec.Decode(_file.Slice(offset, count * size), DataType, result.AsSpan((int)first, count));
+            _file.Release(offset, (long)count * size);
+        }
         return result;
     }
 
