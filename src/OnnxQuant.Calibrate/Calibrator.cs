@@ -17,7 +17,10 @@ public sealed record CalibrationOptions
     /// <summary>Samples per inference run.</summary>
     public int BatchSize { get; init; } = 1;
 
-    /// <summary>Most bytes one batch's recorded activations may take; above it the tensors are recorded in several runs.</summary>
+    /// <summary>
+    /// Most bytes the recorded activations may take. Two batches are alive at once (one reduced while the next runs),
+    /// so one batch gets half; above that the tensors are recorded in several runs over subsets of them.
+    /// </summary>
     public long MaxMemoryBytes { get; init; } = 2L << 30;
 
     /// <summary>Rows (tokens) kept per tensor for AWQ's search.</summary>

@@ -26,7 +26,7 @@ public static class CalibrateCommand
         var seqLen = new Option<int>("--seq-len") { Description = "Tokens per sample.", DefaultValueFactory = _ => 512 };
         var seed = new Option<int>("--seed") { Description = "Seed for picking text windows and sample rows.", DefaultValueFactory = _ => 0 };
         var batch = new Option<int>("--batch") { Description = "Samples per inference run.", DefaultValueFactory = _ => 1 };
-        var maxMemory = new Option<int>("--max-memory") { Description = "MiB one run's recorded activations may take; above it tensors are recorded in several runs.", DefaultValueFactory = _ => 2048 };
+        var maxMemory = new Option<int>("--max-memory") { Description = "MiB the recorded activations may take (two batches are held at once); above it tensors are recorded in several runs.", DefaultValueFactory = _ => 2048 };
         var sampleRows = new Option<int>("--sample-rows") { Description = "Activation rows (tokens) kept per tensor for AWQ.", DefaultValueFactory = _ => 512 };
         var device = new Option<ExecutionDevice>("--device") { Description = "auto tries CUDA and falls back to the CPU; cpu never touches CUDA.", DefaultValueFactory = _ => ExecutionDevice.Auto };
         var threads = new Option<int>("--threads") { Description = "Threads for ONNX Runtime and the reduction (0: one per core).", DefaultValueFactory = _ => 0 };
