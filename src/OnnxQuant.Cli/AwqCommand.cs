@@ -10,6 +10,7 @@ using OnnxQuant.Calibrate.Sessions;
 using OnnxQuant.Calibrate.Verification;
 using OnnxQuant.IO;
 using OnnxQuant.Passes;
+using OnnxQuant.Passes.W8A8;
 using OnnxQuant.Quantization;
 using OnnxQuant.Statistics;
 
@@ -39,8 +40,9 @@ public static class AwqCommand
         var symmetric = new Option<bool>("--symmetric") { Description = "Symmetric blocks (implicit zero point 8) instead of asymmetric with zero points." };
         var accuracy = new Option<int>("--accuracy-level") { Description = "MatMulNBits accuracy_level: 0 unset, 1 fp32, 2 fp16, 3 bf16, 4 int8 compute.", DefaultValueFactory = _ => 0 };
         var lmHead = new Option<bool>("--include-lm-head") { Description = "Quantize the output projection (lm_head) too." };
-        var clip = new Option<bool>("--clip") { Description = "Also run AWQ's per-block clip search (off by default: it lowered layer error but not held-out perplexity)." };
-        var duo = new Option<bool>("--duo-scaling") { Description = "Search s = mean|x|^r / mean|w|^(1-r) (AutoAWQ) instead of mean|x|^r." };
+        var exclude = new Option<string[]>("--exclude") { Description = "Keep linears whose node name matches in floating point: globs (*, ?) or /regex/.", AllowMultipleArgumentsPerToken = true };
+        var noClip = new Option<bool>("--no-clip") { Description = "Skip AWQ's per-block clip search (on by default: it lowered held-out error on MiniLM and tiny-llama)." };
+        var noDuo = new Option<bool>("--no-duo-scaling") { Description = "Search s = mean|x|^r (the original AWQ) instead of mean|x|^r / mean|w|^(1-r) (AutoAWQ's duo scaling, the default)." };
         var blockLoss = new Option<bool>("--block-loss") { Description = "Score scales by the output of the attention/MLP block a group feeds (runs it in ONNX Runtime) instead of the group's own outputs." };
         var grid = new Option<int>("--grid") { Description = "Grid points for the scale exponent r in [0, 1).", DefaultValueFactory = _ => 20 };
         var stats = new Option<string?>("--stats") { Description = "Use this statistics file (from `onnxquant calibrate`) instead of calibrating." };
@@ -51,13 +53,14 @@ public static class AwqCommand
         var seed = new Option<int>("--seed") { Description = "Seed for picking calibration windows and sample rows.", DefaultValueFactory = _ => 0 };
         var verifyText = new Option<string?>("--verify-data") { Description = "Held-out text for verification (default: Persuasion)." };
         var noVerify = new Option<bool>("--no-verify") { Description = "Skip the held-out comparison." };
+        var latency = new Option<int>("--latency") { Description = "Also time one inference of this many tokens with both models (0: off).", DefaultValueFactory = _ => 0 };
         var device = new Option<ExecutionDevice>("--device") { Description = "auto tries CUDA and falls back to the CPU; cpu never touches CUDA.", DefaultValueFactory = _ => ExecutionDevice.Auto };
         var threads = new Option<int>("--threads") { Description = "ONNX Runtime threads (0: one per core).", DefaultValueFactory = _ => 0 };
         var json = CliContext.JsonOption();
         var command = new Command("awq", "Quantize weights to 4 bits (MatMulNBits, W4A16) with activation-aware scaling (AWQ) or round-to-nearest.")
         {
-            model, output, method, groupSize, symmetric, accuracy, lmHead, clip, duo, blockLoss, grid, stats, data, tokenizer, samples, seqLen, seed,
-            verifyText, noVerify, device, threads, json,
+            model, output, method, groupSize, symmetric, accuracy, lmHead, exclude, noClip, noDuo, blockLoss, grid, stats, data, tokenizer, samples, seqLen, seed,
+            verifyText, noVerify, latency, device, threads, json,
         };
         command.SetAction(parse => CommandRunner.Run(context, parse, () =>
         {
@@ -76,6 +79,7 @@ public static class AwqCommand
             if (Path.GetFullPath(outPath) == Path.GetFullPath(modelPath))
                 throw new OnnxQuantException(outPath, "is the input model; write the quantized model to another file", ExitCode.Usage);
             var session = new SessionSettings { Device = parse.GetValue(device), Threads = Math.Max(0, parse.GetValue(threads)) };
+            var selection = new LinearSelection(parse.GetValue(exclude), parse.GetValue(lmHead));
             var quant = new Int4QuantOptions { BlockSize = block, Scheme = parse.GetValue(symmetric) ? Int4Scheme.Symmetric : Int4Scheme.Asymmetric };
 
             using var loaded = ModelFile.Load(modelPath);
@@ -107,6 +111,7 @@ public static class AwqCommand
                 else
                 {
                     dataset = CalibrationData.Load(dataOptions, modelPath);
+                    context.Error.WriteLine($"calibrating on {dataset.Description}: {dataset.Samples.Count} x {dataset.SequenceLength} tokens");
                     var options = new CalibrationOptions { SampleRowsPerTensor = 512, Seed = dataOptions.Seed };
                     calibration = CalibrateProgress.Run(context, () => Calibrator.Run(loaded, dataset, options, session, CalibrateProgress.Current, CalibrateProgress.Cancel));
                     if (calibration.Notice is not null)
@@ -121,39 +126,43 @@ public static class AwqCommand
                 }
                 awq = new AwqPass(statistics, new AwqPassOptions
                 {
-                    Search = new AwqOptions { Quantization = quant, GridPoints = gridPoints, Clip = parse.GetValue(clip), DuoScaling = parse.GetValue(duo) },
-                    IncludeLmHead = parse.GetValue(lmHead),
+                    Search = new AwqOptions { Quantization = quant, GridPoints = gridPoints, Clip = !parse.GetValue(noClip), DuoScaling = !parse.GetValue(noDuo) },
+                    Selection = selection,
                     BlockEvaluator = evaluator,
                 });
                 pipeline.Add(awq);
             }
-            pipeline.Add(new W4RewritePass(new W4RewriteOptions { Quantization = quant, AccuracyLevel = level, IncludeLmHead = parse.GetValue(lmHead) }));
-            var steps = pipeline.Run(loaded, new PassContext { Cancellation = context.Cancellation });
+            pipeline.Add(new W4RewritePass(new W4RewriteOptions { Quantization = quant, AccuracyLevel = level, Selection = selection }));
+            context.Error.WriteLine(how == AwqMethod.Awq
+                ? $"searching AWQ scales and rewriting to 4-bit MatMulNBits (blocks of {block})"
+                : $"rewriting to 4-bit MatMulNBits, round-to-nearest (blocks of {block})");
+            var steps = pipeline.Run(loaded, new PassContext { Cancellation = context.Cancellation, Progress = new StageProgress(context.Error) });
             if (!steps[^1].Result.Changed)
                 throw new OnnxQuantException(modelPath, "has no MatMul or Gemm with a constant float weight to quantize", ExitCode.Unsupported);
             ModelFile.Save(loaded, outPath, cancel: context.Cancellation);
             double compileSeconds = clock.Elapsed.TotalSeconds;
+            context.Error.WriteLine($"wrote {outPath}");
 
+            var verifyOptions = new VerifyOptions { TextPath = parse.GetValue(verifyText), TokenizerPath = parse.GetValue(tokenizer), Session = session };
             VerificationReport? verification = null;
-            if (!parse.GetValue(noVerify))
+            LatencyReport? timing = null;
+            try
             {
-                try
+                if (!parse.GetValue(noVerify))
                 {
-                    verification = Verifier.Compare(modelPath, outPath, new VerifyOptions
-                    {
-                        TextPath = parse.GetValue(verifyText),
-                        TokenizerPath = parse.GetValue(tokenizer),
-                        Session = session,
-                    }, cancel: context.Cancellation);
+                    context.Error.WriteLine("verifying on held-out text");
+                    verification = Verifier.Compare(modelPath, outPath, verifyOptions, cancel: context.Cancellation);
                 }
-                catch
-                {
-                    OutputPaths.DeleteModel(outPath); // a failed or interrupted command leaves no output behind
-                    throw;
-                }
+                if (parse.GetValue(latency) is > 0 and var tokens)
+                    timing = Verifier.MeasureLatency(modelPath, outPath, tokens, 10, verifyOptions);
+            }
+            catch
+            {
+                OutputPaths.DeleteModel(outPath); // a failed or interrupted command leaves no output behind
+                throw;
             }
             var summary = AwqSummary.Create(modelPath, outPath, how, quant, level, before, OutputBytes(outPath), calibration, awq, steps,
-                compileSeconds, verification);
+                compileSeconds, verification, timing);
             if (parse.GetValue(json))
                 JsonOutput.Write(context.Out, summary);
             else
@@ -174,6 +183,24 @@ public static class AwqCommand
     {
         int length = Math.Min(dataset.SequenceLength, 128);
         return dataset.Samples.Take(4).Select(s => s[..length]).ToList();
+    }
+
+    // One line per tenth of each pass on stderr.
+    private sealed class StageProgress(TextWriter error) : IProgress<PassProgress>
+    {
+        private string? _pass;
+        private int _lastDecile = -1;
+
+        public void Report(PassProgress p)
+        {
+            if (p.Pass != _pass)
+                (_pass, _lastDecile) = (p.Pass, -1);
+            int decile = p.Total == 0 ? 10 : p.Done * 10 / p.Total;
+            if (decile == _lastDecile)
+                return;
+            _lastDecile = decile;
+            error.WriteLine($"  {p.Pass}: {p.Done}/{p.Total}");
+        }
     }
 
     private static long OutputBytes(string path)

@@ -13,15 +13,16 @@ public sealed record AwqSummary(
     string Model, string Output, string Method, int GroupSize, string Scheme, int AccuracyLevel,
     long BytesBefore, long BytesAfter, int QuantizedLinears, int KeptLinears,
     double? CalibrationSeconds, double SearchSeconds, double RewriteSeconds, double TotalSeconds,
-    int Groups, int ScaledGroups, double? SecondsPerMillionParameters, double? Projected7BMinutes,
-    IReadOnlyList<AwqGroupSummary> GroupDetails, VerificationReport? Verification)
+    int Groups, int ScaledGroups, double? SecondsPerMillionParameters,
+    [property: System.Text.Json.Serialization.JsonPropertyName("projected_7b_minutes")] double? Projected7BMinutes,
+    IReadOnlyList<AwqGroupSummary> GroupDetails, VerificationReport? Verification, LatencyReport? Latency)
 {
     /// <summary>7B = 32 layers x (4 x 4096^2 + 3 x 4096 x 11008) parameters, searched on 512 rows.</summary>
     public const double Parameters7B = 32.0 * (4.0 * 4096 * 4096 + 3.0 * 4096 * 11008);
 
     public static AwqSummary Create(string model, string output, AwqMethod method, Int4QuantOptions quant, int accuracyLevel,
         ModelFiles before, long bytesAfter, CalibrationResult? calibration, AwqPass? awq, IReadOnlyList<PipelineStep> steps,
-        double totalSeconds, VerificationReport? verification)
+        double totalSeconds, VerificationReport? verification, LatencyReport? latency)
     {
         var rewrite = steps.Single(s => s.Pass == "w4-rewrite");
         var search = steps.SingleOrDefault(s => s.Pass == "awq");
@@ -37,7 +38,7 @@ public sealed record AwqSummary(
             groups.Count, groups.Count(g => g.Status.StartsWith("scaled", StringComparison.Ordinal)),
             searchedParams > 0 ? searchSeconds / searchedParams * 1e6 : null,
             perParamRow > 0 ? perParamRow * Parameters7B * 512 / 60 : null,
-            groups, verification);
+            groups, verification, latency);
     }
 
     public static void Print(IAnsiConsole console, AwqSummary s)
@@ -60,7 +61,7 @@ public sealed record AwqSummary(
             console.MarkupLineInterpolated($"{s.ScaledGroups} of {s.Groups} groups scaled");
         }
         if (s.SecondsPerMillionParameters is { } perM && s.Projected7BMinutes is { } projected)
-            console.MarkupLineInterpolated($"search speed: {F(perM, "0.00")} s per million parameters; projected for a 7B model (6.48B parameters, 512 rows, same settings) on this machine's {Environment.ProcessorCount} cores: {F(projected, "0.0")} min");
+            console.MarkupLineInterpolated($"search speed: {F(perM, "0.00")} s per million parameters; projected for a 7B model (6.48B parameters, 512 rows, same settings) on this machine's {Environment.ProcessorCount} cores: {F(projected, "0.0")} min (scaled from this model's layers; small layers cost more per parameter)");
         if (s.Verification is { } v)
         {
             string kind = v.Kind == ModelKind.CausalLm
@@ -68,11 +69,13 @@ public sealed record AwqSummary(
                 : $"embedding cosine mean {F(v.MeanCosine ?? double.NaN, "0.00000")}, min {F(v.MinCosine ?? double.NaN, "0.00000")}";
             console.MarkupLineInterpolated($"held-out ({v.Data}, {v.Samples} samples, {v.Tokens} tokens, {v.Device}): relative error of '{v.Output}' {F(v.RelativeError, "0.0000")}, {kind}");
         }
+        if (s.Latency is { } t)
+            console.MarkupLineInterpolated($"latency ({t.Tokens} tokens, {t.Device}): {F(t.OriginalMs, "0.0")} ms -> {F(t.EmittedMs, "0.0")} ms ({F(t.Speedup, "0.00")}x)");
     }
 
     private static string Mb(long bytes) => (bytes / 1048576.0).ToString("0.0", CultureInfo.InvariantCulture) + " MB";
 
-    private static string Short(string name) => name.Length <= 60 ? name : "…" + name[^59..];
+    private static string Short(string name) => name.Length <= 44 ? name : "…" + name[^43..];
 }
 
 public sealed record AwqGroupSummary(string Activation, string Target, IReadOnlyList<string> Consumers, string Status, string Loss, float Ratio,

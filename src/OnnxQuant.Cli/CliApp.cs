@@ -22,6 +22,7 @@ public static class CliApp
             InspectCommand.Create(context),
             DiffCommand.Create(context),
             CalibrateCommand.Create(context),
+            SmoothCommand.Create(context),
             AwqCommand.Create(context),
             EvalCommand.Create(context),
         };

@@ -5,6 +5,7 @@ using OnnxQuant.Analysis;
 using OnnxQuant.Awq;
 using OnnxQuant.IO;
 using OnnxQuant.IR;
+using OnnxQuant.Passes.W8A8;
 using OnnxQuant.Smoothing;
 using OnnxQuant.Statistics;
 
@@ -18,8 +19,8 @@ public sealed record AwqPassOptions
     /// <summary>Scale groups whose activation has other readers through a new Mul(1/s) (the "Mul(1/s) otherwise").</summary>
     public bool InsertMul { get; init; } = true;
 
-    /// <summary>Also search the lm_head's group (only useful with W4RewriteOptions.IncludeLmHead).</summary>
-    public bool IncludeLmHead { get; init; }
+    /// <summary>The linears the rewrite will quantize (the same selection as <see cref="W4RewriteOptions.Selection"/>).</summary>
+    public LinearSelection Selection { get; init; } = new();
 
     /// <summary>Measures a candidate's loss on the block a group feeds (attention or MLP output); null: group-output loss only.</summary>
     public IBlockEvaluator? BlockEvaluator { get; init; }
@@ -92,13 +93,15 @@ public sealed class AwqPass : IGraphPass
     {
         var graph = model.Graph;
         var clock = Stopwatch.StartNew();
-        var consumers = group.CurrentConsumers(graph);
-        var names = consumers.Select(c => c.Name).ToList();
+        var all = group.CurrentConsumers(graph);
+        var names = all.Select(c => c.Name).ToList();
+        // Only the quantized consumers count in the loss; the others take the scale exactly (they stay in float).
+        var consumers = all.Where(c => _options.Selection.IsQuantized(graph, c)).ToList();
         string target = group.Producer.Description;
         AwqDecision Left(string why) => new(group.Activation, target, names, why, "-", 0f, 0, 0, null, clock.Elapsed.TotalSeconds, 0, 0);
 
-        if (!_options.IncludeLmHead && consumers.Any(c => W4RewritePass.IsLmHead(graph, c)))
-            return Left("left: lm_head");
+        if (consumers.Count == 0)
+            return Left("left: not quantized");
         var stats = _stats.Get(group.Activation);
         if (stats is null || stats.Channels != group.Channels || stats.SampleRowCount == 0)
             return Left("left: no statistics");
@@ -139,7 +142,7 @@ public sealed class AwqPass : IGraphPass
                 for (int r = 0; r < rowCount; r++)
                     TensorPrimitives.Divide(rows.AsSpan(r * stats.Channels, stats.Channels), result.Scales, scaledRows.AsSpan(r * stats.Channels, stats.Channels));
             }
-            clipped = Clip(graph, group, MatrixView.Of(scaledRows, rowCount, stats.Channels), search, cancel);
+            clipped = Clip(graph, group, MatrixView.Of(scaledRows, rowCount, stats.Channels), search, _options.Selection, cancel);
         }
         string status = (scaled, clipped > 0) switch
         {
@@ -153,12 +156,12 @@ public sealed class AwqPass : IGraphPass
     }
 
     // Clip search on every consumer that is not a query/key projection; returns the fraction of blocks clipped.
-    private static double Clip(Graph graph, SmoothingGroup group, MatrixView rows, AwqOptions search, CancellationToken cancel)
+    private static double Clip(Graph graph, SmoothingGroup group, MatrixView rows, AwqOptions search, LinearSelection selection, CancellationToken cancel)
     {
         long blocks = 0, clippedBlocks = 0;
         foreach (var consumer in group.CurrentConsumers(graph))
         {
-            if (AttentionRoles.IsQueryOrKey(graph, consumer))
+            if (AttentionRoles.IsQueryOrKey(graph, consumer) || !selection.IsQuantized(graph, consumer))
                 continue;
             var w = consumer.ReadWeightKN(graph);
             var clip = AwqClipSearch.Search(rows, w, consumer.N, search, cancel);

@@ -3,6 +3,7 @@ using Onnx;
 using OnnxQuant.Analysis;
 using OnnxQuant.IO;
 using OnnxQuant.IR;
+using OnnxQuant.Passes.W8A8;
 using OnnxQuant.Quantization;
 
 namespace OnnxQuant.Passes;
@@ -16,8 +17,8 @@ public sealed record W4RewriteOptions
     /// <summary>MatMulNBits accuracy_level: 0 unset, 1 fp32, 2 fp16, 3 bf16, 4 int8 compute (a CPU speed-up).</summary>
     public int AccuracyLevel { get; init; }
 
-    /// <summary>Quantize the output projection (lm_head) too; off by default because logits are the most sensitive.</summary>
-    public bool IncludeLmHead { get; init; }
+    /// <summary>Which linears to quantize: by default all but the LM head (logits are the most sensitive), minus --exclude patterns.</summary>
+    public LinearSelection Selection { get; init; } = new();
 }
 
 /// <summary>
@@ -55,9 +56,9 @@ public sealed class W4RewritePass : IGraphPass
         {
             context.Cancellation.ThrowIfCancellationRequested();
             context.Progress?.Report(new PassProgress(Name, done++, linears.Count, linear.Name));
-            if (!_options.IncludeLmHead && IsLmHead(graph, linear))
+            if (_options.Selection.ExclusionReason(graph, linear) is { } reason)
             {
-                rows.Add(Row(linear, "kept (lm_head; --include-lm-head quantizes it)"));
+                rows.Add(Row(linear, $"kept: {reason}"));
                 continue;
             }
             var (row, before, after) = Rewrite(graph, linear, removedValues);
@@ -83,12 +84,6 @@ public sealed class W4RewritePass : IGraphPass
             },
         };
     }
-
-    /// <summary>The output projection: named lm_head, or a linear whose result is itself a graph output (logits).</summary>
-    public static bool IsLmHead(Graph graph, LinearNode linear) =>
-        linear.Name.Contains("lm_head", StringComparison.OrdinalIgnoreCase)
-        || linear.WeightName.Contains("lm_head", StringComparison.OrdinalIgnoreCase)
-        || graph.IsGraphOutput(linear.Output);
 
     private (PassReportRow Row, long Before, long After) Rewrite(Graph graph, LinearNode linear, HashSet<string> removedValues)
     {

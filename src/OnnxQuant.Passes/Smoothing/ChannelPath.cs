@@ -31,27 +31,28 @@ internal sealed record ChannelPath(LinearNode Source, IReadOnlyList<NodeProto> N
         foreach (var l in linears)
             byOutput.TryAdd(l.Output, l);
         var nodes = new List<NodeProto>();
-        return FindBackwards(graph, activation, channels, byOutput, nodes, 0);
+        return FindBackwards(graph, activation, channels, byOutput, nodes, 0, new ShapeHints(graph, linears));
     }
 
     /// <summary>Re-checks a traced path against the graph as it is now.</summary>
     public bool StillHolds(Graph graph) =>
-        LinearNode.TryCreate(graph, Source.Node) is { } source && Verify(graph, source, Nodes, Map.Length) is { } map && map.SequenceEqual(Map);
+        LinearNode.TryCreate(graph, Source.Node) is { } source
+        && Verify(graph, source, Nodes, Map.Length, new ShapeHints(graph, LinearNode.FindAll(graph))) is { } map && map.SequenceEqual(Map);
 
     private static ChannelPath? FindBackwards(Graph graph, string value, int channels, Dictionary<string, LinearNode> byOutput,
-        List<NodeProto> nodes, int depth)
+        List<NodeProto> nodes, int depth, ShapeHints hints)
     {
         if (byOutput.TryGetValue(value, out var source) && source.N == channels)
         {
             var chain = Enumerable.Reverse(nodes).ToList();
-            return chain.Count > 0 && Verify(graph, source, chain, channels) is { } map ? new ChannelPath(source, chain, map) : null;
+            return chain.Count > 0 && Verify(graph, source, chain, channels, hints) is { } map ? new ChannelPath(source, chain, map) : null;
         }
         if (depth >= MaxLength || graph.Producer(value) is not { } node)
             return null;
         foreach (var input in PathInputs(graph, node))
         {
             nodes.Add(node);
-            var found = FindBackwards(graph, input, channels, byOutput, nodes, depth + 1);
+            var found = FindBackwards(graph, input, channels, byOutput, nodes, depth + 1, hints);
             nodes.RemoveAt(nodes.Count - 1);
             if (found is not null)
                 return found;
@@ -74,7 +75,7 @@ internal sealed record ChannelPath(LinearNode Source, IReadOnlyList<NodeProto> N
     }
 
     /// <summary>Follows the chain forwards, checking every step; returns the channel map or null.</summary>
-    private static int[]? Verify(Graph graph, LinearNode source, IReadOnlyList<NodeProto> chain, int channels)
+    private static int[]? Verify(Graph graph, LinearNode source, IReadOnlyList<NodeProto> chain, int channels, ShapeHints hints)
     {
         string value = source.Output;
         var layout = ChannelLayout.LinearOutput(channels);
@@ -82,7 +83,7 @@ internal sealed record ChannelPath(LinearNode Source, IReadOnlyList<NodeProto> N
         {
             if (!OnlyReadBy(graph, value, node))
                 return null;
-            layout = Step(graph, node, value, layout, source.Output);
+            layout = Step(graph, node, value, layout, source.Output, hints);
             if (layout is null)
                 return null;
             value = node.Output[0];
@@ -98,14 +99,14 @@ internal sealed record ChannelPath(LinearNode Source, IReadOnlyList<NodeProto> N
             && node.Input.Count(i => i == value) == 1;
     }
 
-    private static ChannelLayout? Step(Graph graph, NodeProto node, string value, ChannelLayout layout, string sourceOutput)
+    private static ChannelLayout? Step(Graph graph, NodeProto node, string value, ChannelLayout layout, string sourceOutput, ShapeHints hints)
     {
         if (node.IsOnnx("Identity"))
             return layout;
         if (node.IsOnnx("Cast"))
             return IO.ElementType.IsFloat((Onnx.TensorProto.Types.DataType)node.GetInt("to", 0)) ? layout : null;
         if (node.IsOnnx("Reshape"))
-            return node.Input[0] == value && ReshapeTarget(graph, node) is { } shape ? layout.Reshape(shape) : null;
+            return node.Input[0] == value && ReshapeTarget(graph, node, hints) is { } shape ? layout.Reshape(shape) : null;
         if (node.IsOnnx("Transpose"))
             return layout.Transpose(node.GetInts("perm"));
         if (node.IsOnnx("MatMul"))
@@ -144,7 +145,7 @@ internal sealed record ChannelPath(LinearNode Source, IReadOnlyList<NodeProto> N
     }
 
     /// <summary>The Reshape's target entries: constants where known, null where computed at run time. Null when the rank is unknown.</summary>
-    private static IReadOnlyList<long?>? ReshapeTarget(Graph graph, NodeProto reshape)
+    private static IReadOnlyList<long?>? ReshapeTarget(Graph graph, NodeProto reshape, ShapeHints hints)
     {
         if (reshape.GetInt("allowzero", 0) != 0 || reshape.InputAt(1) is not { } shape)
             return null;
@@ -157,6 +158,8 @@ internal sealed record ChannelPath(LinearNode Source, IReadOnlyList<NodeProto> N
         {
             if (graph.GetConstant(part) is { } c)
                 entries.AddRange(c.ToInt64s().Select(v => (long?)v));
+            else if (hints.ShapeEntry(part) is { } known)
+                entries.Add(known);
             else if (IsSingleElement(graph, part))
                 entries.Add(null);
             else

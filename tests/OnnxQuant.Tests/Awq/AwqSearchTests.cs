@@ -77,7 +77,7 @@ public class AwqSearchTests
             new AwqWeight("a", AwqTestData.Gaussian(rng, k * n1, 0.05f), n1),
             new AwqWeight("b", AwqTestData.Gaussian(rng, k * n2, 0.05f), n2),
         };
-        var options = new AwqOptions { Quantization = Q32 };
+        var options = new AwqOptions { Quantization = Q32, DuoScaling = false };
         var result = AwqScaleSearch.Search(MatrixView.Of(x, r, k), meanAbs, consumers, options);
 
         double rtn = AwqScaleSearch.GroupOutputLoss(MatrixView.Of(x, r, k), consumers, Enumerable.Repeat(1f, k).ToArray(), options) / (r * (n1 + n2));

@@ -5,6 +5,7 @@ using OnnxQuant.Analysis;
 using OnnxQuant.IO;
 using OnnxQuant.IR;
 using OnnxQuant.Passes;
+using OnnxQuant.Passes.W8A8;
 using OnnxQuant.Quantization;
 using IR = OnnxQuant.IR;
 
@@ -81,7 +82,7 @@ public sealed class W4RewritePassTests : IDisposable
     {
         var sketch = new TwoLinearGraph(64, 32, 16, 40, fp16: false);
         using var model = sketch.Build();
-        new W4RewritePass(new W4RewriteOptions { IncludeLmHead = true, Quantization = new() { BlockSize = 32 } }).Run(model, new PassContext());
+        new W4RewritePass(new W4RewriteOptions { Selection = new LinearSelection(includeLmHead: true), Quantization = new() { BlockSize = 32 } }).Run(model, new PassContext());
         Assert.Equal(3, model.Graph.Nodes.Count(n => n.IsMicrosoft("MatMulNBits")));
         var head = model.Graph.Nodes.Single(n => n.Output[0] == "logits");
         Assert.Equal(4, head.Input.Count);     // no bias: zero points are the last input

@@ -1,0 +1,171 @@
+using System.CommandLine;
+using System.Diagnostics;
+using System.Globalization;
+using OnnxQuant.Calibrate;
+using OnnxQuant.Calibrate.Data;
+using OnnxQuant.Calibrate.Sessions;
+using OnnxQuant.Calibrate.Verification;
+using OnnxQuant.IO;
+using OnnxQuant.Passes;
+using OnnxQuant.Passes.W8A8;
+using OnnxQuant.Statistics;
+
+namespace OnnxQuant.Cli;
+
+/// <summary>
+/// `onnxquant smooth model.onnx [--data ...] [-o out.onnx] [--no-quantize] [--alpha auto|A] [--format ...] [--stats f]
+/// [--insert-mul] [--json] [--device ...]`: calibrate (or read --stats) -> SmoothQuant -> W8A8 rewrite -> write ->
+/// verify on held-out text. Progress on stderr; the summary table (or --json) on stdout.
+/// </summary>
+public static class SmoothCommand
+{
+    public static Command Create(CliContext context)
+    {
+        var model = new Argument<string>("model") { Description = "The ONNX model file." };
+        var output = new Option<string?>("--output", "-o") { Description = "The model to write (default: <model>.sq.onnx, or <model>.smoothed.onnx with --no-quantize)." };
+        var noQuantize = new Option<bool>("--no-quantize") { Description = "Write only the smoothed floating-point model (no W8A8 rewrite)." };
+        var alpha = new Option<string>("--alpha") { Description = "Migration strength: 'auto' searches it per group on the calibration rows, or a fixed value in [0, 1].", DefaultValueFactory = _ => "auto" };
+        var format = new Option<W8A8Format>("--format") { Description = "int8: QuantizeLinear + MatMulInteger (CUDA EP and CPU); dynamic: per-token scales at run time; qlinear: QLinearMatMul (CPU); qdq: Q/DQ pairs (TensorRT).", DefaultValueFactory = _ => W8A8Format.Int8 };
+        var insertMul = new Option<bool?>("--insert-mul") { Description = "Smooth activations that cannot take s in place (residual-fed norms, GELU outputs) through a Mul(1/s). Default: on when quantizing (int8/qlinear absorb it into the activation quantizer), off with --no-quantize." };
+        var scope = new Option<SmoothingScope>("--scope") { Description = "all: every linear input; norm: only norm-fed inputs (the SmoothQuant reference).", DefaultValueFactory = _ => SmoothingScope.All };
+        var exclude = new Option<string[]>("--exclude") { Description = "Keep linears whose node name matches in floating point: globs (*, ?) or /regex/.", AllowMultipleArgumentsPerToken = true };
+        var lmHead = new Option<bool>("--include-lm-head") { Description = "Quantize the LM head (the linear producing the logits) too." };
+        var reducedRange = new Option<bool>("--reduced-range") { Description = "7-bit weights (±63): exact on CPUs without VNNI, whose int8 kernel saturates 16-bit pair sums with full-range weights." };
+        var stats = new Option<string?>("--stats") { Description = "Use this statistics file (from `onnxquant calibrate`) instead of calibrating." };
+        var data = new Option<string[]>("--data") { Description = "Calibration data: text, .jsonl or .ids files. Default: Jane Austen's Emma.", AllowMultipleArgumentsPerToken = true };
+        var tokenizer = new Option<string?>("--tokenizer") { Description = "Tokenizer file or folder (default: next to the model)." };
+        var samples = new Option<int>("--samples") { Description = "Calibration samples.", DefaultValueFactory = _ => 128 };
+        var seqLen = new Option<int>("--seq-len") { Description = "Tokens per calibration sample.", DefaultValueFactory = _ => 512 };
+        var seed = new Option<int>("--seed") { Description = "Seed for picking calibration windows and sample rows.", DefaultValueFactory = _ => 0 };
+        var verifyText = new Option<string?>("--verify-data") { Description = "Held-out text for verification (default: Persuasion, never used for calibration)." };
+        var noVerify = new Option<bool>("--no-verify") { Description = "Skip the held-out comparison." };
+        var latency = new Option<int>("--latency") { Description = "Also time one inference of this many tokens with both models (0: off).", DefaultValueFactory = _ => 0 };
+        var device = new Option<ExecutionDevice>("--device") { Description = "auto tries CUDA and falls back to the CPU; cpu never touches CUDA.", DefaultValueFactory = _ => ExecutionDevice.Auto };
+        var threads = new Option<int>("--threads") { Description = "ONNX Runtime threads (0: one per core).", DefaultValueFactory = _ => 0 };
+        var json = CliContext.JsonOption();
+        var command = new Command("smooth", "SmoothQuant W8A8: migrate activation outliers into the weights, then quantize weights and activations to int8.")
+        {
+            model, output, noQuantize, alpha, format, insertMul, scope, exclude, lmHead, reducedRange, stats, data, tokenizer, samples, seqLen, seed,
+            verifyText, noVerify, latency, device, threads, json,
+        };
+        command.SetAction(parse => CommandRunner.Run(context, parse, () =>
+        {
+            string modelPath = parse.GetValue(model)!;
+            bool quantize = !parse.GetValue(noQuantize);
+            float? fixedAlpha = ParseAlpha(parse.GetValue(alpha)!);
+            string outPath = parse.GetValue(output) ?? DefaultOutput(modelPath, quantize);
+            if (Path.GetFullPath(outPath) == Path.GetFullPath(modelPath))
+                throw new OnnxQuantException(outPath, "is the input model; write the result to another file", ExitCode.Usage);
+            var session = new SessionSettings { Device = parse.GetValue(device), Threads = Math.Max(0, parse.GetValue(threads)) };
+            var w8a8 = new W8A8Options { Format = parse.GetValue(format), ReducedRangeWeights = parse.GetValue(reducedRange) };
+            var selection = new LinearSelection(parse.GetValue(exclude), parse.GetValue(lmHead));
+
+            using var loaded = ModelFile.Load(modelPath);
+            var clock = Stopwatch.StartNew();
+            CalibrationResult? calibration = null;
+            CalibrationStats statistics;
+            if (parse.GetValue(stats) is { } statsPath)
+            {
+                statistics = StatsFile.Read(statsPath);
+                statistics.EnsureMatches(loaded.Graph, statsPath);
+            }
+            else
+            {
+                var dataOptions = new DataOptions
+                {
+                    Paths = parse.GetValue(data) ?? [],
+                    TokenizerPath = parse.GetValue(tokenizer),
+                    Samples = parse.GetValue(samples),
+                    SequenceLength = parse.GetValue(seqLen),
+                    Seed = parse.GetValue(seed),
+                };
+                var dataset = CalibrationData.Load(dataOptions, modelPath);
+                context.Error.WriteLine($"calibrating on {dataset.Description}: {dataset.Samples.Count} x {dataset.SequenceLength} tokens");
+                var options = new CalibrationOptions { SampleRowsPerTensor = 512, Seed = dataOptions.Seed };
+                calibration = CalibrateProgress.Run(context, () => Calibrator.Run(loaded, dataset, options, session, CalibrateProgress.Current, CalibrateProgress.Cancel));
+                if (calibration.Notice is not null)
+                    context.Error.WriteLine($"note: {calibration.Notice}");
+                statistics = calibration.Stats;
+            }
+
+            var ranges = ActivationRanges.From(statistics);
+            var smooth = new SmoothQuantPass(statistics, new SmoothQuantOptions
+            {
+                Alpha = fixedAlpha,
+                InsertMul = parse.GetValue(insertMul) ?? quantize,
+                Scope = parse.GetValue(scope),
+                Selection = selection,
+                FakeQuant = w8a8.FakeQuant,
+            }, ranges);
+            var pipeline = new Pipeline().Add(smooth);
+            W8A8RewritePass? rewrite = null;
+            if (quantize)
+                pipeline.Add(rewrite = new W8A8RewritePass(ranges, w8a8, selection));
+            context.Error.WriteLine(quantize
+                ? $"smoothing (alpha {parse.GetValue(alpha)}) and rewriting to W8A8 {w8a8.Format.ToString().ToLowerInvariant()}"
+                : $"smoothing (alpha {parse.GetValue(alpha)})");
+            var steps = pipeline.Run(loaded, new PassContext { Cancellation = CalibrateProgress.Cancel, Progress = new StageProgress(context.Error) });
+            if (rewrite is not null && !steps[^1].Result.Changed)
+                throw new OnnxQuantException(modelPath, "has no MatMul or Gemm with a constant float weight to quantize (or every one is excluded)", ExitCode.Unsupported);
+            ModelFile.Save(loaded, outPath);
+            double compileSeconds = clock.Elapsed.TotalSeconds;
+            context.Error.WriteLine($"wrote {outPath}");
+
+            var verifyOptions = new VerifyOptions { TextPath = parse.GetValue(verifyText), TokenizerPath = parse.GetValue(tokenizer), Session = session };
+            VerificationReport? verification = null;
+            if (!parse.GetValue(noVerify))
+            {
+                context.Error.WriteLine("verifying on held-out text");
+                verification = Verifier.Compare(modelPath, outPath, verifyOptions, cancel: CalibrateProgress.Cancel);
+            }
+            LatencyReport? timing = null;
+            if (parse.GetValue(latency) is > 0 and var tokens)
+                timing = Verifier.MeasureLatency(modelPath, outPath, tokens, 10, verifyOptions);
+
+            var summary = SmoothSummary.Create(modelPath, outPath, quantize ? w8a8 : null, parse.GetValue(alpha)!, statistics, calibration,
+                smooth.Decisions, rewrite?.Decisions, compileSeconds, verification, timing);
+            if (parse.GetValue(json))
+                JsonOutput.Write(context.Out, summary);
+            else
+                SmoothSummary.Print(context.CreateConsole(), summary);
+            return (int)ExitCode.Ok;
+        }));
+        return command;
+    }
+
+    /// <summary>Beside the input: model.onnx -> model.sq.onnx (quantized) or model.smoothed.onnx.</summary>
+    public static string DefaultOutput(string modelPath, bool quantize)
+    {
+        string folder = Path.GetDirectoryName(Path.GetFullPath(modelPath)) ?? ".";
+        return Path.Combine(folder, Path.GetFileNameWithoutExtension(modelPath) + (quantize ? ".sq.onnx" : ".smoothed.onnx"));
+    }
+
+    private static float? ParseAlpha(string text)
+    {
+        if (text.Equals("auto", StringComparison.OrdinalIgnoreCase))
+            return null;
+        if (float.TryParse(text, NumberStyles.Float, CultureInfo.InvariantCulture, out float value) && value >= 0 && value <= 1)
+            return value;
+        throw new OnnxQuantException(null, $"--alpha must be 'auto' or a number between 0 and 1 (got '{text}')", ExitCode.Usage);
+    }
+
+    // One line per pass stage on stderr; the passes report often, the terminal hears about every tenth of the way.
+    private sealed class StageProgress(TextWriter error) : IProgress<PassProgress>
+    {
+        private string? _pass;
+        private int _lastDecile = -1;
+
+        public void Report(PassProgress p)
+        {
+            if (p.Pass != _pass)
+            {
+                (_pass, _lastDecile) = (p.Pass, -1);
+            }
+            int decile = p.Total == 0 ? 10 : p.Done * 10 / p.Total;
+            if (decile == _lastDecile)
+                return;
+            _lastDecile = decile;
+            error.WriteLine($"  {p.Pass}: {p.Done}/{p.Total}");
+        }
+    }
+}

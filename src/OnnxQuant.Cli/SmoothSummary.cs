@@ -1,0 +1,94 @@
+using System.Globalization;
+using OnnxQuant.Calibrate;
+using OnnxQuant.Calibrate.Verification;
+using OnnxQuant.Passes;
+using OnnxQuant.Passes.W8A8;
+using OnnxQuant.Statistics;
+using Spectre.Console;
+
+namespace OnnxQuant.Cli;
+
+/// <summary>What `smooth` tells at the end; also its --json document.</summary>
+public sealed record SmoothSummary(
+    string Model, string Output, string? Format, bool ReducedRange, string Alpha, string CalibrationData, int CalibrationSamples,
+    int CalibrationSequenceLength, double? CalibrationSeconds, double CompileSeconds, long InputBytes, long OutputBytes,
+    IReadOnlyList<SmoothGroupSummary> Groups, int LinearsQuantized, IReadOnlyList<KeptLinear> LinearsKept,
+    VerificationReport? Verification, LatencyReport? Latency)
+{
+    public static SmoothSummary Create(string model, string output, W8A8Options? w8a8, string alpha, CalibrationStats stats, CalibrationResult? calibration,
+        IReadOnlyList<SmoothingDecision> decisions, IReadOnlyList<W8A8Decision>? linears, double compileSeconds, VerificationReport? verification,
+        LatencyReport? latency)
+    {
+        var groups = decisions.Select(d => new SmoothGroupSummary(d.Activation, d.ProducerKind.ToString(), d.Consumers, d.Status,
+            d.Applied ? d.Target : null, d.Alpha, d.RatioBefore, d.RatioAfter)).ToList();
+        var kept = (linears ?? []).Where(l => l.Status != "quantized").Select(l => new KeptLinear(l.Linear, l.Status)).ToList();
+        return new SmoothSummary(model, output, w8a8?.Format.ToString().ToLowerInvariant(), w8a8?.ReducedRangeWeights ?? false, alpha,
+            stats.Info.Data, stats.Info.Samples, stats.Info.SequenceLength, calibration?.Elapsed.TotalSeconds, compileSeconds,
+            FileBytes(model), FileBytes(output), groups, (linears ?? []).Count(l => l.Status == "quantized"), kept, verification, latency);
+    }
+
+    // The model file plus its external data files.
+    private static long FileBytes(string path)
+    {
+        var file = new FileInfo(path);
+        if (!file.Exists)
+            return 0;
+        long total = file.Length;
+        string data = path + ".data";
+        if (File.Exists(data))
+            total += new FileInfo(data).Length;
+        return total;
+    }
+
+    public static void Print(IAnsiConsole console, SmoothSummary s)
+    {
+        var inv = CultureInfo.InvariantCulture;
+        var table = new Table().Border(TableBorder.Simple).Title("smoothing groups");
+        foreach (var column in new[] { "activation", "producer", "consumers", "fold", "alpha", "max/median before", "after" })
+            table.AddColumn(column);
+        foreach (var g in s.Groups)
+            table.AddRow(
+                Markup.Escape(g.Activation),
+                g.Producer,
+                Markup.Escape(Cli.Format.Names(g.Consumers, 3)),
+                Markup.Escape(g.Target is null ? g.Status : $"{g.Status}: {g.Target}"),
+                g.Alpha?.ToString("0.00", inv) ?? "-",
+                g.RatioBefore.ToString("0.0", inv),
+                g.RatioAfter.ToString("0.0", inv));
+        console.Write(table);
+
+        string calib = s.CalibrationSeconds is { } secs ? string.Create(inv, $", calibrated in {secs:0.0} s") : " (from --stats)";
+        console.MarkupLineInterpolated($"[bold]{s.Model}[/] -> [bold]{s.Output}[/] ({Cli.Format.Bytes(s.InputBytes)} -> {Cli.Format.Bytes(s.OutputBytes)})");
+        console.MarkupLineInterpolated($"calibration: {s.CalibrationSamples} x {s.CalibrationSequenceLength} tokens of {s.CalibrationData}{calib}; compiled in {s.CompileSeconds.ToString("0.0", inv)} s");
+        int applied = s.Groups.Count(g => g.Target is not null);
+        console.MarkupLineInterpolated($"smoothed {applied} of {s.Groups.Count} groups (alpha {s.Alpha})");
+        if (s.Format is not null)
+        {
+            string kept = s.LinearsKept.Count > 0 ? $" ({Cli.Format.Names(s.LinearsKept.Select(k => $"{k.Name}: {k.Reason}"), 3)})" : "";
+            console.MarkupLineInterpolated($"W8A8 {s.Format}{(s.ReducedRange ? " (7-bit weights)" : "")}: {s.LinearsQuantized} linears quantized, {s.LinearsKept.Count} kept{kept}");
+        }
+        if (s.Verification is { } v)
+        {
+            var verify = new Table().Border(TableBorder.Simple).Title($"held-out check: {v.Samples} samples, {v.Tokens} tokens of {v.Data} on {v.Device}");
+            verify.AddColumn("metric");
+            verify.AddColumn(new TableColumn("original").RightAligned());
+            verify.AddColumn(new TableColumn("emitted").RightAligned());
+            verify.AddRow(Markup.Escape($"relative error of '{v.Output}'"), "", v.RelativeError.ToString("0.0000", inv));
+            verify.AddRow("max |error|", "", v.MaxAbsError.ToString("0.####", inv));
+            if (v.PerplexityOriginal is { } p0 && v.PerplexityEmitted is { } p1)
+                verify.AddRow("perplexity", p0.ToString("0.000", inv), p1.ToString("0.000", inv));
+            if (v.Top1Agreement is { } top1)
+                verify.AddRow("top-1 agreement", "", top1.ToString("P2", inv));
+            if (v.MeanCosine is { } cos)
+                verify.AddRow("cosine of mean-pooled embeddings (mean / min)", "", string.Create(inv, $"{cos:0.00000} / {v.MinCosine:0.0000}"));
+            console.Write(verify);
+        }
+        if (s.Latency is { } l)
+            console.MarkupLineInterpolated($"latency, {l.Tokens} tokens on {l.Device}: {l.OriginalMs.ToString("0.0", inv)} ms -> {l.EmittedMs.ToString("0.0", inv)} ms ({l.Speedup.ToString("0.00", inv)}x)");
+    }
+}
+
+public sealed record SmoothGroupSummary(string Activation, string Producer, IReadOnlyList<string> Consumers, string Status, string? Target,
+    float? Alpha, float RatioBefore, float RatioAfter);
+
+public sealed record KeptLinear(string Name, string Reason);
