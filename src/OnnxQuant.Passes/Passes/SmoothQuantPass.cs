@@ -42,6 +42,9 @@ public sealed record SmoothingDecision(
     string Activation, ProducerKind ProducerKind, FoldKind FoldKind, string Target, IReadOnlyList<string> Consumers,
     string Status, float? Alpha, float RatioBefore, float RatioAfter, double? ErrorUnsmoothed, double? ErrorSmoothed)
 {
+    /// <summary>Channels the W8A8 graph computes in floating point (auto alpha with float channels allowed).</summary>
+    public IReadOnlyList<int> FloatChannels { get; init; } = [];
+
     /// <summary>True when s was applied (folded or through an inserted Mul).</summary>
     public bool Applied => Status is "folded" or "inserted";
 }
@@ -124,23 +127,34 @@ public sealed class SmoothQuantPass : IGraphPass
         var weightMax = group.WeightRowAbsMax(graph);
         float alpha;
         double? before = null, after = null;
+        IReadOnlyList<int> floatChannels = [];
         if (_options.Alpha is { } fixedAlpha)
             alpha = fixedAlpha;
         else
         {
             var choice = Search(graph, stats, quantized, weightMax);
-            (before, after) = (choice.UnsmoothedError, choice.Error);
+            (before, after, floatChannels) = (choice.UnsmoothedError, choice.Error, choice.FloatChannels);
             if (choice.Alpha is not { } chosen)
-                return Left("left: smoothing does not help", null, before, after);
+            {
+                // No smoothing, but float channels may still pay off; the rewrite reads them under the unchanged name.
+                Ranges.SetFloatChannels(group.Activation, floatChannels);
+                return Left(floatChannels.Count > 0 ? "left: float channels only" : "left: smoothing does not help", null, before, after)
+                    with { FloatChannels = floatChannels };
+            }
             alpha = chosen;
         }
-        var s = SmoothQuantScales.Compute(stats.AbsMax, weightMax, alpha);
+        // Float channels stay out of the balance: s = 1 there (they never reach the int8 product).
+        var activationMax = (float[])stats.AbsMax.Clone();
+        foreach (int j in floatChannels)
+            activationMax[j] = 0;
+        var s = SmoothQuantScales.Compute(activationMax, weightMax, alpha);
         group.Apply(graph, s);
         string now = group.CurrentConsumers(graph)[0].Activation;
         Ranges.Rescale(group.Activation, now, s);
-        float ratioAfter = SmoothQuantScales.MaxOverMedian(SmoothQuantScales.Divide(stats.AbsMax, s));
+        Ranges.SetFloatChannels(now, floatChannels);
+        float ratioAfter = SmoothQuantScales.MaxOverMedian(SmoothQuantScales.Divide(activationMax, s));
         return new SmoothingDecision(group.Activation, group.ProducerKind, group.Producer.Kind, group.Producer.Description, names,
-            group.IsFoldable ? "folded" : "inserted", alpha, ratio, ratioAfter, before, after);
+            group.IsFoldable ? "folded" : "inserted", alpha, ratio, ratioAfter, before, after) { FloatChannels = floatChannels };
     }
 
     private static bool IsNorm(ProducerKind kind) => kind is ProducerKind.LayerNorm or ProducerKind.RMSNorm or ProducerKind.SkipLayerNorm
@@ -171,6 +185,7 @@ public sealed class SmoothQuantPass : IGraphPass
         ["consumers"] = string.Join(", ", d.Consumers),
         ["fold"] = d.Applied ? $"{d.Status}: {d.Target}" : d.Status,
         ["alpha"] = d.Alpha?.ToString("0.00", CultureInfo.InvariantCulture) ?? "-",
+        ["float channels"] = d.FloatChannels.Count == 0 ? "-" : string.Join(" ", d.FloatChannels),
         ["ratio before"] = d.RatioBefore.ToString("0.0", CultureInfo.InvariantCulture),
         ["ratio after"] = d.RatioAfter.ToString("0.0", CultureInfo.InvariantCulture),
     });

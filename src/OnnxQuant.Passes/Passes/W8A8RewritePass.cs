@@ -6,7 +6,11 @@ using OnnxQuant.Passes.W8A8;
 namespace OnnxQuant.Passes;
 
 /// <summary>What the rewrite did with one linear.</summary>
-public sealed record W8A8Decision(string Linear, string Activation, int K, int N, string Status, float? ActivationScale, bool SmoothingAbsorbed);
+public sealed record W8A8Decision(string Linear, string Activation, int K, int N, string Status, float? ActivationScale, bool SmoothingAbsorbed)
+{
+    /// <summary>Input channels computed in floating point beside the int8 product.</summary>
+    public int FloatChannels { get; init; }
+}
 
 /// <summary>
 /// Replaces every selected constant-weight MatMul/Gemm by its W8A8 form (<see cref="W8A8Format"/>): weights symmetric
@@ -62,11 +66,15 @@ public sealed class W8A8RewritePass : IGraphPass
             done += group.Count();
             if (selected.Count == 0)
                 continue;
-            var quantized = ActivationFront.Emit(emitter, group.Key, selected[0].WeightType, _options.Format, _ranges.TensorAbsMax(group.Key));
+            var quantized = ActivationFront.Emit(emitter, group.Key, selected[0].WeightType, _options.Format, _ranges.TensorAbsMax(group.Key),
+                _options.Format == W8A8Format.Int8 && opset >= 11 ? _ranges.FloatChannels(group.Key) : [], _options.UnsignedActivations);
             foreach (var linear in selected)
             {
                 LinearBack.Emit(emitter, linear, quantized, _options, _ranges);
-                _decisions.Add(new W8A8Decision(linear.Name, group.Key, linear.K, linear.N, "quantized", quantized.StaticScale, quantized.AbsorbedMul is not null));
+                _decisions.Add(new W8A8Decision(linear.Name, group.Key, linear.K, linear.N, "quantized", quantized.StaticScale, quantized.AbsorbedMul is not null)
+                {
+                    FloatChannels = quantized.Float?.Channels.Count ?? 0,
+                });
             }
         }
         graph.RemoveDeadNodes();

@@ -12,7 +12,21 @@ namespace OnnxQuant.Passes.W8A8;
 /// <param name="StaticScale">The per-tensor scale the int8 values are in (null for per-token).</param>
 /// <param name="TokenScale">Dynamic only: the fp32 per-token scales, shaped [..., 1].</param>
 /// <param name="AbsorbedMul">The smoothing Mul folded into the quantizer, if any.</param>
-internal sealed record QuantizedActivation(string Value, float? StaticScale, string? TokenScale, NodeProto? AbsorbedMul);
+internal sealed record QuantizedActivation(string Value, float? StaticScale, string? TokenScale, NodeProto? AbsorbedMul)
+{
+    /// <summary>With uint8 activations: the scalar zero point (128) MatMulInteger / QLinearMatMul must take; null for int8 (0).</summary>
+    public string? ZeroPoint { get; init; }
+
+    /// <summary>The activation's float channels, gathered in fp32, when the linears compute some channels exactly.</summary>
+    public FloatChannelInput? Float { get; init; }
+}
+
+/// <summary>
+/// Channels kept out of the int8 product: <paramref name="Value"/> holds them ([..., count], fp32), gathered from the
+/// unsmoothed input when the smoothing Mul was absorbed; the weight rows they meet must then be multiplied by
+/// <paramref name="RowScale"/> (that Mul's 1/s), else by 1.
+/// </summary>
+internal sealed record FloatChannelInput(string Value, IReadOnlyList<int> Channels, float[] RowScale);
 
 /// <summary>
 /// Emits the quantizing front of an activation once, shared by all its linears: QuantizeLinear with the static scale
@@ -24,10 +38,15 @@ internal static class ActivationFront
     // fp16 scales stay well inside fp16's normal range, or the quantizer runs in fp32.
     private const float Fp16ScaleMin = 1e-4f, Fp16ScaleMax = 6e4f;
 
-    public static QuantizedActivation Emit(GraphEmitter e, string activation, DataType type, W8A8Format format, float? absMax)
+    public static QuantizedActivation Emit(GraphEmitter e, string activation, DataType type, W8A8Format format, float? absMax,
+        IReadOnlyList<int> floatChannels, bool unsigned = false)
     {
+        unsigned &= format != W8A8Format.Qdq; // TensorRT wants symmetric int8 Q/DQ
+        string? zeroPoint = unsigned ? e.UInt8s($"{activation}/w8a8_a_zero_point", [UnsignedZeroPoint], []) : null;
+        if (floatChannels.Count > 0 && format != W8A8Format.Int8)
+            throw new InvalidOperationException($"float channels of '{activation}' are only emitted for the int8 format");
         if (format == W8A8Format.Dynamic)
-            return PerToken(e, activation, type);
+            return PerToken(e, activation, type, unsigned) with { ZeroPoint = zeroPoint };
         if (absMax is not { } max)
             throw new InvalidOperationException($"static quantization of '{activation}' needs its calibrated range");
         float a = Int8Quantizer.QuantizeActivationScale(max);
@@ -36,7 +55,7 @@ internal static class ActivationFront
         if (format == W8A8Format.Qdq)
         {
             var (qIn, qType) = QuantizerInput(e, activation, type, [a], hint);
-            string q = QuantizeLinear(e, qIn, [a], qType, hint);
+            string q = QuantizeLinear(e, qIn, [a], qType, hint, false);
             string scale = e.Scalar($"{hint}_dq_scale", a, qType);
             string dq = e.Node("DequantizeLinear", $"{hint}/DequantizeLinear", $"{hint}_dq", [q, scale, e.Int8s($"{hint}_zp", [0], [])]);
             return new QuantizedActivation(qType == type ? dq : e.Cast(dq, type, $"{hint}_dq"), a, null, null);
@@ -49,10 +68,31 @@ internal static class ActivationFront
             for (int j = 0; j < perChannel.Length; j++)
                 perChannel[j] = a / perChannel[j];
             var (qIn, qType) = QuantizerInput(e, mul.Input[0], type, perChannel, hint);
-            return new QuantizedActivation(QuantizeLinear(e, qIn, perChannel, qType, hint), a, null, mul);
+            var inverseValues = inverse.ToFloats();
+            return new QuantizedActivation(QuantizeLinear(e, qIn, perChannel, qType, hint, unsigned), a, null, mul)
+            {
+                ZeroPoint = zeroPoint,
+                Float = Gather(e, mul.Input[0], type, floatChannels, floatChannels.Select(j => inverseValues[j]).ToArray(), hint),
+            };
         }
         var (input, inputType) = QuantizerInput(e, activation, type, [a], hint);
-        return new QuantizedActivation(QuantizeLinear(e, input, [a], inputType, hint), a, null, null);
+        return new QuantizedActivation(QuantizeLinear(e, input, [a], inputType, hint, unsigned), a, null, null)
+        {
+            ZeroPoint = zeroPoint,
+            Float = Gather(e, activation, type, floatChannels, floatChannels.Select(_ => 1f).ToArray(), hint),
+        };
+    }
+
+    // Gather(x, channels, axis -1) in fp32: the exact side of a split linear (a handful of channels, so a small MatMul).
+    private static FloatChannelInput? Gather(GraphEmitter e, string source, DataType type, IReadOnlyList<int> channels, float[] rowScale, string hint)
+    {
+        if (channels.Count == 0)
+            return null;
+        string indices = e.Int64s($"{hint}_float_channels", channels.Select(c => (long)c).ToArray(), [channels.Count]);
+        string gathered = e.Node("Gather", $"{hint}/GatherFloatChannels", $"{hint}_float_channels_x", [source, indices], n => n.With("axis", -1L));
+        if (type != DataType.Float)
+            gathered = e.Cast(gathered, DataType.Float, $"{hint}_float_channels_fp32");
+        return new FloatChannelInput(gathered, channels, rowScale);
     }
 
     /// <summary>The Mul(x, 1/s) that smoothing inserted to produce <paramref name="value"/>, or null.</summary>
@@ -69,18 +109,24 @@ internal static class ActivationFront
         return narrowOk ? (value, type) : (e.Cast(value, DataType.Float, $"{hint}_fp32"), DataType.Float);
     }
 
-    private static string QuantizeLinear(GraphEmitter e, string input, float[] scales, DataType scaleType, string hint)
+    // Symmetric int8 (zero point 0), or the same codes shifted into uint8 (zero point 128) for ORT's CPU u8 x s8 kernel.
+    private static string QuantizeLinear(GraphEmitter e, string input, float[] scales, DataType scaleType, string hint, bool unsigned)
     {
         bool perAxis = scales.Length > 1;
         long[] shape = perAxis ? [scales.Length] : [];
         string scale = e.Floats($"{hint}_scale", scales, shape, scaleType);
-        string zeroPoint = e.Int8s($"{hint}_zero_point", new sbyte[scales.Length], shape);
+        string zeroPoint = unsigned
+            ? e.UInt8s($"{hint}_zero_point", Enumerable.Repeat(UnsignedZeroPoint, scales.Length).ToArray(), shape)
+            : e.Int8s($"{hint}_zero_point", new sbyte[scales.Length], shape);
         return e.Node("QuantizeLinear", $"{hint}/QuantizeLinear", $"{hint}_int8", [input, scale, zeroPoint],
             perAxis ? n => n.With("axis", -1L) : null);
     }
 
     // scale = max(ReduceMax(|x|, last axis) / 127, tiny); q = Cast<int8>(Clip(Round(x / scale), -128, 127)), in fp32.
-    private static QuantizedActivation PerToken(GraphEmitter e, string activation, DataType type)
+    /// <summary>The zero point of uint8 activations: int8 code c is stored as c + 128.</summary>
+    public const byte UnsignedZeroPoint = 128;
+
+    private static QuantizedActivation PerToken(GraphEmitter e, string activation, DataType type, bool unsigned)
     {
         string hint = Hint(activation);
         string x = type == DataType.Float ? activation : e.Cast(activation, DataType.Float, $"{hint}_fp32");
@@ -93,7 +139,9 @@ internal static class ActivationFront
         string scaled = e.Node("Div", $"{hint}/Div", $"{hint}_scaled", [x, scale]);
         string rounded = e.Node("Round", $"{hint}/Round", $"{hint}_rounded", [scaled]);
         string clipped = e.Node("Clip", $"{hint}/Clip", $"{hint}_clipped", [rounded, e.Scalar($"{hint}_qlow", -128f), e.Scalar($"{hint}_qhigh", 127f)]);
-        string q = e.Cast(clipped, DataType.Int8, $"{hint}_int8");
+        if (unsigned)
+            clipped = e.Node("Add", $"{hint}/ZeroPoint", $"{hint}_shifted", [clipped, e.Scalar($"{hint}_zero_point_f", UnsignedZeroPoint)]);
+        string q = e.Cast(clipped, unsigned ? DataType.Uint8 : DataType.Int8, $"{hint}_int8");
         return new QuantizedActivation(q, null, scale, null);
     }
 

@@ -13,6 +13,7 @@ public sealed class ActivationRanges
     private sealed record Entry(float[] AbsMax, ActivationStats? Source, float[]? Divisor);
 
     private readonly Dictionary<string, Entry> _entries = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, int[]> _floatChannels = new(StringComparer.Ordinal);
 
     public static ActivationRanges From(CalibrationStats stats)
     {
@@ -27,9 +28,29 @@ public sealed class ActivationRanges
     /// <summary>max |x| per channel, or null when the tensor was not calibrated.</summary>
     public float[]? AbsMax(string tensor) => _entries.GetValueOrDefault(tensor)?.AbsMax;
 
-    /// <summary>max |x| over the whole tensor, or null.</summary>
-    public float? TensorAbsMax(string tensor) =>
-        _entries.TryGetValue(tensor, out var e) ? TensorPrimitives.Max(e.AbsMax) : null;
+    /// <summary>max |x| over the tensor's int8 channels (all but its float channels), or null.</summary>
+    public float? TensorAbsMax(string tensor)
+    {
+        if (!_entries.TryGetValue(tensor, out var e))
+            return null;
+        if (!_floatChannels.TryGetValue(tensor, out var split))
+            return TensorPrimitives.Max(e.AbsMax);
+        var rest = (float[])e.AbsMax.Clone();
+        foreach (int j in split)
+            rest[j] = 0;
+        return TensorPrimitives.Max(rest);
+    }
+
+    /// <summary>Channels of the tensor its linears compute in floating point beside the int8 product (empty: none).</summary>
+    public IReadOnlyList<int> FloatChannels(string tensor) => _floatChannels.GetValueOrDefault(tensor) ?? [];
+
+    public void SetFloatChannels(string tensor, IReadOnlyList<int> channels)
+    {
+        if (channels.Count == 0)
+            _floatChannels.Remove(tensor);
+        else
+            _floatChannels[tensor] = channels.Order().ToArray();
+    }
 
     /// <summary>Records that <paramref name="to"/> is <paramref name="from"/> with channel j divided by s_j.</summary>
     public void Rescale(string from, string to, ReadOnlySpan<float> scale)

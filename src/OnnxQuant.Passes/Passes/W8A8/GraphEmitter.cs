@@ -36,6 +36,13 @@ internal sealed class GraphEmitter
         return name;
     }
 
+    public string UInt8s(string hint, ReadOnlySpan<byte> values, long[] shape)
+    {
+        string name = _graph.UniqueValueName(hint);
+        _graph.SetInitializer(Tensor.FromUInt8s(name, values, shape));
+        return name;
+    }
+
     public string Int64s(string hint, ReadOnlySpan<long> values, long[] shape)
     {
         string name = _graph.UniqueValueName(hint);
@@ -51,6 +58,17 @@ internal sealed class GraphEmitter
         attributes?.Invoke(node);
         _graph.AddNode(node);
         return result;
+    }
+
+    /// <summary>Gives the freshly emitted <paramref name="value"/> (not read by anything yet) the name <paramref name="name"/>.</summary>
+    public string Rename(string value, string name)
+    {
+        var node = _graph.Producer(value) ?? throw new InvalidOperationException($"nothing produces '{value}'");
+        for (int i = 0; i < node.Output.Count; i++)
+            if (node.Output[i] == value)
+                node.Output[i] = name;
+        _graph.NodeChanged();
+        return name;
     }
 
     public string Cast(string value, TensorProto.Types.DataType to, string hint, string? output = null) =>

@@ -19,53 +19,61 @@ internal static class LinearBack
         var type = linear.WeightType;
         string hint = linear.Name.Length > 0 ? linear.Name : linear.Node.Output[0];
         var kn = linear.ReadWeightKN(graph);
-        var weights = Int8Quantizer.QuantizePerChannel(kn, linear.K, linear.N, options.ReducedRangeWeights);
-        string wq = e.Int8s($"{linear.WeightName}_int8", weights.Values, [linear.K, linear.N]);
         var bias = linear.Node.IsOnnx("Gemm") ? linear.ReadBias(graph) : null;
         string output = linear.Node.Output[0];
         graph.RemoveNode(linear.Node);
-        // Before a Gemm bias or a cast back to fp16, the product needs a name of its own.
-        string Result(string suffix, bool last) => last ? output : graph.UniqueValueName($"{hint}_{suffix}");
-        bool needsCast = type != DataType.Float;
 
         switch (options.Format)
         {
             case W8A8Format.Int8:
             case W8A8Format.Dynamic:
             {
-                string acc = e.Node("MatMulInteger", $"{hint}/MatMulInteger", $"{hint}_int32", [x.Value, wq]);
+                float[]? floatRows = x.Float is { } f ? SplitRows(kn, linear.N, f) : null;
+                var weights = Int8Quantizer.QuantizePerChannel(kn, linear.K, linear.N, options.ReducedRangeWeights);
+                string wq = e.Int8s($"{linear.WeightName}_int8", weights.Values, [linear.K, linear.N]);
+                string acc = e.Node("MatMulInteger", $"{hint}/MatMulInteger", $"{hint}_int32", x.ZeroPoint is null ? [x.Value, wq] : [x.Value, wq, x.ZeroPoint]);
                 string accf = e.Cast(acc, DataType.Float, $"{hint}_acc");
                 string y;
                 if (x.StaticScale is { } a)
                 {
                     var combined = new float[linear.N];
                     TensorPrimitives.Multiply(weights.Scales, a, combined);
-                    y = e.Node("Mul", $"{hint}/Rescale", "", [accf, e.Floats($"{hint}_rescale", combined, [linear.N])], output: Result("fp32", !needsCast && bias is null));
+                    y = e.Node("Mul", $"{hint}/Rescale", $"{hint}_rescaled", [accf, e.Floats($"{hint}_rescale", combined, [linear.N])]);
                 }
                 else
                 {
                     string perColumn = e.Node("Mul", $"{hint}/WeightScale", $"{hint}_wscaled", [accf, e.Floats($"{hint}_weight_scale", weights.Scales, [linear.N])]);
-                    y = e.Node("Mul", $"{hint}/TokenScale", "", [perColumn, x.TokenScale!], output: Result("fp32", !needsCast && bias is null));
+                    y = e.Node("Mul", $"{hint}/TokenScale", $"{hint}_rescaled", [perColumn, x.TokenScale!]);
+                }
+                if (x.Float is { } fc)
+                {
+                    string rows = e.Floats($"{hint}_float_rows", floatRows!, [fc.Channels.Count, linear.N]);
+                    string exact = e.Node("MatMul", $"{hint}/FloatChannels", $"{hint}_float_part", [fc.Value, rows]);
+                    y = e.Node("Add", $"{hint}/AddFloatChannels", $"{hint}_with_float", [y, exact]);
                 }
                 Finish(e, y, type, bias, output, hint);
                 break;
             }
             case W8A8Format.QLinear:
             {
+                var weights = Int8Quantizer.QuantizePerChannel(kn, linear.K, linear.N, options.ReducedRangeWeights);
+                string wq = e.Int8s($"{linear.WeightName}_int8", weights.Values, [linear.K, linear.N]);
                 float a = x.StaticScale!.Value;
-                float yScale = OutputScale(linear, kn, x, ranges, options.OutputRangeMargin);
-                string zp = e.Int8s($"{hint}_zero_point", [0], []);
+                float yScale = OutputScale(linear, kn, ranges, options.OutputRangeMargin);
+                // The output takes the activation's type and zero point (int8 0, or uint8 128).
+                string zp = x.ZeroPoint ?? e.Int8s($"{hint}_zero_point", [0], []);
                 string yq = e.Node("QLinearMatMul", $"{hint}/QLinearMatMul", $"{hint}_int8_out", [
                     x.Value, e.Scalar($"{hint}_a_scale", a), zp,
                     wq, e.Floats($"{hint}_weight_scale", weights.Scales, [linear.N]), e.Int8s($"{hint}_weight_zero_point", new sbyte[linear.N], [linear.N]),
                     e.Scalar($"{hint}_y_scale", yScale), zp]);
-                string y = e.Node("DequantizeLinear", $"{hint}/DequantizeLinear", "", [yq, e.Scalar($"{hint}_y_dq_scale", yScale), zp],
-                    output: Result("fp32", !needsCast && bias is null));
+                string y = e.Node("DequantizeLinear", $"{hint}/DequantizeLinear", $"{hint}_dq", [yq, e.Scalar($"{hint}_y_dq_scale", yScale), zp]);
                 Finish(e, y, type, bias, output, hint);
                 break;
             }
             case W8A8Format.Qdq:
             {
+                var weights = Int8Quantizer.QuantizePerChannel(kn, linear.K, linear.N, options.ReducedRangeWeights);
+                string wq = e.Int8s($"{linear.WeightName}_int8", weights.Values, [linear.K, linear.N]);
                 // Weights dequantize in the model's type when the opset allows fp16 scales, else in fp32 and cast.
                 bool narrow = type == DataType.Float || e.Opset >= 19;
                 var scaleType = narrow ? type : DataType.Float;
@@ -74,30 +82,49 @@ internal static class LinearBack
                     n => n.With("axis", 1L));
                 if (!narrow)
                     wdq = e.Cast(wdq, type, $"{hint}_weight_dq");
-                string y = e.Node("MatMul", $"{hint}/MatMul", "", [x.Value, wdq], output: Result("matmul", bias is null));
+                string y = e.Node("MatMul", $"{hint}/MatMul", $"{hint}_matmul", [x.Value, wdq]);
                 if (bias is not null)
-                    e.Node("Add", $"{hint}/Bias", "", [y, e.Floats($"{hint}_bias", bias, [linear.N], type)], output: output);
+                    y = e.Node("Add", $"{hint}/Bias", $"{hint}_biased", [y, e.Floats($"{hint}_bias", bias, [linear.N], type)]);
+                e.Rename(y, output);
                 break;
             }
         }
     }
 
+    // The float channels' weight rows (times the absorbed 1/s, since they multiply the unsmoothed input), then zeroed in
+    // the weight the int8 product uses, so they neither count twice nor set its column scales.
+    private static float[] SplitRows(float[] kn, int n, FloatChannelInput f)
+    {
+        var rows = new float[f.Channels.Count * n];
+        for (int i = 0; i < f.Channels.Count; i++)
+        {
+            var row = kn.AsSpan(f.Channels[i] * n, n);
+            TensorPrimitives.Multiply(row, f.RowScale[i], rows.AsSpan(i * n, n));
+            row.Clear();
+        }
+        return rows;
+    }
+
+    // fp32 product -> [Cast to the model's type] -> [+ Gemm bias], the last one named as the linear's output.
     private static void Finish(GraphEmitter e, string y, DataType type, float[]? bias, string output, string hint)
     {
         if (type != DataType.Float)
-            y = e.Cast(y, type, $"{hint}_out", bias is null ? output : null);
+            y = e.Cast(y, type, $"{hint}_out");
         if (bias is not null)
-            e.Node("Add", $"{hint}/Bias", "", [y, e.Floats($"{hint}_bias", bias, [bias.Length], type)], output: output);
+            y = e.Node("Add", $"{hint}/Bias", $"{hint}_biased", [y, e.Floats($"{hint}_bias", bias, [bias.Length], type)]);
+        e.Rename(y, output);
     }
 
-    // QLinearMatMul needs the output's range up front: the largest |x · W| over the recorded rows, widened by a margin.
-    private static float OutputScale(LinearNode linear, float[] kn, QuantizedActivation x, ActivationRanges ranges, float margin)
+    // QLinearMatMul needs the output's range up front. The recorded rows give typical sums but rarely the rare outlier
+    // tokens, so the largest single term max_j(max|x_j| · |W[j, n]|) over the calibrated maxima bounds it from below too.
+    private static float OutputScale(LinearNode linear, float[] kn, ActivationRanges ranges, float margin)
     {
-        string source = x.AbsorbedMul?.Output[0] ?? linear.Activation;
-        if (ranges.SampleRows(source) is not { } sample)
-            throw new OnnxQuantException(null, $"--format qlinear needs recorded activation rows for '{source}' to set the output scale of {linear.Node.Describe()}; recalibrate", ExitCode.Unsupported);
+        if (ranges.SampleRows(linear.Activation) is not { } sample || ranges.AbsMax(linear.Activation) is not { } absMax)
+            throw new OnnxQuantException(null, $"--format qlinear needs recorded activation rows for '{linear.Activation}' to set the output scale of {linear.Node.Describe()}; recalibrate", ExitCode.Unsupported);
         var y = RowMatMul.Multiply(sample.Rows, sample.Count, linear.K, kn, linear.N);
         float max = MathF.Abs(TensorPrimitives.MaxMagnitude(y));
+        for (int j = 0; j < linear.K; j++)
+            max = MathF.Max(max, absMax[j] * MathF.Abs(TensorPrimitives.MaxMagnitude(kn.AsSpan(j * linear.N, linear.N))));
         return Int8Quantizer.QuantizeActivationScale(max * margin);
     }
 }

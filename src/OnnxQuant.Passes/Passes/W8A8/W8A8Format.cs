@@ -21,6 +21,19 @@ public sealed record W8A8Options
     /// <summary>7-bit weights (±63): exact on CPUs whose u8 x s8 kernel would saturate 16-bit pair sums (reference §8).</summary>
     public bool ReducedRangeWeights { get; init; }
 
+    /// <summary>
+    /// Int8 only: most channels per activation computed in floating point beside the int8 product (Gather + a thin MatMul
+    /// + Add), used where the alpha search finds that smoothing alone leaves at least twice their error. 0 turns it off.
+    /// </summary>
+    public int MaxFloatChannels { get; init; } = 4;
+
+    /// <summary>
+    /// uint8 activations with zero point 128 (the same codes, shifted) for ONNX Runtime's fast CPU u8 x s8 kernels:
+    /// measured here, MatMulInteger s8 x s8 runs about 8x slower than fp32 on the CPU, u8 x s8 about 1.7x faster. The
+    /// CUDA EP runs MatMulInteger for int8 activations only, so such a graph falls back to the CPU there. Not for qdq.
+    /// </summary>
+    public bool UnsignedActivations { get; init; }
+
     /// <summary>QLinear only: the calibrated output max is estimated on the sample rows and widened by this factor.</summary>
     public float OutputRangeMargin { get; init; } = 1.25f;
 
@@ -28,5 +41,6 @@ public sealed record W8A8Options
     {
         PerTokenActivations = Format == W8A8Format.Dynamic,
         ReducedRangeWeights = ReducedRangeWeights,
+        MaxFloatChannels = Format == W8A8Format.Int8 ? MaxFloatChannels : 0,
     };
 }
