@@ -24,7 +24,7 @@ public static class SmoothCommand
         var model = new Argument<string>("model") { Description = "The ONNX model file." };
         var output = new Option<string?>("--output", "-o") { Description = "The model to write (default: <model>.sq.onnx, or <model>.smoothed.onnx with --no-quantize)." };
         var noQuantize = new Option<bool>("--no-quantize") { Description = "Write only the smoothed floating-point model (no W8A8 rewrite)." };
-        var alpha = new Option<string>("--alpha") { Description = "Migration strength: 'auto' searches it per group on the calibration rows, or a fixed value in [0, 1].", DefaultValueFactory = _ => "auto" };
+        var alpha = new Option<string>("--alpha") { Description = "Migration strength: 'auto' searches it per group on the calibration rows, or a fixed value in [0, 1]; 'none' skips smoothing (naive W8A8, for comparison).", DefaultValueFactory = _ => "auto" };
         var format = new Option<W8A8Format>("--format") { Description = "int8: QuantizeLinear + MatMulInteger (CUDA EP and CPU); dynamic: per-token scales at run time; qlinear: QLinearMatMul (CPU); qdq: Q/DQ pairs (TensorRT).", DefaultValueFactory = _ => W8A8Format.Int8 };
         var insertMul = new Option<bool?>("--insert-mul") { Description = "Smooth activations that cannot take s in place (residual-fed norms, GELU outputs) through a Mul(1/s). Default: on when quantizing (int8/qlinear absorb it into the activation quantizer), off with --no-quantize." };
         var scope = new Option<SmoothingScope>("--scope") { Description = "all: every linear input; norm: only norm-fed inputs (the SmoothQuant reference).", DefaultValueFactory = _ => SmoothingScope.All };
@@ -55,7 +55,10 @@ public static class SmoothCommand
         {
             string modelPath = parse.GetValue(model)!;
             bool quantize = !parse.GetValue(noQuantize);
-            float? fixedAlpha = ParseAlpha(parse.GetValue(alpha)!);
+            bool noSmoothing = parse.GetValue(alpha)!.Equals("none", StringComparison.OrdinalIgnoreCase);
+            if (noSmoothing && !quantize)
+                throw new OnnxQuantException(null, "--alpha none with --no-quantize would leave the model as it is", ExitCode.Usage);
+            float? fixedAlpha = noSmoothing ? null : ParseAlpha(parse.GetValue(alpha)!);
             string outPath = parse.GetValue(output) ?? DefaultOutput(modelPath, quantize);
             if (Path.GetFullPath(outPath) == Path.GetFullPath(modelPath))
                 throw new OnnxQuantException(outPath, "is the input model; write the result to another file", ExitCode.Usage);
@@ -100,7 +103,7 @@ public static class SmoothCommand
                 Selection = selection,
                 FakeQuant = w8a8.FakeQuant,
             }, ranges);
-            var pipeline = new Pipeline().Add(smooth);
+            var pipeline = noSmoothing ? new Pipeline() : new Pipeline().Add(smooth);
             W8A8RewritePass? rewrite = null;
             if (quantize)
                 pipeline.Add(rewrite = new W8A8RewritePass(ranges, w8a8, selection));
@@ -153,7 +156,7 @@ public static class SmoothCommand
             return null;
         if (float.TryParse(text, NumberStyles.Float, CultureInfo.InvariantCulture, out float value) && value >= 0 && value <= 1)
             return value;
-        throw new OnnxQuantException(null, $"--alpha must be 'auto' or a number between 0 and 1 (got '{text}')", ExitCode.Usage);
+        throw new OnnxQuantException(null, $"--alpha must be 'auto', 'none' or a number between 0 and 1 (got '{text}')", ExitCode.Usage);
     }
 
     // One line per pass stage on stderr; the passes report often, the terminal hears about every tenth of the way.
