@@ -85,6 +85,7 @@ public static class AwqCommand
             using var loaded = ModelFile.Load(modelPath);
             // Fail in the first second, not after the search: unwritable output, or an output that is one of the inputs.
             OutputPaths.CheckModel(outPath, loaded, [.. parse.GetValue(data) ?? [], parse.GetValue(stats), parse.GetValue(verifyText)]);
+            // New tensors go to a scratch file beside the output, so memory holds one layer's weights, not the model's.
             using var spill = OutputPaths.AttachSpill(loaded, outPath);
             var before = ModelFiles.Of(loaded);
             var clock = Stopwatch.StartNew();
@@ -136,23 +137,31 @@ public static class AwqCommand
             stages.WriteLine(how == AwqMethod.Awq
                 ? $"searching AWQ scales and rewriting to 4-bit MatMulNBits (blocks of {block})"
                 : $"rewriting to 4-bit MatMulNBits, round-to-nearest (blocks of {block})");
-            var steps = pipeline.Run(loaded, new PassContext { Cancellation = CalibrateProgress.Cancel, Progress = new StageProgress(stages) });
+            var steps = pipeline.Run(loaded, new PassContext { Cancellation = context.Cancellation, Progress = new StageProgress(stages) });
             if (!steps[^1].Result.Changed)
                 throw new OnnxQuantException(modelPath, "has no MatMul or Gemm with a constant float weight to quantize", ExitCode.Unsupported);
-            ModelFile.Save(loaded, outPath);
+            ModelFile.Save(loaded, outPath, cancel: context.Cancellation);
             double compileSeconds = clock.Elapsed.TotalSeconds;
             stages.WriteLine($"wrote {outPath}");
 
             var verifyOptions = new VerifyOptions { TextPath = parse.GetValue(verifyText), TokenizerPath = parse.GetValue(tokenizer), Session = session };
             VerificationReport? verification = null;
-            if (!parse.GetValue(noVerify))
-            {
-                stages.WriteLine("verifying on held-out text");
-                verification = Verifier.Compare(modelPath, outPath, verifyOptions, cancel: CalibrateProgress.Cancel);
-            }
             LatencyReport? timing = null;
-            if (parse.GetValue(latency) is > 0 and var tokens)
-                timing = Verifier.MeasureLatency(modelPath, outPath, tokens, 10, verifyOptions);
+            try
+            {
+                if (!parse.GetValue(noVerify))
+                {
+                    stages.WriteLine("verifying on held-out text");
+                    verification = Verifier.Compare(modelPath, outPath, verifyOptions, cancel: context.Cancellation);
+                }
+                if (parse.GetValue(latency) is > 0 and var tokens)
+                    timing = Verifier.MeasureLatency(modelPath, outPath, tokens, 10, verifyOptions);
+            }
+            catch
+            {
+                OutputPaths.DeleteModel(outPath); // a failed or interrupted command leaves no output behind
+                throw;
+            }
             var summary = AwqSummary.Create(modelPath, outPath, how, quant, level, before, OutputBytes(outPath), calibration, awq, steps,
                 compileSeconds, verification, timing);
             if (parse.GetValue(json))

@@ -31,6 +31,7 @@ public static class SmoothCommand
         var exclude = new Option<string[]>("--exclude") { Description = "Keep linears whose node name matches in floating point: globs (*, ?) or /regex/.", AllowMultipleArgumentsPerToken = true };
         var lmHead = new Option<bool>("--include-lm-head") { Description = "Quantize the LM head (the linear producing the logits) too." };
         var reducedRange = new Option<bool>("--reduced-range") { Description = "7-bit weights (±63): exact on CPUs without VNNI, whose int8 kernel saturates 16-bit pair sums with full-range weights." };
+        var unsigned = new Option<bool>("--uint8-activations") { Description = "uint8 activations (zero point 128) for ONNX Runtime's fast CPU kernels (int8 x int8 MatMulInteger is slow there); the CUDA EP runs int8 activations only." };
         var stats = new Option<string?>("--stats") { Description = "Use this statistics file (from `onnxquant calibrate`) instead of calibrating." };
         var data = new Option<string[]>("--data") { Description = "Calibration data: text, .jsonl or .ids files. Default: Jane Austen's Emma.", AllowMultipleArgumentsPerToken = true };
         var tokenizer = new Option<string?>("--tokenizer") { Description = "Tokenizer file or folder (default: next to the model)." };
@@ -38,6 +39,8 @@ public static class SmoothCommand
         var seqLen = new Option<int>("--seq-len") { Description = "Tokens per calibration sample.", DefaultValueFactory = _ => 512 };
         var seed = new Option<int>("--seed") { Description = "Seed for picking calibration windows and sample rows.", DefaultValueFactory = _ => 0 };
         var verifyText = new Option<string?>("--verify-data") { Description = "Held-out text for verification (default: Persuasion, never used for calibration)." };
+        var verifySamples = new Option<int>("--verify-samples") { Description = "Held-out samples: sentences for encoders (default 256), windows of --verify-length tokens for causal LMs (default 16).", DefaultValueFactory = _ => 0 };
+        var verifyLength = new Option<int>("--verify-length") { Description = "Tokens per held-out window for causal LMs.", DefaultValueFactory = _ => 256 };
         var noVerify = new Option<bool>("--no-verify") { Description = "Skip the held-out comparison." };
         var latency = new Option<int>("--latency") { Description = "Also time one inference of this many tokens with both models (0: off).", DefaultValueFactory = _ => 0 };
         var device = new Option<ExecutionDevice>("--device") { Description = "auto tries CUDA and falls back to the CPU; cpu never touches CUDA.", DefaultValueFactory = _ => ExecutionDevice.Auto };
@@ -45,8 +48,8 @@ public static class SmoothCommand
         var json = CliContext.JsonOption();
         var command = new Command("smooth", "SmoothQuant W8A8: migrate activation outliers into the weights, then quantize weights and activations to int8.")
         {
-            model, output, noQuantize, alpha, format, insertMul, scope, exclude, lmHead, reducedRange, stats, data, tokenizer, samples, seqLen, seed,
-            verifyText, noVerify, latency, device, threads, json,
+            model, output, noQuantize, alpha, format, insertMul, scope, exclude, lmHead, reducedRange, unsigned, stats, data, tokenizer, samples, seqLen, seed,
+            verifyText, verifySamples, verifyLength, noVerify, latency, device, threads, json,
         };
         command.SetAction(parse => CommandRunner.Run(context, parse, () =>
         {
@@ -60,7 +63,7 @@ public static class SmoothCommand
             if (Path.GetFullPath(outPath) == Path.GetFullPath(modelPath))
                 throw new OnnxQuantException(outPath, "is the input model; write the result to another file", ExitCode.Usage);
             var session = new SessionSettings { Device = parse.GetValue(device), Threads = Math.Max(0, parse.GetValue(threads)) };
-            var w8a8 = new W8A8Options { Format = parse.GetValue(format), ReducedRangeWeights = parse.GetValue(reducedRange) };
+            var w8a8 = new W8A8Options { Format = parse.GetValue(format), ReducedRangeWeights = parse.GetValue(reducedRange), UnsignedActivations = parse.GetValue(unsigned) };
             var selection = new LinearSelection(parse.GetValue(exclude), parse.GetValue(lmHead));
 
             using var loaded = ModelFile.Load(modelPath);
@@ -115,6 +118,10 @@ public static class SmoothCommand
             context.Error.WriteLine($"wrote {outPath}");
 
             var verifyOptions = new VerifyOptions { TextPath = parse.GetValue(verifyText), TokenizerPath = parse.GetValue(tokenizer), Session = session };
+            if (parse.GetValue(verifySamples) is > 0 and var count)
+                verifyOptions = verifyOptions with { Sentences = count, Windows = count };
+            if (parse.GetValue(verifyLength) is var length && length != verifyOptions.WindowLength)
+                verifyOptions = verifyOptions with { WindowLength = length > 1 ? length : throw new OnnxQuantException(null, "--verify-length must be at least 2", ExitCode.Usage) };
             VerificationReport? verification = null;
             if (!parse.GetValue(noVerify))
             {

@@ -24,6 +24,29 @@ public sealed record Expectation(bool Applies, ExitCode Code, string[] Fragments
 /// <summary>One bad (or borderline) input, how to make it, and what every command must do with it.</summary>
 public sealed record CorpusCase(string Name, string What, Func<string, CaseFiles> Build, IReadOnlyDictionary<CorpusCommand, Expectation> Expect)
 {
+    private readonly Lazy<CaseFiles> _template = new(() => Build(Path.Combine(CorpusInputs.TemplateRoot.Value, Name)));
+
+    /// <summary>
+    /// The case's inputs in <c>{parent}/{Name}</c>: generated once per test run, then copied, so every command gets
+    /// pristine files and the corpus stays fast.
+    /// </summary>
+    public CaseFiles Materialize(string parent)
+    {
+        var template = _template.Value;
+        string folder = Path.Combine(parent, Name);
+        CorpusInputs.CopyFolder(template.Folder, folder);
+        string Rebase(string path) => path.StartsWith(template.Folder + Path.DirectorySeparatorChar, StringComparison.Ordinal)
+            ? Path.Combine(folder, Path.GetRelativePath(template.Folder, path))
+            : path;
+        return new CaseFiles(folder)
+        {
+            Ids = Rebase(template.Ids),
+            Text = Rebase(template.Text),
+            Stats = template.Stats is null ? null : Rebase(template.Stats),
+            Output = template.Output is null ? null : Rebase(template.Output),
+        };
+    }
+
     public override string ToString() => Name;
 }
 
@@ -68,6 +91,7 @@ public static class BadInputCorpus
                 (C.Calibrate, Expectation.Fails(Bad, "model.onnx", "q_proj", "float16", "float32")),
                 (C.Smooth, Expectation.Fails(Bad, "model.onnx", "q_proj", "float16", "float32")),
                 (C.Awq, Expectation.Fails(Bad, "model.onnx", "q_proj", "float16", "float32")),
+                (C.AwqRtn, Expectation.Fails(Bad, "model.onnx", "q_proj", "float16", "float32")),
                 (C.Eval, Expectation.Fails(Bad, "model.onnx", "q_proj", "float16", "float32")))),
 
         Case("weight-shape-mismatch", "q_proj's weight has 8 more input rows than the activation has channels",
@@ -87,6 +111,7 @@ public static class BadInputCorpus
                 (C.Calibrate, Expectation.Fails(Bad, "model.onnx", "q_proj", "72", "64")),
                 (C.Smooth, Expectation.Fails(Bad, "model.onnx", "q_proj", "72", "64")),
                 (C.Awq, Expectation.Fails(Bad, "model.onnx", "q_proj", "72", "64")),
+                (C.AwqRtn, Expectation.Fails(Bad, "model.onnx", "q_proj", "72", "64")),
                 (C.Eval, Expectation.Fails(Bad, "model.onnx", "q_proj", "72", "64")))),
 
         Case("external-data-missing", "model.onnx.data deleted",
@@ -124,6 +149,7 @@ public static class BadInputCorpus
                 (C.Calibrate, Expectation.Fails(Bad, "model.onnx", "NaN")),
                 (C.Smooth, Expectation.Fails(Bad, "model.onnx", "NaN")),
                 (C.Awq, Expectation.Fails(Bad, "model.onnx", "NaN")),
+                (C.AwqRtn, Expectation.Fails(Bad, "model.onnx", "q_proj", "NaN", "Inf")),
                 (C.Eval, Expectation.Fails(Bad, "model.onnx", "NaN")))),
 
         Case("nan-inf-calibration-ids", "the token-id file holds 'nan' and 'inf' among its ids",
@@ -156,6 +182,7 @@ public static class BadInputCorpus
                 (C.Calibrate, Expectation.Fails(Unsupported, "model.onnx", "Frobnicate")),
                 (C.Smooth, Expectation.Fails(Unsupported, "model.onnx", "Frobnicate")),
                 (C.Awq, Expectation.Fails(Unsupported, "model.onnx", "Frobnicate")),
+                (C.AwqRtn, Expectation.Ok()), // no ONNX Runtime involved: the custom op is carried over untouched
                 (C.Eval, Expectation.Fails(Unsupported, "model.onnx", "Frobnicate")))),
 
         Case("unknown-opset", "the default ONNX domain imported at opset 99",
@@ -166,6 +193,7 @@ public static class BadInputCorpus
                 (C.Calibrate, Expectation.Fails(Unsupported, "model.onnx", "opset 99")),
                 (C.Smooth, Expectation.Fails(Unsupported, "model.onnx", "opset 99")),
                 (C.Awq, Expectation.Fails(Unsupported, "model.onnx", "opset 99")),
+                (C.AwqRtn, Expectation.Fails(Unsupported, "model.onnx", "opset 99")),
                 (C.Eval, Expectation.Fails(Unsupported, "model.onnx", "opset 99")))),
 
         Case("no-quantizable-matmul", "an LM whose only MatMul multiplies by a computed (tied, transposed) embedding",
@@ -176,6 +204,7 @@ public static class BadInputCorpus
                 (C.Calibrate, Expectation.Fails(Unsupported, "model.onnx", "no MatMul")),
                 (C.Smooth, Expectation.Fails(Unsupported, "model.onnx", "no MatMul")),
                 (C.Awq, Expectation.Fails(Unsupported, "model.onnx", "no MatMul")),
+                (C.AwqRtn, Expectation.Fails(Unsupported, "model.onnx", "no MatMul")),
                 (C.Eval, Expectation.Ok("perplexity")))),
 
         Case("dynamic-shapes", "every graph input/output dimension symbolic, value_info dropped",
@@ -186,6 +215,7 @@ public static class BadInputCorpus
                 (C.Calibrate, Expectation.Ok("5 activation tensors")),
                 (C.Smooth, Expectation.Ok()),
                 (C.Awq, Expectation.Ok()),
+                (C.AwqRtn, Expectation.Ok()),
                 (C.Eval, Expectation.Ok("perplexity")))),
 
         Case("output-folder-missing", "the output goes to a folder that does not exist",

@@ -30,7 +30,7 @@ public sealed class BadInputCorpusTests
         var corpusCase = BadInputCorpus.Cases.Single(c => c.Name == caseName);
         var expect = corpusCase.Expect[command];
         using var temp = new TempFolder();
-        var files = corpusCase.Build(Path.Combine(temp.Path, caseName));
+        var files = corpusCase.Materialize(temp.Path);
         string? output = CorpusInvocation.OutputOf(command, files);
         var before = Snapshot(files.Folder);
 

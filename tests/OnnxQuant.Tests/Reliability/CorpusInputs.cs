@@ -46,8 +46,40 @@ public static class CorpusInputs
         Family = FixtureFamily.TorchLlama, Layers = 1, Hidden = 64, Heads = 4, Intermediate = 128, Vocab = 4096, Seed = 11,
     };
 
-    /// <summary>Weights of at least 1 KiB go to model.onnx.data (the default), so external-data cases have a file to break.</summary>
+    /// <summary>Where built inputs are kept for the test run, so each is generated once and copied per command.</summary>
+    public static readonly Lazy<string> TemplateRoot = new(() =>
+    {
+        string root = Path.Combine(Path.GetTempPath(), "onnxquant-tests", "corpus-" + Guid.NewGuid().ToString("N"));
+        Directory.CreateDirectory(root);
+        AppDomain.CurrentDomain.ProcessExit += (_, _) =>
+        {
+            try { Directory.Delete(root, recursive: true); } catch (IOException) { }
+        };
+        return root;
+    });
+
+    private static readonly Lazy<string> HealthyTemplate = new(() => Build(Path.Combine(TemplateRoot.Value, "healthy")));
+
+    /// <summary>
+    /// A healthy case folder: the fixture (weights of at least 1 KiB in model.onnx.data, so external-data cases have a
+    /// file to break), a second copy for `diff`, the tokenizer, token ids and evaluation text.
+    /// </summary>
     public static CaseFiles Healthy(string folder)
+    {
+        CopyFolder(HealthyTemplate.Value, folder);
+        return new CaseFiles(folder);
+    }
+
+    public static void CopyFolder(string from, string to)
+    {
+        Directory.CreateDirectory(to);
+        foreach (var dir in Directory.EnumerateDirectories(from, "*", SearchOption.AllDirectories))
+            Directory.CreateDirectory(Path.Combine(to, Path.GetRelativePath(from, dir)));
+        foreach (var file in Directory.EnumerateFiles(from, "*", SearchOption.AllDirectories))
+            File.Copy(file, Path.Combine(to, Path.GetRelativePath(from, file)));
+    }
+
+    private static string Build(string folder)
     {
         var files = new CaseFiles(folder);
         Directory.CreateDirectory(files.OutFolder);
@@ -64,7 +96,7 @@ public static class CorpusInputs
         File.WriteAllText(files.Ids, string.Join(" ", Enumerable.Range(0, 64).Select(_ => rng.Next(Fixture.Vocab))));
         string persuasion = File.ReadAllText(Path.Combine(CliHarness.RepoRoot(), "models", "text", "persuasion.txt"));
         File.WriteAllText(files.Text, persuasion[..4000]);
-        return files;
+        return folder;
     }
 
     public static void SaveProto(ModelProto proto, string path, long externalThreshold = 1024)

@@ -17,7 +17,7 @@ public class NaiveVersusSmoothQuantTests(ITestOutputHelper output)
         using (var fp = FixtureModels.BuildModel(options))
             reference = W8A8TestKit.Run(W8A8TestKit.Serialize(fp), windows);
         using var calibrationModel = FixtureModels.BuildModel(options);
-        var stats = W8A8TestKit.Calibrate(calibrationModel, options.Vocab, samples: 16);
+        var stats = W8A8TestKit.Calibrate(calibrationModel, options.Vocab, samples: 64, length: 32);
 
         double Error(SmoothQuantOptions? smooth)
         {
@@ -31,7 +31,8 @@ public class NaiveVersusSmoothQuantTests(ITestOutputHelper output)
         double half = Error(new SmoothQuantOptions { Alpha = 0.5f });
         double eight = Error(new SmoothQuantOptions { Alpha = 0.8f });
         output.WriteLine($"relative logits error: naive {naive:E3}, SmoothQuant auto {auto:E3}, alpha 0.5 {half:E3}, alpha 0.8 {eight:E3}");
-        Assert.True(naive > 4 * auto, $"naive {naive:E3} vs SmoothQuant {auto:E3}");
-        Assert.True(naive > 2 * half, $"naive {naive:E3} vs alpha 0.5 {half:E3}");
+        // Measured: naive ~62%, auto ~4%, 0.5 ~3.9%, 0.8 ~3.5%.
+        Assert.True(naive > 8 * auto, $"naive {naive:E3} vs SmoothQuant auto {auto:E3}");
+        Assert.True(naive > 8 * half && naive > 8 * eight, $"naive {naive:E3} vs alpha 0.5 {half:E3}, 0.8 {eight:E3}");
     }
 }

@@ -50,7 +50,32 @@ public class W8A8FormatTests(ITestOutputHelper output)
         double error = W8A8TestKit.RelativeError(reference, quantizedOut);
         output.WriteLine($"{format} fp16={fp16}: relative logits error {error:E3}");
         Assert.True(error > 1e-5, "the output did not change at all: nothing was quantized");
-        Assert.True(error < (format == W8A8Format.QLinear ? 0.1 : 0.05), $"{format} fp16={fp16}: relative logits error {error:E3}");
+        // Measured: dynamic ~2.5%, int8/qdq ~4.3%, qlinear ~5.8% (its int8 output adds a rounding); naive static ~60%.
+        double bound = format switch { W8A8Format.Dynamic => 0.04, W8A8Format.QLinear => 0.08, _ => 0.06 };
+        Assert.True(error < bound, $"{format} fp16={fp16}: relative logits error {error:E3}");
+    }
+
+    // uint8 activations (ORT's fast CPU path): same codes shifted by 128, so the same error as int8 up to rounding order.
+    [Theory]
+    [InlineData(W8A8Format.Int8)]
+    [InlineData(W8A8Format.Dynamic)]
+    [InlineData(W8A8Format.QLinear)]
+    public void Uint8ActivationsGiveTheSameResultAsInt8(W8A8Format format)
+    {
+        var options = W8A8TestKit.OutlierLlama() with { Layers = 1 };
+        var windows = W8A8TestKit.Tokens(options.Vocab, 2, 16, seed: 22);
+        float[] Quantized(bool unsigned)
+        {
+            using var model = FixtureModels.BuildModel(options);
+            var stats = W8A8TestKit.Calibrate(model, options.Vocab, samples: 4);
+            W8A8TestKit.Quantize(model, stats, new W8A8Options { Format = format, UnsignedActivations = unsigned }, new SmoothQuantOptions { Alpha = 0.5f, InsertMul = true });
+            if (unsigned)
+                Assert.Contains(model.Graph.Nodes, n => n.OpType is "MatMulInteger" or "QLinearMatMul" && model.Graph.GetInitializer(n.Input[2])?.DataType == Onnx.TensorProto.Types.DataType.Uint8);
+            return W8A8TestKit.Run(W8A8TestKit.Serialize(model), windows);
+        }
+        double difference = W8A8TestKit.RelativeError(Quantized(false), Quantized(true));
+        output.WriteLine($"{format}: int8 vs uint8 activations differ by {difference:E2}");
+        Assert.True(difference < 1e-4, $"{format}: int8 and uint8 activations differ by {difference:E2}");
     }
 
     [OnnxCheckerTheory]

@@ -24,7 +24,7 @@ internal static class W8A8TestKit
         return Enumerable.Range(0, count).Select(_ => Enumerable.Range(0, length).Select(_ => random.Next(1, vocab)).ToArray()).ToArray();
     }
 
-    public static CalibrationStats Calibrate(OnnxModel model, int vocab, int samples = 8, int length = 24, int seed = 1)
+    public static CalibrationStats Calibrate(OnnxModel model, int vocab, int samples = 48, int length = 32, int seed = 1)
     {
         var data = new CalibrationDataset(Tokens(vocab, samples, length, seed), length, "random tokens", "none");
         var settings = new SessionSettings { Device = ExecutionDevice.Cpu, Threads = 1, Optimization = GraphOptimizationLevel.ORT_ENABLE_BASIC };

@@ -14,6 +14,9 @@ namespace OnnxQuant.Passes.W8A8;
 /// <param name="AbsorbedMul">The smoothing Mul folded into the quantizer, if any.</param>
 internal sealed record QuantizedActivation(string Value, float? StaticScale, string? TokenScale, NodeProto? AbsorbedMul)
 {
+    /// <summary>With uint8 activations: the scalar zero point (128) MatMulInteger / QLinearMatMul must take; null for int8 (0).</summary>
+    public string? ZeroPoint { get; init; }
+
     /// <summary>The activation's float channels, gathered in fp32, when the linears compute some channels exactly.</summary>
     public FloatChannelInput? Float { get; init; }
 }
@@ -36,12 +39,14 @@ internal static class ActivationFront
     private const float Fp16ScaleMin = 1e-4f, Fp16ScaleMax = 6e4f;
 
     public static QuantizedActivation Emit(GraphEmitter e, string activation, DataType type, W8A8Format format, float? absMax,
-        IReadOnlyList<int> floatChannels)
+        IReadOnlyList<int> floatChannels, bool unsigned = false)
     {
+        unsigned &= format != W8A8Format.Qdq; // TensorRT wants symmetric int8 Q/DQ
+        string? zeroPoint = unsigned ? e.UInt8s($"{activation}/w8a8_a_zero_point", [UnsignedZeroPoint], []) : null;
         if (floatChannels.Count > 0 && format != W8A8Format.Int8)
             throw new InvalidOperationException($"float channels of '{activation}' are only emitted for the int8 format");
         if (format == W8A8Format.Dynamic)
-            return PerToken(e, activation, type);
+            return PerToken(e, activation, type, unsigned) with { ZeroPoint = zeroPoint };
         if (absMax is not { } max)
             throw new InvalidOperationException($"static quantization of '{activation}' needs its calibrated range");
         float a = Int8Quantizer.QuantizeActivationScale(max);
@@ -50,7 +55,7 @@ internal static class ActivationFront
         if (format == W8A8Format.Qdq)
         {
             var (qIn, qType) = QuantizerInput(e, activation, type, [a], hint);
-            string q = QuantizeLinear(e, qIn, [a], qType, hint);
+            string q = QuantizeLinear(e, qIn, [a], qType, hint, false);
             string scale = e.Scalar($"{hint}_dq_scale", a, qType);
             string dq = e.Node("DequantizeLinear", $"{hint}/DequantizeLinear", $"{hint}_dq", [q, scale, e.Int8s($"{hint}_zp", [0], [])]);
             return new QuantizedActivation(qType == type ? dq : e.Cast(dq, type, $"{hint}_dq"), a, null, null);
@@ -64,14 +69,16 @@ internal static class ActivationFront
                 perChannel[j] = a / perChannel[j];
             var (qIn, qType) = QuantizerInput(e, mul.Input[0], type, perChannel, hint);
             var inverseValues = inverse.ToFloats();
-            return new QuantizedActivation(QuantizeLinear(e, qIn, perChannel, qType, hint), a, null, mul)
+            return new QuantizedActivation(QuantizeLinear(e, qIn, perChannel, qType, hint, unsigned), a, null, mul)
             {
+                ZeroPoint = zeroPoint,
                 Float = Gather(e, mul.Input[0], type, floatChannels, floatChannels.Select(j => inverseValues[j]).ToArray(), hint),
             };
         }
         var (input, inputType) = QuantizerInput(e, activation, type, [a], hint);
-        return new QuantizedActivation(QuantizeLinear(e, input, [a], inputType, hint), a, null, null)
+        return new QuantizedActivation(QuantizeLinear(e, input, [a], inputType, hint, unsigned), a, null, null)
         {
+            ZeroPoint = zeroPoint,
             Float = Gather(e, activation, type, floatChannels, floatChannels.Select(_ => 1f).ToArray(), hint),
         };
     }
@@ -102,18 +109,24 @@ internal static class ActivationFront
         return narrowOk ? (value, type) : (e.Cast(value, DataType.Float, $"{hint}_fp32"), DataType.Float);
     }
 
-    private static string QuantizeLinear(GraphEmitter e, string input, float[] scales, DataType scaleType, string hint)
+    // Symmetric int8 (zero point 0), or the same codes shifted into uint8 (zero point 128) for ORT's CPU u8 x s8 kernel.
+    private static string QuantizeLinear(GraphEmitter e, string input, float[] scales, DataType scaleType, string hint, bool unsigned)
     {
         bool perAxis = scales.Length > 1;
         long[] shape = perAxis ? [scales.Length] : [];
         string scale = e.Floats($"{hint}_scale", scales, shape, scaleType);
-        string zeroPoint = e.Int8s($"{hint}_zero_point", new sbyte[scales.Length], shape);
+        string zeroPoint = unsigned
+            ? e.UInt8s($"{hint}_zero_point", Enumerable.Repeat(UnsignedZeroPoint, scales.Length).ToArray(), shape)
+            : e.Int8s($"{hint}_zero_point", new sbyte[scales.Length], shape);
         return e.Node("QuantizeLinear", $"{hint}/QuantizeLinear", $"{hint}_int8", [input, scale, zeroPoint],
             perAxis ? n => n.With("axis", -1L) : null);
     }
 
     // scale = max(ReduceMax(|x|, last axis) / 127, tiny); q = Cast<int8>(Clip(Round(x / scale), -128, 127)), in fp32.
-    private static QuantizedActivation PerToken(GraphEmitter e, string activation, DataType type)
+    /// <summary>The zero point of uint8 activations: int8 code c is stored as c + 128.</summary>
+    public const byte UnsignedZeroPoint = 128;
+
+    private static QuantizedActivation PerToken(GraphEmitter e, string activation, DataType type, bool unsigned)
     {
         string hint = Hint(activation);
         string x = type == DataType.Float ? activation : e.Cast(activation, DataType.Float, $"{hint}_fp32");
@@ -126,7 +139,9 @@ internal static class ActivationFront
         string scaled = e.Node("Div", $"{hint}/Div", $"{hint}_scaled", [x, scale]);
         string rounded = e.Node("Round", $"{hint}/Round", $"{hint}_rounded", [scaled]);
         string clipped = e.Node("Clip", $"{hint}/Clip", $"{hint}_clipped", [rounded, e.Scalar($"{hint}_qlow", -128f), e.Scalar($"{hint}_qhigh", 127f)]);
-        string q = e.Cast(clipped, DataType.Int8, $"{hint}_int8");
+        if (unsigned)
+            clipped = e.Node("Add", $"{hint}/ZeroPoint", $"{hint}_shifted", [clipped, e.Scalar($"{hint}_zero_point_f", UnsignedZeroPoint)]);
+        string q = e.Cast(clipped, unsigned ? DataType.Uint8 : DataType.Int8, $"{hint}_int8");
         return new QuantizedActivation(q, null, scale, null);
     }
 

@@ -36,6 +36,13 @@ internal sealed class GraphEmitter
         return name;
     }
 
+    public string UInt8s(string hint, ReadOnlySpan<byte> values, long[] shape)
+    {
+        string name = _graph.UniqueValueName(hint);
+        _graph.SetInitializer(Tensor.FromUInt8s(name, values, shape));
+        return name;
+    }
+
     public string Int64s(string hint, ReadOnlySpan<long> values, long[] shape)
     {
         string name = _graph.UniqueValueName(hint);

@@ -31,7 +31,7 @@ internal static class LinearBack
                 float[]? floatRows = x.Float is { } f ? SplitRows(kn, linear.N, f) : null;
                 var weights = Int8Quantizer.QuantizePerChannel(kn, linear.K, linear.N, options.ReducedRangeWeights);
                 string wq = e.Int8s($"{linear.WeightName}_int8", weights.Values, [linear.K, linear.N]);
-                string acc = e.Node("MatMulInteger", $"{hint}/MatMulInteger", $"{hint}_int32", [x.Value, wq]);
+                string acc = e.Node("MatMulInteger", $"{hint}/MatMulInteger", $"{hint}_int32", x.ZeroPoint is null ? [x.Value, wq] : [x.Value, wq, x.ZeroPoint]);
                 string accf = e.Cast(acc, DataType.Float, $"{hint}_acc");
                 string y;
                 if (x.StaticScale is { } a)
@@ -60,7 +60,8 @@ internal static class LinearBack
                 string wq = e.Int8s($"{linear.WeightName}_int8", weights.Values, [linear.K, linear.N]);
                 float a = x.StaticScale!.Value;
                 float yScale = OutputScale(linear, kn, ranges, options.OutputRangeMargin);
-                string zp = e.Int8s($"{hint}_zero_point", [0], []);
+                // The output takes the activation's type and zero point (int8 0, or uint8 128).
+                string zp = x.ZeroPoint ?? e.Int8s($"{hint}_zero_point", [0], []);
                 string yq = e.Node("QLinearMatMul", $"{hint}/QLinearMatMul", $"{hint}_int8_out", [
                     x.Value, e.Scalar($"{hint}_a_scale", a), zp,
                     wq, e.Floats($"{hint}_weight_scale", weights.Scales, [linear.N]), e.Int8s($"{hint}_weight_zero_point", new sbyte[linear.N], [linear.N]),
@@ -114,13 +115,16 @@ internal static class LinearBack
         e.Rename(y, output);
     }
 
-    // QLinearMatMul needs the output's range up front: the largest |x · W| over the recorded rows, widened by a margin.
+    // QLinearMatMul needs the output's range up front. The recorded rows give typical sums but rarely the rare outlier
+    // tokens, so the largest single term max_j(max|x_j| · |W[j, n]|) over the calibrated maxima bounds it from below too.
     private static float OutputScale(LinearNode linear, float[] kn, ActivationRanges ranges, float margin)
     {
-        if (ranges.SampleRows(linear.Activation) is not { } sample)
+        if (ranges.SampleRows(linear.Activation) is not { } sample || ranges.AbsMax(linear.Activation) is not { } absMax)
             throw new OnnxQuantException(null, $"--format qlinear needs recorded activation rows for '{linear.Activation}' to set the output scale of {linear.Node.Describe()}; recalibrate", ExitCode.Unsupported);
         var y = RowMatMul.Multiply(sample.Rows, sample.Count, linear.K, kn, linear.N);
         float max = MathF.Abs(TensorPrimitives.MaxMagnitude(y));
+        for (int j = 0; j < linear.K; j++)
+            max = MathF.Max(max, absMax[j] * MathF.Abs(TensorPrimitives.MaxMagnitude(kn.AsSpan(j * linear.N, linear.N))));
         return Int8Quantizer.QuantizeActivationScale(max * margin);
     }
 }
