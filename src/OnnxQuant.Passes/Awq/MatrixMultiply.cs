@@ -30,7 +30,7 @@ public static class MatrixMultiply
 {
     private const int KBlock = 256;     // packed B slice: KBlock x NR floats per panel, a few panels per L2
     private const int ColumnChunk = 256; // columns of C one task owns
-    private const int RowChunk = 96;     // rows of C one task owns (a multiple of both MR values)
+    private const int MinRowChunk = 48;  // fewer rows than this per task repack B too often
 
     private static readonly bool Use512 = Vector512.IsHardwareAccelerated;
     private static readonly bool Use256 = !Use512 && Vector256.IsHardwareAccelerated;
@@ -55,15 +55,19 @@ public static class MatrixMultiply
             MultiplyRowwise(a, b, c);
             return;
         }
-        int rowChunks = (m + RowChunk - 1) / RowChunk, colChunks = (n + ColumnChunk - 1) / ColumnChunk;
+        // Every row chunk repacks B, so rows are split only as far as the cores need work (2 pieces per core).
+        int colChunks = (n + ColumnChunk - 1) / ColumnChunk;
+        int rowChunks = Math.Clamp((2 * Environment.ProcessorCount + colChunks - 1) / colChunks, 1, Math.Max(1, m / MinRowChunk));
+        int rowChunk = ((m + rowChunks - 1) / rowChunks + 23) / 24 * 24;   // a multiple of both register tiles' rows
+        rowChunks = (m + rowChunk - 1) / rowChunk;
         int pieces = rowChunks * colChunks;
         // Small products are not worth a thread hop.
         if (pieces == 1 || (long)m * n * k < 1 << 18)
         {
-            for (int p = 0; p < pieces; p++) MultiplyPiece(a, b, c, p / colChunks, p % colChunks);
+            for (int p = 0; p < pieces; p++) MultiplyPiece(a, b, c, p / colChunks * rowChunk, rowChunk, p % colChunks);
             return;
         }
-        Parallel.For(0, pieces, p => MultiplyPiece(a, b, c, p / colChunks, p % colChunks));
+        Parallel.For(0, pieces, p => MultiplyPiece(a, b, c, p / colChunks * rowChunk, rowChunk, p % colChunks));
     }
 
     /// <summary>A freshly allocated [A.Rows, B.Cols] product.</summary>
@@ -74,9 +78,9 @@ public static class MatrixMultiply
         return result;
     }
 
-    private static unsafe void MultiplyPiece(MatrixView a, MatrixView b, MatrixView c, int rowChunk, int colChunk)
+    private static unsafe void MultiplyPiece(MatrixView a, MatrixView b, MatrixView c, int r0, int rowCount, int colChunk)
     {
-        int r0 = rowChunk * RowChunk, r1 = Math.Min(a.Rows, r0 + RowChunk);
+        int r1 = Math.Min(a.Rows, r0 + rowCount);
         int c0 = colChunk * ColumnChunk, c1 = Math.Min(b.Cols, c0 + ColumnChunk);
         int k = a.Cols, width = c1 - c0, panels = (width + NR - 1) / NR;
         int kb = Math.Min(KBlock, k);
