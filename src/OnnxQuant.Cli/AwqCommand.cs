@@ -42,6 +42,8 @@ public static class AwqCommand
         var lmHead = new Option<bool>("--include-lm-head") { Description = "Quantize the output projection (lm_head) too." };
         var exclude = new Option<string[]>("--exclude") { Description = "Keep linears whose node name matches in floating point: globs (*, ?) or /regex/.", AllowMultipleArgumentsPerToken = true };
         var noClip = new Option<bool>("--no-clip") { Description = "Skip AWQ's per-block clip search (on by default: it lowered held-out error on MiniLM and tiny-llama)." };
+        var clip = new Option<bool>("--clip") { Description = "Run the clip search (the default; accepted so scripts can say so)." };
+        var duo = new Option<bool>("--duo-scaling") { Description = "Use duo scaling (the default; accepted so scripts can say so)." };
         var noDuo = new Option<bool>("--no-duo-scaling") { Description = "Search s = mean|x|^r (the original AWQ) instead of mean|x|^r / mean|w|^(1-r) (AutoAWQ's duo scaling, the default)." };
         var blockLoss = new Option<bool>("--block-loss") { Description = "Score scales by the output of the attention/MLP block a group feeds (runs it in ONNX Runtime) instead of the group's own outputs." };
         var grid = new Option<int>("--grid") { Description = "Grid points for the scale exponent r in [0, 1).", DefaultValueFactory = _ => 20 };
@@ -59,7 +61,7 @@ public static class AwqCommand
         var json = CliContext.JsonOption();
         var command = new Command("awq", "Quantize weights to 4 bits (MatMulNBits, W4A16) with activation-aware scaling (AWQ) or round-to-nearest.")
         {
-            model, output, method, groupSize, symmetric, accuracy, lmHead, exclude, noClip, noDuo, blockLoss, grid, stats, data, tokenizer, samples, seqLen, seed,
+            model, output, method, groupSize, symmetric, accuracy, lmHead, exclude, clip, noClip, duo, noDuo, blockLoss, grid, stats, data, tokenizer, samples, seqLen, seed,
             verifyText, noVerify, latency, device, threads, json,
         };
         command.SetAction(parse => CommandRunner.Run(context, parse, () =>
@@ -72,6 +74,10 @@ public static class AwqCommand
             int level = parse.GetValue(accuracy);
             if (level is < 0 or > 4)
                 throw new OnnxQuantException(null, $"--accuracy-level must be 0..4 (got {level.ToString(CultureInfo.InvariantCulture)})", ExitCode.Usage);
+            if (parse.GetValue(clip) && parse.GetValue(noClip))
+                throw new OnnxQuantException(null, "--clip and --no-clip contradict each other; give one", ExitCode.Usage);
+            if (parse.GetValue(duo) && parse.GetValue(noDuo))
+                throw new OnnxQuantException(null, "--duo-scaling and --no-duo-scaling contradict each other; give one", ExitCode.Usage);
             int gridPoints = parse.GetValue(grid);
             if (gridPoints is < 1 or > 1000)
                 throw new OnnxQuantException(null, $"--grid must be 1..1000 (got {gridPoints.ToString(CultureInfo.InvariantCulture)})", ExitCode.Usage);

@@ -61,6 +61,7 @@ public sealed class AwqCommandTests : IDisposable
     [InlineData("--group-size", "48", 2, "--group-size must be 32, 64, 128 or 256")]
     [InlineData("--accuracy-level", "7", 2, "--accuracy-level must be 0..4")]
     [InlineData("--grid", "0", 2, "--grid must be 1..1000")]
+    [InlineData("--clip", "--no-clip", 2, "--clip and --no-clip contradict each other")]
     public void BadOptionsAreUsageErrors(string option, string value, int exitCode, string message)
     {
         string model = FixtureModels.Save(Options, _temp.Path);
