@@ -66,11 +66,24 @@ public static class SmoothCommand
             var w8a8 = new W8A8Options { Format = parse.GetValue(format), ReducedRangeWeights = parse.GetValue(reducedRange), UnsignedActivations = parse.GetValue(unsigned) };
             var selection = new LinearSelection(parse.GetValue(exclude), parse.GetValue(lmHead));
 
+            var verifyOptions = new VerifyOptions { TextPath = parse.GetValue(verifyText), TokenizerPath = parse.GetValue(tokenizer), Session = session };
+            if (parse.GetValue(verifySamples) is > 0 and var count)
+                verifyOptions = verifyOptions with { Sentences = count, Windows = count };
+            if (parse.GetValue(verifyLength) is var length && length != verifyOptions.WindowLength)
+                verifyOptions = verifyOptions with { WindowLength = length > 1 ? length : throw new OnnxQuantException(null, "--verify-length must be at least 2", ExitCode.Usage) };
             using var loaded = ModelFile.Load(modelPath);
+            OutputPaths.CheckModel(outPath, loaded, [.. parse.GetValue(data) ?? [], parse.GetValue(stats), parse.GetValue(verifyText)]);
+            // New tensors go to a scratch file beside the output, so memory holds one layer's weights, not the model's.
+            using var spill = OutputPaths.AttachSpill(loaded, outPath);
             var clock = Stopwatch.StartNew();
             CalibrationResult? calibration = null;
             CalibrationStats statistics;
-            if (parse.GetValue(stats) is { } statsPath)
+            if (noSmoothing && quantize && w8a8.Format == W8A8Format.Dynamic && parse.GetValue(stats) is null)
+            {
+                // Per-token dynamic activations without smoothing use no statistics: no calibration, no ONNX Runtime.
+                statistics = new CalibrationStats(ModelFingerprint.Compute(loaded.Graph), new CalibrationInfo(), []);
+            }
+            else if (parse.GetValue(stats) is { } statsPath)
             {
                 statistics = StatsFile.Read(statsPath);
                 statistics.EnsureMatches(loaded.Graph, statsPath);
@@ -110,27 +123,30 @@ public static class SmoothCommand
             context.Error.WriteLine(quantize
                 ? $"smoothing (alpha {parse.GetValue(alpha)}) and rewriting to W8A8 {w8a8.Format.ToString().ToLowerInvariant()}"
                 : $"smoothing (alpha {parse.GetValue(alpha)})");
-            var steps = pipeline.Run(loaded, new PassContext { Cancellation = CalibrateProgress.Cancel, Progress = new StageProgress(context.Error) });
+            var steps = pipeline.Run(loaded, new PassContext { Cancellation = context.Cancellation, Progress = new StageProgress(context.Error) });
             if (rewrite is not null && !steps[^1].Result.Changed)
                 throw new OnnxQuantException(modelPath, "has no MatMul or Gemm with a constant float weight to quantize (or every one is excluded)", ExitCode.Unsupported);
-            ModelFile.Save(loaded, outPath);
+            ModelFile.Save(loaded, outPath, cancel: context.Cancellation);
             double compileSeconds = clock.Elapsed.TotalSeconds;
             context.Error.WriteLine($"wrote {outPath}");
 
-            var verifyOptions = new VerifyOptions { TextPath = parse.GetValue(verifyText), TokenizerPath = parse.GetValue(tokenizer), Session = session };
-            if (parse.GetValue(verifySamples) is > 0 and var count)
-                verifyOptions = verifyOptions with { Sentences = count, Windows = count };
-            if (parse.GetValue(verifyLength) is var length && length != verifyOptions.WindowLength)
-                verifyOptions = verifyOptions with { WindowLength = length > 1 ? length : throw new OnnxQuantException(null, "--verify-length must be at least 2", ExitCode.Usage) };
             VerificationReport? verification = null;
-            if (!parse.GetValue(noVerify))
-            {
-                context.Error.WriteLine("verifying on held-out text");
-                verification = Verifier.Compare(modelPath, outPath, verifyOptions, cancel: CalibrateProgress.Cancel);
-            }
             LatencyReport? timing = null;
-            if (parse.GetValue(latency) is > 0 and var tokens)
-                timing = Verifier.MeasureLatency(modelPath, outPath, tokens, 10, verifyOptions);
+            try
+            {
+                if (!parse.GetValue(noVerify))
+                {
+                    context.Error.WriteLine("verifying on held-out text");
+                    verification = Verifier.Compare(modelPath, outPath, verifyOptions, cancel: context.Cancellation);
+                }
+                if (parse.GetValue(latency) is > 0 and var tokens)
+                    timing = Verifier.MeasureLatency(modelPath, outPath, tokens, 10, verifyOptions);
+            }
+            catch
+            {
+                OutputPaths.DeleteModel(outPath); // a failed or interrupted command leaves no output behind
+                throw;
+            }
 
             var summary = SmoothSummary.Create(modelPath, outPath, quantize ? w8a8 : null, parse.GetValue(alpha)!, statistics, calibration,
                 smooth.Decisions, rewrite?.Decisions, compileSeconds, verification, timing);

@@ -53,8 +53,20 @@ public sealed class DeterminismTests : IClassFixture<DeterminismTests.Inputs>
     }
 
     [Fact]
+    public void Smooth_from_the_same_statistics_writes_the_same_model_twice() =>
+        RunTwice("sq.onnx", output => ["smooth", _inputs.Model, "--stats", _inputs.Stats, "--no-verify", "-o", output]);
+
+    [Fact]
+    public void Smooth_calibrating_itself_writes_the_same_model_twice() =>
+        RunTwice("sq.onnx", output => ["smooth", _inputs.Model, "--data", _inputs.Ids, .. Calibration, "--format", "qlinear", "--no-verify", "-o", output]);
+
+    [Fact]
+    public void Smooth_dynamic_without_calibration_writes_the_same_model_twice() =>
+        RunTwice("sq.onnx", output => ["smooth", _inputs.Model, "--alpha", "none", "--format", "dynamic", "--no-verify", "-o", output]);
+
+    [Fact]
     public void Awq_from_the_same_statistics_writes_the_same_model_twice() =>
-        RunTwice("q.onnx", output => ["awq", _inputs.Model, "--stats", _inputs.Stats, "--clip", "--grid", "8", "--no-verify", "-o", output]);
+        RunTwice("q.onnx", output => ["awq", _inputs.Model, "--stats", _inputs.Stats, "--grid", "8", "--no-verify", "-o", output]);
 
     [Fact]
     public void Awq_calibrating_itself_writes_the_same_model_twice() =>

@@ -92,6 +92,7 @@ public static class BadInputCorpus
                 (C.Smooth, Expectation.Fails(Bad, "model.onnx", "q_proj", "float16", "float32")),
                 (C.Awq, Expectation.Fails(Bad, "model.onnx", "q_proj", "float16", "float32")),
                 (C.AwqRtn, Expectation.Fails(Bad, "model.onnx", "q_proj", "float16", "float32")),
+                (C.SmoothDynamic, Expectation.Fails(Bad, "model.onnx", "q_proj", "float16", "float32")),
                 (C.Eval, Expectation.Fails(Bad, "model.onnx", "q_proj", "float16", "float32")))),
 
         Case("weight-shape-mismatch", "q_proj's weight has 8 more input rows than the activation has channels",
@@ -112,6 +113,7 @@ public static class BadInputCorpus
                 (C.Smooth, Expectation.Fails(Bad, "model.onnx", "q_proj", "72", "64")),
                 (C.Awq, Expectation.Fails(Bad, "model.onnx", "q_proj", "72", "64")),
                 (C.AwqRtn, Expectation.Fails(Bad, "model.onnx", "q_proj", "72", "64")),
+                (C.SmoothDynamic, Expectation.Fails(Bad, "model.onnx", "q_proj", "72", "64")),
                 (C.Eval, Expectation.Fails(Bad, "model.onnx", "q_proj", "72", "64")))),
 
         Case("external-data-missing", "model.onnx.data deleted",
@@ -150,6 +152,7 @@ public static class BadInputCorpus
                 (C.Smooth, Expectation.Fails(Bad, "model.onnx", "NaN")),
                 (C.Awq, Expectation.Fails(Bad, "model.onnx", "NaN")),
                 (C.AwqRtn, Expectation.Fails(Bad, "model.onnx", "q_proj", "NaN", "Inf")),
+                (C.SmoothDynamic, Expectation.Fails(Bad, "model.onnx", "q_proj", "NaN", "Inf")),
                 (C.Eval, Expectation.Fails(Bad, "model.onnx", "NaN")))),
 
         Case("nan-inf-calibration-ids", "the token-id file holds 'nan' and 'inf' among its ids",
@@ -183,6 +186,7 @@ public static class BadInputCorpus
                 (C.Smooth, Expectation.Fails(Unsupported, "model.onnx", "Frobnicate")),
                 (C.Awq, Expectation.Fails(Unsupported, "model.onnx", "Frobnicate")),
                 (C.AwqRtn, Expectation.Ok()), // no ONNX Runtime involved: the custom op is carried over untouched
+                (C.SmoothDynamic, Expectation.Ok()), // no ONNX Runtime involved: the custom op is carried over untouched
                 (C.Eval, Expectation.Fails(Unsupported, "model.onnx", "Frobnicate")))),
 
         Case("unknown-opset", "the default ONNX domain imported at opset 99",
@@ -194,6 +198,7 @@ public static class BadInputCorpus
                 (C.Smooth, Expectation.Fails(Unsupported, "model.onnx", "opset 99")),
                 (C.Awq, Expectation.Fails(Unsupported, "model.onnx", "opset 99")),
                 (C.AwqRtn, Expectation.Fails(Unsupported, "model.onnx", "opset 99")),
+                (C.SmoothDynamic, Expectation.Fails(Unsupported, "model.onnx", "opset 99")),
                 (C.Eval, Expectation.Fails(Unsupported, "model.onnx", "opset 99")))),
 
         Case("no-quantizable-matmul", "an LM whose only MatMul multiplies by a computed (tied, transposed) embedding",
@@ -205,6 +210,7 @@ public static class BadInputCorpus
                 (C.Smooth, Expectation.Fails(Unsupported, "model.onnx", "no MatMul")),
                 (C.Awq, Expectation.Fails(Unsupported, "model.onnx", "no MatMul")),
                 (C.AwqRtn, Expectation.Fails(Unsupported, "model.onnx", "no MatMul")),
+                (C.SmoothDynamic, Expectation.Fails(Unsupported, "model.onnx", "no MatMul")),
                 (C.Eval, Expectation.Ok("perplexity")))),
 
         Case("dynamic-shapes", "every graph input/output dimension symbolic, value_info dropped",
@@ -216,6 +222,7 @@ public static class BadInputCorpus
                 (C.Smooth, Expectation.Ok()),
                 (C.Awq, Expectation.Ok()),
                 (C.AwqRtn, Expectation.Ok()),
+                (C.SmoothDynamic, Expectation.Ok()),
                 (C.Eval, Expectation.Ok("perplexity")))),
 
         Case("output-folder-missing", "the output goes to a folder that does not exist",

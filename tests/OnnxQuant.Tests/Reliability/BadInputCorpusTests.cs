@@ -54,10 +54,11 @@ public sealed class BadInputCorpusTests
             return;
         }
 
-        // One paragraph: "error: ..." first, continuation lines indented, nothing on stdout.
-        string error = result.Error.TrimEnd();
-        var paragraph = error.Split('\n').SkipWhile(l => l.StartsWith("note: ", StringComparison.Ordinal)).ToArray();
-        Assert.True(paragraph.Length > 0 && paragraph[0].StartsWith("error:", StringComparison.Ordinal), shown);
+        // One paragraph at the end of stderr (progress lines may come before it): "error: ..." then indented
+        // continuation lines; nothing on stdout.
+        var lines = result.Error.TrimEnd().Split('\n');
+        Assert.Equal(1, lines.Count(l => l.StartsWith("error:", StringComparison.Ordinal)));
+        var paragraph = lines.SkipWhile(l => !l.StartsWith("error:", StringComparison.Ordinal)).ToArray();
         Assert.All(paragraph.Skip(1), l => Assert.StartsWith("  ", l));
         Assert.Equal("", result.Out);
         string flat = string.Join(" ", paragraph.Select(l => l.Trim()));

@@ -7,6 +7,8 @@ public enum CorpusCommand
     Diff,
     Calibrate,
     Smooth,
+    /// <summary>`smooth --alpha none --format dynamic`: W8A8 with per-token scales, no calibration, no ONNX Runtime.</summary>
+    SmoothDynamic,
     Awq,
     /// <summary>`awq --method rtn`: the same command without calibration, where only the model checks stand guard.</summary>
     AwqRtn,
@@ -19,7 +21,12 @@ public static class CorpusInvocation
     private static readonly string[] SmallCalibration = ["--samples", "2", "--seq-len", "8", "--device", "cpu", "--threads", "1"];
 
     /// <summary>The command's name on the command line.</summary>
-    public static string Verb(CorpusCommand command) => command == CorpusCommand.AwqRtn ? "awq" : command.ToString().ToLowerInvariant();
+    public static string Verb(CorpusCommand command) => command switch
+    {
+        CorpusCommand.AwqRtn => "awq",
+        CorpusCommand.SmoothDynamic => "smooth",
+        _ => command.ToString().ToLowerInvariant(),
+    };
 
     public static string[] Args(CorpusCommand command, CaseFiles f) => command switch
     {
@@ -28,6 +35,8 @@ public static class CorpusInvocation
         CorpusCommand.Calibrate => f.Stats is null
             ? ["calibrate", f.Model, "--data", f.Ids, .. SmallCalibration, "-o", OutputOf(command, f)!]
             : ["calibrate", f.Model, "--stats", f.Stats],
+        CorpusCommand.Smooth => ["smooth", f.Model, .. CalibrationInput(f), "--no-verify", "-o", OutputOf(command, f)!],
+        CorpusCommand.SmoothDynamic => ["smooth", f.Model, "--alpha", "none", "--format", "dynamic", "--no-verify", "-o", OutputOf(command, f)!],
         CorpusCommand.Awq => ["awq", f.Model, .. CalibrationInput(f), "--grid", "4", "--group-size", "32", "--no-verify", "-o", OutputOf(command, f)!],
         CorpusCommand.AwqRtn => ["awq", f.Model, "--method", "rtn", "--group-size", "32", "--no-verify", "-o", OutputOf(command, f)!],
         CorpusCommand.Eval => ["eval", f.Model, "--data", f.Text, "--context", "16", "--max-tokens", "48", "--device", "cpu", "--threads", "1"],
@@ -42,11 +51,11 @@ public static class CorpusInvocation
     public static string? OutputOf(CorpusCommand command, CaseFiles f) => command switch
     {
         CorpusCommand.Calibrate => f.Stats is null ? f.Output ?? Path.Combine(f.OutFolder, "model.calib") : null,
-        CorpusCommand.Smooth => f.Output ?? Path.Combine(f.OutFolder, "smooth.onnx"),
+        CorpusCommand.Smooth or CorpusCommand.SmoothDynamic => f.Output ?? Path.Combine(f.OutFolder, "smooth.onnx"),
         CorpusCommand.Awq or CorpusCommand.AwqRtn => f.Output ?? Path.Combine(f.OutFolder, "awq.onnx"),
         _ => null,
     };
 
     /// <summary>Commands whose output path can be chosen (the output-path cases apply to these only).</summary>
-    public static bool Writes(CorpusCommand command) => command is CorpusCommand.Calibrate or CorpusCommand.Smooth or CorpusCommand.Awq or CorpusCommand.AwqRtn;
+    public static bool Writes(CorpusCommand command) => command is CorpusCommand.Calibrate or CorpusCommand.Smooth or CorpusCommand.SmoothDynamic or CorpusCommand.Awq or CorpusCommand.AwqRtn;
 }
