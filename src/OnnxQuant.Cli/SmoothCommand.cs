@@ -127,7 +127,7 @@ public static class SmoothCommand
             }
             LatencyReport? timing = null;
             if (parse.GetValue(latency) is > 0 and var tokens)
-                timing = Verifier.MeasureLatency(modelPath, outPath, tokens, 10, verifyOptions);
+                timing = Verifier.MeasureLatency(modelPath, outPath, tokens, 20, verifyOptions);
 
             var summary = SmoothSummary.Create(modelPath, outPath, quantize ? w8a8 : null, parse.GetValue(alpha)!, statistics, calibration,
                 smooth.Decisions, rewrite?.Decisions, compileSeconds, verification, timing);
