@@ -44,8 +44,8 @@ internal static class ActivationFront
     {
         unsigned &= format != W8A8Format.Qdq; // TensorRT wants symmetric int8 Q/DQ
         string? zeroPoint = unsigned ? e.UInt8s($"{activation}/w8a8_a_zero_point", [UnsignedZeroPoint], []) : null;
-        if (floatChannels.Count > 0 && format != W8A8Format.Int8)
-            throw new InvalidOperationException($"float channels of '{activation}' are only emitted for the int8 format");
+        if (floatChannels.Count > 0 && format is not (W8A8Format.Int8 or W8A8Format.QLinear))
+            throw new InvalidOperationException($"float channels of '{activation}' are only emitted for the int8 and qlinear formats");
         if (format == W8A8Format.Dynamic)
             return PerToken(e, activation, type, unsigned) with { ZeroPoint = zeroPoint };
         if (absMax is not { } max)

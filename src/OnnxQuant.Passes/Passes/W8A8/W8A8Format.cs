@@ -22,7 +22,7 @@ public sealed record W8A8Options
     public bool ReducedRangeWeights { get; init; }
 
     /// <summary>
-    /// Int8 only: most channels per activation computed in floating point beside the int8 product (Gather + a thin MatMul
+    /// Int8 and QLinear: most channels per activation computed in floating point beside the int8 product (Gather + a thin MatMul
     /// + Add), used where the alpha search finds that smoothing alone leaves at least twice their error. 0 turns it off.
     /// </summary>
     public int MaxFloatChannels { get; init; } = 4;
@@ -48,6 +48,6 @@ public sealed record W8A8Options
     {
         PerTokenActivations = Format == W8A8Format.Dynamic,
         ReducedRangeWeights = ReducedRangeWeights,
-        MaxFloatChannels = Format == W8A8Format.Int8 ? MaxFloatChannels : 0,
+        MaxFloatChannels = Format is W8A8Format.Int8 or W8A8Format.QLinear ? MaxFloatChannels : 0,
     };
 }
