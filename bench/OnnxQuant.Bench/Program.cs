@@ -58,12 +58,14 @@ static BenchRow Measure(string name, OnnxModel model, CalibrationDataset data, S
         var result = Calibrator.Run(model, data, options, settings);
         calib.Add(result.Elapsed.TotalSeconds);
         calibLoop.Add((result.Elapsed - result.SessionTime).TotalSeconds);
-        reduce.Add(result.ReductionTime.TotalSeconds);
+        reduce.Add(result.ReductionWait.TotalSeconds);
         tensors = result.Stats.Tensors.Count;
         Console.Error.WriteLine(string.Create(CultureInfo.InvariantCulture,
-            $"{name}: plain {plain[^1]:0.000}s (loop {plainLoop[^1]:0.000}s), calibration {calib[^1]:0.000}s (loop {calibLoop[^1]:0.000}s, sessions {result.SessionTime.TotalSeconds:0.000}s, ORT runs {result.InferenceTime.TotalSeconds:0.000}s, reduction {reduce[^1]:0.000}s, {result.Runs} run(s))"));
+            $"{name}: plain {plain[^1]:0.000}s (loop {plainLoop[^1]:0.000}s), calibration {calib[^1]:0.000}s (loop {calibLoop[^1]:0.000}s, sessions {result.SessionTime.TotalSeconds:0.000}s, ORT runs {result.InferenceTime.TotalSeconds:0.000}s, reduction {result.ReductionTime.TotalSeconds:0.000}s overlapped, waited {result.ReductionWait.TotalSeconds:0.000}s, {result.Runs} run(s))"));
     }
-    return new BenchRow(name, data.TotalTokens, Median(plain), Median(plainLoop), Median(calib), Median(calibLoop), Median(reduce), tensors);
+    var pairRatios = calib.Zip(plain, (c, p) => c / p).ToList();
+    return new BenchRow(name, data.TotalTokens, Median(plain), Median(plainLoop), Median(calib), Median(calibLoop), Median(reduce), tensors,
+        pairRatios.Min(), pairRatios.Max());
 }
 
 static CalibrationDataset Subset(CalibrationDataset data, int n) => data with { Samples = data.Samples.Take(n).ToList() };

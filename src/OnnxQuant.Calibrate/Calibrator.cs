@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Runtime.InteropServices;
 using Microsoft.ML.OnnxRuntime;
 using Microsoft.ML.OnnxRuntime.Tensors;
+using OnnxQuant.Analysis;
 using OnnxQuant.Calibrate.Data;
 using OnnxQuant.Calibrate.Recording;
 using OnnxQuant.Calibrate.Sessions;
@@ -16,7 +17,10 @@ public sealed record CalibrationOptions
     /// <summary>Samples per inference run.</summary>
     public int BatchSize { get; init; } = 1;
 
-    /// <summary>Most bytes one batch's recorded activations may take; above it the tensors are recorded in several runs.</summary>
+    /// <summary>
+    /// Most bytes the recorded activations may take. Two batches are alive at once (one reduced while the next runs),
+    /// so one batch gets half; above that the tensors are recorded in several runs over subsets of them.
+    /// </summary>
     public long MaxMemoryBytes { get; init; } = 2L << 30;
 
     /// <summary>Rows (tokens) kept per tensor for AWQ's search.</summary>
@@ -35,9 +39,10 @@ public sealed record CalibrationProgress(int Run, int Runs, int SamplesDone, int
 /// <summary>The statistics plus how the run went.</summary>
 /// <param name="SessionTime">Of <paramref name="Elapsed"/>, the time spent building the recording copies and loading their sessions.</param>
 /// <param name="InferenceTime">Of <paramref name="Elapsed"/>, the time spent inside ONNX Runtime's Run.</param>
-/// <param name="ReductionTime">Of <paramref name="Elapsed"/>, the time spent reducing recorded activations.</param>
+/// <param name="ReductionTime">The time the reductions took; they overlap the next batch's inference.</param>
+/// <param name="ReductionWait">Of <paramref name="Elapsed"/>, the time inference waited for a reduction to finish.</param>
 public sealed record CalibrationResult(CalibrationStats Stats, string Device, string? Notice, int Runs, long Tokens, TimeSpan Elapsed,
-    TimeSpan SessionTime, TimeSpan InferenceTime, TimeSpan ReductionTime)
+    TimeSpan SessionTime, TimeSpan InferenceTime, TimeSpan ReductionTime, TimeSpan ReductionWait)
 {
     /// <summary>Calibration tokens per second of wall time (each token counted once, however many runs).</summary>
     public double TokensPerSecond => Tokens / Math.Max(1e-9, Elapsed.TotalSeconds);
@@ -54,16 +59,19 @@ public static class Calibrator
         IProgress<CalibrationProgress>? progress = null, CancellationToken cancel = default)
     {
         string label = model.SourcePath ?? model.Graph.Name;
+        ModelChecks.EnsureComputable(model);
         var tensors = SelectTensors(model, options, label);
         if (data.Samples.Count == 0)
             throw new OnnxQuantException(label, "there are no calibration samples");
         int batch = Math.Max(1, Math.Min(options.BatchSize, data.Samples.Count));
-        var groups = RecordedTensor.Partition(tensors, (long)batch * data.SequenceLength, options.MaxMemoryBytes);
+        // Two batches' outputs are alive at once (one reduced while the next is computed): each gets half the budget.
+        var groups = RecordedTensor.Partition(tensors, (long)batch * data.SequenceLength, options.MaxMemoryBytes / 2);
         var reducers = tensors.ToDictionary(t => t.Name, t => new TensorReducer(t.Name, t.Channels, options.SampleRowsPerTensor, (ulong)options.Seed), StringComparer.Ordinal);
         var clock = Stopwatch.StartNew();
         var recording = new RecordingModel(model);
         var inferenceTime = TimeSpan.Zero;
-        var reduceTime = TimeSpan.Zero;
+        var reduceWait = TimeSpan.Zero;
+        long reduceTicks = 0;
         var sessionTime = clock.Elapsed;
         string device = "cpu";
         string? notice = null;
@@ -76,31 +84,47 @@ public static class Calibrator
             sessionTime += clock.Elapsed - opening;
             (device, notice) = (opened.Device, notice ?? opened.Notice);
             using var runOptions = new RunOptions();
-            for (int start = 0; start < data.Samples.Count; start += batch)
+            // Ctrl-C stops a long run in ONNX Runtime too, not only between samples.
+            using var terminate = cancel.Register(() => runOptions.Terminate = true);
+            // While ORT runs batch t+1, batch t's outputs are reduced on the thread pool: the reduction hides behind
+            // inference (on a GPU entirely; on a CPU in ORT's idle moments). One reduction at a time keeps the order,
+            // so the statistics do not depend on timing.
+            Task? reducing = null;
+            IDisposable? reducingOutputs = null;
+            try
             {
-                cancel.ThrowIfCancellationRequested();
-                var samples = data.Samples.Skip(start).Take(batch).ToList();
-                var (inputNames, inputValues) = InputFeeds.Build(opened.Session.InputMetadata, samples, label);
-                try
+                for (int start = 0; start < data.Samples.Count; start += batch)
                 {
-                    var running = clock.Elapsed;
-                    using var outputs = opened.Session.Run(runOptions, inputNames, inputValues, names);
-                    var before = clock.Elapsed;
-                    inferenceTime += before - running;
-                    Reduce(outputs, names, reducers, groups[g], session.Threads);
-                    reduceTime += clock.Elapsed - before;
+                    cancel.ThrowIfCancellationRequested();
+                    var samples = data.Samples.Skip(start).Take(batch).ToList();
+                    var outputs = RunBatch(opened.Session, runOptions, samples, names, label, start);
+                    inferenceTime += outputs.Elapsed;
+                    var types = CheckOutputs(outputs.Values, names, reducers);
+                    var waiting = clock.Elapsed;
+                    Finish(reducing);
+                    reduceWait += clock.Elapsed - waiting;
+                    reducingOutputs?.Dispose();
+                    reducingOutputs = outputs.Values;
+                    reducing = Task.Run(() =>
+                    {
+                        var timer = Stopwatch.StartNew();
+                        Reduce(outputs.Values, names, types, reducers, session.Threads);
+                        reduceTicks += timer.Elapsed.Ticks;
+                    });
+                    stepsDone += samples.Count;
+                    progress?.Report(new CalibrationProgress(g + 1, groups.Count, stepsDone, totalSteps,
+                        (long)stepsDone * data.SequenceLength / groups.Count, clock.Elapsed));
                 }
-                catch (OnnxRuntimeException e)
-                {
-                    throw new OnnxQuantException(label, $"ONNX Runtime failed while running calibration sample {start + 1}: {e.Message.Split('\n')[0]}", ExitCode.Unsupported, e);
-                }
-                finally
-                {
-                    foreach (var v in inputValues) v.Dispose();
-                }
-                stepsDone += samples.Count;
-                progress?.Report(new CalibrationProgress(g + 1, groups.Count, stepsDone, totalSteps,
-                    (long)stepsDone * data.SequenceLength / groups.Count, clock.Elapsed));
+                var last = clock.Elapsed;
+                Finish(reducing);
+                reduceWait += clock.Elapsed - last;
+                reducing = null;
+            }
+            finally
+            {
+                if (reducing is not null)
+                    try { reducing.Wait(); } catch (AggregateException) { } // already failing: just let it end before disposing
+                reducingOutputs?.Dispose();
             }
         }
         var info = new CalibrationInfo
@@ -112,7 +136,9 @@ public static class Calibrator
             Tokenizer = data.TokenizerDescription,
         };
         var stats = new CalibrationStats(ModelFingerprint.Compute(model.Graph), info, reducers.Values.Select(r => r.ToStats()));
-        return new CalibrationResult(stats, device, notice, groups.Count, data.TotalTokens, clock.Elapsed, sessionTime, inferenceTime, reduceTime);
+        StatsChecks.EnsureFinite(stats, label,
+            "the model computes NaN/Inf on the calibration data (NaN or Inf weights, or an overflow), so its statistics would be meaningless. Check the weights with `onnxquant inspect` and the model in ONNX Runtime");
+        return new CalibrationResult(stats, device, notice, groups.Count, data.TotalTokens, clock.Elapsed, sessionTime, inferenceTime, new TimeSpan(reduceTicks), reduceWait);
     }
 
     private static List<RecordedTensor> SelectTensors(OnnxModel model, CalibrationOptions options, string label)
@@ -129,29 +155,72 @@ public static class Calibrator
         return options.Tensors.Distinct().Select(n => byName[n]).ToList();
     }
 
-    private static void Reduce(IReadOnlyList<OrtValue> outputs, List<string> names, Dictionary<string, TensorReducer> reducers, List<RecordedTensor> group, int threads)
+    private sealed record BatchOutputs(IDisposableReadOnlyCollection<OrtValue> Values, TimeSpan Elapsed);
+
+    private static BatchOutputs RunBatch(InferenceSession session, RunOptions runOptions, List<int[]> samples, List<string> names, string label, int start)
+    {
+        var (inputNames, inputValues) = InputFeeds.Build(session.InputMetadata, samples, label);
+        try
+        {
+            var timer = Stopwatch.StartNew();
+            var outputs = session.Run(runOptions, inputNames, inputValues, names);
+            return new BatchOutputs(outputs, timer.Elapsed);
+        }
+        catch (OnnxRuntimeException) when (runOptions.Terminate)
+        {
+            throw new OperationCanceledException("calibration was interrupted");
+        }
+        catch (OnnxRuntimeException e)
+        {
+            throw new OnnxQuantException(label, $"ONNX Runtime failed while running calibration sample {start + 1}: {e.Message.Split('\n')[0]}", ExitCode.Unsupported, e);
+        }
+        finally
+        {
+            foreach (var v in inputValues) v.Dispose();
+        }
+    }
+
+    // Checked before the reduction starts: an exception from the thread pool would reach the user wrapped.
+    private static TensorElementType[] CheckOutputs(IReadOnlyList<OrtValue> outputs, List<string> names, Dictionary<string, TensorReducer> reducers)
+    {
+        var types = new TensorElementType[outputs.Count];
+        for (int i = 0; i < outputs.Count; i++)
+        {
+            var info = outputs[i].GetTensorTypeAndShape();
+            int channels = reducers[names[i]].Channels;
+            if (info.Shape.Length == 0 || info.Shape[^1] != channels)
+                throw new OnnxQuantException(null, $"recorded tensor '{names[i]}' has shape [{string.Join(",", info.Shape)}], but the MatMul reading it has {channels} input channels", ExitCode.Unsupported);
+            if (info.ElementDataType is not (TensorElementType.Float or TensorElementType.Float16 or TensorElementType.BFloat16))
+                throw new OnnxQuantException(null, $"recorded tensor '{names[i]}' is {info.ElementDataType}, not a float type", ExitCode.Unsupported);
+            types[i] = info.ElementDataType;
+        }
+        return types;
+    }
+
+    private static void Finish(Task? reduction)
+    {
+        if (reduction is null)
+            return;
+        try
+        {
+            reduction.Wait();
+        }
+        catch (AggregateException e) when (e.InnerExceptions.Count == 1)
+        {
+            System.Runtime.ExceptionServices.ExceptionDispatchInfo.Capture(e.InnerExceptions[0]).Throw();
+        }
+    }
+
+    private static void Reduce(IReadOnlyList<OrtValue> outputs, List<string> names, TensorElementType[] types, Dictionary<string, TensorReducer> reducers, int threads)
     {
         var parallel = new ParallelOptions { MaxDegreeOfParallelism = threads > 0 ? threads : Environment.ProcessorCount };
         Parallel.For(0, outputs.Count, parallel, () => Array.Empty<float>(), (i, _, buffer) =>
         {
-            var value = outputs[i];
             var reducer = reducers[names[i]];
-            var info = value.GetTensorTypeAndShape();
-            var shape = info.Shape;
-            if (shape.Length == 0 || shape[^1] != reducer.Channels)
-                throw new OnnxQuantException(null, $"recorded tensor '{names[i]}' has shape [{string.Join(",", shape)}], but its MatMul weight has {reducer.Channels} input channels", ExitCode.Unsupported);
-            switch (info.ElementDataType)
-            {
-                case TensorElementType.Float:
-                    reducer.Add(value.GetTensorDataAsSpan<float>());
-                    break;
-                case TensorElementType.Float16:
-                case TensorElementType.BFloat16:
-                    buffer = AddConverted(value, info.ElementDataType, reducer, buffer);
-                    break;
-                default:
-                    throw new OnnxQuantException(null, $"recorded tensor '{names[i]}' is {info.ElementDataType}, not a float type", ExitCode.Unsupported);
-            }
+            if (types[i] == TensorElementType.Float)
+                reducer.Add(outputs[i].GetTensorDataAsSpan<float>());
+            else
+                buffer = AddConverted(outputs[i], types[i], reducer, buffer);
             return buffer;
         }, _ => { });
     }

@@ -26,7 +26,7 @@ public static class CalibrateCommand
         var seqLen = new Option<int>("--seq-len") { Description = "Tokens per sample.", DefaultValueFactory = _ => 512 };
         var seed = new Option<int>("--seed") { Description = "Seed for picking text windows and sample rows.", DefaultValueFactory = _ => 0 };
         var batch = new Option<int>("--batch") { Description = "Samples per inference run.", DefaultValueFactory = _ => 1 };
-        var maxMemory = new Option<int>("--max-memory") { Description = "MiB one run's recorded activations may take; above it tensors are recorded in several runs.", DefaultValueFactory = _ => 2048 };
+        var maxMemory = new Option<int>("--max-memory") { Description = "MiB the recorded activations may take (two batches are held at once); above it tensors are recorded in several runs.", DefaultValueFactory = _ => 2048 };
         var sampleRows = new Option<int>("--sample-rows") { Description = "Activation rows (tokens) kept per tensor for AWQ.", DefaultValueFactory = _ => 512 };
         var device = new Option<ExecutionDevice>("--device") { Description = "auto tries CUDA and falls back to the CPU; cpu never touches CUDA.", DefaultValueFactory = _ => ExecutionDevice.Auto };
         var threads = new Option<int>("--threads") { Description = "Threads for ONNX Runtime and the reduction (0: one per core).", DefaultValueFactory = _ => 0 };
@@ -48,6 +48,10 @@ public static class CalibrateCommand
             CalibrationStats calibration;
             string? written = null;
             string? existing = parse.GetValue(stats);
+            // Every output is checked before the work starts: a bad path fails in a second, not after calibrating.
+            string? reportPath = parse.GetValue(report);
+            if (reportPath is not null)
+                OutputPaths.Check(reportPath, loaded, [.. parse.GetValue(data) ?? [], existing, parse.GetValue(output)]);
             if (existing is not null)
             {
                 calibration = StatsFile.Read(existing);
@@ -73,6 +77,7 @@ public static class CalibrateCommand
                 };
                 var session = new SessionSettings { Device = parse.GetValue(device), Threads = Math.Max(0, parse.GetValue(threads)) };
                 written = parse.GetValue(output) ?? Path.ChangeExtension(modelPath, ".calib");
+                OutputPaths.Check(written, loaded, parse.GetValue(data) ?? []);
                 var dataset = CalibrationData.Load(dataOptions, modelPath);
                 result = CalibrateProgress.Run(context, () => Calibrator.Run(loaded, dataset, options, session, CalibrateProgress.Current, CalibrateProgress.Cancel));
                 if (result.Notice is not null)
@@ -80,7 +85,6 @@ public static class CalibrateCommand
                 calibration = result.Stats;
                 StatsFile.Write(calibration, written);
             }
-            string? reportPath = parse.GetValue(report);
             if (reportPath is not null)
                 ChannelReport.Write(calibration, reportPath, new ReportOptions { Tensors = parse.GetValue(reportTensors) ?? [] });
             var summary = CalibrationSummary.Create(modelPath, written, reportPath, calibration, result, Math.Max(1, parse.GetValue(top)));

@@ -5,7 +5,7 @@ namespace OnnxQuant.Cli;
 
 /// <summary>
 /// Draws calibration progress on stderr (samples, tokens/s, ETA) while a run is going, when stderr is a terminal;
-/// redirected stderr gets nothing but the final notices. Ctrl-C cancels the run between batches.
+/// redirected stderr gets nothing but the final notices. Ctrl-C (the CLI's cancellation token) cancels the run between batches.
 /// </summary>
 internal static class CalibrateProgress
 {
@@ -19,9 +19,7 @@ internal static class CalibrateProgress
 
     public static T Run<T>(CliContext context, Func<T> work)
     {
-        using var cts = new CancellationTokenSource();
-        ConsoleCancelEventHandler onCancel = (_, e) => { e.Cancel = true; cts.Cancel(); };
-        Console.CancelKeyPress += onCancel;
+        using var cts = CancellationTokenSource.CreateLinkedTokenSource(context.Cancellation);
         _cancel = cts.Token;
         try
         {
@@ -43,7 +41,6 @@ internal static class CalibrateProgress
         {
             _current = null;
             _cancel = default;
-            Console.CancelKeyPress -= onCancel;
         }
     }
 

@@ -8,14 +8,14 @@ namespace OnnxQuant.Cli;
 /// </summary>
 public static class CliApp
 {
-    public static int Run(string[] args, TextWriter stdout, TextWriter stderr)
+    public static int Run(string[] args, TextWriter stdout, TextWriter stderr, CancellationToken cancellation = default)
     {
         var verbose = new Option<bool>("--verbose", "-v")
         {
             Description = "Show details of internal errors (stack traces).",
             Recursive = true,
         };
-        var context = new CliContext(stdout, stderr, verbose);
+        var context = new CliContext(stdout, stderr, verbose, cancellation);
         var root = new RootCommand("onnxquant: quantization compiler for ONNX language models (SmoothQuant W8A8, AWQ W4A16).")
         {
             verbose,
@@ -23,6 +23,8 @@ public static class CliApp
             DiffCommand.Create(context),
             CalibrateCommand.Create(context),
             SmoothCommand.Create(context),
+            AwqCommand.Create(context),
+            EvalCommand.Create(context),
         };
 
         var parse = root.Parse(args);
@@ -38,6 +40,7 @@ public static class CliApp
             Output = stdout,
             Error = stderr,
             EnableDefaultExceptionHandler = false,
+            ProcessTerminationTimeout = null, // Program owns SIGINT/SIGTERM (see InterruptSignals)
         });
     }
 }

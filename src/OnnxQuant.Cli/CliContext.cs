@@ -6,12 +6,16 @@ namespace OnnxQuant.Cli;
 /// <summary>Where a command writes and the options every command shares.</summary>
 public sealed class CliContext
 {
-    public CliContext(TextWriter output, TextWriter error, Option<bool> verbose)
+    public CliContext(TextWriter output, TextWriter error, Option<bool> verbose, CancellationToken cancellation = default)
     {
         Out = output;
         Error = error;
         Verbose = verbose;
+        Cancellation = cancellation;
     }
+
+    /// <summary>Cancelled by Ctrl-C (SIGINT) or SIGTERM: passes, calibration and saving stop and leave no output.</summary>
+    public CancellationToken Cancellation { get; }
 
     /// <summary>Results only: with --json, the JSON document and nothing else.</summary>
     public TextWriter Out { get; }

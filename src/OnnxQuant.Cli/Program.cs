@@ -2,5 +2,9 @@ namespace OnnxQuant.Cli;
 
 public static class Program
 {
-    public static int Main(string[] args) => CliApp.Run(args, Console.Out, Console.Error);
+    public static int Main(string[] args)
+    {
+        using var interrupts = new InterruptSignals();
+        return CliApp.Run(args, Console.Out, Console.Error, interrupts.Token);
+    }
 }

@@ -24,9 +24,9 @@ public static class SmoothCommand
         var model = new Argument<string>("model") { Description = "The ONNX model file." };
         var output = new Option<string?>("--output", "-o") { Description = "The model to write (default: <model>.sq.onnx, or <model>.smoothed.onnx with --no-quantize)." };
         var noQuantize = new Option<bool>("--no-quantize") { Description = "Write only the smoothed floating-point model (no W8A8 rewrite)." };
-        var alpha = new Option<string>("--alpha") { Description = "Migration strength: 'auto' searches it per group on the calibration rows, or a fixed value in [0, 1].", DefaultValueFactory = _ => "auto" };
+        var alpha = new Option<string>("--alpha") { Description = "Migration strength: 'auto' searches it per group on the calibration rows, or a fixed value in [0, 1]; 'none' skips smoothing (naive W8A8, for comparison).", DefaultValueFactory = _ => "auto" };
         var format = new Option<W8A8Format>("--format") { Description = "int8: QuantizeLinear + MatMulInteger (CUDA EP and CPU); dynamic: per-token scales at run time; qlinear: QLinearMatMul (CPU); qdq: Q/DQ pairs (TensorRT).", DefaultValueFactory = _ => W8A8Format.Int8 };
-        var insertMul = new Option<bool?>("--insert-mul") { Description = "Smooth activations that cannot take s in place (residual-fed norms, GELU outputs) through a Mul(1/s). Default: on when quantizing (int8/qlinear absorb it into the activation quantizer), off with --no-quantize." };
+        var insertMul = new Option<bool?>("--insert-mul") { Description = "Smooth activations that cannot take s in place (residual-fed norms, GELU outputs) through a Mul(1/s). Default: on when quantizing (the Mul sits right before the activation quantizer), off with --no-quantize." };
         var scope = new Option<SmoothingScope>("--scope") { Description = "all: every linear input; norm: only norm-fed inputs (the SmoothQuant reference).", DefaultValueFactory = _ => SmoothingScope.All };
         var exclude = new Option<string[]>("--exclude") { Description = "Keep linears whose node name matches in floating point: globs (*, ?) or /regex/.", AllowMultipleArgumentsPerToken = true };
         var lmHead = new Option<bool>("--include-lm-head") { Description = "Quantize the LM head (the linear producing the logits) too." };
@@ -55,7 +55,10 @@ public static class SmoothCommand
         {
             string modelPath = parse.GetValue(model)!;
             bool quantize = !parse.GetValue(noQuantize);
-            float? fixedAlpha = ParseAlpha(parse.GetValue(alpha)!);
+            bool noSmoothing = parse.GetValue(alpha)!.Equals("none", StringComparison.OrdinalIgnoreCase);
+            if (noSmoothing && !quantize)
+                throw new OnnxQuantException(null, "--alpha none with --no-quantize would leave the model as it is", ExitCode.Usage);
+            float? fixedAlpha = noSmoothing ? null : ParseAlpha(parse.GetValue(alpha)!);
             string outPath = parse.GetValue(output) ?? DefaultOutput(modelPath, quantize);
             if (Path.GetFullPath(outPath) == Path.GetFullPath(modelPath))
                 throw new OnnxQuantException(outPath, "is the input model; write the result to another file", ExitCode.Usage);
@@ -63,11 +66,24 @@ public static class SmoothCommand
             var w8a8 = new W8A8Options { Format = parse.GetValue(format), ReducedRangeWeights = parse.GetValue(reducedRange), UnsignedActivations = parse.GetValue(unsigned) };
             var selection = new LinearSelection(parse.GetValue(exclude), parse.GetValue(lmHead));
 
+            var verifyOptions = new VerifyOptions { TextPath = parse.GetValue(verifyText), TokenizerPath = parse.GetValue(tokenizer), Session = session };
+            if (parse.GetValue(verifySamples) is > 0 and var count)
+                verifyOptions = verifyOptions with { Sentences = count, Windows = count };
+            if (parse.GetValue(verifyLength) is var length && length != verifyOptions.WindowLength)
+                verifyOptions = verifyOptions with { WindowLength = length > 1 ? length : throw new OnnxQuantException(null, "--verify-length must be at least 2", ExitCode.Usage) };
             using var loaded = ModelFile.Load(modelPath);
+            OutputPaths.CheckModel(outPath, loaded, [.. parse.GetValue(data) ?? [], parse.GetValue(stats), parse.GetValue(verifyText)]);
+            // New tensors go to a scratch file beside the output, so memory holds one layer's weights, not the model's.
+            using var spill = OutputPaths.AttachSpill(loaded, outPath);
             var clock = Stopwatch.StartNew();
             CalibrationResult? calibration = null;
             CalibrationStats statistics;
-            if (parse.GetValue(stats) is { } statsPath)
+            if (noSmoothing && quantize && w8a8.Format == W8A8Format.Dynamic && parse.GetValue(stats) is null)
+            {
+                // Per-token dynamic activations without smoothing use no statistics: no calibration, no ONNX Runtime.
+                statistics = new CalibrationStats(ModelFingerprint.Compute(loaded.Graph), new CalibrationInfo(), []);
+            }
+            else if (parse.GetValue(stats) is { } statsPath)
             {
                 statistics = StatsFile.Read(statsPath);
                 statistics.EnsureMatches(loaded.Graph, statsPath);
@@ -100,34 +116,37 @@ public static class SmoothCommand
                 Selection = selection,
                 FakeQuant = w8a8.FakeQuant,
             }, ranges);
-            var pipeline = new Pipeline().Add(smooth);
+            var pipeline = noSmoothing ? new Pipeline() : new Pipeline().Add(smooth);
             W8A8RewritePass? rewrite = null;
             if (quantize)
                 pipeline.Add(rewrite = new W8A8RewritePass(ranges, w8a8, selection));
             context.Error.WriteLine(quantize
                 ? $"smoothing (alpha {parse.GetValue(alpha)}) and rewriting to W8A8 {w8a8.Format.ToString().ToLowerInvariant()}"
                 : $"smoothing (alpha {parse.GetValue(alpha)})");
-            var steps = pipeline.Run(loaded, new PassContext { Cancellation = CalibrateProgress.Cancel, Progress = new StageProgress(context.Error) });
+            var steps = pipeline.Run(loaded, new PassContext { Cancellation = context.Cancellation, Progress = new StageProgress(context.Error) });
             if (rewrite is not null && !steps[^1].Result.Changed)
                 throw new OnnxQuantException(modelPath, "has no MatMul or Gemm with a constant float weight to quantize (or every one is excluded)", ExitCode.Unsupported);
-            ModelFile.Save(loaded, outPath);
+            ModelFile.Save(loaded, outPath, cancel: context.Cancellation);
             double compileSeconds = clock.Elapsed.TotalSeconds;
             context.Error.WriteLine($"wrote {outPath}");
 
-            var verifyOptions = new VerifyOptions { TextPath = parse.GetValue(verifyText), TokenizerPath = parse.GetValue(tokenizer), Session = session };
-            if (parse.GetValue(verifySamples) is > 0 and var count)
-                verifyOptions = verifyOptions with { Sentences = count, Windows = count };
-            if (parse.GetValue(verifyLength) is var length && length != verifyOptions.WindowLength)
-                verifyOptions = verifyOptions with { WindowLength = length > 1 ? length : throw new OnnxQuantException(null, "--verify-length must be at least 2", ExitCode.Usage) };
             VerificationReport? verification = null;
-            if (!parse.GetValue(noVerify))
-            {
-                context.Error.WriteLine("verifying on held-out text");
-                verification = Verifier.Compare(modelPath, outPath, verifyOptions, cancel: CalibrateProgress.Cancel);
-            }
             LatencyReport? timing = null;
-            if (parse.GetValue(latency) is > 0 and var tokens)
-                timing = Verifier.MeasureLatency(modelPath, outPath, tokens, 20, verifyOptions);
+            try
+            {
+                if (!parse.GetValue(noVerify))
+                {
+                    context.Error.WriteLine("verifying on held-out text");
+                    verification = Verifier.Compare(modelPath, outPath, verifyOptions, cancel: context.Cancellation);
+                }
+                if (parse.GetValue(latency) is > 0 and var tokens)
+                    timing = Verifier.MeasureLatency(modelPath, outPath, tokens, 20, verifyOptions);
+            }
+            catch
+            {
+                OutputPaths.DeleteModel(outPath); // a failed or interrupted command leaves no output behind
+                throw;
+            }
 
             var summary = SmoothSummary.Create(modelPath, outPath, quantize ? w8a8 : null, parse.GetValue(alpha)!, statistics, calibration,
                 smooth.Decisions, rewrite?.Decisions, compileSeconds, verification, timing);
@@ -153,7 +172,7 @@ public static class SmoothCommand
             return null;
         if (float.TryParse(text, NumberStyles.Float, CultureInfo.InvariantCulture, out float value) && value >= 0 && value <= 1)
             return value;
-        throw new OnnxQuantException(null, $"--alpha must be 'auto' or a number between 0 and 1 (got '{text}')", ExitCode.Usage);
+        throw new OnnxQuantException(null, $"--alpha must be 'auto', 'none' or a number between 0 and 1 (got '{text}')", ExitCode.Usage);
     }
 
     // One line per pass stage on stderr; the passes report often, the terminal hears about every tenth of the way.

@@ -87,6 +87,8 @@ public static class CalibrationData
         int body = options.SequenceLength - prefix.Length - suffix.Length;
         if (body <= 0)
             throw new OnnxQuantException(null, $"--seq-len {options.SequenceLength} leaves no room for text next to the model's {prefix.Length + suffix.Length} special tokens", ExitCode.Usage);
+        if (ids.Count == 0)
+            throw new OnnxQuantException(description, "is empty: it holds no text or token ids to calibrate on");
         int available = ids.Count / body;
         long needed = (long)options.Samples * body;
         if (available < options.Samples)

@@ -51,7 +51,7 @@ internal sealed class ComparisonMetrics
         }
     }
 
-    private static double NegativeLogLikelihood(ReadOnlySpan<float> logits, int target)
+    internal static double NegativeLogLikelihood(ReadOnlySpan<float> logits, int target)
     {
         float max = TensorPrimitives.Max(logits);
         double sum = 0;
@@ -61,7 +61,7 @@ internal sealed class ComparisonMetrics
     }
 
     // The sample has no padding (one sequence per run), so the attention-mask mean is the plain mean over tokens.
-    private static float[] MeanPool(float[] hidden, int sequence, int width)
+    internal static float[] MeanPool(float[] hidden, int sequence, int width)
     {
         var pooled = new float[width];
         for (int t = 0; t < sequence; t++)

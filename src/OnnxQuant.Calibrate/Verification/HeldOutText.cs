@@ -32,7 +32,10 @@ public static partial class HeldOutText
     {
         if (!File.Exists(path))
             throw new OnnxQuantException(path, "does not exist (the held-out text must be a UTF-8 text file)");
-        return File.ReadAllText(path);
+        string text = File.ReadAllText(path);
+        if (string.IsNullOrWhiteSpace(text))
+            throw new OnnxQuantException(path, "is empty: there is no text to evaluate on");
+        return text;
     }
 
     /// <summary>

@@ -2,9 +2,11 @@ using System.Diagnostics;
 using System.Runtime.InteropServices;
 using Microsoft.ML.OnnxRuntime;
 using Microsoft.ML.OnnxRuntime.Tensors;
+using OnnxQuant.Analysis;
 using OnnxQuant.Calibrate.Data;
 using OnnxQuant.Calibrate.Recording;
 using OnnxQuant.Calibrate.Sessions;
+using OnnxQuant.IO;
 
 namespace OnnxQuant.Calibrate.Verification;
 
@@ -121,15 +123,17 @@ public static class Verifier
         throw new OnnxQuantException(label, "has neither a logits output nor a [batch, sequence, hidden] output, so there is nothing to verify on text", ExitCode.Unsupported);
     }
 
-    private static OpenedSession Open(string path, SessionSettings settings)
+    internal static OpenedSession Open(string path, SessionSettings settings)
     {
-        if (!File.Exists(path))
-            throw new OnnxQuantException(path, "does not exist");
+        // The loader's checks first (protobuf, external data locations and lengths, types and shapes of the linears):
+        // ONNX Runtime would read an absolute or '..' location without a word, and its own errors are terse.
+        using (var checkedModel = ModelFile.Load(path))
+            ModelChecks.EnsureComputable(checkedModel);
         string folder = Path.GetDirectoryName(Path.GetFullPath(path)) ?? ".";
         return SessionFactory.Open(File.ReadAllBytes(path), settings, folder, path);
     }
 
-    private static List<int[]> SentenceSamples(string textPath, CalibrationTokenizer tokenizer, VerifyOptions options)
+    internal static List<int[]> SentenceSamples(string textPath, CalibrationTokenizer tokenizer, VerifyOptions options)
     {
         var sentences = HeldOutText.Sentences(HeldOutText.Read(textPath), options.Sentences);
         int body = options.MaxSentenceTokens - tokenizer.Prefix.Length - tokenizer.Suffix.Length;

@@ -145,6 +145,7 @@ public sealed class LinearNode
     public float[] ReadWeightKN(Graph graph)
     {
         var stored = WeightTensor(graph).ToFloats();
+        ModelChecks.EnsureFinite(stored, WeightName, null, $"{OpType} '{Name}'");
         float[] kn = IsTransposed ? Transpose(stored, N, K) : stored;
         if (Alpha != 1f)
             TensorPrimitives.Multiply(kn, Alpha, kn);

@@ -117,14 +117,14 @@ public static class ModelFile
             graphProto.ValueInfo.AddRange(model.Graph.ValueInfo);
             using (var data = new FileStream(tmpData, FileMode.CreateNew, FileAccess.Write, FileShare.None, 1 << 20))
             {
+                var chunk = new byte[16 << 20];
                 foreach (var tensor in model.Graph.Initializers.Values)
                 {
                     cancel.ThrowIfCancellationRequested();
                     if (tensor.StringProto is null && tensor.ByteLength >= options.ExternalThreshold)
                     {
                         long offset = Align(data, options.Alignment);
-                        data.Write(tensor.RawBytes);
-                        tensor.ReleaseMappedPages();
+                        tensor.WriteTo(data, chunk);
                         graphProto.Initializer.Add(TensorProtoWriter.External(tensor, dataName, offset));
                         anyExternal = true;
                     }

@@ -43,15 +43,20 @@ public sealed class SpillFile : IDisposable
     internal byte[] Read(long offset, int length)
     {
         var buffer = new byte[length];
+        Read(offset, buffer);
+        return buffer;
+    }
+
+    internal void Read(long offset, Span<byte> destination)
+    {
         int done = 0;
-        while (done < length)
+        while (done < destination.Length)
         {
-            int n = RandomAccess.Read(_handle, buffer.AsSpan(done), offset + done);
+            int n = RandomAccess.Read(_handle, destination[done..], offset + done);
             if (n == 0)
-                throw new IOException($"spill file ended at {offset + done} while reading {length} bytes at {offset}");
+                throw new IOException($"spill file ended at {offset + done} while reading {destination.Length} bytes at {offset}");
             done += n;
         }
-        return buffer;
     }
 
     public void Dispose() => _handle.Dispose();

@@ -43,11 +43,11 @@ public sealed class Tensor
     /// <summary>True while the bytes still live in a mapped external-data file (nothing copied yet).</summary>
     public bool IsMapped => _file is not null;
 
-    /// <summary>The mapped external-data file and offset this tensor still reads from, or null once it lives in memory.</summary>
-    internal (MappedFile File, long Offset)? MappedLocation => _file is null ? null : (_file, _offset);
-
     /// <summary>True when the bytes live on disk (mapped input data or a spill file) rather than in managed memory.</summary>
     public bool IsOnDisk => _file is not null || _spill is not null;
+
+    /// <summary>The mapped external-data file and offset this tensor still reads from, or null once it lives in memory.</summary>
+    internal (MappedFile File, long Offset)? MappedLocation => _file is null ? null : (_file, _offset);
 
     /// <summary>String tensors are kept as their original proto; nothing in OnnxQuant computes on them.</summary>
     internal TensorProto? StringProto { get; }
@@ -101,14 +101,57 @@ public sealed class Tensor
         }
     }
 
+    /// <summary>
+    /// Copies the raw bytes to <paramref name="destination"/> a chunk at a time (the size of <paramref name="buffer"/>):
+    /// a mapped tensor drops each chunk's pages once written and a spilled one is read through the buffer, so saving
+    /// a multi-GB model adds at most one chunk to the resident set.
+    /// </summary>
+    public void WriteTo(Stream destination, byte[] buffer)
+    {
+        if (_bytes is not null || (_file is null && _spill is null))
+        {
+            destination.Write(RawBytes);
+            return;
+        }
+        for (long done = 0; done < ByteLength; done += buffer.Length)
+        {
+            int n = (int)Math.Min(buffer.Length, ByteLength - done);
+            if (_file is not null)
+            {
+                destination.Write(_file.Slice(_offset + done, n));
+                _file.Release(_offset + done, n);
+            }
+            else
+            {
+                _spill!.Read(_offset + done, buffer.AsSpan(0, n));
+                destination.Write(buffer, 0, n);
+            }
+        }
+    }
+
     /// <summary>The values as float32, converted from fp32, fp16, bf16 or float64 storage.</summary>
     public float[] ToFloats()
     {
         if (!ElementType.IsFloat(DataType))
             throw new InvalidOperationException($"tensor '{Name}' is {ElementType.Name(DataType)}, not a float type");
+        LargeAllocations.BeforeAllocating(ElementCount * sizeof(float));
         var result = new float[ElementCount];
-        FloatCodec.Decode(RawBytes, DataType, result);
-        ReleaseMappedPages();
+        if (_file is null)
+        {
+            FloatCodec.Decode(RawBytes, DataType, result);
+            return result;
+        }
+        // A mapped tensor is decoded a slice at a time, each slice's pages dropped at once, so the read adds only the
+        // floats to the resident set, not the floats and the whole mapped tensor.
+        int size = ElementType.SizeOf(DataType);
+        const int sliceElements = 4 << 20;
+        for (long first = 0; first < result.LongLength; first += sliceElements)
+        {
+            int count = (int)Math.Min(sliceElements, result.LongLength - first);
+            long offset = _offset + first * size;
+            FloatCodec.Decode(_file.Slice(offset, count * size), DataType, result.AsSpan((int)first, count));
+            _file.Release(offset, (long)count * size);
+        }
         return result;
     }
 

@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using OnnxQuant.Analysis;
 using OnnxQuant.IO;
 using OnnxQuant.IR;
 
@@ -19,12 +20,22 @@ public sealed class Pipeline
 
     public IReadOnlyList<PipelineStep> Run(OnnxModel model, PassContext context)
     {
+        ModelChecks.EnsureComputable(model);
         var steps = new List<PipelineStep>();
         foreach (var pass in _passes)
         {
             context.Cancellation.ThrowIfCancellationRequested();
             var clock = Stopwatch.StartNew();
-            var result = pass.Run(model, context);
+            PassResult result;
+            try
+            {
+                result = pass.Run(model, context);
+            }
+            catch (OnnxQuantException e) when (e.File is null && model.SourcePath is not null)
+            {
+                // A pass knows the tensor or node at fault, the pipeline knows the file: the message names both.
+                throw new OnnxQuantException(model.SourcePath, e.Problem, e.ExitCode, e.InnerException ?? e);
+            }
             clock.Stop();
             if (context.ValidateAfterEachPass && result.Changed)
                 GraphValidator.Validate(model.Graph, $"after pass {pass.Name}");

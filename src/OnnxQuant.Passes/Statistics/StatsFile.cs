@@ -120,7 +120,9 @@ public static class StatsFile
             }
             if (r.BaseStream.Position != r.BaseStream.Length)
                 throw new InvalidDataException("trailing bytes after the last tensor");
-            return new CalibrationStats(fingerprint, info, tensors);
+            var stats = new CalibrationStats(fingerprint, info, tensors);
+            StatsChecks.EnsureFinite(stats, path, "the file is damaged or was not written by `onnxquant calibrate`; calibrate again");
+            return stats;
         }
         catch (Exception e) when (e is EndOfStreamException or InvalidDataException or OverflowException or ArgumentException)
         {

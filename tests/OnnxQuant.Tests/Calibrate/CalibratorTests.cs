@@ -164,6 +164,23 @@ public class CalibratorTests
     }
 
     [Fact]
+    public void A_boolean_cache_branch_flag_is_fed_false_and_does_not_change_the_statistics()
+    {
+        var o = new FixtureOptions { Family = FixtureFamily.GenAiLlama, KvCache = true };
+        var proto = FixtureModels.Build(o);
+        var data = RandomIds(1, 6, o.Vocab);
+        var plain = CalibrateFixture(proto, data);
+        // Merged decoders (optimum) carry a use_cache_branch flag; the fixture gets one that only feeds a dead branch.
+        var flag = new ValueInfoProto { Name = "use_cache_branch", Type = new TypeProto { TensorType = new TypeProto.Types.Tensor { ElemType = (int)TensorProto.Types.DataType.Bool, Shape = new TensorShapeProto() } } };
+        flag.Type.TensorType.Shape.Dim.Add(new TensorShapeProto.Types.Dimension { DimValue = 1 });
+        proto.Graph.Input.Add(flag);
+        var withFlag = CalibrateFixture(proto, data);
+        Assert.Equal(plain.Stats.Tensors.Count, withFlag.Stats.Tensors.Count);
+        foreach (var t in plain.Stats.Tensors)
+            Assert.Equal(t.AbsMax, withFlag.Stats.Get(t.Name)!.AbsMax);
+    }
+
+    [Fact]
     public void The_same_inputs_give_the_same_bytes()
     {
         var proto = FixtureModels.Build(new FixtureOptions { Family = FixtureFamily.Bert, OutlierChannels = 1 });

@@ -5,7 +5,7 @@ using OnnxQuant.Tests.Cli;
 using OnnxQuant.Tests.Fixtures;
 using OnnxQuant.Tests.Support;
 
-namespace OnnxQuant.Tests.IO;
+namespace OnnxQuant.Tests.ModelIO;
 
 /// <summary>load -> save -> load keeps the graph and ORT gives identical outputs (issue 2's round-trip guarantee).</summary>
 public class RoundTripTests

@@ -4,7 +4,7 @@ using Onnx;
 using OnnxQuant.IO;
 using OnnxQuant.IR;
 
-namespace OnnxQuant.Tests.IO;
+namespace OnnxQuant.Tests.ModelIO;
 
 public class ModelFileTests
 {

@@ -1,7 +1,7 @@
 using OnnxQuant.IO;
 using OnnxQuant.IR;
 
-namespace OnnxQuant.Tests.IO;
+namespace OnnxQuant.Tests.ModelIO;
 
 public class SpillFileTests
 {

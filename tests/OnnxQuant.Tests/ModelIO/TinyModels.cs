@@ -2,7 +2,7 @@ using Google.Protobuf;
 using Onnx;
 using OnnxQuant.IR;
 
-namespace OnnxQuant.Tests.IO;
+namespace OnnxQuant.Tests.ModelIO;
 
 /// <summary>Hand-built minimal models for I/O tests: Y = X · W (+ b), weights given as protos.</summary>
 internal static class TinyModels

@@ -2,7 +2,7 @@ using System.Security.Cryptography;
 using Onnx;
 using OnnxQuant.IO;
 
-namespace OnnxQuant.Tests.IO;
+namespace OnnxQuant.Tests.ModelIO;
 
 /// <summary>A model whose weights exceed 2 GB: protobuf's message limit must never be hit.</summary>
 public class LargeModelTests

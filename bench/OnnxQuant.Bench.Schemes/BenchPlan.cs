@@ -1,0 +1,64 @@
+namespace OnnxQuant.Bench.Schemes;
+
+/// <summary>A model the bench quantizes, and how to calibrate and evaluate it.</summary>
+internal sealed record BenchModel(
+    string Name,
+    string ModelPath,
+    bool IsEncoder,
+    string? Tokenizer,
+    int CalibrationTokens,
+    string Description,
+    string[] EvalArgs)
+{
+    /// <summary>--tokenizer when the tokenizer does not sit beside the model.</summary>
+    public string[] TokenizerArgs => Tokenizer is null ? [] : ["--tokenizer", Tokenizer];
+}
+
+/// <summary>What a scheme's pass command needs.</summary>
+internal sealed record PassInputs(BenchModel Model, string StatsPath, string OutputPath);
+
+/// <summary>A quantization scheme: the `onnxquant` arguments that produce it (null for the FP32 original).</summary>
+internal sealed record Scheme(string Name, string Label, Func<PassInputs, string[]>? PassArgs);
+
+/// <summary>The models and schemes of the bench, and the settings of full and --quick runs.</summary>
+internal static class BenchPlan
+{
+    public const int PrefillTokens = 512;
+
+    /// <summary>SmoothQuant's fixed alpha: the published Llama-2 value (reference.md section 5).</summary>
+    public const string FixedAlpha = "0.85";
+
+    public static IReadOnlyList<Scheme> Schemes { get; } =
+    [
+        new("fp32", "FP32", null),
+        new("w8a8-naive", "W8A8 naive (no smoothing)", p => Smooth(p, "--alpha", "none")),
+        new("w8a8-sq", $"W8A8 SmoothQuant a={FixedAlpha}", p => Smooth(p, "--alpha", FixedAlpha)),
+        new("w8a8-sq-auto", "W8A8 SmoothQuant auto alpha", p => Smooth(p, "--alpha", "auto")),
+        new("w4-rtn-g128", "W4 RTN g128", p => ["awq", p.Model.ModelPath, "-o", p.OutputPath, "--method", "rtn", "--group-size", "128", "--no-verify", "--device", "cpu", "--json"]),
+        new("w4-awq-g128", "W4 AWQ g128", p => ["awq", p.Model.ModelPath, "-o", p.OutputPath, "--method", "awq", "--group-size", "128", "--stats", p.StatsPath, "--no-verify", "--device", "cpu", "--json"]),
+    ];
+
+    private static string[] Smooth(PassInputs p, params string[] smoothing) =>
+        ["smooth", p.Model.ModelPath, "-o", p.OutputPath, .. smoothing, "--stats", p.StatsPath, "--no-verify", "--device", "cpu", "--json"];
+
+    public static IReadOnlyList<BenchModel> Models(string root, string outFolder, bool quick)
+    {
+        string austen = Path.Combine(root, "models", "austen-lm");
+        string[] lmEval = quick ? ["--max-tokens", "8192"] : [];
+        return
+        [
+            new("austen-lm", Path.Combine(austen, "model.onnx"), false, null, 256,
+                "7.2M-parameter Llama-style LM trained on five Austen novels; perplexity on the held-out Persuasion (non-overlapping 256-token windows)",
+                lmEval),
+            new("austen-lm-outliers", Path.Combine(outFolder, "austen-lm-outliers", "model.onnx"), false, austen, 256,
+                $"the Austen LM with 3 hidden channels of every RMSNorm gamma x{OutlierTwin.Factor:0} and the consuming weight rows / {OutlierTwin.Factor:0} (same FP32 function, LLM-like activation outliers)",
+                lmEval),
+            new("minilm", Path.Combine(root, "models", "minilm", "model.onnx"), true, null, 128,
+                "all-MiniLM-L6-v2 sentence encoder; mean-pooled embedding cosine to FP32 and nearest-neighbour agreement on Persuasion sentences",
+                ["--sentences", quick ? "64" : "256"]),
+            new("tiny-llama", Path.Combine(root, "models", "tiny-llama", "model.onnx"), false, austen, 256,
+                "synthetic fixture (random weights, 3 outlier channels x50); its perplexity is meaningless in itself, its change and top-1 agreement are error measures",
+                ["--max-tokens", quick ? "4096" : "16384"]),
+        ];
+    }
+}

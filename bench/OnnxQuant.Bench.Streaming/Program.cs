@@ -1,0 +1,58 @@
+using System.Globalization;
+using System.Text;
+using OnnxQuant.Bench.Streaming;
+using OnnxQuant.Tests.Reliability;
+
+// Usage: streaming-bench <onnxquant.dll> <work-folder> [--layers N] [--results bench/results/streaming.md]
+// Generates a 7B-wide fp16 Llama of N layers (default 8: about 3.8 GB) streamed into <work-folder>, then runs each
+// pass as `dotnet <onnxquant.dll> ...` and records wall time and peak RSS of the child.
+if (args.Length < 2)
+{
+    Console.Error.WriteLine("usage: streaming-bench <onnxquant.dll> <work-folder> [--layers N] [--results FILE] [--passes w4,w8,...]");
+    return 2;
+}
+string cli = Path.GetFullPath(args[0]), work = Path.GetFullPath(args[1]);
+int layers = int.Parse(Option("--layers") ?? "8", CultureInfo.InvariantCulture);
+string? results = Option("--results");
+var chosen = (Option("--passes") ?? string.Join(",", BenchPasses.All.Select(p => p.Key))).Split(',');
+
+var options = StreamedLlamaOptions.Wide(layers);
+Directory.CreateDirectory(work);
+string model = Path.Combine(work, "model.onnx");
+var clock = System.Diagnostics.Stopwatch.StartNew();
+if (!File.Exists(model) || new FileInfo(model + ".data").Length < options.WeightBytes / 2)
+    StreamedLlama.Write(options, work);
+Console.Error.WriteLine($"model: {options.WeightBytes / 1e9:F2} GB fp16 ({layers} layers), written in {clock.Elapsed.TotalSeconds:F1} s");
+
+var rows = new List<string>();
+foreach (var pass in BenchPasses.All.Where(p => chosen.Contains(p.Key)))
+{
+    string output = Path.Combine(work, pass.Key + ".onnx");
+    var run = ChildProcess.Run("dotnet", [cli, .. pass.Arguments(model, output)]);
+    long outBytes = File.Exists(output) ? new FileInfo(output).Length + (File.Exists(output + ".data") ? new FileInfo(output + ".data").Length : 0) : 0;
+    string row = $"| {pass.Title} | `{string.Join(' ', pass.Arguments("model.onnx", pass.Key + ".onnx"))}` | {run.ExitCode} | {run.Seconds:F1} s | " +
+        $"{run.PeakRssBytes / 1e6:F0} MB | {(double)run.PeakRssBytes / options.WeightBytes:F3} | {(double)run.PeakRssBytes / options.LargestTensorBytes:F2} | {outBytes / 1e9:F2} GB |";
+    Console.WriteLine(row);
+    if (run.ExitCode != 0)
+        Console.Error.WriteLine(run.Stderr);
+    rows.Add(row);
+    foreach (var f in new[] { output, output + ".data" })
+        File.Delete(f);
+}
+
+if (results is not null)
+{
+    var text = new StringBuilder();
+    text.AppendLine($"| pass | command | exit | time | peak RSS | / model ({options.WeightBytes / 1e9:F2} GB) | / largest tensor ({options.LargestTensorBytes / 1e6:F0} MB) | output |");
+    text.AppendLine("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |");
+    foreach (var row in rows)
+        text.AppendLine(row);
+    File.WriteAllText(results, text.ToString());
+}
+return 0;
+
+string? Option(string name)
+{
+    int i = Array.IndexOf(args, name);
+    return i >= 0 && i + 1 < args.Length ? args[i + 1] : null;
+}

@@ -1,0 +1,104 @@
+using System.Diagnostics;
+using OnnxQuant.Calibrate.Data;
+using OnnxQuant.Calibrate.Verification;
+
+namespace OnnxQuant.Calibrate.Evaluation;
+
+/// <summary>
+/// `onnxquant eval`: a causal LM's sliding-window perplexity on held-out text, or an encoder's embedding agreement with
+/// a reference model; optionally CPU/GPU latency of a prefill and a 1-token step. Built on the Verifier's sessions,
+/// feeds, tokenizers, held-out text and metrics.
+/// </summary>
+public static class Evaluator
+{
+    public static EvalReport Run(string modelPath, EvalOptions options, IProgress<(int Done, int Total)>? progress = null, CancellationToken cancel = default)
+    {
+        var clock = Stopwatch.StartNew();
+        using var opened = Verifier.Open(modelPath, options.Session);
+        using var openedReference = options.ReferencePath is null ? null : Verifier.Open(options.ReferencePath, options.Session);
+        var (kind, output) = Verifier.Classify(opened.Session, modelPath);
+        var model = new EvalSession(opened.Session, output, modelPath);
+        EvalSession? reference = null;
+        if (openedReference is not null)
+        {
+            var (referenceKind, _) = Verifier.Classify(openedReference.Session, options.ReferencePath!);
+            if (referenceKind != kind || !openedReference.Session.OutputMetadata.ContainsKey(output))
+                throw new OnnxQuantException(options.ReferencePath, $"is not comparable with {modelPath}: it has no {(kind == ModelKind.CausalLm ? "logits" : "hidden-state")} output '{output}'", ExitCode.BadInput);
+            reference = new EvalSession(openedReference.Session, output, options.ReferencePath!);
+        }
+        if (kind == ModelKind.Encoder && reference is null)
+            throw new OnnxQuantException(modelPath,
+                $"is an encoder (no logits output, measured on '{output}'), so it has no perplexity; pass --reference ORIGINAL.onnx to compare its sentence embeddings with the original's", ExitCode.Usage);
+
+        string textPath = options.TextPath ?? DefaultText();
+        string text = HeldOutText.Read(textPath);
+        var tokenizer = TokenizerLoader.Load(options.TokenizerPath ?? TokenizerFolder(modelPath, options.ReferencePath), modelPath);
+        PerplexityResult? perplexity = null;
+        EmbeddingResult? embedding = null;
+        int[] prefill;
+        if (kind == ModelKind.CausalLm)
+        {
+            var stream = tokenizer.Prefix.Concat(tokenizer.Encode(text)).ToArray();
+            prefill = stream;
+            if (options.MaxTokens is { } max)
+                stream = stream[..Math.Min(stream.Length, Math.Max(2, max))];
+            perplexity = PerplexityEvaluator.Run(model, reference, stream, options.Context, options.Stride ?? options.Context, progress, cancel);
+        }
+        else
+        {
+            var sentences = Verifier.SentenceSamples(textPath, tokenizer, new VerifyOptions { Sentences = options.Sentences, MaxSentenceTokens = options.MaxSentenceTokens });
+            embedding = EmbeddingEvaluator.Run(model, reference!, sentences, progress, cancel);
+            prefill = tokenizer.Prefix.Concat(tokenizer.Encode(text[..Math.Min(text.Length, 40_000)])).ToArray();
+        }
+
+        LatencyResult? latency = null;
+        if (options.LatencyTokens > 0)
+        {
+            if (prefill.Length < options.LatencyTokens)
+                throw new OnnxQuantException(textPath, $"has {prefill.Length} tokens, fewer than the {options.LatencyTokens} the latency probe's prefill needs", ExitCode.BadInput);
+            latency = LatencyProbe.Measure(model, reference, prefill[..options.LatencyTokens], options.LatencyRuns);
+        }
+        return new EvalReport
+        {
+            Model = modelPath,
+            Reference = options.ReferencePath,
+            Kind = kind,
+            Output = output,
+            Data = Path.GetFileName(textPath),
+            Tokenizer = tokenizer.Description,
+            Device = opened.Device,
+            Notice = opened.Notice,
+            Perplexity = perplexity,
+            Embedding = embedding,
+            Latency = latency,
+            ElapsedSeconds = clock.Elapsed.TotalSeconds,
+        };
+    }
+
+    private static string DefaultText()
+    {
+        try
+        {
+            return HeldOutText.FindDefault();
+        }
+        catch (OnnxQuantException)
+        {
+            throw new OnnxQuantException(null,
+                $"the default evaluation text ({HeldOutText.DefaultFileName}, from models/text in the OnnxQuant repository) was not found; pass --data FILE");
+        }
+    }
+
+    /// <summary>
+    /// Where to look for the tokenizer when none is given: beside the model, else beside the reference (an emitted model
+    /// written to another folder is evaluated with its original's tokenizer). Null lets the loader report the model folder.
+    /// </summary>
+    private static string? TokenizerFolder(string modelPath, string? referencePath)
+    {
+        static bool Holds(string path) =>
+            new[] { "tokenizer.json", "tokenizer.model", "vocab.json", "vocab.txt" }
+                .Any(name => File.Exists(Path.Combine(Path.GetDirectoryName(Path.GetFullPath(path)) ?? ".", name)));
+        if (Holds(modelPath) || referencePath is null || !Holds(referencePath))
+            return null;
+        return Path.GetDirectoryName(Path.GetFullPath(referencePath));
+    }
+}

@@ -1,0 +1,213 @@
+using System.CommandLine;
+using System.Diagnostics;
+using System.Globalization;
+using OnnxQuant.Analysis;
+using OnnxQuant.Awq;
+using OnnxQuant.Calibrate;
+using OnnxQuant.Calibrate.BlockEvaluation;
+using OnnxQuant.Calibrate.Data;
+using OnnxQuant.Calibrate.Sessions;
+using OnnxQuant.Calibrate.Verification;
+using OnnxQuant.IO;
+using OnnxQuant.Passes;
+using OnnxQuant.Passes.W8A8;
+using OnnxQuant.Quantization;
+using OnnxQuant.Statistics;
+
+namespace OnnxQuant.Cli;
+
+/// <summary>Which weights the 4-bit rewrite gets.</summary>
+public enum AwqMethod
+{
+    /// <summary>Activation-aware scales (and optional clipping) searched on calibration data, then round-to-nearest.</summary>
+    Awq,
+    /// <summary>Plain round-to-nearest: no calibration.</summary>
+    Rtn,
+}
+
+/// <summary>
+/// `onnxquant awq model.onnx [--data ...] [-o out.onnx] [--method awq|rtn] [--group-size N] [--symmetric] ...`:
+/// calibrate (unless --stats or rtn), search AWQ scales, rewrite linears to MatMulNBits, write, verify on held-out text.
+/// </summary>
+public static class AwqCommand
+{
+    public static Command Create(CliContext context)
+    {
+        var model = new Argument<string>("model") { Description = "The ONNX model file." };
+        var output = new Option<string?>("--output", "-o") { Description = "The quantized model to write (default: <model>.awq.onnx or <model>.rtn.onnx)." };
+        var method = new Option<AwqMethod>("--method") { Description = "awq (default) searches per-group scales on calibration data; rtn is plain round-to-nearest.", DefaultValueFactory = _ => AwqMethod.Awq };
+        var groupSize = new Option<int>("--group-size") { Description = "Weights per 4-bit block along K: 32, 64, 128 or 256.", DefaultValueFactory = _ => 128 };
+        var symmetric = new Option<bool>("--symmetric") { Description = "Symmetric blocks (implicit zero point 8) instead of asymmetric with zero points." };
+        var accuracy = new Option<int>("--accuracy-level") { Description = "MatMulNBits accuracy_level: 0 unset, 1 fp32, 2 fp16, 3 bf16, 4 int8 compute.", DefaultValueFactory = _ => 0 };
+        var lmHead = new Option<bool>("--include-lm-head") { Description = "Quantize the output projection (lm_head) too." };
+        var exclude = new Option<string[]>("--exclude") { Description = "Keep linears whose node name matches in floating point: globs (*, ?) or /regex/.", AllowMultipleArgumentsPerToken = true };
+        var noClip = new Option<bool>("--no-clip") { Description = "Skip AWQ's per-block clip search (on by default: it lowered held-out error on MiniLM and tiny-llama)." };
+        var noDuo = new Option<bool>("--no-duo-scaling") { Description = "Search s = mean|x|^r (the original AWQ) instead of mean|x|^r / mean|w|^(1-r) (AutoAWQ's duo scaling, the default)." };
+        var blockLoss = new Option<bool>("--block-loss") { Description = "Score scales by the output of the attention/MLP block a group feeds (runs it in ONNX Runtime) instead of the group's own outputs." };
+        var grid = new Option<int>("--grid") { Description = "Grid points for the scale exponent r in [0, 1).", DefaultValueFactory = _ => 20 };
+        var stats = new Option<string?>("--stats") { Description = "Use this statistics file (from `onnxquant calibrate`) instead of calibrating." };
+        var data = new Option<string[]>("--data") { Description = "Calibration data: text, .jsonl or .ids files. Default: Jane Austen's Emma.", AllowMultipleArgumentsPerToken = true };
+        var tokenizer = new Option<string?>("--tokenizer") { Description = "Tokenizer file or folder (default: next to the model)." };
+        var samples = new Option<int>("--samples") { Description = "Calibration samples.", DefaultValueFactory = _ => 128 };
+        var seqLen = new Option<int>("--seq-len") { Description = "Tokens per calibration sample.", DefaultValueFactory = _ => 512 };
+        var seed = new Option<int>("--seed") { Description = "Seed for picking calibration windows and sample rows.", DefaultValueFactory = _ => 0 };
+        var verifyText = new Option<string?>("--verify-data") { Description = "Held-out text for verification (default: Persuasion)." };
+        var noVerify = new Option<bool>("--no-verify") { Description = "Skip the held-out comparison." };
+        var latency = new Option<int>("--latency") { Description = "Also time one inference of this many tokens with both models (0: off).", DefaultValueFactory = _ => 0 };
+        var device = new Option<ExecutionDevice>("--device") { Description = "auto tries CUDA and falls back to the CPU; cpu never touches CUDA.", DefaultValueFactory = _ => ExecutionDevice.Auto };
+        var threads = new Option<int>("--threads") { Description = "ONNX Runtime threads (0: one per core).", DefaultValueFactory = _ => 0 };
+        var json = CliContext.JsonOption();
+        var command = new Command("awq", "Quantize weights to 4 bits (MatMulNBits, W4A16) with activation-aware scaling (AWQ) or round-to-nearest.")
+        {
+            model, output, method, groupSize, symmetric, accuracy, lmHead, exclude, noClip, noDuo, blockLoss, grid, stats, data, tokenizer, samples, seqLen, seed,
+            verifyText, noVerify, latency, device, threads, json,
+        };
+        command.SetAction(parse => CommandRunner.Run(context, parse, () =>
+        {
+            string modelPath = parse.GetValue(model)!;
+            var how = parse.GetValue(method);
+            int block = parse.GetValue(groupSize);
+            if (block is not (32 or 64 or 128 or 256))
+                throw new OnnxQuantException(null, $"--group-size must be 32, 64, 128 or 256 (got {block.ToString(CultureInfo.InvariantCulture)})", ExitCode.Usage);
+            int level = parse.GetValue(accuracy);
+            if (level is < 0 or > 4)
+                throw new OnnxQuantException(null, $"--accuracy-level must be 0..4 (got {level.ToString(CultureInfo.InvariantCulture)})", ExitCode.Usage);
+            int gridPoints = parse.GetValue(grid);
+            if (gridPoints is < 1 or > 1000)
+                throw new OnnxQuantException(null, $"--grid must be 1..1000 (got {gridPoints.ToString(CultureInfo.InvariantCulture)})", ExitCode.Usage);
+            string outPath = parse.GetValue(output) ?? DefaultOutput(modelPath, how);
+            var session = new SessionSettings { Device = parse.GetValue(device), Threads = Math.Max(0, parse.GetValue(threads)) };
+            var selection = new LinearSelection(parse.GetValue(exclude), parse.GetValue(lmHead));
+            var quant = new Int4QuantOptions { BlockSize = block, Scheme = parse.GetValue(symmetric) ? Int4Scheme.Symmetric : Int4Scheme.Asymmetric };
+
+            // Stage lines only on an interactive stderr (like calibrate's progress): redirected stderr holds notes and errors only.
+            var stages = ReferenceEquals(context.Error, Console.Error) && !Console.IsErrorRedirected ? context.Error : TextWriter.Null;
+            using var loaded = ModelFile.Load(modelPath);
+            // Fail in the first second, not after the search: unwritable output, or an output that is one of the inputs.
+            OutputPaths.CheckModel(outPath, loaded, [.. parse.GetValue(data) ?? [], parse.GetValue(stats), parse.GetValue(verifyText)]);
+            // New tensors go to a scratch file beside the output, so memory holds one layer's weights, not the model's.
+            using var spill = OutputPaths.AttachSpill(loaded, outPath);
+            var before = ModelFiles.Of(loaded);
+            var clock = Stopwatch.StartNew();
+            var pipeline = new Pipeline();
+            AwqPass? awq = null;
+            CalibrationResult? calibration = null;
+            if (how == AwqMethod.Awq)
+            {
+                var dataOptions = new DataOptions
+                {
+                    Paths = parse.GetValue(data) ?? [],
+                    TokenizerPath = parse.GetValue(tokenizer),
+                    Samples = parse.GetValue(samples),
+                    SequenceLength = parse.GetValue(seqLen),
+                    Seed = parse.GetValue(seed),
+                };
+                CalibrationDataset? dataset = null;
+                CalibrationStats statistics;
+                if (parse.GetValue(stats) is { } statsPath)
+                {
+                    statistics = StatsFile.Read(statsPath);
+                    statistics.EnsureMatches(loaded.Graph, statsPath);
+                }
+                else
+                {
+                    dataset = CalibrationData.Load(dataOptions, modelPath);
+                    stages.WriteLine($"calibrating on {dataset.Description}: {dataset.Samples.Count} x {dataset.SequenceLength} tokens");
+                    var options = new CalibrationOptions { SampleRowsPerTensor = 512, Seed = dataOptions.Seed };
+                    calibration = CalibrateProgress.Run(context, () => Calibrator.Run(loaded, dataset, options, session, CalibrateProgress.Current, CalibrateProgress.Cancel));
+                    if (calibration.Notice is not null)
+                        context.Error.WriteLine($"note: {calibration.Notice}");
+                    statistics = calibration.Stats;
+                }
+                IBlockEvaluator? evaluator = null;
+                if (parse.GetValue(blockLoss))
+                {
+                    dataset ??= CalibrationData.Load(dataOptions, modelPath);
+                    evaluator = new OrtBlockEvaluator(BlockWindows(dataset), session);
+                }
+                awq = new AwqPass(statistics, new AwqPassOptions
+                {
+                    Search = new AwqOptions { Quantization = quant, GridPoints = gridPoints, Clip = !parse.GetValue(noClip), DuoScaling = !parse.GetValue(noDuo) },
+                    Selection = selection,
+                    BlockEvaluator = evaluator,
+                });
+                pipeline.Add(awq);
+            }
+            pipeline.Add(new W4RewritePass(new W4RewriteOptions { Quantization = quant, AccuracyLevel = level, Selection = selection }));
+            stages.WriteLine(how == AwqMethod.Awq
+                ? $"searching AWQ scales and rewriting to 4-bit MatMulNBits (blocks of {block})"
+                : $"rewriting to 4-bit MatMulNBits, round-to-nearest (blocks of {block})");
+            var steps = pipeline.Run(loaded, new PassContext { Cancellation = context.Cancellation, Progress = new StageProgress(stages) });
+            if (!steps[^1].Result.Changed)
+                throw new OnnxQuantException(modelPath, "has no MatMul or Gemm with a constant float weight to quantize", ExitCode.Unsupported);
+            ModelFile.Save(loaded, outPath, cancel: context.Cancellation);
+            double compileSeconds = clock.Elapsed.TotalSeconds;
+            stages.WriteLine($"wrote {outPath}");
+
+            var verifyOptions = new VerifyOptions { TextPath = parse.GetValue(verifyText), TokenizerPath = parse.GetValue(tokenizer), Session = session };
+            VerificationReport? verification = null;
+            LatencyReport? timing = null;
+            try
+            {
+                if (!parse.GetValue(noVerify))
+                {
+                    stages.WriteLine("verifying on held-out text");
+                    verification = Verifier.Compare(modelPath, outPath, verifyOptions, cancel: context.Cancellation);
+                }
+                if (parse.GetValue(latency) is > 0 and var tokens)
+                    timing = Verifier.MeasureLatency(modelPath, outPath, tokens, 10, verifyOptions);
+            }
+            catch
+            {
+                OutputPaths.DeleteModel(outPath); // a failed or interrupted command leaves no output behind
+                throw;
+            }
+            var summary = AwqSummary.Create(modelPath, outPath, how, quant, level, before, OutputBytes(outPath), calibration, awq, steps,
+                compileSeconds, verification, timing);
+            if (parse.GetValue(json))
+                JsonOutput.Write(context.Out, summary);
+            else
+                AwqSummary.Print(context.CreateConsole(), summary);
+            return (int)ExitCode.Ok;
+        }));
+        return command;
+    }
+
+    private static string DefaultOutput(string modelPath, AwqMethod method)
+    {
+        string folder = Path.GetDirectoryName(modelPath) ?? "";
+        return Path.Combine(folder, $"{Path.GetFileNameWithoutExtension(modelPath)}.{(method == AwqMethod.Awq ? "awq" : "rtn")}.onnx");
+    }
+
+    // A few hundred tokens of whole windows: attention mixes a sequence's tokens, so the block loss runs real sequences.
+    private static List<int[]> BlockWindows(CalibrationDataset dataset)
+    {
+        int length = Math.Min(dataset.SequenceLength, 128);
+        return dataset.Samples.Take(4).Select(s => s[..length]).ToList();
+    }
+
+    // One line per tenth of each pass on stderr.
+    private sealed class StageProgress(TextWriter error) : IProgress<PassProgress>
+    {
+        private string? _pass;
+        private int _lastDecile = -1;
+
+        public void Report(PassProgress p)
+        {
+            if (p.Pass != _pass)
+                (_pass, _lastDecile) = (p.Pass, -1);
+            int decile = p.Total == 0 ? 10 : p.Done * 10 / p.Total;
+            if (decile == _lastDecile)
+                return;
+            _lastDecile = decile;
+            error.WriteLine($"  {p.Pass}: {p.Done}/{p.Total}");
+        }
+    }
+
+    private static long OutputBytes(string path)
+    {
+        long bytes = new FileInfo(path).Length;
+        string data = path + ".data";
+        return bytes + (File.Exists(data) ? new FileInfo(data).Length : 0);
+    }
+}

@@ -1,0 +1,82 @@
+using System.Globalization;
+using OnnxQuant.Analysis;
+using OnnxQuant.Calibrate;
+using OnnxQuant.Calibrate.Verification;
+using OnnxQuant.Passes;
+using OnnxQuant.Quantization;
+using Spectre.Console;
+
+namespace OnnxQuant.Cli;
+
+/// <summary>What `awq` tells at the end; also its --json document.</summary>
+public sealed record AwqSummary(
+    string Model, string Output, string Method, int GroupSize, string Scheme, int AccuracyLevel,
+    long BytesBefore, long BytesAfter, int QuantizedLinears, int KeptLinears,
+    double? CalibrationSeconds, double SearchSeconds, double RewriteSeconds, double TotalSeconds,
+    int Groups, int ScaledGroups, double? SecondsPerMillionParameters,
+    [property: System.Text.Json.Serialization.JsonPropertyName("projected_7b_minutes")] double? Projected7BMinutes,
+    IReadOnlyList<AwqGroupSummary> GroupDetails, VerificationReport? Verification, LatencyReport? Latency)
+{
+    /// <summary>7B = 32 layers x (4 x 4096^2 + 3 x 4096 x 11008) parameters, searched on 512 rows.</summary>
+    public const double Parameters7B = 32.0 * (4.0 * 4096 * 4096 + 3.0 * 4096 * 11008);
+
+    public static AwqSummary Create(string model, string output, AwqMethod method, Int4QuantOptions quant, int accuracyLevel,
+        ModelFiles before, long bytesAfter, CalibrationResult? calibration, AwqPass? awq, IReadOnlyList<PipelineStep> steps,
+        double totalSeconds, VerificationReport? verification, LatencyReport? latency)
+    {
+        var rewrite = steps.Single(s => s.Pass == "w4-rewrite");
+        var search = steps.SingleOrDefault(s => s.Pass == "awq");
+        int quantized = rewrite.Result.Rows.Count(r => r.Columns["status"] == "MatMulNBits");
+        var groups = awq?.Decisions.Select(d => new AwqGroupSummary(d.Activation, d.Target, d.Consumers, d.Status, d.Loss, d.Ratio, d.RtnLoss,
+            d.AwqLoss, d.LossRatio, d.ClippedFraction, d.Seconds)).ToList() ?? [];
+        double? perParamRow = search?.Result.Metrics.GetValueOrDefault("seconds_per_parameter_row");
+        double? searchedParams = search?.Result.Metrics.GetValueOrDefault("searched_parameters");
+        double? searchSeconds = search?.Result.Metrics.GetValueOrDefault("search_seconds");
+        return new AwqSummary(model, output, method.ToString().ToLowerInvariant(), quant.BlockSize, quant.Scheme.ToString().ToLowerInvariant(), accuracyLevel,
+            before.TotalBytes, bytesAfter, quantized, rewrite.Result.Rows.Count - quantized,
+            calibration?.Elapsed.TotalSeconds, search?.Elapsed.TotalSeconds ?? 0, rewrite.Elapsed.TotalSeconds, totalSeconds,
+            groups.Count, groups.Count(g => g.Status.StartsWith("scaled", StringComparison.Ordinal)),
+            searchedParams > 0 ? searchSeconds / searchedParams * 1e6 : null,
+            perParamRow > 0 ? perParamRow * Parameters7B * 512 / 60 : null,
+            groups, verification, latency);
+    }
+
+    public static void Print(IAnsiConsole console, AwqSummary s)
+    {
+        var inv = CultureInfo.InvariantCulture;
+        string F(double v, string format) => v.ToString(format, inv);
+        console.MarkupLineInterpolated($"[bold]{s.Model}[/] -> [bold]{s.Output}[/]: {s.Method}, 4-bit {s.Scheme} blocks of {s.GroupSize}, accuracy_level {s.AccuracyLevel}");
+        console.MarkupLineInterpolated($"{s.QuantizedLinears} linears to MatMulNBits, {s.KeptLinears} kept; size {Mb(s.BytesBefore)} -> {Mb(s.BytesAfter)} ({F((double)s.BytesAfter / s.BytesBefore, "P0")})");
+        string calibration = s.CalibrationSeconds is { } c ? $"calibration {F(c, "0.0")} s, " : "";
+        console.MarkupLineInterpolated($"time: {calibration}search {F(s.SearchSeconds, "0.0")} s, rewrite {F(s.RewriteSeconds, "0.0")} s, total {F(s.TotalSeconds, "0.0")} s");
+        if (s.GroupDetails.Count > 0)
+        {
+            var table = new Table().Border(TableBorder.Simple).Title("AWQ groups (loss: mean squared output error on the recorded rows)");
+            foreach (var h in new[] { "activation", "fold", "status", "loss", "r", "awq/rtn", "clipped", "s" })
+                table.AddColumn(h);
+            foreach (var g in s.GroupDetails)
+                table.AddRow(Markup.Escape(Short(g.Activation)), Markup.Escape(Short(g.Target)), Markup.Escape(g.Status), Markup.Escape(g.Loss),
+                    F(g.Ratio, "0.00"), F(g.LossRatio, "0.000"), g.ClippedFraction is { } f ? F(f, "P1") : "-", F(g.Seconds, "0.00"));
+            console.Write(table);
+            console.MarkupLineInterpolated($"{s.ScaledGroups} of {s.Groups} groups scaled");
+        }
+        if (s.SecondsPerMillionParameters is { } perM && s.Projected7BMinutes is { } projected)
+            console.MarkupLineInterpolated($"search speed: {F(perM, "0.00")} s per million parameters; projected for a 7B model (6.48B parameters, 512 rows, same settings) on this machine's {Environment.ProcessorCount} cores: {F(projected, "0.0")} min (scaled from this model's layers; small layers cost more per parameter)");
+        if (s.Verification is { } v)
+        {
+            string kind = v.Kind == ModelKind.CausalLm
+                ? $"perplexity {F(v.PerplexityOriginal ?? double.NaN, "0.00")} -> {F(v.PerplexityEmitted ?? double.NaN, "0.00")}, top-1 agreement {F(v.Top1Agreement ?? double.NaN, "P2")}"
+                : $"embedding cosine mean {F(v.MeanCosine ?? double.NaN, "0.00000")}, min {F(v.MinCosine ?? double.NaN, "0.00000")}";
+            console.MarkupLineInterpolated($"held-out ({v.Data}, {v.Samples} samples, {v.Tokens} tokens, {v.Device}): relative error of '{v.Output}' {F(v.RelativeError, "0.0000")}, {kind}");
+        }
+        if (s.Latency is { } t)
+            console.MarkupLineInterpolated($"latency ({t.Tokens} tokens, {t.Device}): {F(t.OriginalMs, "0.0")} ms -> {F(t.EmittedMs, "0.0")} ms ({F(t.Speedup, "0.00")}x)");
+    }
+
+    private static string Mb(long bytes) => (bytes / 1048576.0).ToString("0.0", CultureInfo.InvariantCulture) + " MB";
+
+    private static string Short(string name) => name.Length <= 44 ? name : "…" + name[^43..];
+}
+
+public sealed record AwqGroupSummary(string Activation, string Target, IReadOnlyList<string> Consumers, string Status, string Loss, float Ratio,
+    double RtnLoss, double AwqLoss, double LossRatio, double? ClippedFraction, double Seconds);

@@ -1,0 +1,64 @@
+using System.CommandLine;
+using System.Globalization;
+using OnnxQuant.Calibrate.Evaluation;
+using OnnxQuant.Calibrate.Sessions;
+
+namespace OnnxQuant.Cli;
+
+/// <summary>
+/// `onnxquant eval model.onnx [--data text.txt] [--reference fp.onnx]`: a causal LM's sliding-window perplexity on
+/// held-out text (Persuasion by default), or an encoder's embedding agreement with its original; optionally latency.
+/// Progress goes to stderr, the result (or --json) to stdout.
+/// </summary>
+public static class EvalCommand
+{
+    public static Command Create(CliContext context)
+    {
+        var model = new Argument<string>("model") { Description = "The ONNX model to evaluate." };
+        var data = new Option<string?>("--data") { Description = "Evaluation text (UTF-8). Default: Jane Austen's Persuasion, which calibration never reads." };
+        var tokenizer = new Option<string?>("--tokenizer") { Description = "Tokenizer file or folder (default: beside the model, else beside --reference)." };
+        var reference = new Option<string?>("--reference") { Description = "Model to compare with (the FP32 original): perplexity of both and top-1 agreement for LMs; required for encoders (embedding cosine, nearest-neighbour agreement)." };
+        var contextTokens = new Option<int>("--context") { Description = "Causal LMs: tokens per window.", DefaultValueFactory = _ => 256 };
+        var stride = new Option<int?>("--stride") { Description = "Causal LMs: tokens between window starts (default: --context, non-overlapping windows); each token is scored once, with at least context - stride tokens before it." };
+        var maxTokens = new Option<int?>("--max-tokens") { Description = "Causal LMs: evaluate only the first N tokens of the text." };
+        var sentences = new Option<int>("--sentences") { Description = "Encoders: number of sentences, evenly spaced through the text.", DefaultValueFactory = _ => 256 };
+        var latency = new Option<int>("--latency") { Description = "Also time a prefill of N tokens and a 1-token forward (median; with --reference both models). 0: no timing.", DefaultValueFactory = _ => 0 };
+        var latencyRuns = new Option<int>("--latency-runs") { Description = "Timed runs per latency figure.", DefaultValueFactory = _ => 10 };
+        var device = new Option<ExecutionDevice>("--device") { Description = "auto tries CUDA and falls back to the CPU; cpu never touches CUDA.", DefaultValueFactory = _ => ExecutionDevice.Auto };
+        var threads = new Option<int>("--threads") { Description = "ONNX Runtime intra-op threads (0: one per core).", DefaultValueFactory = _ => 0 };
+        var json = CliContext.JsonOption();
+        var command = new Command("eval", "Measure a model on held-out text: perplexity (causal LM) or embedding agreement with --reference (encoder).")
+        {
+            model, data, tokenizer, reference, contextTokens, stride, maxTokens, sentences, latency, latencyRuns, device, threads, json,
+        };
+        command.SetAction(parse => CommandRunner.Run(context, parse, () =>
+        {
+            var options = new EvalOptions
+            {
+                TextPath = parse.GetValue(data),
+                TokenizerPath = parse.GetValue(tokenizer),
+                ReferencePath = parse.GetValue(reference),
+                Context = AtLeast(parse.GetValue(contextTokens), 2, "--context"),
+                Stride = parse.GetValue(stride) is { } s ? AtLeast(s, 1, "--stride") : null,
+                MaxTokens = parse.GetValue(maxTokens) is { } m ? AtLeast(m, 2, "--max-tokens") : null,
+                Sentences = AtLeast(parse.GetValue(sentences), 2, "--sentences"),
+                LatencyTokens = AtLeast(parse.GetValue(latency), 0, "--latency"),
+                LatencyRuns = AtLeast(parse.GetValue(latencyRuns), 1, "--latency-runs"),
+                Session = new SessionSettings { Device = parse.GetValue(device), Threads = AtLeast(parse.GetValue(threads), 0, "--threads") },
+            };
+            string modelPath = parse.GetValue(model)!;
+            var report = EvalProgress.Run(context, "evaluating", (progress, cancel) => Evaluator.Run(modelPath, options, progress, cancel));
+            if (report.Notice is not null)
+                context.Error.WriteLine($"note: {report.Notice}");
+            if (parse.GetValue(json))
+                JsonOutput.Write(context.Out, report);
+            else
+                EvalPrinter.Print(context.CreateConsole(), report);
+            return (int)ExitCode.Ok;
+        }));
+        return command;
+    }
+
+    private static int AtLeast(int value, int minimum, string option) =>
+        value >= minimum ? value : throw new OnnxQuantException(null, $"{option} must be at least {minimum.ToString(CultureInfo.InvariantCulture)} (got {value.ToString(CultureInfo.InvariantCulture)})", ExitCode.Usage);
+}

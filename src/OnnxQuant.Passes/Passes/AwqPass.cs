@@ -1,0 +1,211 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Numerics.Tensors;
+using OnnxQuant.Analysis;
+using OnnxQuant.Awq;
+using OnnxQuant.IO;
+using OnnxQuant.IR;
+using OnnxQuant.Passes.W8A8;
+using OnnxQuant.Smoothing;
+using OnnxQuant.Statistics;
+
+namespace OnnxQuant.Passes;
+
+/// <summary>Settings of <see cref="AwqPass"/>.</summary>
+public sealed record AwqPassOptions
+{
+    public AwqOptions Search { get; init; } = new();
+
+    /// <summary>Scale groups whose activation has other readers through a new Mul(1/s) (the "Mul(1/s) otherwise").</summary>
+    public bool InsertMul { get; init; } = true;
+
+    /// <summary>The linears the rewrite will quantize (the same selection as <see cref="W4RewriteOptions.Selection"/>).</summary>
+    public LinearSelection Selection { get; init; } = new();
+
+    /// <summary>Measures a candidate's loss on the block a group feeds (attention or MLP output); null: group-output loss only.</summary>
+    public IBlockEvaluator? BlockEvaluator { get; init; }
+}
+
+/// <summary>What AWQ did with one smoothing group.</summary>
+public sealed record AwqDecision(string Activation, string Target, IReadOnlyList<string> Consumers, string Status, string Loss,
+    float Ratio, double RtnLoss, double AwqLoss, double? ClippedFraction, double Seconds, long Parameters, int Rows)
+{
+    /// <summary>AWQ's loss over RTN's on the recorded rows (1 when nothing was applied).</summary>
+    public double LossRatio => RtnLoss > 0 ? AwqLoss / RtnLoss : 1;
+}
+
+/// <summary>
+/// Activation-aware weight quantization, the search half: for each smoothing group, s = mean|X|^r on a grid (r = 0 is
+/// plain RTN), chosen by the quantized output error on the recorded rows, folded like SmoothQuant (norm gamma/beta, a
+/// preceding linear's columns, v→o and up→down paths, or an inserted Mul), then optionally a per-block clip search
+/// (not for q/k) whose result is written as clamped weights. <see cref="W4RewritePass"/> then quantizes what this wrote.
+/// </summary>
+public sealed class AwqPass : IGraphPass
+{
+    private readonly CalibrationStats _stats;
+    private readonly AwqPassOptions _options;
+    private readonly List<AwqDecision> _decisions = new();
+
+    public AwqPass(CalibrationStats stats, AwqPassOptions options)
+    {
+        options.Search.Validate();
+        _stats = stats;
+        _options = options;
+    }
+
+    public string Name => "awq";
+
+    public IReadOnlyList<AwqDecision> Decisions => _decisions;
+
+    public PassResult Run(OnnxModel model, PassContext context)
+    {
+        var graph = model.Graph;
+        var groups = SmoothingGroups.Find(graph);
+        _decisions.Clear();
+        bool changed = false;
+        for (int i = 0; i < groups.Count; i++)
+        {
+            context.Cancellation.ThrowIfCancellationRequested();
+            context.Progress?.Report(new PassProgress(Name, i, groups.Count, groups[i].Activation));
+            var decision = Search(model, groups[i], context.Cancellation);
+            _decisions.Add(decision);
+            changed |= decision.Status is "scaled" or "clipped" or "scaled+clipped";
+        }
+        context.Progress?.Report(new PassProgress(Name, groups.Count, groups.Count));
+        var searched = _decisions.Where(d => d.Rows > 0).ToList();
+        double seconds = searched.Sum(d => d.Seconds);
+        double paramTokens = searched.Sum(d => (double)d.Parameters * d.Rows);
+        return new PassResult(changed, _decisions.Select(ToRow).ToList())
+        {
+            Metrics = new Dictionary<string, double>
+            {
+                ["groups"] = groups.Count,
+                ["scaled"] = _decisions.Count(d => d.Status.StartsWith("scaled", StringComparison.Ordinal)),
+                ["search_seconds"] = seconds,
+                ["searched_parameters"] = searched.Sum(d => (double)d.Parameters),
+                // Seconds per (parameter x row): what the 7B projection scales up.
+                ["seconds_per_parameter_row"] = paramTokens > 0 ? seconds / paramTokens : 0,
+            },
+        };
+    }
+
+    private AwqDecision Search(OnnxModel model, SmoothingGroup group, CancellationToken cancel)
+    {
+        var graph = model.Graph;
+        var clock = Stopwatch.StartNew();
+        var all = group.CurrentConsumers(graph);
+        var names = all.Select(c => c.Name).ToList();
+        // Only the quantized consumers count in the loss; the others take the scale exactly (they stay in float).
+        var consumers = all.Where(c => _options.Selection.IsQuantized(graph, c)).ToList();
+        string target = group.Producer.Description;
+        AwqDecision Left(string why) => new(group.Activation, target, names, why, "-", 0f, 0, 0, null, clock.Elapsed.TotalSeconds, 0, 0);
+
+        if (consumers.Count == 0)
+            return Left("left: not quantized");
+        var stats = _stats.Get(group.Activation);
+        if (stats is null || stats.Channels != group.Channels || stats.SampleRowCount == 0)
+            return Left("left: no statistics");
+        if (!group.IsFoldable && !_options.InsertMul)
+            return Left("left: needs a Mul");
+        if (!group.Producer.IsExact(graph))
+            return Left("left: fold would not be exact");
+
+        var search = _options.Search with { Quantization = _options.Search.Quantization with { ScaleType = consumers[0].WeightType } };
+        var rows = EvenlySpacedRows(stats, search.MaxRows, out int rowCount);
+        var view = MatrixView.Of(rows, rowCount, stats.Channels);
+        var weights = consumers.Select(c => new AwqWeight(c.Name, c.ReadWeightKN(graph), c.N)).ToList();
+        long parameters = weights.Sum(w => (long)w.Values.Length);
+
+        var blockLoss = _options.BlockEvaluator?.TryCreate(model, group);
+        string lossKind = blockLoss is null ? "group output" : $"block ({blockLoss.Description})";
+        AwqScaleResult result;
+        try
+        {
+            result = AwqScaleSearch.Search(view, stats.MeanAbs, weights, search, blockLoss is null ? null : s => blockLoss.Loss(s, search.Quantization), cancel);
+        }
+        finally
+        {
+            blockLoss?.Dispose();
+        }
+
+        bool scaled = result.Ratio > 0f;
+        if (scaled)
+            group.Apply(graph, result.Scales);
+
+        double? clipped = null;
+        if (search.Clip)
+        {
+            var scaledRows = rows;
+            if (scaled)
+            {
+                scaledRows = new float[rows.Length];
+                for (int r = 0; r < rowCount; r++)
+                    TensorPrimitives.Divide(rows.AsSpan(r * stats.Channels, stats.Channels), result.Scales, scaledRows.AsSpan(r * stats.Channels, stats.Channels));
+            }
+            clipped = Clip(graph, group, MatrixView.Of(scaledRows, rowCount, stats.Channels), search, _options.Selection, cancel);
+        }
+        string status = (scaled, clipped > 0) switch
+        {
+            (true, true) => "scaled+clipped",
+            (true, false) => "scaled",
+            (false, true) => "clipped",
+            _ => "rtn best",
+        };
+        return new AwqDecision(group.Activation, target, names, status, lossKind, result.Ratio, result.RtnLoss, result.BestLoss, clipped,
+            clock.Elapsed.TotalSeconds, parameters, rowCount);
+    }
+
+    // Clip search on every consumer that is not a query/key projection; returns the fraction of blocks clipped.
+    private static double Clip(Graph graph, SmoothingGroup group, MatrixView rows, AwqOptions search, LinearSelection selection, CancellationToken cancel)
+    {
+        long blocks = 0, clippedBlocks = 0;
+        foreach (var consumer in group.CurrentConsumers(graph))
+        {
+            if (AttentionRoles.IsQueryOrKey(graph, consumer) || !selection.IsQuantized(graph, consumer))
+                continue;
+            var w = consumer.ReadWeightKN(graph);
+            var clip = AwqClipSearch.Search(rows, w, consumer.N, search, cancel);
+            blocks += clip.Ratios.Length;
+            int cut = clip.Ratios.Count(r => r < 1f);
+            clippedBlocks += cut;
+            if (cut == 0)
+                continue;
+            AwqClipSearch.ApplyClip(w, consumer.K, consumer.N, clip.Ratios, search.Quantization);
+            ConstantEdits.RewriteWeight(graph, consumer, w);
+        }
+        return blocks == 0 ? 0 : (double)clippedBlocks / blocks;
+    }
+
+    private static float[] EvenlySpacedRows(ActivationStats stats, int max, out int count)
+    {
+        count = Math.Min(max, stats.SampleRowCount);
+        if (count == stats.SampleRowCount)
+            return stats.SampleRows;
+        var result = new float[(long)count * stats.Channels];
+        for (int i = 0; i < count; i++)
+            stats.SampleRow((int)((long)i * stats.SampleRowCount / count)).CopyTo(result.AsSpan(i * stats.Channels, stats.Channels));
+        return result;
+    }
+
+    private static PassReportRow ToRow(AwqDecision d)
+    {
+        string F(double v, string format) => v.ToString(format, CultureInfo.InvariantCulture);
+        var columns = new Dictionary<string, string>
+        {
+            ["target"] = d.Target,
+            ["consumers"] = string.Join(", ", d.Consumers),
+            ["status"] = d.Status,
+        };
+        if (d.Rows > 0)
+        {
+            columns["loss"] = d.Loss;
+            columns["r"] = F(d.Ratio, "0.00");
+            columns["rtn_loss"] = F(d.RtnLoss, "g4");
+            columns["awq_loss"] = F(d.AwqLoss, "g4");
+            columns["awq/rtn"] = F(d.LossRatio, "0.000");
+            if (d.ClippedFraction is { } c) columns["clipped_blocks"] = F(c, "P1");
+            columns["seconds"] = F(d.Seconds, "0.000");
+        }
+        return new PassReportRow(d.Activation, columns);
+    }
+}

@@ -1,0 +1,101 @@
+using System.Diagnostics;
+using OnnxQuant.Tests.Cli;
+
+namespace OnnxQuant.Tests.Reliability;
+
+/// <summary>
+/// Ctrl-C in the middle of a pass: the built CLI runs as a child process (`dotnet onnxquant.dll`), gets SIGINT once it is
+/// demonstrably inside the pass (its spill file, open but unlinked, has data), and must exit with 130 leaving the
+/// output folder empty — no model, no data file, no temporary file — and the input byte-identical.
+/// </summary>
+public sealed class InterruptTests
+{
+    /// <summary>
+    /// About 160 MB of fp16 weights, 42 linears: seconds of W4 quantization after the first spilled tensor, so the
+    /// signal lands mid-pass. (A child killed by the signal would also exit 130: the "interrupted" message tells the
+    /// handled case apart.)
+    /// </summary>
+    private static readonly StreamedLlamaOptions Size = new() { Layers = 6, Hidden = 1024, Heads = 8, Intermediate = 2816, Vocab = 4096 };
+
+    [Fact]
+    public async Task Sigint_during_a_pass_exits_130_and_leaves_no_output()
+    {
+        using var dir = new TempFolder();
+        string model = StreamedLlama.Write(Size, dir.File("in"));
+        string outFolder = dir.File("out");
+        Directory.CreateDirectory(outFolder);
+        var before = BadInputCorpusTests.Snapshot(Path.GetDirectoryName(model)!);
+
+        using var child = StartCli("awq", model, "--method", "rtn", "--no-verify", "-o", Path.Combine(outFolder, "q.onnx"));
+        var stderr = child.StandardError.ReadToEndAsync();
+        var stdout = child.StandardOutput.ReadToEndAsync();
+        bool inPass = await WaitForSpillData(child, TimeSpan.FromSeconds(60));
+        if (!inPass)
+        {
+            await child.WaitForExitAsync();
+            Assert.Fail($"the child never reached the pass (exit {child.ExitCode}): {await stderr}");
+        }
+        Signal(child.Id, "INT");
+        using (var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(60)))
+            await child.WaitForExitAsync(timeout.Token);
+        string error = await stderr;
+
+        Assert.True(child.ExitCode == (int)ExitCode.Interrupted, $"exit {child.ExitCode}; stderr: {error}");
+        Assert.Contains("interrupted", error);
+        Assert.DoesNotContain("   at ", error);
+        Assert.Equal("", await stdout);
+        Assert.Empty(Directory.GetFileSystemEntries(outFolder));
+        Assert.Equal(before, BadInputCorpusTests.Snapshot(Path.GetDirectoryName(model)!));
+    }
+
+    /// <summary>`dotnet onnxquant.dll ARGS` from the test's own output folder (the CLI project is referenced).</summary>
+    private static Process StartCli(params string[] args)
+    {
+        string cli = Path.Combine(AppContext.BaseDirectory, "onnxquant.dll");
+        Assert.True(File.Exists(cli), $"{cli} is missing");
+        var start = new ProcessStartInfo("dotnet")
+        {
+            RedirectStandardError = true,
+            RedirectStandardOutput = true,
+            UseShellExecute = false,
+        };
+        start.ArgumentList.Add(cli);
+        foreach (var a in args)
+            start.ArgumentList.Add(a);
+        return Process.Start(start) ?? throw new InvalidOperationException("cannot start dotnet");
+    }
+
+    // The spill file is unlinked at birth, so only the child's open descriptors show it: "(deleted)" with a size.
+    private static async Task<bool> WaitForSpillData(Process child, TimeSpan timeout)
+    {
+        var clock = Stopwatch.StartNew();
+        while (clock.Elapsed < timeout && !child.HasExited)
+        {
+            try
+            {
+                foreach (var fd in Directory.GetFiles($"/proc/{child.Id}/fd"))
+                {
+                    var target = new FileInfo(fd).LinkTarget;
+                    if (target is not null && target.Contains(".onnxquant-spill-", StringComparison.Ordinal) && new FileInfo(fd).Length > 0)
+                        return true;
+                }
+            }
+            catch (IOException)
+            {
+                // the process ended or a descriptor closed while listing
+            }
+            catch (UnauthorizedAccessException)
+            {
+            }
+            await Task.Delay(20);
+        }
+        return false;
+    }
+
+    private static void Signal(int pid, string signal)
+    {
+        using var kill = Process.Start("kill", $"-{signal} {pid}");
+        kill.WaitForExit();
+        Assert.Equal(0, kill.ExitCode);
+    }
+}
