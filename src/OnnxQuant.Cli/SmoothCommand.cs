@@ -26,7 +26,7 @@ public static class SmoothCommand
         var noQuantize = new Option<bool>("--no-quantize") { Description = "Write only the smoothed floating-point model (no W8A8 rewrite)." };
         var alpha = new Option<string>("--alpha") { Description = "Migration strength: 'auto' searches it per group on the calibration rows, or a fixed value in [0, 1]; 'none' skips smoothing (naive W8A8, for comparison).", DefaultValueFactory = _ => "auto" };
         var format = new Option<W8A8Format>("--format") { Description = "int8: QuantizeLinear + MatMulInteger (CUDA EP and CPU); dynamic: per-token scales at run time; qlinear: QLinearMatMul (CPU); qdq: Q/DQ pairs (TensorRT).", DefaultValueFactory = _ => W8A8Format.Int8 };
-        var insertMul = new Option<bool?>("--insert-mul") { Description = "Smooth activations that cannot take s in place (residual-fed norms, GELU outputs) through a Mul(1/s). Default: on when quantizing (int8/qlinear absorb it into the activation quantizer), off with --no-quantize." };
+        var insertMul = new Option<bool?>("--insert-mul") { Description = "Smooth activations that cannot take s in place (residual-fed norms, GELU outputs) through a Mul(1/s). Default: on when quantizing (the Mul sits right before the activation quantizer), off with --no-quantize." };
         var scope = new Option<SmoothingScope>("--scope") { Description = "all: every linear input; norm: only norm-fed inputs (the SmoothQuant reference).", DefaultValueFactory = _ => SmoothingScope.All };
         var exclude = new Option<string[]>("--exclude") { Description = "Keep linears whose node name matches in floating point: globs (*, ?) or /regex/.", AllowMultipleArgumentsPerToken = true };
         var lmHead = new Option<bool>("--include-lm-head") { Description = "Quantize the LM head (the linear producing the logits) too." };
@@ -140,7 +140,7 @@ public static class SmoothCommand
                     verification = Verifier.Compare(modelPath, outPath, verifyOptions, cancel: context.Cancellation);
                 }
                 if (parse.GetValue(latency) is > 0 and var tokens)
-                    timing = Verifier.MeasureLatency(modelPath, outPath, tokens, 10, verifyOptions);
+                    timing = Verifier.MeasureLatency(modelPath, outPath, tokens, 20, verifyOptions);
             }
             catch
             {

@@ -10,7 +10,7 @@ namespace OnnxQuant.Cli;
 
 /// <summary>What `smooth` tells at the end; also its --json document.</summary>
 public sealed record SmoothSummary(
-    string Model, string Output, string? Format, bool ReducedRange, string Alpha, string CalibrationData, int CalibrationSamples,
+    string Model, string Output, string? Format, bool ReducedRange, bool Uint8Activations, string Alpha, string CalibrationData, int CalibrationSamples,
     int CalibrationSequenceLength, double? CalibrationSeconds, double CompileSeconds, long InputBytes, long OutputBytes,
     IReadOnlyList<SmoothGroupSummary> Groups, int LinearsQuantized, IReadOnlyList<KeptLinear> LinearsKept,
     VerificationReport? Verification, LatencyReport? Latency)
@@ -20,9 +20,10 @@ public sealed record SmoothSummary(
         LatencyReport? latency)
     {
         var groups = decisions.Select(d => new SmoothGroupSummary(d.Activation, d.ProducerKind.ToString(), d.Consumers, d.Status,
-            d.Applied ? d.Target : null, d.Alpha, d.RatioBefore, d.RatioAfter)).ToList();
+            d.Applied ? d.Target : null, d.FoldKind.ToString(), d.Alpha, d.RatioBefore, d.RatioAfter, d.FloatChannels)).ToList();
         var kept = (linears ?? []).Where(l => l.Status != "quantized").Select(l => new KeptLinear(l.Linear, l.Status)).ToList();
-        return new SmoothSummary(model, output, w8a8?.Format.ToString().ToLowerInvariant(), w8a8?.ReducedRangeWeights ?? false, alpha,
+        return new SmoothSummary(model, output, w8a8?.Format.ToString().ToLowerInvariant(), w8a8?.ReducedRangeWeights ?? false,
+            w8a8?.UnsignedActivations ?? false, alpha,
             stats.Info.Data, stats.Info.Samples, stats.Info.SequenceLength, calibration?.Elapsed.TotalSeconds, compileSeconds,
             FileBytes(model), FileBytes(output), groups, (linears ?? []).Count(l => l.Status == "quantized"), kept, verification, latency);
     }
@@ -40,19 +41,49 @@ public sealed record SmoothSummary(
         return total;
     }
 
+    // "/model/layers.3/self_attn/q_proj/MatMul" -> "q_proj"; names without a path stay as they are.
+    private static string ShortNode(string name)
+    {
+        var parts = name.Split('/', StringSplitOptions.RemoveEmptyEntries);
+        if (parts.Length >= 2 && parts[^1] is "MatMul" or "Gemm")
+            return parts[^2];
+        return parts.Length > 0 ? parts[^1] : name;
+    }
+
+    private static string Shorten(string text, int max) => text.Length <= max ? text : "…" + text[^(max - 1)..];
+
+    private static string FoldText(SmoothGroupSummary g) => (g.Status, g.FoldKind) switch
+    {
+        ("folded", "NormGamma") => g.Target!.Contains("+beta", StringComparison.Ordinal) ? "folded: gamma+beta" : "folded: gamma",
+        ("folded", "LinearColumns") => "folded: columns of " + FoldSource(g.Target!),
+        ("inserted", _) => "Mul(1/s)",
+        _ => g.Status,
+    };
+
+    // "'/model/layers.0/mlp/up_proj/MatMul' (MatMul) columns via gated Mul" -> "up_proj (gated Mul)".
+    private static string FoldSource(string target)
+    {
+        int open = target.IndexOf('\'');
+        int close = open < 0 ? -1 : target.IndexOf('\'', open + 1);
+        string node = close > open ? ShortNode(target[(open + 1)..close]) : target;
+        int via = target.IndexOf(" via ", StringComparison.Ordinal);
+        return via < 0 ? node : $"{node} ({target[(via + 5)..]})";
+    }
+
     public static void Print(IAnsiConsole console, SmoothSummary s)
     {
         var inv = CultureInfo.InvariantCulture;
         var table = new Table().Border(TableBorder.Simple).Title("smoothing groups");
-        foreach (var column in new[] { "activation", "producer", "consumers", "fold", "alpha", "max/median before", "after" })
+        foreach (var column in new[] { "activation", "producer", "consumers", "fold", "alpha", "float ch.", "max/median", "after" })
             table.AddColumn(column);
         foreach (var g in s.Groups)
             table.AddRow(
-                Markup.Escape(g.Activation),
+                Markup.Escape(Shorten(g.Activation, 30)),
                 g.Producer,
-                Markup.Escape(Cli.Format.Names(g.Consumers, 3)),
-                Markup.Escape(g.Target is null ? g.Status : $"{g.Status}: {g.Target}"),
+                Markup.Escape(string.Join(", ", g.Consumers.Select(ShortNode))),
+                Markup.Escape(FoldText(g)),
                 g.Alpha?.ToString("0.00", inv) ?? "-",
+                g.FloatChannels.Count == 0 ? "-" : string.Join(" ", g.FloatChannels),
                 g.RatioBefore.ToString("0.0", inv),
                 g.RatioAfter.ToString("0.0", inv));
         console.Write(table);
@@ -83,12 +114,14 @@ public sealed record SmoothSummary(
                 verify.AddRow("cosine of mean-pooled embeddings (mean / min)", "", string.Create(inv, $"{cos:0.00000} / {v.MinCosine:0.0000}"));
             console.Write(verify);
         }
+        if (s.Format == "int8" && !s.Uint8Activations)
+            console.MarkupLine("note: ONNX Runtime's CPU runs int8 x int8 MatMulInteger slowly (the form the CUDA EP needs); for CPU deployment add --uint8-activations or use --format qdq.");
         if (s.Latency is { } l)
             console.MarkupLineInterpolated($"latency, {l.Tokens} tokens on {l.Device}: {l.OriginalMs.ToString("0.0", inv)} ms -> {l.EmittedMs.ToString("0.0", inv)} ms ({l.Speedup.ToString("0.00", inv)}x)");
     }
 }
 
 public sealed record SmoothGroupSummary(string Activation, string Producer, IReadOnlyList<string> Consumers, string Status, string? Target,
-    float? Alpha, float RatioBefore, float RatioAfter);
+    string FoldKind, float? Alpha, float RatioBefore, float RatioAfter, IReadOnlyList<int> FloatChannels);
 
 public sealed record KeptLinear(string Name, string Reason);

@@ -46,7 +46,7 @@ public sealed record VerificationReport
     public TimeSpan Elapsed { get; init; }
 }
 
-/// <summary>Mean wall time of one run on a fixed input.</summary>
+/// <summary>Median wall time of one run on a fixed input, for both models.</summary>
 public sealed record LatencyReport(int Tokens, int Runs, double OriginalMs, double EmittedMs, string Device)
 {
     public double Speedup => EmittedMs > 0 ? OriginalMs / EmittedMs : double.NaN;

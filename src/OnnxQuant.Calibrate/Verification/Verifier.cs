@@ -71,24 +71,43 @@ public static class Verifier
         };
     }
 
-    /// <summary>Mean time of one inference on <paramref name="tokens"/> tokens for both models (after warm-up runs).</summary>
+    /// <summary>
+    /// Median time of one inference on <paramref name="tokens"/> tokens for both models, after warm-up runs. The two
+    /// models run alternately, so load from other processes falls on both alike.
+    /// </summary>
     public static LatencyReport MeasureLatency(string originalPath, string emittedPath, int tokens, int runs, VerifyOptions options)
     {
         using var original = Open(originalPath, options.Session);
         using var emitted = Open(emittedPath, options.Session);
         var tokenizer = TokenizerLoader.Load(options.TokenizerPath, originalPath);
-        var ids = tokenizer.Encode(HeldOutText.Read(options.TextPath ?? HeldOutText.FindDefault())[..20000]);
+        string text = HeldOutText.Read(options.TextPath ?? HeldOutText.FindDefault());
+        var ids = tokenizer.Encode(text[..Math.Min(text.Length, 40 * tokens)]);
         var sample = HeldOutText.Windows(ids, 1, tokens, tokenizer.Prefix)[0];
         var (_, output) = Classify(original.Session, originalPath);
-        double Time(InferenceSession session, string label)
+        for (int i = 0; i < 2; i++)
         {
-            for (int i = 0; i < 2; i++) Run(session, sample, output, label);
-            var clock = Stopwatch.StartNew();
-            for (int i = 0; i < runs; i++) Run(session, sample, output, label);
-            return clock.Elapsed.TotalMilliseconds / runs;
+            Run(original.Session, sample, output, originalPath);
+            Run(emitted.Session, sample, output, emittedPath);
         }
-        double before = Time(original.Session, originalPath), after = Time(emitted.Session, emittedPath);
-        return new LatencyReport(tokens, runs, before, after, original.Device);
+        var before = new List<double>();
+        var after = new List<double>();
+        for (int i = 0; i < runs; i++)
+        {
+            var clock = Stopwatch.StartNew();
+            Run(original.Session, sample, output, originalPath);
+            before.Add(clock.Elapsed.TotalMilliseconds);
+            clock.Restart();
+            Run(emitted.Session, sample, output, emittedPath);
+            after.Add(clock.Elapsed.TotalMilliseconds);
+        }
+        return new LatencyReport(tokens, runs, Median(before), Median(after), original.Device);
+    }
+
+    private static double Median(List<double> values)
+    {
+        values.Sort();
+        int n = values.Count;
+        return n % 2 == 1 ? values[n / 2] : 0.5 * (values[n / 2 - 1] + values[n / 2]);
     }
 
     /// <summary>Causal LM when an output is named like logits; else an encoder with a [batch, sequence, hidden] output.</summary>

@@ -67,7 +67,8 @@ public sealed class W8A8RewritePass : IGraphPass
             if (selected.Count == 0)
                 continue;
             var quantized = ActivationFront.Emit(emitter, group.Key, selected[0].WeightType, _options.Format, _ranges.TensorAbsMax(group.Key),
-                _options.Format == W8A8Format.Int8 && opset >= 11 ? _ranges.FloatChannels(group.Key) : [], _options.UnsignedActivations);
+                _options.Format is W8A8Format.Int8 or W8A8Format.QLinear && opset >= 11 ? _ranges.FloatChannels(group.Key) : [], _options.UnsignedActivations,
+                _options.AbsorbSmoothingMul);
             foreach (var linear in selected)
             {
                 LinearBack.Emit(emitter, linear, quantized, _options, _ranges);

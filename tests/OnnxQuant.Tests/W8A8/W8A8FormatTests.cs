@@ -78,6 +78,30 @@ public class W8A8FormatTests(ITestOutputHelper output)
         Assert.True(difference < 1e-4, $"{format}: int8 and uint8 activations differ by {difference:E2}");
     }
 
+    // The inserted smoothing Mul folded into a per-axis QuantizeLinear computes the same thing with one node less.
+    [Fact]
+    public void AbsorbingTheSmoothingMulKeepsTheResult()
+    {
+        var options = new FixtureOptions { Family = FixtureFamily.Bert, Layers = 1, OutlierChannels = 2, Seed = 5 };
+        var windows = W8A8TestKit.Tokens(options.Vocab, 2, 16, seed: 23);
+        (float[] Out, int Muls, int PerAxis) Quantized(bool absorb)
+        {
+            using var model = FixtureModels.BuildModel(options);
+            var stats = W8A8TestKit.Calibrate(model, options.Vocab, samples: 8);
+            W8A8TestKit.Quantize(model, stats, new W8A8Options { AbsorbSmoothingMul = absorb }, new SmoothQuantOptions { Alpha = 0.8f, InsertMul = true });
+            int muls = model.Graph.Nodes.Count(n => n.DocString == OnnxQuant.Smoothing.InsertedMulFold.DocString);
+            int perAxis = model.Graph.Nodes.Count(n => n.OpType == "QuantizeLinear" && n.GetInt("axis", 1) == -1);
+            return (W8A8TestKit.Run(W8A8TestKit.Serialize(model), windows), muls, perAxis);
+        }
+        var kept = Quantized(false);
+        var absorbed = Quantized(true);
+        Assert.True(kept.Muls >= 3, $"{kept.Muls} smoothing Muls");
+        Assert.Equal(0, kept.PerAxis);
+        Assert.Equal(0, absorbed.Muls);
+        Assert.Equal(kept.Muls, absorbed.PerAxis);
+        Assert.True(W8A8TestKit.RelativeError(kept.Out, absorbed.Out) < 1e-3);
+    }
+
     [OnnxCheckerTheory]
     [MemberData(nameof(Formats))]
     public void EmittedModelsPassOnnxChecker(W8A8Format format, bool fp16)

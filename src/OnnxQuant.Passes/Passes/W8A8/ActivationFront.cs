@@ -30,8 +30,9 @@ internal sealed record FloatChannelInput(string Value, IReadOnlyList<int> Channe
 
 /// <summary>
 /// Emits the quantizing front of an activation once, shared by all its linears: QuantizeLinear with the static scale
-/// (Int8, QLinear), the run-time per-token chain (Dynamic) or a QuantizeLinear/DequantizeLinear pair (Qdq). A smoothing
-/// Mul(1/s) right before is absorbed into a per-axis QuantizeLinear scale <c>a * s_j</c>, so it costs nothing.
+/// (Int8, QLinear), the run-time per-token chain (Dynamic) or a QuantizeLinear/DequantizeLinear pair (Qdq). On request a
+/// smoothing Mul(1/s) right before is absorbed into a per-axis QuantizeLinear scale <c>a * s_j</c> (one node less; but
+/// ORT's CPU per-axis QuantizeLinear measured ~10x slower than the Mul plus a per-tensor one, so it is off by default).
 /// </summary>
 internal static class ActivationFront
 {
@@ -39,12 +40,12 @@ internal static class ActivationFront
     private const float Fp16ScaleMin = 1e-4f, Fp16ScaleMax = 6e4f;
 
     public static QuantizedActivation Emit(GraphEmitter e, string activation, DataType type, W8A8Format format, float? absMax,
-        IReadOnlyList<int> floatChannels, bool unsigned = false)
+        IReadOnlyList<int> floatChannels, bool unsigned = false, bool absorbSmoothing = false)
     {
         unsigned &= format != W8A8Format.Qdq; // TensorRT wants symmetric int8 Q/DQ
         string? zeroPoint = unsigned ? e.UInt8s($"{activation}/w8a8_a_zero_point", [UnsignedZeroPoint], []) : null;
-        if (floatChannels.Count > 0 && format != W8A8Format.Int8)
-            throw new InvalidOperationException($"float channels of '{activation}' are only emitted for the int8 format");
+        if (floatChannels.Count > 0 && format is not (W8A8Format.Int8 or W8A8Format.QLinear))
+            throw new InvalidOperationException($"float channels of '{activation}' are only emitted for the int8 and qlinear formats");
         if (format == W8A8Format.Dynamic)
             return PerToken(e, activation, type, unsigned) with { ZeroPoint = zeroPoint };
         if (absMax is not { } max)
@@ -61,8 +62,8 @@ internal static class ActivationFront
             return new QuantizedActivation(qType == type ? dq : e.Cast(dq, type, $"{hint}_dq"), a, null, null);
         }
 
-        // Int8 / QLinear: absorb a smoothing Mul into a per-axis scale when the opset has per-axis QuantizeLinear.
-        if (e.Opset >= 13 && SmoothingMul(e.Graph, activation) is { } mul && e.Graph.GetConstant(mul.Input[1]) is { } inverse)
+        // Int8 / QLinear: absorb a smoothing Mul into a per-axis scale when asked and the opset has per-axis QuantizeLinear.
+        if (absorbSmoothing && e.Opset >= 13 && SmoothingMul(e.Graph, activation) is { } mul && e.Graph.GetConstant(mul.Input[1]) is { } inverse)
         {
             var perChannel = inverse.ToFloats();
             for (int j = 0; j < perChannel.Length; j++)

@@ -45,17 +45,13 @@ internal static class LinearBack
                     string perColumn = e.Node("Mul", $"{hint}/WeightScale", $"{hint}_wscaled", [accf, e.Floats($"{hint}_weight_scale", weights.Scales, [linear.N])]);
                     y = e.Node("Mul", $"{hint}/TokenScale", $"{hint}_rescaled", [perColumn, x.TokenScale!]);
                 }
-                if (x.Float is { } fc)
-                {
-                    string rows = e.Floats($"{hint}_float_rows", floatRows!, [fc.Channels.Count, linear.N]);
-                    string exact = e.Node("MatMul", $"{hint}/FloatChannels", $"{hint}_float_part", [fc.Value, rows]);
-                    y = e.Node("Add", $"{hint}/AddFloatChannels", $"{hint}_with_float", [y, exact]);
-                }
+                y = AddFloatChannels(e, y, x, floatRows, linear.N, hint);
                 Finish(e, y, type, bias, output, hint);
                 break;
             }
             case W8A8Format.QLinear:
             {
+                float[]? floatRows = x.Float is { } f ? SplitRows(kn, linear.N, f) : null;
                 var weights = Int8Quantizer.QuantizePerChannel(kn, linear.K, linear.N, options.ReducedRangeWeights);
                 string wq = e.Int8s($"{linear.WeightName}_int8", weights.Values, [linear.K, linear.N]);
                 float a = x.StaticScale!.Value;
@@ -67,6 +63,7 @@ internal static class LinearBack
                     wq, e.Floats($"{hint}_weight_scale", weights.Scales, [linear.N]), e.Int8s($"{hint}_weight_zero_point", new sbyte[linear.N], [linear.N]),
                     e.Scalar($"{hint}_y_scale", yScale), zp]);
                 string y = e.Node("DequantizeLinear", $"{hint}/DequantizeLinear", $"{hint}_dq", [yq, e.Scalar($"{hint}_y_dq_scale", yScale), zp]);
+                y = AddFloatChannels(e, y, x, floatRows, linear.N, hint);
                 Finish(e, y, type, bias, output, hint);
                 break;
             }
@@ -103,6 +100,16 @@ internal static class LinearBack
             row.Clear();
         }
         return rows;
+    }
+
+    // y + Gather(x, float channels) · their weight rows, in fp32.
+    private static string AddFloatChannels(GraphEmitter e, string y, QuantizedActivation x, float[]? floatRows, int n, string hint)
+    {
+        if (x.Float is not { } fc || floatRows is null)
+            return y;
+        string rows = e.Floats($"{hint}_float_rows", floatRows, [fc.Channels.Count, n]);
+        string exact = e.Node("MatMul", $"{hint}/FloatChannels", $"{hint}_float_part", [fc.Value, rows]);
+        return e.Node("Add", $"{hint}/AddFloatChannels", $"{hint}_with_float", [y, exact]);
     }
 
     // fp32 product -> [Cast to the model's type] -> [+ Gemm bias], the last one named as the linear's output.
