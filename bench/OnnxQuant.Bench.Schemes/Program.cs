@@ -4,7 +4,8 @@ using OnnxQuant.Bench.Schemes;
 
 // Usage: dotnet run -c Release --project bench/OnnxQuant.Bench.Schemes -- [--quick] [--models a,b] [--schemes a,b] [--no-build]
 // Builds the Release CLI (unless --no-build), runs every scheme on every model through it, and writes
-// bench/results/schemes.md, schemes.png and schemes.json. Work files go to bench/out/schemes (git-ignored).
+// bench/results.md (the comparison the issue and the README point to), bench/results/schemes.png and schemes.json.
+// Work files go to bench/out/schemes (git-ignored).
 bool quick = args.Contains("--quick");
 bool build = !args.Contains("--no-build");
 string? Value(string name) => args.SkipWhile(a => a != name).Skip(1).FirstOrDefault();
@@ -62,12 +63,12 @@ foreach (var model in models)
     rows.AddRange(modelRows);
 }
 
-const string plotFile = "schemes.png";
-AccuracySizePlot.Write(Path.Combine(results, plotFile), models, rows);
-ResultsWriter.Write(Path.Combine(results, "schemes.md"), plotFile, root, quick, started, clock.Elapsed, loadBefore, models, calibrations, rows);
+string table = Path.Combine(root, "bench", "results.md");
+AccuracySizePlot.Write(Path.Combine(results, "schemes.png"), models, rows);
+ResultsWriter.Write(table, "results/schemes.png", root, quick, started, clock.Elapsed, loadBefore, models, calibrations, rows);
 File.WriteAllText(Path.Combine(results, "schemes.json"), JsonSerializer.Serialize(new { started, quick, calibrations = calibrations.Values, rows },
     new JsonSerializerOptions { WriteIndented = true, PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower }));
-log.WriteLine($"wrote {Path.Combine(results, "schemes.md")} in {clock.Elapsed.TotalMinutes:0.0} min");
+log.WriteLine($"wrote {table} in {clock.Elapsed.TotalMinutes:0.0} min");
 return 0;
 
 static string FindRoot()

@@ -4,7 +4,7 @@ using System.Text.RegularExpressions;
 
 namespace OnnxQuant.Bench.Schemes;
 
-/// <summary>Writes bench/results/schemes.md: one table per model, with the date, the machine and how it was run.</summary>
+/// <summary>Writes bench/results.md: one table per model, with the date, the machine and how it was run.</summary>
 internal static partial class ResultsWriter
 {
     private static readonly CultureInfo Inv = CultureInfo.InvariantCulture;
