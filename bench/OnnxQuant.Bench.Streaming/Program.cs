@@ -43,6 +43,14 @@ foreach (var pass in BenchPasses.All.Where(p => chosen.Contains(p.Key)))
 if (results is not null)
 {
     var text = new StringBuilder();
+    text.AppendLine("# Streaming: peak memory and time of each pass on a multi-GB model").AppendLine();
+    text.AppendLine($"Produced by `dotnet run -c Release --project bench/OnnxQuant.Bench.Streaming -- <onnxquant.dll> <work> --layers {layers} --results {results}` " +
+        $"on {DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC; machine: {Machine()}.").AppendLine();
+    text.AppendLine($"Model: a 7B-wide fp16 Llama (hidden {options.Hidden}, intermediate {options.Intermediate}, vocab {options.Vocab}) with {layers} layers, " +
+        $"{options.WeightBytes / 1e9:F2} GB of weights in one external data file, generated chunk by chunk (never held in memory). " +
+        $"Largest single tensor: {options.LargestTensorBytes / 1e6:F0} MB (the embedding / LM head). Each pass runs as the Release CLI in a child process " +
+        "under `/usr/bin/time -v`; peak RSS is the kernel's maximum resident set of that process (page cache of the memory-mapped input counts while mapped).").AppendLine();
+    text.AppendLine("Neither pass needs calibration, so ONNX Runtime never loads the model; `--no-verify` skips the post-pass ORT check, which would load the emitted model.").AppendLine();
     text.AppendLine($"| pass | command | exit | time | peak RSS | / model ({options.WeightBytes / 1e9:F2} GB) | / largest tensor ({options.LargestTensorBytes / 1e6:F0} MB) | output |");
     text.AppendLine("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |");
     foreach (var row in rows)
@@ -50,6 +58,14 @@ if (results is not null)
     File.WriteAllText(results, text.ToString());
 }
 return 0;
+
+static string Machine()
+{
+    string cpu = File.ReadLines("/proc/cpuinfo").FirstOrDefault(l => l.StartsWith("model name", StringComparison.Ordinal))?.Split(':', 2)[1].Trim() ?? "unknown CPU";
+    string memory = File.ReadLines("/proc/meminfo").First(l => l.StartsWith("MemTotal", StringComparison.Ordinal));
+    long kb = long.Parse(new string(memory.Where(char.IsAsciiDigit).ToArray()), CultureInfo.InvariantCulture);
+    return $"{cpu}, {Environment.ProcessorCount} cores, {kb / 1048576.0:F0} GiB RAM, {System.Runtime.InteropServices.RuntimeInformation.OSDescription}";
+}
 
 string? Option(string name)
 {
