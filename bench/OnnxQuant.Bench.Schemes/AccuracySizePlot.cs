@@ -10,7 +10,7 @@ internal static class AccuracySizePlot
 {
     private static readonly Dictionary<string, string> Short = new()
     {
-        ["fp32"] = "FP32", ["w8a8-naive"] = "W8A8 naive", ["w8a8-sq"] = "SQ", ["w8a8-sq-auto"] = "SQ auto",
+        ["fp32"] = "FP32", ["w8a8-naive"] = "W8A8 naive", ["w8a8-sq"] = "SQ", ["w8a8-sq-auto"] = "SQ auto", ["w8a8-sq-auto-u8"] = "SQ auto u8",
         ["w4-rtn-g128"] = "RTN W4", ["w4-awq-g128"] = "AWQ W4",
     };
 

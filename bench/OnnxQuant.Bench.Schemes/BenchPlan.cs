@@ -34,6 +34,8 @@ internal static class BenchPlan
         new("w8a8-naive", "W8A8 naive (no smoothing)", p => Smooth(p, "--alpha", "none")),
         new("w8a8-sq", $"W8A8 SmoothQuant a={FixedAlpha}", p => Smooth(p, "--alpha", FixedAlpha)),
         new("w8a8-sq-auto", "W8A8 SmoothQuant auto alpha", p => Smooth(p, "--alpha", "auto")),
+        // The same scheme in the form ONNX Runtime's CPU kernels run fast (u8 x s8); the CUDA EP runs only s8 x s8.
+        new("w8a8-sq-auto-u8", "W8A8 SmoothQuant auto, uint8 activations (CPU)", p => Smooth(p, "--alpha", "auto", "--uint8-activations")),
         new("w4-rtn-g128", "W4 RTN g128", p => ["awq", p.Model.ModelPath, "-o", p.OutputPath, "--method", "rtn", "--group-size", "128", "--no-verify", "--device", "cpu", "--json"]),
         new("w4-awq-g128", "W4 AWQ g128", p => ["awq", p.Model.ModelPath, "-o", p.OutputPath, "--method", "awq", "--group-size", "128", "--stats", p.StatsPath, "--no-verify", "--device", "cpu", "--json"]),
     ];

@@ -26,7 +26,8 @@ internal static partial class ResultsWriter
         md.AppendLine();
         md.AppendLine($"- **W8A8** = `onnxquant smooth` with its default `--format int8`: weights int8 per output channel, activations int8 with one " +
             "static scale per tensor from calibration (QuantizeLinear -> MatMulInteger s8 x s8 -> rescale), a harder setting than SmoothQuant's published " +
-            $"per-token dynamic one; naive = `--alpha none`, fixed = `--alpha {BenchPlan.FixedAlpha}`, auto = per-group alpha search. " +
+            $"per-token dynamic one; naive = `--alpha none`, fixed = `--alpha {BenchPlan.FixedAlpha}`, auto = per-group alpha search; " +
+            "the uint8 row adds `--uint8-activations` (zero point 128), the form ONNX Runtime's CPU kernels run fast (its s8 x s8 MatMulInteger is a slow path; the CUDA EP runs only s8 x s8). " +
             "**W4** = `onnxquant awq` with MatMulNBits, asymmetric 4-bit blocks of 128 along K (`--method rtn` or `awq`). The LM head stays FP32 in both.");
         md.AppendLine("- **pass time**: wall time of the quantizing command (process start to exit: load, pass, save; calibration excluded, listed per model). " +
             "**peak RSS**: the child's maximum resident set (GNU time `%M`).");
