@@ -143,7 +143,7 @@ public static class AwqCommand
             stages.WriteLine(how == AwqMethod.Awq
                 ? $"searching AWQ scales and rewriting to 4-bit MatMulNBits (blocks of {block})"
                 : $"rewriting to 4-bit MatMulNBits, round-to-nearest (blocks of {block})");
-            var steps = pipeline.Run(loaded, new PassContext { Cancellation = context.Cancellation, Progress = new StageProgress(stages) });
+            var steps = pipeline.Run(loaded, new PassContext { Cancellation = context.Cancellation, Progress = new AfterWrite.StageProgress(stages) });
             if (!steps[^1].Result.Changed)
                 throw new OnnxQuantException(modelPath, "has no MatMul or Gemm with a constant float weight to quantize", ExitCode.Unsupported);
             ModelFile.Save(loaded, outPath, cancel: context.Cancellation);
@@ -151,23 +151,8 @@ public static class AwqCommand
             stages.WriteLine($"wrote {outPath}");
 
             var verifyOptions = new VerifyOptions { TextPath = parse.GetValue(verifyText), TokenizerPath = parse.GetValue(tokenizer), Session = session };
-            VerificationReport? verification = null;
-            LatencyReport? timing = null;
-            try
-            {
-                if (!parse.GetValue(noVerify))
-                {
-                    stages.WriteLine("verifying on held-out text");
-                    verification = Verifier.Compare(modelPath, outPath, verifyOptions, cancel: context.Cancellation);
-                }
-                if (parse.GetValue(latency) is > 0 and var tokens)
-                    timing = Verifier.MeasureLatency(modelPath, outPath, tokens, 10, verifyOptions);
-            }
-            catch
-            {
-                OutputPaths.DeleteModel(outPath); // a failed or interrupted command leaves no output behind
-                throw;
-            }
+            var (verification, timing) = AfterWrite.Check(context, stages, modelPath, outPath, !parse.GetValue(noVerify),
+                parse.GetValue(latency), 10, verifyOptions);
             var summary = AwqSummary.Create(modelPath, outPath, how, quant, level, before, OutputBytes(outPath), calibration, awq, steps,
                 compileSeconds, verification, timing);
             if (parse.GetValue(json))
@@ -190,24 +175,6 @@ public static class AwqCommand
     {
         int length = Math.Min(dataset.SequenceLength, 128);
         return dataset.Samples.Take(4).Select(s => s[..length]).ToList();
-    }
-
-    // One line per tenth of each pass on stderr.
-    private sealed class StageProgress(TextWriter error) : IProgress<PassProgress>
-    {
-        private string? _pass;
-        private int _lastDecile = -1;
-
-        public void Report(PassProgress p)
-        {
-            if (p.Pass != _pass)
-                (_pass, _lastDecile) = (p.Pass, -1);
-            int decile = p.Total == 0 ? 10 : p.Done * 10 / p.Total;
-            if (decile == _lastDecile)
-                return;
-            _lastDecile = decile;
-            error.WriteLine($"  {p.Pass}: {p.Done}/{p.Total}");
-        }
     }
 
     private static long OutputBytes(string path)

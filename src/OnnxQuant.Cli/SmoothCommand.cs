@@ -123,30 +123,15 @@ public static class SmoothCommand
             context.Error.WriteLine(quantize
                 ? $"smoothing (alpha {parse.GetValue(alpha)}) and rewriting to W8A8 {w8a8.Format.ToString().ToLowerInvariant()}"
                 : $"smoothing (alpha {parse.GetValue(alpha)})");
-            var steps = pipeline.Run(loaded, new PassContext { Cancellation = context.Cancellation, Progress = new StageProgress(context.Error) });
+            var steps = pipeline.Run(loaded, new PassContext { Cancellation = context.Cancellation, Progress = new AfterWrite.StageProgress(context.Error) });
             if (rewrite is not null && !steps[^1].Result.Changed)
                 throw new OnnxQuantException(modelPath, "has no MatMul or Gemm with a constant float weight to quantize (or every one is excluded)", ExitCode.Unsupported);
             ModelFile.Save(loaded, outPath, cancel: context.Cancellation);
             double compileSeconds = clock.Elapsed.TotalSeconds;
             context.Error.WriteLine($"wrote {outPath}");
 
-            VerificationReport? verification = null;
-            LatencyReport? timing = null;
-            try
-            {
-                if (!parse.GetValue(noVerify))
-                {
-                    context.Error.WriteLine("verifying on held-out text");
-                    verification = Verifier.Compare(modelPath, outPath, verifyOptions, cancel: context.Cancellation);
-                }
-                if (parse.GetValue(latency) is > 0 and var tokens)
-                    timing = Verifier.MeasureLatency(modelPath, outPath, tokens, 20, verifyOptions);
-            }
-            catch
-            {
-                OutputPaths.DeleteModel(outPath); // a failed or interrupted command leaves no output behind
-                throw;
-            }
+            var (verification, timing) = AfterWrite.Check(context, context.Error, modelPath, outPath, !parse.GetValue(noVerify),
+                parse.GetValue(latency), 20, verifyOptions);
 
             var summary = SmoothSummary.Create(modelPath, outPath, quantize ? w8a8 : null, parse.GetValue(alpha)!, statistics, calibration,
                 smooth.Decisions, rewrite?.Decisions, compileSeconds, verification, timing);
@@ -173,25 +158,5 @@ public static class SmoothCommand
         if (float.TryParse(text, NumberStyles.Float, CultureInfo.InvariantCulture, out float value) && value >= 0 && value <= 1)
             return value;
         throw new OnnxQuantException(null, $"--alpha must be 'auto', 'none' or a number between 0 and 1 (got '{text}')", ExitCode.Usage);
-    }
-
-    // One line per pass stage on stderr; the passes report often, the terminal hears about every tenth of the way.
-    private sealed class StageProgress(TextWriter error) : IProgress<PassProgress>
-    {
-        private string? _pass;
-        private int _lastDecile = -1;
-
-        public void Report(PassProgress p)
-        {
-            if (p.Pass != _pass)
-            {
-                (_pass, _lastDecile) = (p.Pass, -1);
-            }
-            int decile = p.Total == 0 ? 10 : p.Done * 10 / p.Total;
-            if (decile == _lastDecile)
-                return;
-            _lastDecile = decile;
-            error.WriteLine($"  {p.Pass}: {p.Done}/{p.Total}");
-        }
     }
 }
