@@ -33,12 +33,13 @@ internal static class AccuracySizePlot
         for (int i = 0; i < rows.Count; i++)
         {
             var r = rows[i];
-            var point = plot.Add.Marker(r.SizeBytes / 1e6, Accuracy(r), MarkerShape.FilledCircle, 9, palette.GetColor(i));
-            point.LegendText = Short.GetValueOrDefault(r.Scheme, r.Scheme);
+            // Every point carries its own label (no legend box to hide points behind); schemes of one size often sit
+            // together (SQ, SQ auto and its uint8 form), so labels step through three heights.
+            plot.Add.Marker(r.SizeBytes / 1e6, Accuracy(r), MarkerShape.FilledCircle, 9, palette.GetColor(i));
             var label = plot.Add.Text(Short.GetValueOrDefault(r.Scheme, r.Scheme), r.SizeBytes / 1e6, Accuracy(r));
             label.LabelFontSize = 11;
             label.LabelOffsetX = 6;
-            label.LabelOffsetY = (i % 2 == 0) ? -16 : 4;
+            label.LabelOffsetY = (i % 3) switch { 0 => -16, 1 => 4, _ => 18 };
         }
         if (rows.FirstOrDefault(r => r.Scheme == "fp32") is { } fp32)
         {

@@ -3,10 +3,13 @@ using System.Text.Json;
 using OnnxQuant.Bench.Schemes;
 
 // Usage: dotnet run -c Release --project bench/OnnxQuant.Bench.Schemes -- [--quick] [--models a,b] [--schemes a,b] [--no-build]
+//        ... -- --replot   (redraws bench/results/schemes.png from schemes.json without running anything)
 // Builds the Release CLI (unless --no-build), runs every scheme on every model through it, and writes
 // bench/results.md (the comparison the issue and the README point to), bench/results/schemes.png and schemes.json.
 // Work files go to bench/out/schemes (git-ignored).
 bool quick = args.Contains("--quick");
+if (args.Contains("--replot"))
+    return Replot.FromJson(FindRoot());
 bool build = !args.Contains("--no-build");
 string? Value(string name) => args.SkipWhile(a => a != name).Skip(1).FirstOrDefault();
 var onlyModels = Value("--models")?.Split(',', StringSplitOptions.RemoveEmptyEntries);
