@@ -37,6 +37,9 @@ public static class SessionFactory
     private static readonly object EnvLock = new();
     private static bool? _cudaWorks;
 
+    // Why CUDA failed the first time: later sessions skip the attempt (seconds each) but still say why they run on the CPU.
+    private static string? _cudaFailure;
+
     /// <summary>
     /// Opens a session over a serialised model. <paramref name="externalDataFolder"/> is where the model's external data
     /// references are resolved (the original model's folder), so recording copies never duplicate the weights on disk.
@@ -53,18 +56,20 @@ public static class SessionFactory
             }
             catch (OnnxRuntimeException e)
             {
+                _cudaFailure = FirstLine(e.Message);
                 _cudaWorks = false;
                 if (settings.Device == ExecutionDevice.Cuda)
                     throw new OnnxQuantException(modelLabel,
                         $"--device cuda was asked for, but the CUDA execution provider could not start ({FirstLine(e.Message)}). " +
                         "It needs an NVIDIA GPU with CUDA 13 and cuDNN 9 libraries on the library path; use --device cpu or auto", ExitCode.Unsupported, e);
                 return new OpenedSession(CreateCpu(model, settings, externalDataFolder, modelLabel), "cpu",
-                    $"CUDA is not available ({FirstLine(e.Message)}); running on the CPU");
+                    $"CUDA is not available ({_cudaFailure}); running on the CPU");
             }
         }
         if (settings.Device == ExecutionDevice.Cuda)
             throw new OnnxQuantException(modelLabel, "--device cuda was asked for, but the CUDA execution provider failed to start earlier in this process", ExitCode.Unsupported);
-        return new OpenedSession(CreateCpu(model, settings, externalDataFolder, modelLabel), "cpu", null);
+        string? notice = settings.Device == ExecutionDevice.Auto && _cudaFailure is { } why ? $"CUDA is not available ({why}); running on the CPU" : null;
+        return new OpenedSession(CreateCpu(model, settings, externalDataFolder, modelLabel), "cpu", notice);
     }
 
     private static InferenceSession CreateCpu(byte[] model, SessionSettings settings, string? folder, string label)
