@@ -34,6 +34,7 @@ public static class AwqCommand
     public static Command Create(CliContext context)
     {
         var model = new Argument<string>("model") { Description = "The ONNX model file." };
+        var calibrationArguments = new CalibrationArguments();
         var output = new Option<string?>("--output", "-o") { Description = "The quantized model to write (default: <model>.awq.onnx or <model>.rtn.onnx)." };
         var method = new Option<AwqMethod>("--method") { Description = "awq (default) searches per-group scales on calibration data; rtn is plain round-to-nearest.", DefaultValueFactory = _ => AwqMethod.Awq };
         var groupSize = new Option<int>("--group-size") { Description = "Weights per 4-bit block along K: 32, 64, 128 or 256.", DefaultValueFactory = _ => 128 };
@@ -47,12 +48,6 @@ public static class AwqCommand
         var noDuo = new Option<bool>("--no-duo-scaling") { Description = "Search s = mean|x|^r (the original AWQ) instead of mean|x|^r / mean|w|^(1-r) (AutoAWQ's duo scaling, the default)." };
         var blockLoss = new Option<bool>("--block-loss") { Description = "Score scales by the output of the attention/MLP block a group feeds (runs it in ONNX Runtime) instead of the group's own outputs." };
         var grid = new Option<int>("--grid") { Description = "Grid points for the scale exponent r in [0, 1).", DefaultValueFactory = _ => 20 };
-        var stats = new Option<string?>("--stats") { Description = "Use this statistics file (from `onnxquant calibrate`) instead of calibrating." };
-        var data = new Option<string[]>("--data") { Description = "Calibration data: text, .jsonl or .ids files. Default: Jane Austen's Emma.", AllowMultipleArgumentsPerToken = true };
-        var tokenizer = new Option<string?>("--tokenizer") { Description = "Tokenizer file or folder (default: next to the model)." };
-        var samples = new Option<int>("--samples") { Description = "Calibration samples.", DefaultValueFactory = _ => 128 };
-        var seqLen = new Option<int>("--seq-len") { Description = "Tokens per calibration sample.", DefaultValueFactory = _ => 512 };
-        var seed = new Option<int>("--seed") { Description = "Seed for picking calibration windows and sample rows.", DefaultValueFactory = _ => 0 };
         var verifyText = new Option<string?>("--verify-data") { Description = "Held-out text for verification (default: Persuasion)." };
         var noVerify = new Option<bool>("--no-verify") { Description = "Skip the held-out comparison." };
         var latency = new Option<int>("--latency") { Description = "Also time one inference of this many tokens with both models (0: off).", DefaultValueFactory = _ => 0 };
@@ -61,9 +56,11 @@ public static class AwqCommand
         var json = CliContext.JsonOption();
         var command = new Command("awq", "Quantize weights to 4 bits (MatMulNBits, W4A16) with activation-aware scaling (AWQ) or round-to-nearest.")
         {
-            model, output, method, groupSize, symmetric, accuracy, lmHead, exclude, clip, noClip, duo, noDuo, blockLoss, grid, stats, data, tokenizer, samples, seqLen, seed,
+            model, output, method, groupSize, symmetric, accuracy, lmHead, exclude, clip, noClip, duo, noDuo, blockLoss, grid,
             verifyText, noVerify, latency, device, threads, json,
         };
+        foreach (var option in calibrationArguments.All)
+            command.Options.Add(option);
         command.SetAction(parse => CommandRunner.Run(context, parse, () =>
         {
             string modelPath = parse.GetValue(model)!;
@@ -90,7 +87,7 @@ public static class AwqCommand
             var stages = ReferenceEquals(context.Error, Console.Error) && !Console.IsErrorRedirected ? context.Error : TextWriter.Null;
             using var loaded = ModelFile.Load(modelPath);
             // Fail in the first second, not after the search: unwritable output, or an output that is one of the inputs.
-            OutputPaths.CheckModel(outPath, loaded, [.. parse.GetValue(data) ?? [], parse.GetValue(stats), parse.GetValue(verifyText)]);
+            OutputPaths.CheckModel(outPath, loaded, [.. parse.GetValue(calibrationArguments.Data) ?? [], parse.GetValue(calibrationArguments.Stats), parse.GetValue(verifyText)]);
             // New tensors go to a scratch file beside the output, so memory holds one layer's weights, not the model's.
             using var spill = OutputPaths.AttachSpill(loaded, outPath);
             var before = ModelFiles.Of(loaded);
@@ -100,38 +97,15 @@ public static class AwqCommand
             CalibrationResult? calibration = null;
             if (how == AwqMethod.Awq)
             {
-                var dataOptions = new DataOptions
-                {
-                    Paths = parse.GetValue(data) ?? [],
-                    TokenizerPath = parse.GetValue(tokenizer),
-                    Samples = parse.GetValue(samples),
-                    SequenceLength = parse.GetValue(seqLen),
-                    Seed = parse.GetValue(seed),
-                };
-                CalibrationDataset? dataset = null;
-                CalibrationStats statistics;
-                if (parse.GetValue(stats) is { } statsPath)
-                {
-                    statistics = StatsFile.Read(statsPath);
-                    statistics.EnsureMatches(loaded.Graph, statsPath);
-                }
-                else
-                {
-                    dataset = CalibrationData.Load(dataOptions, modelPath);
-                    stages.WriteLine($"calibrating on {dataset.Description}: {dataset.Samples.Count} x {dataset.SequenceLength} tokens");
-                    var options = new CalibrationOptions { SampleRowsPerTensor = 512, Seed = dataOptions.Seed };
-                    calibration = CalibrateProgress.Run(context, () => Calibrator.Run(loaded, dataset, options, session, CalibrateProgress.Current, CalibrateProgress.Cancel));
-                    if (calibration.Notice is not null)
-                        context.Error.WriteLine($"note: {calibration.Notice}");
-                    statistics = calibration.Stats;
-                }
+                var calibrated = calibrationArguments.Obtain(context, parse, loaded, modelPath, session, stages);
+                calibration = calibrated.Result;
                 IBlockEvaluator? evaluator = null;
                 if (parse.GetValue(blockLoss))
                 {
-                    dataset ??= CalibrationData.Load(dataOptions, modelPath);
+                    var dataset = calibrated.Dataset ?? CalibrationData.Load(calibrationArguments.DataOptions(parse), modelPath);
                     evaluator = new OrtBlockEvaluator(BlockWindows(dataset), session);
                 }
-                awq = new AwqPass(statistics, new AwqPassOptions
+                awq = new AwqPass(calibrated.Stats, new AwqPassOptions
                 {
                     Search = new AwqOptions { Quantization = quant, GridPoints = gridPoints, Clip = !parse.GetValue(noClip), DuoScaling = !parse.GetValue(noDuo) },
                     Selection = selection,
@@ -150,7 +124,7 @@ public static class AwqCommand
             double compileSeconds = clock.Elapsed.TotalSeconds;
             stages.WriteLine($"wrote {outPath}");
 
-            var verifyOptions = new VerifyOptions { TextPath = parse.GetValue(verifyText), TokenizerPath = parse.GetValue(tokenizer), Session = session };
+            var verifyOptions = new VerifyOptions { TextPath = parse.GetValue(verifyText), TokenizerPath = parse.GetValue(calibrationArguments.Tokenizer), Session = session };
             var (verification, timing) = AfterWrite.Check(context, stages, modelPath, outPath, !parse.GetValue(noVerify),
                 parse.GetValue(latency), 10, verifyOptions);
             var summary = AwqSummary.Create(modelPath, outPath, how, quant, level, before, OutputBytes(outPath), calibration, awq, steps,

@@ -1,8 +1,6 @@
 using System.CommandLine;
 using System.Diagnostics;
 using System.Globalization;
-using OnnxQuant.Calibrate;
-using OnnxQuant.Calibrate.Data;
 using OnnxQuant.Calibrate.Sessions;
 using OnnxQuant.Calibrate.Verification;
 using OnnxQuant.IO;
@@ -22,6 +20,7 @@ public static class SmoothCommand
     public static Command Create(CliContext context)
     {
         var model = new Argument<string>("model") { Description = "The ONNX model file." };
+        var calibrationArguments = new CalibrationArguments();
         var output = new Option<string?>("--output", "-o") { Description = "The model to write (default: <model>.sq.onnx, or <model>.smoothed.onnx with --no-quantize)." };
         var noQuantize = new Option<bool>("--no-quantize") { Description = "Write only the smoothed floating-point model (no W8A8 rewrite)." };
         var alpha = new Option<string>("--alpha") { Description = "Migration strength: 'auto' searches it per group on the calibration rows, or a fixed value in [0, 1]; 'none' skips smoothing (naive W8A8, for comparison).", DefaultValueFactory = _ => "auto" };
@@ -32,12 +31,6 @@ public static class SmoothCommand
         var lmHead = new Option<bool>("--include-lm-head") { Description = "Quantize the LM head (the linear producing the logits) too." };
         var reducedRange = new Option<bool>("--reduced-range") { Description = "7-bit weights (±63): exact on CPUs without VNNI, whose int8 kernel saturates 16-bit pair sums with full-range weights." };
         var unsigned = new Option<bool>("--uint8-activations") { Description = "uint8 activations (zero point 128) for ONNX Runtime's fast CPU kernels (int8 x int8 MatMulInteger is slow there); the CUDA EP runs int8 activations only." };
-        var stats = new Option<string?>("--stats") { Description = "Use this statistics file (from `onnxquant calibrate`) instead of calibrating." };
-        var data = new Option<string[]>("--data") { Description = "Calibration data: text, .jsonl or .ids files. Default: Jane Austen's Emma.", AllowMultipleArgumentsPerToken = true };
-        var tokenizer = new Option<string?>("--tokenizer") { Description = "Tokenizer file or folder (default: next to the model)." };
-        var samples = new Option<int>("--samples") { Description = "Calibration samples.", DefaultValueFactory = _ => 128 };
-        var seqLen = new Option<int>("--seq-len") { Description = "Tokens per calibration sample.", DefaultValueFactory = _ => 512 };
-        var seed = new Option<int>("--seed") { Description = "Seed for picking calibration windows and sample rows.", DefaultValueFactory = _ => 0 };
         var verifyText = new Option<string?>("--verify-data") { Description = "Held-out text for verification (default: Persuasion, never used for calibration)." };
         var verifySamples = new Option<int>("--verify-samples") { Description = "Held-out samples: sentences for encoders (default 256), windows of --verify-length tokens for causal LMs (default 16).", DefaultValueFactory = _ => 0 };
         var verifyLength = new Option<int>("--verify-length") { Description = "Tokens per held-out window for causal LMs.", DefaultValueFactory = _ => 256 };
@@ -48,9 +41,11 @@ public static class SmoothCommand
         var json = CliContext.JsonOption();
         var command = new Command("smooth", "SmoothQuant W8A8: migrate activation outliers into the weights, then quantize weights and activations to int8.")
         {
-            model, output, noQuantize, alpha, format, insertMul, scope, exclude, lmHead, reducedRange, unsigned, stats, data, tokenizer, samples, seqLen, seed,
+            model, output, noQuantize, alpha, format, insertMul, scope, exclude, lmHead, reducedRange, unsigned,
             verifyText, verifySamples, verifyLength, noVerify, latency, device, threads, json,
         };
+        foreach (var option in calibrationArguments.All)
+            command.Options.Add(option);
         command.SetAction(parse => CommandRunner.Run(context, parse, () =>
         {
             string modelPath = parse.GetValue(model)!;
@@ -66,46 +61,27 @@ public static class SmoothCommand
             var w8a8 = new W8A8Options { Format = parse.GetValue(format), ReducedRangeWeights = parse.GetValue(reducedRange), UnsignedActivations = parse.GetValue(unsigned) };
             var selection = new LinearSelection(parse.GetValue(exclude), parse.GetValue(lmHead));
 
-            var verifyOptions = new VerifyOptions { TextPath = parse.GetValue(verifyText), TokenizerPath = parse.GetValue(tokenizer), Session = session };
+            var verifyOptions = new VerifyOptions { TextPath = parse.GetValue(verifyText), TokenizerPath = parse.GetValue(calibrationArguments.Tokenizer), Session = session };
             if (parse.GetValue(verifySamples) is > 0 and var count)
                 verifyOptions = verifyOptions with { Sentences = count, Windows = count };
             if (parse.GetValue(verifyLength) is var length && length != verifyOptions.WindowLength)
                 verifyOptions = verifyOptions with { WindowLength = length > 1 ? length : throw new OnnxQuantException(null, "--verify-length must be at least 2", ExitCode.Usage) };
             using var loaded = ModelFile.Load(modelPath);
-            OutputPaths.CheckModel(outPath, loaded, [.. parse.GetValue(data) ?? [], parse.GetValue(stats), parse.GetValue(verifyText)]);
+            OutputPaths.CheckModel(outPath, loaded, [.. parse.GetValue(calibrationArguments.Data) ?? [], parse.GetValue(calibrationArguments.Stats), parse.GetValue(verifyText)]);
             // New tensors go to a scratch file beside the output, so memory holds one layer's weights, not the model's.
             using var spill = OutputPaths.AttachSpill(loaded, outPath);
             var clock = Stopwatch.StartNew();
-            CalibrationResult? calibration = null;
-            CalibrationStats statistics;
-            if (noSmoothing && quantize && w8a8.Format == W8A8Format.Dynamic && parse.GetValue(stats) is null)
+            CalibrationInput calibrated;
+            if (noSmoothing && quantize && w8a8.Format == W8A8Format.Dynamic && parse.GetValue(calibrationArguments.Stats) is null)
             {
                 // Per-token dynamic activations without smoothing use no statistics: no calibration, no ONNX Runtime.
-                statistics = new CalibrationStats(ModelFingerprint.Compute(loaded.Graph), new CalibrationInfo(), []);
-            }
-            else if (parse.GetValue(stats) is { } statsPath)
-            {
-                statistics = StatsFile.Read(statsPath);
-                statistics.EnsureMatches(loaded.Graph, statsPath);
+                calibrated = new CalibrationInput(new CalibrationStats(ModelFingerprint.Compute(loaded.Graph), new CalibrationInfo(), []), null, null);
             }
             else
             {
-                var dataOptions = new DataOptions
-                {
-                    Paths = parse.GetValue(data) ?? [],
-                    TokenizerPath = parse.GetValue(tokenizer),
-                    Samples = parse.GetValue(samples),
-                    SequenceLength = parse.GetValue(seqLen),
-                    Seed = parse.GetValue(seed),
-                };
-                var dataset = CalibrationData.Load(dataOptions, modelPath);
-                context.Error.WriteLine($"calibrating on {dataset.Description}: {dataset.Samples.Count} x {dataset.SequenceLength} tokens");
-                var options = new CalibrationOptions { SampleRowsPerTensor = 512, Seed = dataOptions.Seed };
-                calibration = CalibrateProgress.Run(context, () => Calibrator.Run(loaded, dataset, options, session, CalibrateProgress.Current, CalibrateProgress.Cancel));
-                if (calibration.Notice is not null)
-                    context.Error.WriteLine($"note: {calibration.Notice}");
-                statistics = calibration.Stats;
+                calibrated = calibrationArguments.Obtain(context, parse, loaded, modelPath, session, context.Error);
             }
+            var statistics = calibrated.Stats;
 
             var ranges = ActivationRanges.From(statistics);
             var smooth = new SmoothQuantPass(statistics, new SmoothQuantOptions
@@ -133,7 +109,7 @@ public static class SmoothCommand
             var (verification, timing) = AfterWrite.Check(context, context.Error, modelPath, outPath, !parse.GetValue(noVerify),
                 parse.GetValue(latency), 20, verifyOptions);
 
-            var summary = SmoothSummary.Create(modelPath, outPath, quantize ? w8a8 : null, parse.GetValue(alpha)!, statistics, calibration,
+            var summary = SmoothSummary.Create(modelPath, outPath, quantize ? w8a8 : null, parse.GetValue(alpha)!, statistics, calibrated.Result,
                 smooth.Decisions, rewrite?.Decisions, compileSeconds, verification, timing);
             if (parse.GetValue(json))
                 JsonOutput.Write(context.Out, summary);

@@ -1,0 +1,61 @@
+using System.CommandLine;
+using OnnxQuant.Calibrate;
+using OnnxQuant.Calibrate.Data;
+using OnnxQuant.Calibrate.Sessions;
+using OnnxQuant.IO;
+using OnnxQuant.Statistics;
+
+namespace OnnxQuant.Cli;
+
+/// <summary>What a quantizing command calibrated with: the statistics, the run (null when read from --stats), the data (null likewise).</summary>
+internal sealed record CalibrationInput(CalibrationStats Stats, CalibrationResult? Result, CalibrationDataset? Dataset);
+
+/// <summary>
+/// The options `smooth` and `awq` share for their statistics — an existing --stats file, or data to calibrate on — and
+/// the one way they turn them into statistics. (`calibrate` has its own: there --stats means "summarise this file".)
+/// </summary>
+internal sealed class CalibrationArguments
+{
+    public Option<string?> Stats { get; } = new("--stats") { Description = "Use this statistics file (from `onnxquant calibrate`) instead of calibrating." };
+
+    public Option<string[]> Data { get; } = new("--data") { Description = "Calibration data: text, .jsonl or .ids files. Default: Jane Austen's Emma.", AllowMultipleArgumentsPerToken = true };
+
+    /// <summary>Also the tokenizer of the held-out verification.</summary>
+    public Option<string?> Tokenizer { get; } = new("--tokenizer") { Description = "Tokenizer file or folder (default: next to the model)." };
+
+    public Option<int> Samples { get; } = new("--samples") { Description = "Calibration samples.", DefaultValueFactory = _ => 128 };
+
+    public Option<int> SequenceLength { get; } = new("--seq-len") { Description = "Tokens per calibration sample.", DefaultValueFactory = _ => 512 };
+
+    public Option<int> Seed { get; } = new("--seed") { Description = "Seed for picking calibration windows and sample rows.", DefaultValueFactory = _ => 0 };
+
+    public IEnumerable<Option> All => [Stats, Data, Tokenizer, Samples, SequenceLength, Seed];
+
+    public DataOptions DataOptions(ParseResult parse) => new()
+    {
+        Paths = parse.GetValue(Data) ?? [],
+        TokenizerPath = parse.GetValue(Tokenizer),
+        Samples = parse.GetValue(Samples),
+        SequenceLength = parse.GetValue(SequenceLength),
+        Seed = parse.GetValue(Seed),
+    };
+
+    /// <summary>Reads --stats (checked against the model) or calibrates on the data, with a progress bar and a line on <paramref name="stages"/>.</summary>
+    public CalibrationInput Obtain(CliContext context, ParseResult parse, OnnxModel loaded, string modelPath, SessionSettings session, TextWriter stages)
+    {
+        if (parse.GetValue(Stats) is { } statsPath)
+        {
+            var statistics = StatsFile.Read(statsPath);
+            statistics.EnsureMatches(loaded.Graph, statsPath);
+            return new CalibrationInput(statistics, null, null);
+        }
+        var dataOptions = DataOptions(parse);
+        var dataset = CalibrationData.Load(dataOptions, modelPath);
+        stages.WriteLine($"calibrating on {dataset.Description}: {dataset.Samples.Count} x {dataset.SequenceLength} tokens");
+        var options = new CalibrationOptions { SampleRowsPerTensor = 512, Seed = dataOptions.Seed };
+        var result = CalibrateProgress.Run(context, () => Calibrator.Run(loaded, dataset, options, session, CalibrateProgress.Current, CalibrateProgress.Cancel));
+        if (result.Notice is not null)
+            context.Error.WriteLine($"note: {result.Notice}");
+        return new CalibrationInput(result.Stats, result, dataset);
+    }
+}
