@@ -25,28 +25,32 @@ internal static class LatencyProbe
         };
     }
 
-    private static (double Model, double? Reference) Medians(EvalSession model, EvalSession? reference, int[] ids, int runs)
+    private static (double Model, double? Reference) Medians(EvalSession model, EvalSession? reference, int[] ids, int runs) =>
+        AlternatingMedians(() => model.Run(ids), reference is null ? null : () => reference.Run(ids), runs);
+
+    /// <summary>Two warm-up runs of each, then <paramref name="runs"/> timed runs in alternation; the median of each in ms.</summary>
+    internal static (double First, double? Second) AlternatingMedians(Action first, Action? second, int runs)
     {
         for (int i = 0; i < 2; i++)
         {
-            model.Run(ids);
-            reference?.Run(ids);
+            first();
+            second?.Invoke();
         }
         var a = new double[runs];
         var b = new double[runs];
         for (int i = 0; i < runs; i++)
         {
-            a[i] = Time(model, ids);
-            if (reference is not null)
-                b[i] = Time(reference, ids);
+            a[i] = Time(first);
+            if (second is not null)
+                b[i] = Time(second);
         }
-        return (Median(a), reference is null ? null : Median(b));
+        return (Median(a), second is null ? null : Median(b));
     }
 
-    private static double Time(EvalSession session, int[] ids)
+    private static double Time(Action run)
     {
         long start = Stopwatch.GetTimestamp();
-        session.Run(ids);
+        run();
         return Stopwatch.GetElapsedTime(start).TotalMilliseconds;
     }
 

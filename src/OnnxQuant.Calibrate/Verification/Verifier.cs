@@ -4,6 +4,7 @@ using Microsoft.ML.OnnxRuntime;
 using Microsoft.ML.OnnxRuntime.Tensors;
 using OnnxQuant.Analysis;
 using OnnxQuant.Calibrate.Data;
+using OnnxQuant.Calibrate.Evaluation;
 using OnnxQuant.Calibrate.Recording;
 using OnnxQuant.Calibrate.Sessions;
 using OnnxQuant.IO;
@@ -84,30 +85,9 @@ public static class Verifier
         var ids = tokenizer.Encode(text[..Math.Min(text.Length, 40 * tokens)]);
         var sample = HeldOutText.Windows(ids, 1, tokens, tokenizer.Prefix)[0];
         var (_, output) = Classify(original.Session, originalPath);
-        for (int i = 0; i < 2; i++)
-        {
-            Run(original.Session, sample, output, originalPath);
-            Run(emitted.Session, sample, output, emittedPath);
-        }
-        var before = new List<double>();
-        var after = new List<double>();
-        for (int i = 0; i < runs; i++)
-        {
-            var clock = Stopwatch.StartNew();
-            Run(original.Session, sample, output, originalPath);
-            before.Add(clock.Elapsed.TotalMilliseconds);
-            clock.Restart();
-            Run(emitted.Session, sample, output, emittedPath);
-            after.Add(clock.Elapsed.TotalMilliseconds);
-        }
-        return new LatencyReport(tokens, runs, Median(before), Median(after), original.Device);
-    }
-
-    private static double Median(List<double> values)
-    {
-        values.Sort();
-        int n = values.Count;
-        return n % 2 == 1 ? values[n / 2] : 0.5 * (values[n / 2 - 1] + values[n / 2]);
+        var (originalMs, emittedMs) = LatencyProbe.AlternatingMedians(
+            () => Run(original.Session, sample, output, originalPath), () => Run(emitted.Session, sample, output, emittedPath), runs);
+        return new LatencyReport(tokens, runs, originalMs, emittedMs!.Value, original.Device);
     }
 
     /// <summary>Causal LM when an output is named like logits; else an encoder with a [batch, sequence, hidden] output.</summary>
