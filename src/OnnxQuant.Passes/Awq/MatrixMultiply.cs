@@ -21,7 +21,8 @@ public readonly record struct MatrixView(float[] Data, int Offset, int Rows, int
 }
 
 /// <summary>
-/// Single-precision <c>C = A · B</c>, the cost centre of the AWQ search ([sampled rows, K] x [K, N] per grid point).
+/// Single-precision <c>C = A · B</c>, the cost centre of the AWQ and SmoothQuant alpha searches ([sampled rows, K] x
+/// [K, N] per grid point) and the one matrix product of the passes.
 /// Blocked the usual way: B is packed into K-slices of NR-wide column panels that stay in cache, a register tile of
 /// MR rows x NR columns is accumulated with fused multiply-adds (AVX-512 or AVX2 when present), and independent
 /// (row chunk, column chunk) pieces of C run in parallel.

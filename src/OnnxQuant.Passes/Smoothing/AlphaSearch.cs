@@ -1,4 +1,5 @@
 using System.Numerics.Tensors;
+using OnnxQuant.Awq;
 using OnnxQuant.Quantization;
 
 namespace OnnxQuant.Smoothing;
@@ -59,7 +60,7 @@ public static class AlphaSearch
         var x = rows.ToArray();
         var absMax = activationAbsMax.ToArray();
         var wMax = weightRowAbsMax.ToArray();
-        var references = weights.Select(w => RowMatMul.Multiply(x, rowCount, k, w.KN, w.N)).ToList();
+        var references = weights.Select(w => MatrixMultiply.Multiply(MatrixView.Of(x, rowCount, k), MatrixView.Of(w.KN, k, w.N))).ToList();
         var best = Grid(x, rowCount, absMax, wMax, weights, references, [], scheme, grid ?? DefaultGrid, allowNoSmoothing);
         if (scheme.MaxFloatChannels <= 0 || scheme.PerTokenActivations)
             return best;
@@ -172,7 +173,7 @@ public static class AlphaSearch
             // The float channels' share of the output is computed without error; the int8 product must match the rest.
             var target = targets[i];
             Int8Quantizer.FakeQuantizeWeightsPerChannel(wq, w.K, w.N, scheme.ReducedRangeWeights);
-            var y = RowMatMul.Multiply(x, rowCount, k, wq, w.N);
+            var y = MatrixMultiply.Multiply(MatrixView.Of(x, rowCount, k), MatrixView.Of(wq, k, w.N));
             double norm = TensorPrimitives.SumOfSquares(references[i]);
             TensorPrimitives.Subtract(y, target, y);
             total += TensorPrimitives.SumOfSquares(y) / Math.Max(norm, 1e-30);

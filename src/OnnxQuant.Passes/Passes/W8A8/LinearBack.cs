@@ -1,5 +1,6 @@
 using System.Numerics.Tensors;
 using OnnxQuant.Analysis;
+using OnnxQuant.Awq;
 using OnnxQuant.IR;
 using OnnxQuant.Quantization;
 using OnnxQuant.Smoothing;
@@ -128,7 +129,7 @@ internal static class LinearBack
     {
         if (ranges.SampleRows(linear.Activation) is not { } sample || ranges.AbsMax(linear.Activation) is not { } absMax)
             throw new OnnxQuantException(null, $"--format qlinear needs recorded activation rows for '{linear.Activation}' to set the output scale of {linear.Node.Describe()}; recalibrate", ExitCode.Unsupported);
-        var y = RowMatMul.Multiply(sample.Rows, sample.Count, linear.K, kn, linear.N);
+        var y = MatrixMultiply.Multiply(MatrixView.Of(sample.Rows, sample.Count, linear.K), MatrixView.Of(kn, linear.K, linear.N));
         float max = MathF.Abs(TensorPrimitives.MaxMagnitude(y));
         for (int j = 0; j < linear.K; j++)
             max = MathF.Max(max, absMax[j] * MathF.Abs(TensorPrimitives.MaxMagnitude(kn.AsSpan(j * linear.N, linear.N))));
