@@ -1,5 +1,6 @@
 using System.Text;
 using System.Text.RegularExpressions;
+using OnnxQuant.Calibrate.Data;
 
 namespace OnnxQuant.Calibrate.Verification;
 
@@ -12,21 +13,9 @@ public static partial class HeldOutText
     public const string DefaultFileName = "persuasion.txt";
 
     /// <summary>The default held-out file: data/persuasion.txt beside the binary, or models/text/ above the current or binary folder.</summary>
-    public static string FindDefault()
-    {
-        string beside = Path.Combine(AppContext.BaseDirectory, "data", DefaultFileName);
-        if (File.Exists(beside))
-            return beside;
-        foreach (var start in new[] { Directory.GetCurrentDirectory(), AppContext.BaseDirectory })
-            for (var dir = new DirectoryInfo(start); dir is not null; dir = dir.Parent)
-            {
-                string candidate = Path.Combine(dir.FullName, "models", "text", DefaultFileName);
-                if (File.Exists(candidate))
-                    return candidate;
-            }
-        throw new OnnxQuantException(null,
+    public static string FindDefault() =>
+        DefaultText.Locate(DefaultFileName) ?? throw new OnnxQuantException(null,
             $"the default held-out text ({DefaultFileName}, from models/text in the OnnxQuant repository) was not found; pass --eval-data FILE");
-    }
 
     public static string Read(string path)
     {
