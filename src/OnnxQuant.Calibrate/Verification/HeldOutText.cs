@@ -15,7 +15,7 @@ public static partial class HeldOutText
     /// <summary>The default held-out file: data/persuasion.txt beside the binary, or models/text/ above the current or binary folder.</summary>
     public static string FindDefault() =>
         DefaultText.Locate(DefaultFileName) ?? throw new OnnxQuantException(null,
-            $"the default held-out text ({DefaultFileName}, from models/text in the OnnxQuant repository) was not found; pass --eval-data FILE");
+            $"the default held-out text ({DefaultFileName}, from models/text in the OnnxQuant repository) was not found; pass a held-out text file with --verify-data (smooth, awq) or --data (eval)");
 
     public static string Read(string path)
     {
