@@ -1,18 +1,13 @@
 using System.CommandLine;
-using System.Diagnostics;
 using System.Globalization;
 using OnnxQuant.Analysis;
 using OnnxQuant.Awq;
-using OnnxQuant.Calibrate;
 using OnnxQuant.Calibrate.BlockEvaluation;
 using OnnxQuant.Calibrate.Data;
 using OnnxQuant.Calibrate.Sessions;
 using OnnxQuant.Calibrate.Verification;
-using OnnxQuant.IO;
 using OnnxQuant.Passes;
-using OnnxQuant.Passes.W8A8;
 using OnnxQuant.Quantization;
-using OnnxQuant.Statistics;
 
 namespace OnnxQuant.Cli;
 
@@ -85,50 +80,28 @@ public static class AwqCommand
 
             // Stage lines only on an interactive stderr (like calibrate's progress): redirected stderr holds notes and errors only.
             var stages = ReferenceEquals(context.Error, Console.Error) && !Console.IsErrorRedirected ? context.Error : TextWriter.Null;
-            using var loaded = ModelFile.Load(modelPath);
-            // Fail in the first second, not after the search: unwritable output, or an output that is one of the inputs.
-            OutputPaths.CheckModel(outPath, loaded, [.. parse.GetValue(calibrationArguments.Data) ?? [], parse.GetValue(calibrationArguments.Stats), parse.GetValue(verifyText)]);
-            // New tensors go to a scratch file beside the output, so memory holds one layer's weights, not the model's.
-            using var spill = OutputPaths.AttachSpill(loaded, outPath);
-            var before = ModelFiles.Of(loaded);
-            var clock = Stopwatch.StartNew();
-            var pipeline = new Pipeline();
-            AwqPass? awq = null;
-            CalibrationResult? calibration = null;
-            if (how == AwqMethod.Awq)
+            var rewrite = new W4RewriteOptions { Quantization = quant, AccuracyLevel = level, Selection = selection };
+            var search = how == AwqMethod.Awq ? new AwqPassOptions
             {
-                var calibrated = calibrationArguments.Obtain(context, parse, loaded, modelPath, session, stages);
-                calibration = calibrated.Result;
-                IBlockEvaluator? evaluator = null;
-                if (parse.GetValue(blockLoss))
+                Search = new AwqOptions { Quantization = quant, GridPoints = gridPoints, Clip = !parse.GetValue(noClip), DuoScaling = !parse.GetValue(noDuo) },
+                BlockLoss = parse.GetValue(blockLoss),
+            } : null;
+            var verifyOptions = new VerifyOptions { TextPath = parse.GetValue(verifyText), TokenizerPath = parse.GetValue(calibrationArguments.Tokenizer), Session = session };
+            var job = new QuantizeJob(modelPath, outPath, Presets.Awq(rewrite, search), selection, calibrationArguments, session,
+                how == AwqMethod.Awq
+                    ? $"searching AWQ scales and rewriting to 4-bit MatMulNBits (blocks of {block})"
+                    : $"rewriting to 4-bit MatMulNBits, round-to-nearest (blocks of {block})",
+                !parse.GetValue(noVerify), parse.GetValue(latency), 10, verifyOptions,
+                [.. parse.GetValue(calibrationArguments.Data) ?? [], parse.GetValue(calibrationArguments.Stats), parse.GetValue(verifyText)])
+            {
+                Prepare = search is { BlockLoss: true } ? (calibrated, analyses) =>
                 {
                     var dataset = calibrated.Dataset ?? CalibrationData.Load(calibrationArguments.DataOptions(parse), modelPath);
-                    evaluator = new OrtBlockEvaluator(BlockWindows(dataset), session);
-                }
-                awq = new AwqPass(calibrated.Stats, new AwqPassOptions
-                {
-                    Search = new AwqOptions { Quantization = quant, GridPoints = gridPoints, Clip = !parse.GetValue(noClip), DuoScaling = !parse.GetValue(noDuo) },
-                    Selection = selection,
-                    BlockEvaluator = evaluator,
-                });
-                pipeline.Add(awq);
-            }
-            pipeline.Add(new W4RewritePass(new W4RewriteOptions { Quantization = quant, AccuracyLevel = level, Selection = selection }));
-            stages.WriteLine(how == AwqMethod.Awq
-                ? $"searching AWQ scales and rewriting to 4-bit MatMulNBits (blocks of {block})"
-                : $"rewriting to 4-bit MatMulNBits, round-to-nearest (blocks of {block})");
-            var steps = pipeline.Run(loaded, new PassContext { Cancellation = context.Cancellation, Progress = new AfterWrite.StageProgress(stages) });
-            if (!steps[^1].Result.Changed)
-                throw new OnnxQuantException(modelPath, "has no MatMul or Gemm with a constant float weight to quantize", ExitCode.Unsupported);
-            ModelFile.Save(loaded, outPath, cancel: context.Cancellation);
-            double compileSeconds = clock.Elapsed.TotalSeconds;
-            stages.WriteLine($"wrote {outPath}");
-
-            var verifyOptions = new VerifyOptions { TextPath = parse.GetValue(verifyText), TokenizerPath = parse.GetValue(calibrationArguments.Tokenizer), Session = session };
-            var (verification, timing) = AfterWrite.Check(context, stages, modelPath, outPath, !parse.GetValue(noVerify),
-                parse.GetValue(latency), 10, verifyOptions);
-            var summary = AwqSummary.Create(modelPath, outPath, how, quant, level, before, OutputBytes(outPath), calibration, awq, steps,
-                compileSeconds, verification, timing);
+                    analyses.Set<IBlockEvaluator>(new OrtBlockEvaluator(BlockWindows(dataset), session));
+                } : null,
+            };
+            var outcome = QuantizeCommand.Run(context, parse, job, stages);
+            var summary = AwqSummary.Create(modelPath, outPath, how, quant, level, OutputBytes(outPath), outcome);
             if (parse.GetValue(json))
                 JsonOutput.Write(context.Out, summary);
             else

@@ -1,6 +1,5 @@
 using System.Globalization;
 using OnnxQuant.Analysis;
-using OnnxQuant.Calibrate;
 using OnnxQuant.Calibrate.Verification;
 using OnnxQuant.Passes;
 using OnnxQuant.Quantization;
@@ -17,28 +16,37 @@ public sealed record AwqSummary(
     [property: System.Text.Json.Serialization.JsonPropertyName("projected_7b_minutes")] double? Projected7BMinutes,
     IReadOnlyList<AwqGroupSummary> GroupDetails, VerificationReport? Verification, LatencyReport? Latency)
 {
+    /// <summary>Every linear kept in floating point, with its reason (QuantizedLinears + KeptLinears = every MatMul/Gemm).</summary>
+    public IReadOnlyList<KeptLinear> Kept { get; init; } = [];
+
     /// <summary>7B = 32 layers x (4 x 4096^2 + 3 x 4096 x 11008) parameters, searched on 512 rows.</summary>
     public const double Parameters7B = 32.0 * (4.0 * 4096 * 4096 + 3.0 * 4096 * 11008);
 
-    public static AwqSummary Create(string model, string output, AwqMethod method, Int4QuantOptions quant, int accuracyLevel,
-        ModelFiles before, long bytesAfter, CalibrationResult? calibration, AwqPass? awq, IReadOnlyList<PipelineStep> steps,
-        double totalSeconds, VerificationReport? verification, LatencyReport? latency)
+    internal static AwqSummary Create(string model, string output, AwqMethod method, Int4QuantOptions quant, int accuracyLevel, long bytesAfter,
+        QuantizeOutcome outcome)
     {
+        var steps = outcome.Steps;
         var rewrite = steps.Single(s => s.Pass == "w4-rewrite");
         var search = steps.SingleOrDefault(s => s.Pass == "awq");
-        int quantized = rewrite.Result.Rows.Count(r => r.Columns["status"] == "MatMulNBits");
-        var groups = awq?.Decisions.Select(d => new AwqGroupSummary(d.Activation, d.Target, d.Consumers, d.Status, d.Loss, d.Ratio, d.RtnLoss,
+        var linears = outcome.Analyses.Get<W4Report>("awq summary").Decisions;
+        var groups = outcome.Analyses.Find<AwqReport>()?.Decisions.Select(d => new AwqGroupSummary(d.Activation, d.Target, d.Consumers, d.StatusText, d.Loss, d.Ratio, d.RtnLoss,
             d.AwqLoss, d.LossRatio, d.ClippedFraction, d.Seconds)).ToList() ?? [];
         double? perParamRow = search?.Result.Metrics.GetValueOrDefault("seconds_per_parameter_row");
         double? searchedParams = search?.Result.Metrics.GetValueOrDefault("searched_parameters");
         double? searchSeconds = search?.Result.Metrics.GetValueOrDefault("search_seconds");
+        var kept = linears.Where(d => !d.Quantized)
+            .Select(d => new KeptLinear(d.Scope is null ? d.Linear : $"{d.Scope}/{d.Linear}", d.Reason, d.Detail is null ? KeepReasons.Describe(d.Reason) : $"{KeepReasons.Describe(d.Reason)}: {d.Detail}"))
+            .ToList();
         return new AwqSummary(model, output, method.ToString().ToLowerInvariant(), quant.BlockSize, quant.Scheme.ToString().ToLowerInvariant(), accuracyLevel,
-            before.TotalBytes, bytesAfter, quantized, rewrite.Result.Rows.Count - quantized,
-            calibration?.Elapsed.TotalSeconds, search?.Elapsed.TotalSeconds ?? 0, rewrite.Elapsed.TotalSeconds, totalSeconds,
-            groups.Count, groups.Count(g => g.Status.StartsWith("scaled", StringComparison.Ordinal)),
+            outcome.Before.TotalBytes, bytesAfter, linears.Count(d => d.Quantized), kept.Count,
+            outcome.Calibration.Result?.Elapsed.TotalSeconds, search?.Elapsed.TotalSeconds ?? 0, rewrite.Elapsed.TotalSeconds, outcome.CompileSeconds,
+            groups.Count, outcome.Analyses.Find<AwqReport>()?.Decisions.Count(d => d.IsScaled) ?? 0,
             searchedParams > 0 ? searchSeconds / searchedParams * 1e6 : null,
             perParamRow > 0 ? perParamRow * Parameters7B * 512 / 60 : null,
-            groups, verification, latency);
+            groups, outcome.Verification, outcome.Latency)
+        {
+            Kept = kept,
+        };
     }
 
     public static void Print(IAnsiConsole console, AwqSummary s)
@@ -46,7 +54,8 @@ public sealed record AwqSummary(
         var inv = CultureInfo.InvariantCulture;
         string F(double v, string format) => v.ToString(format, inv);
         console.MarkupLineInterpolated($"[bold]{s.Model}[/] -> [bold]{s.Output}[/]: {s.Method}, 4-bit {s.Scheme} blocks of {s.GroupSize}, accuracy_level {s.AccuracyLevel}");
-        console.MarkupLineInterpolated($"{s.QuantizedLinears} linears to MatMulNBits, {s.KeptLinears} kept; size {Mb(s.BytesBefore)} -> {Mb(s.BytesAfter)} ({F((double)s.BytesAfter / s.BytesBefore, "P0")})");
+        console.MarkupLineInterpolated($"{s.QuantizedLinears} of {s.QuantizedLinears + s.KeptLinears} MatMul/Gemm to MatMulNBits{KeptSummary.Text(s.Kept)}");
+        console.MarkupLineInterpolated($"size {Mb(s.BytesBefore)} -> {Mb(s.BytesAfter)} ({F((double)s.BytesAfter / s.BytesBefore, "P0")})");
         string calibration = s.CalibrationSeconds is { } c ? $"calibration {F(c, "0.0")} s, " : "";
         console.MarkupLineInterpolated($"time: {calibration}search {F(s.SearchSeconds, "0.0")} s, rewrite {F(s.RewriteSeconds, "0.0")} s, total {F(s.TotalSeconds, "0.0")} s");
         if (s.GroupDetails.Count > 0)

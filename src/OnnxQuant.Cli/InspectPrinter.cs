@@ -33,29 +33,36 @@ public static class InspectPrinter
 
         if (s.Linears.Count > 0)
         {
-            var linears = new Table().Border(TableBorder.Simple).Title("quantizable linears")
-                .AddColumns("node", "op", "K x N", "weight", "bias", "activation from", "producer");
+            var linears = new Table().Border(TableBorder.Simple).Title("MatMul and Gemm nodes")
+                .AddColumns("node", "op", "verdict", "K x N", "weight", "bias", "activation from");
             foreach (var l in s.Linears)
-                linears.AddRow(Markup.Escape(l.Name), l.Op, $"{l.K} x {l.N}", l.WeightDtype, l.Bias ? "yes" : "no",
-                    l.ProducerKind.ToString(), Markup.Escape(ProducerText(l)));
+                linears.AddRow(Markup.Escape(l.Scope is null ? l.Name : $"{l.Scope}/{l.Name}"), l.Op,
+                    Markup.Escape(l.Reason == KeepReason.None ? "quantize" : "keep: " + KeepReasons.Short(l.Reason)),
+                    l.K > 0 ? $"{l.K} x {l.N}" : "-", l.WeightVia is null ? l.WeightDtype : Markup.Escape($"{l.WeightDtype} via {l.WeightVia}"),
+                    l.Bias ? "yes" : "no", Markup.Escape(ProducerText(l)));
             console.Write(linears);
         }
         console.WriteLine(SummaryLine(s));
     }
 
+    // "DecomposedLayerNorm '/encoder/LayerNorm/Add_1'": the kind and the node (the gamma and more are in --json).
     private static string ProducerText(LinearSummary l)
     {
-        string node = l.ProducerNode is null ? "(graph input)" : l.ProducerOutput > 0 ? $"{l.ProducerNode} output {l.ProducerOutput}" : l.ProducerNode;
-        return l.Gamma is null ? node : $"{node}, gamma {l.Gamma}";
+        if (l.ProducerKind is not { } kind)
+            return "-";
+        if (l.ProducerNode is null)
+            return $"{kind} (graph input)";
+        return l.ProducerOutput > 0 ? $"{kind} {l.ProducerNode} output {l.ProducerOutput}" : $"{kind} {l.ProducerNode}";
     }
 
-    /// <summary>"36 MatMul + 1 Gemm quantizable, 22.7M parameters".</summary>
+    /// <summary>"36 MatMul + 1 Gemm quantizable, 12 kept (12 computed weight), 22.7M parameters".</summary>
     public static string SummaryLine(ModelSummary s)
     {
         var parts = new List<string>();
         if (s.QuantizableMatMuls > 0) parts.Add($"{s.QuantizableMatMuls} MatMul");
         if (s.QuantizableGemms > 0) parts.Add($"{s.QuantizableGemms} Gemm");
-        string linears = parts.Count == 0 ? "no linear with a constant weight (nothing to quantize)" : string.Join(" + ", parts) + " quantizable";
-        return $"{linears}, {Format.Count(s.ParameterCount)} parameters";
+        string linears = parts.Count == 0 ? "no MatMul/Gemm to quantize with the default options (nothing to quantize)" : string.Join(" + ", parts) + " quantizable";
+        string kept = s.Kept.Count == 0 ? "" : $", {s.Kept.Sum(k => k.Count)} kept ({string.Join(", ", s.Kept.Select(k => $"{k.Count} {k.Why}"))})";
+        return $"{linears}{kept}, {Format.Count(s.ParameterCount)} parameters";
     }
 }

@@ -1,12 +1,10 @@
 using System.CommandLine;
-using System.Diagnostics;
 using System.Globalization;
 using OnnxQuant.Calibrate.Sessions;
 using OnnxQuant.Calibrate.Verification;
-using OnnxQuant.IO;
+using OnnxQuant.Analysis;
 using OnnxQuant.Passes;
 using OnnxQuant.Passes.W8A8;
-using OnnxQuant.Statistics;
 
 namespace OnnxQuant.Cli;
 
@@ -66,51 +64,20 @@ public static class SmoothCommand
                 verifyOptions = verifyOptions with { Sentences = count, Windows = count };
             if (parse.GetValue(verifyLength) is var length && length != verifyOptions.WindowLength)
                 verifyOptions = verifyOptions with { WindowLength = length > 1 ? length : throw new OnnxQuantException(null, "--verify-length must be at least 2", ExitCode.Usage) };
-            using var loaded = ModelFile.Load(modelPath);
-            OutputPaths.CheckModel(outPath, loaded, [.. parse.GetValue(calibrationArguments.Data) ?? [], parse.GetValue(calibrationArguments.Stats), parse.GetValue(verifyText)]);
-            // New tensors go to a scratch file beside the output, so memory holds one layer's weights, not the model's.
-            using var spill = OutputPaths.AttachSpill(loaded, outPath);
-            var clock = Stopwatch.StartNew();
-            CalibrationInput calibrated;
-            if (noSmoothing && quantize && w8a8.Format == W8A8Format.Dynamic && parse.GetValue(calibrationArguments.Stats) is null)
-            {
-                // Per-token dynamic activations without smoothing use no statistics: no calibration, no ONNX Runtime.
-                calibrated = new CalibrationInput(new CalibrationStats(ModelFingerprint.Compute(loaded.Graph), new CalibrationInfo(), []), null, null);
-            }
-            else
-            {
-                calibrated = calibrationArguments.Obtain(context, parse, loaded, modelPath, session, context.Error);
-            }
-            var statistics = calibrated.Stats;
-
-            var ranges = ActivationRanges.From(statistics);
-            var smooth = new SmoothQuantPass(statistics, new SmoothQuantOptions
+            var smoothing = noSmoothing ? null : new SmoothQuantOptions
             {
                 Alpha = fixedAlpha,
                 InsertMul = parse.GetValue(insertMul) ?? quantize,
                 Scope = parse.GetValue(scope),
-                Selection = selection,
-                FakeQuant = w8a8.FakeQuant,
-            }, ranges);
-            var pipeline = noSmoothing ? new Pipeline() : new Pipeline().Add(smooth);
-            W8A8RewritePass? rewrite = null;
-            if (quantize)
-                pipeline.Add(rewrite = new W8A8RewritePass(ranges, w8a8, selection));
-            context.Error.WriteLine(quantize
-                ? $"smoothing (alpha {parse.GetValue(alpha)}) and rewriting to W8A8 {w8a8.Format.ToString().ToLowerInvariant()}"
-                : $"smoothing (alpha {parse.GetValue(alpha)})");
-            var steps = pipeline.Run(loaded, new PassContext { Cancellation = context.Cancellation, Progress = new AfterWrite.StageProgress(context.Error) });
-            if (rewrite is not null && !steps[^1].Result.Changed)
-                throw new OnnxQuantException(modelPath, "has no MatMul or Gemm with a constant float weight to quantize (or every one is excluded)", ExitCode.Unsupported);
-            ModelFile.Save(loaded, outPath, cancel: context.Cancellation);
-            double compileSeconds = clock.Elapsed.TotalSeconds;
-            context.Error.WriteLine($"wrote {outPath}");
+            };
+            var pipeline = Presets.Smooth(selection, smoothing, quantize ? w8a8 : null);
+            var job = new QuantizeJob(modelPath, outPath, pipeline, selection, calibrationArguments, session,
+                quantize ? $"smoothing (alpha {parse.GetValue(alpha)}) and rewriting to W8A8 {w8a8.Format.ToString().ToLowerInvariant()}" : $"smoothing (alpha {parse.GetValue(alpha)})",
+                !parse.GetValue(noVerify), parse.GetValue(latency), 20, verifyOptions,
+                [.. parse.GetValue(calibrationArguments.Data) ?? [], parse.GetValue(calibrationArguments.Stats), parse.GetValue(verifyText)]);
+            var outcome = QuantizeCommand.Run(context, parse, job, context.Error);
 
-            var (verification, timing) = AfterWrite.Check(context, context.Error, modelPath, outPath, !parse.GetValue(noVerify),
-                parse.GetValue(latency), 20, verifyOptions);
-
-            var summary = SmoothSummary.Create(modelPath, outPath, quantize ? w8a8 : null, parse.GetValue(alpha)!, statistics, calibrated.Result,
-                smooth.Decisions, rewrite?.Decisions, compileSeconds, verification, timing);
+            var summary = SmoothSummary.Create(modelPath, outPath, quantize ? w8a8 : null, parse.GetValue(alpha)!, outcome);
             if (parse.GetValue(json))
                 JsonOutput.Write(context.Out, summary);
             else

@@ -1,9 +1,7 @@
 using System.Globalization;
-using OnnxQuant.Calibrate;
 using OnnxQuant.Calibrate.Verification;
 using OnnxQuant.Passes;
 using OnnxQuant.Passes.W8A8;
-using OnnxQuant.Statistics;
 using Spectre.Console;
 
 namespace OnnxQuant.Cli;
@@ -15,17 +13,24 @@ public sealed record SmoothSummary(
     IReadOnlyList<SmoothGroupSummary> Groups, int LinearsQuantized, IReadOnlyList<KeptLinear> LinearsKept,
     VerificationReport? Verification, LatencyReport? Latency)
 {
-    public static SmoothSummary Create(string model, string output, W8A8Options? w8a8, string alpha, CalibrationStats stats, CalibrationResult? calibration,
-        IReadOnlyList<SmoothingDecision> decisions, IReadOnlyList<W8A8Decision>? linears, double compileSeconds, VerificationReport? verification,
-        LatencyReport? latency)
+    /// <summary>Every MatMul/Gemm of the input model: quantized + kept add up to it when the rewrite ran.</summary>
+    public int Linears { get; init; }
+
+    internal static SmoothSummary Create(string model, string output, W8A8Options? w8a8, string alpha, QuantizeOutcome outcome)
     {
-        var groups = decisions.Select(d => new SmoothGroupSummary(d.Activation, d.ProducerKind.ToString(), d.Consumers, d.Status,
+        var stats = outcome.Calibration.Stats;
+        var decisions = outcome.Analyses.Find<SmoothingReport>()?.Decisions ?? [];
+        var linears = outcome.Analyses.Find<W8A8Report>()?.Decisions ?? [];
+        var groups = decisions.Select(d => new SmoothGroupSummary(d.Activation, d.ProducerKind.ToString(), d.Consumers, d.StatusText,
             d.Applied ? d.Target : null, d.FoldKind.ToString(), d.Alpha, d.RatioBefore, d.RatioAfter, d.FloatChannels)).ToList();
-        var kept = (linears ?? []).Where(l => l.Status != "quantized").Select(l => new KeptLinear(l.Linear, l.Status)).ToList();
+        var kept = linears.Where(l => !l.Quantized).Select(l => new KeptLinear(l.Scope is null ? l.Linear : $"{l.Scope}/{l.Linear}", l.Reason, l.Status)).ToList();
         return new SmoothSummary(model, output, w8a8?.Format.ToString().ToLowerInvariant(), w8a8?.ReducedRangeWeights ?? false,
             w8a8?.UnsignedActivations ?? false, alpha,
-            stats.Info.Data, stats.Info.Samples, stats.Info.SequenceLength, calibration?.Elapsed.TotalSeconds, compileSeconds,
-            FileBytes(model), FileBytes(output), groups, (linears ?? []).Count(l => l.Status == "quantized"), kept, verification, latency);
+            stats.Info.Data, stats.Info.Samples, stats.Info.SequenceLength, outcome.Calibration.Result?.Elapsed.TotalSeconds, outcome.CompileSeconds,
+            FileBytes(model), FileBytes(output), groups, linears.Count(l => l.Quantized), kept, outcome.Verification, outcome.Latency)
+        {
+            Linears = outcome.Linears.Count,
+        };
     }
 
     // The model file plus its external data files.
@@ -95,8 +100,7 @@ public sealed record SmoothSummary(
         console.MarkupLineInterpolated($"smoothed {applied} of {s.Groups.Count} groups (alpha {s.Alpha})");
         if (s.Format is not null)
         {
-            string kept = s.LinearsKept.Count > 0 ? $" ({Cli.Format.Names(s.LinearsKept.Select(k => $"{k.Name}: {k.Reason}"), 3)})" : "";
-            console.MarkupLineInterpolated($"W8A8 {s.Format}{(s.ReducedRange ? " (7-bit weights)" : "")}: {s.LinearsQuantized} linears quantized, {s.LinearsKept.Count} kept{kept}");
+            console.MarkupLineInterpolated($"W8A8 {s.Format}{(s.ReducedRange ? " (7-bit weights)" : "")}: {s.LinearsQuantized} of {s.Linears} MatMul/Gemm quantized{KeptSummary.Text(s.LinearsKept)}");
         }
         if (s.Verification is { } v)
         {
@@ -124,4 +128,3 @@ public sealed record SmoothSummary(
 public sealed record SmoothGroupSummary(string Activation, string Producer, IReadOnlyList<string> Consumers, string Status, string? Target,
     string FoldKind, float? Alpha, float RatioBefore, float RatioAfter, IReadOnlyList<int> FloatChannels);
 
-public sealed record KeptLinear(string Name, string Reason);

@@ -10,13 +10,16 @@ namespace OnnxQuant.Calibrate.Recording;
 /// <param name="ElementBytes">Bytes per recorded value (the weight's float width), for the memory estimate.</param>
 public sealed record RecordedTensor(string Name, int Channels, int ElementBytes)
 {
-    /// <summary>The inputs of the graph's quantizable linears, in graph order, each once.</summary>
+    /// <summary>
+    /// The inputs of the model's quantizable linears (the linear analysis' verdict before any option), in graph order, each
+    /// once: main-graph linears and those of If/Loop bodies that read a main-graph value.
+    /// </summary>
     public static List<RecordedTensor> FindAll(Graph graph)
     {
         var result = new List<RecordedTensor>();
         var seen = new HashSet<string>(StringComparer.Ordinal);
-        foreach (var linear in LinearNode.FindAll(graph))
-            if (seen.Add(linear.Activation))
+        foreach (var linear in LinearAnalysis.Analyze(graph, LinearSelection.All).Quantizable)
+            if (linear.ActivationCalibrated && seen.Add(linear.Activation))
                 result.Add(new RecordedTensor(linear.Activation, linear.K, Math.Max(2, ElementType.SizeOf(linear.WeightType))));
         return result;
     }

@@ -76,49 +76,23 @@ public sealed class LinearNode
         return result;
     }
 
-    /// <summary>The node seen as a linear, or null when it is not one (see the remarks on the class).</summary>
+    /// <summary>
+    /// The node seen as a linear, or null when it is not one: <see cref="LinearAnalysis"/> keeps it for a structural
+    /// reason, or its weight reaches it through steps not folded yet (FoldWeightChainsPass folds them).
+    /// </summary>
     public static LinearNode? TryCreate(Graph graph, NodeProto node)
     {
-        bool isMatMul = node.IsOnnx("MatMul"), isGemm = node.IsOnnx("Gemm");
-        if (!isMatMul && !isGemm)
+        if (!LinearAnalysis.IsLinearOp(node))
             return null;
-        if (node.InputAt(0) is not { } activation || node.InputAt(1) is not { } weightName || node.Output.Count == 0)
+        var facts = LinearAnalysis.Inspect(graph, node);
+        if (facts.Reason != KeepReason.None || facts.Chain is not { IsDirect: true } chain)
             return null;
-        if (graph.GetConstant(activation) is not null)
-            return null;
-        var weight = graph.GetConstant(weightName);
-        if (weight is null || weight.Shape.Count != 2 || !IsFloatStorage(weight.DataType))
-            return null;
-        bool fromConstantNode = graph.GetInitializer(weightName) is null;
-
-        if (isMatMul)
-        {
-            int k = (int)weight.Shape[0], n = (int)weight.Shape[1];
-            return new LinearNode(node, weightName, k, n, weight.DataType, false, 1f, FindMatMulBias(graph, node, n), fromConstantNode);
-        }
-
-        if (node.GetInt("transA", 0) != 0)
-            return null;
-        bool transB = node.GetInt("transB", 0) != 0;
-        float alpha = node.GetFloat("alpha", 1f);
-        if (alpha == 0f || !float.IsFinite(alpha))
-            return null;
-        int gk = (int)weight.Shape[transB ? 1 : 0], gn = (int)weight.Shape[transB ? 0 : 1];
-        LinearBias? bias = null;
-        if (node.InputAt(2) is { } c)
-        {
-            bias = ConstantVectorBias(graph, c, gn, null, node.GetFloat("beta", 1f));
-            if (bias is null)
-                return null;
-        }
-        return new LinearNode(node, weightName, gk, gn, weight.DataType, transB, alpha, bias, fromConstantNode);
+        return new LinearNode(node, chain.Root, facts.K, facts.N, chain.DataType, facts.Transposed, facts.Alpha, facts.Bias,
+            graph.GetInitializer(chain.Root) is null);
     }
 
-    private static bool IsFloatStorage(TensorProto.Types.DataType type) =>
-        type is TensorProto.Types.DataType.Float or TensorProto.Types.DataType.Float16 or TensorProto.Types.DataType.Bfloat16;
-
     // A MatMul's bias is the Add that is the only reader of its output and adds a constant [N].
-    private static LinearBias? FindMatMulBias(Graph graph, NodeProto matmul, int n)
+    internal static LinearBias? FindMatMulBias(Graph graph, NodeProto matmul, int n)
     {
         string output = matmul.Output[0];
         if (graph.IsGraphOutput(output))
@@ -133,7 +107,7 @@ public sealed class LinearNode
         return ConstantVectorBias(graph, other, n, add, 1f);
     }
 
-    private static LinearBias? ConstantVectorBias(Graph graph, string name, int n, NodeProto? add, float scale)
+    internal static LinearBias? ConstantVectorBias(Graph graph, string name, int n, NodeProto? add, float scale)
     {
         var t = graph.GetConstant(name);
         if (t is null || !ElementType.IsFloat(t.DataType) || t.ElementCount != n || t.Shape.Count == 0 || t.Shape[^1] != n)

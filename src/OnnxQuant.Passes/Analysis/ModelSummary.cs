@@ -6,7 +6,7 @@ namespace OnnxQuant.Analysis;
 
 /// <summary>
 /// What `onnxquant inspect` shows, as plain data (serialized as is for --json): header facts, graph inputs/outputs, the op
-/// histogram, parameters by dtype and the quantizable linears with the producers of their activations.
+/// histogram, parameters by dtype and every MatMul/Gemm with the linear analysis' verdict and the producer of its activation.
 /// </summary>
 public sealed record ModelSummary(
     ModelFiles Files,
@@ -22,13 +22,21 @@ public sealed record ModelSummary(
     long ParameterBytes,
     IReadOnlyList<LinearSummary> Linears)
 {
-    public int QuantizableMatMuls => Linears.Count(l => l.Op == "MatMul");
+    public int QuantizableMatMuls => Linears.Count(l => l.Op == "MatMul" && l.Reason == KeepReason.None);
 
-    public int QuantizableGemms => Linears.Count(l => l.Op == "Gemm");
+    public int QuantizableGemms => Linears.Count(l => l.Op == "Gemm" && l.Reason == KeepReason.None);
 
-    public static ModelSummary Create(OnnxModel model)
+    /// <summary>The linears kept in float, by reason (the counts add up with the quantizable ones to every MatMul/Gemm).</summary>
+    public IReadOnlyList<KeptCount> Kept => Linears.Where(l => l.Reason != KeepReason.None)
+        .GroupBy(l => l.Reason).Select(g => new KeptCount(g.Key, KeepReasons.Describe(g.Key), g.Count())).ToList();
+
+    /// <summary>The summary with the linear analysis under the commands' default options (the LM head kept).</summary>
+    public static ModelSummary Create(OnnxModel model) => Create(model, new LinearSelection());
+
+    public static ModelSummary Create(OnnxModel model, LinearSelection selection)
     {
         var graph = model.Graph;
+        var table = LinearAnalysis.Analyze(graph, selection);
         var linears = LinearNode.FindAll(graph);
         var constants = graph.Initializers.Values.Concat(ConstantNodeTensors(graph)).ToList();
         var parameters = constants
@@ -54,7 +62,7 @@ public sealed record ModelSummary(
             parameters,
             parameters.Sum(p => p.Elements),
             parameters.Sum(p => p.Bytes),
-            linears.Select(l => LinearSummary.Of(graph, l, linears)).ToList());
+            table.All.Select(c => LinearSummary.Of(graph, c, linears)).ToList());
     }
 
     /// <summary>"MatMul", or "com.microsoft.MatMulNBits" for ops outside the default domain.</summary>
@@ -109,27 +117,35 @@ public sealed record ValueSummary(string Name, string Dtype, IReadOnlyList<strin
     public string ShapeText => Shape is null ? "(unknown rank)" : $"[{string.Join(", ", Shape)}]";
 }
 
-/// <summary>One quantizable linear: its logical K x N weight and what produces its activation.</summary>
+/// <summary>One MatMul/Gemm: its verdict, its logical K x N weight and what produces its activation (main graph only).</summary>
 public sealed record LinearSummary(
     string Name,
     string Op,
+    string? Scope,
+    string Verdict,
+    KeepReason Reason,
     string Activation,
     int K,
     int N,
     string WeightDtype,
-    string Weight,
+    string? WeightVia,
     bool Bias,
-    ProducerKind ProducerKind,
+    ProducerKind? ProducerKind,
     string? ProducerNode,
     int ProducerOutput,
     string? Gamma,
     string? Beta)
 {
-    public static LinearSummary Of(Graph graph, LinearNode linear, IReadOnlyList<LinearNode> all)
+    public static LinearSummary Of(Graph graph, LinearCandidate candidate, IReadOnlyList<LinearNode> all)
     {
-        var producer = ActivationProducer.Of(graph, linear, all);
-        return new LinearSummary(linear.Name, linear.OpType, linear.Activation, linear.K, linear.N, ElementType.Name(linear.WeightType),
-            linear.WeightName, linear.Bias is not null, producer.Kind, producer.Node?.Name, producer.OutputIndex,
-            producer.Norm?.Gamma, producer.Norm?.Beta);
+        var linear = candidate.Scope is null ? LinearNode.TryCreate(graph, candidate.Node) : null;
+        var producer = linear is not null ? ActivationProducer.Of(graph, linear, all)
+            : candidate.Scope is null && candidate.K > 0 && !KeepReasons.IsStructural(candidate.Reason) ? ActivationProducer.Classify(graph, candidate.Activation, all)
+            : null;
+        return new LinearSummary(candidate.Name, candidate.Op, candidate.Scope, candidate.Quantizable ? "quantizable" : "kept: " + candidate.ReasonText,
+            candidate.Reason, candidate.Activation, candidate.K, candidate.N, candidate.WeightDtype, candidate.WeightVia, linear?.Bias is not null,
+            producer?.Kind, producer?.Node?.Name, producer?.OutputIndex ?? 0, producer?.Norm?.Gamma, producer?.Norm?.Beta);
     }
 }
+
+public sealed record KeptCount(KeepReason Reason, string Why, int Count);

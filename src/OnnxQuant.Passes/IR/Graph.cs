@@ -12,8 +12,7 @@ public sealed class Graph
 {
     private readonly List<NodeProto> _nodes;
     private readonly Dictionary<string, Tensor> _initializers;
-    private Dictionary<string, NodeProto>? _producers;
-    private Dictionary<string, List<NodeProto>>? _consumers;
+    private GraphIndex? _index;
     private readonly HashSet<string> _usedNodeNames = new(StringComparer.Ordinal);
     private readonly HashSet<string> _usedValueNames = new(StringComparer.Ordinal);
 
@@ -36,7 +35,30 @@ public sealed class Graph
         }
         foreach (var v in Inputs) _usedValueNames.Add(v.Name);
         foreach (var k in _initializers.Keys) _usedValueNames.Add(k);
+        foreach (var n in _nodes)
+            ReserveBodyNames(n);
     }
+
+    // A new value must not shadow a name a body defines (ONNX names are unique across scopes), nor the reverse.
+    private void ReserveBodyNames(NodeProto node)
+    {
+        foreach (var body in SubgraphScope.Subgraphs(node))
+        {
+            foreach (var v in body.Input) _usedValueNames.Add(v.Name);
+            foreach (var t in body.Initializer) _usedValueNames.Add(t.Name);
+            foreach (var inner in body.Node)
+            {
+                foreach (var o in inner.Output) _usedValueNames.Add(o);
+                ReserveBodyNames(inner);
+            }
+        }
+    }
+
+    /// <summary>Marks names as taken (a body reserves its enclosing graphs' names, so what it adds never shadows them).</summary>
+    public void ReserveValueNames(IEnumerable<string> names) => _usedValueNames.UnionWith(names);
+
+    /// <summary>Every value name this graph has used or reserved.</summary>
+    public IReadOnlyCollection<string> UsedValueNames => _usedValueNames;
 
     public string Name { get; set; }
 
@@ -92,53 +114,30 @@ public sealed class Graph
             if (attr?.T is not null)
                 return new IO.TensorProtoReader(new IO.ExternalDataFiles(".")).Read(attr.T).Renamed(name);
         }
+        // A body reads the enclosing graph's constants by name unless it defines the name itself.
+        if (Outer is not null && producer is null && !_initializers.ContainsKey(name) && !IsGraphInput(name))
+            return Outer.GetConstant(name);
         return null;
     }
+
+    /// <summary>For an If/Loop/Scan body: the graph whose values it reads by name (its outer scope); null for the main graph.</summary>
+    public Graph? Outer { get; init; }
 
     // ---- indexes ----
 
     /// <summary>The node that outputs <paramref name="value"/>, or null for graph inputs, initializers and unknown names.</summary>
-    public NodeProto? Producer(string value)
-    {
-        EnsureIndex();
-        return _producers!.GetValueOrDefault(value);
-    }
+    public NodeProto? Producer(string value) => Index.Producer(value);
 
     /// <summary>Every node that reads <paramref name="value"/>, including nodes whose subgraphs read it.</summary>
-    public IReadOnlyList<NodeProto> Consumers(string value)
-    {
-        EnsureIndex();
-        return _consumers!.TryGetValue(value, out var list) ? list : Array.Empty<NodeProto>();
-    }
+    public IReadOnlyList<NodeProto> Consumers(string value) => Index.Consumers(value);
 
-    private void EnsureIndex()
-    {
-        if (_producers is not null)
-            return;
-        var producers = new Dictionary<string, NodeProto>(StringComparer.Ordinal);
-        var consumers = new Dictionary<string, List<NodeProto>>(StringComparer.Ordinal);
-        foreach (var node in _nodes)
-        {
-            foreach (var o in node.Output)
-                if (o.Length > 0)
-                    producers[o] = node;
-            foreach (var i in NodeInputs(node))
-            {
-                if (!consumers.TryGetValue(i, out var list))
-                    consumers[i] = list = new List<NodeProto>();
-                if (list.Count == 0 || !ReferenceEquals(list[^1], node))
-                    list.Add(node);
-            }
-        }
-        _producers = producers;
-        _consumers = consumers;
-    }
+    private GraphIndex Index => _index ??= new GraphIndex(_nodes);
 
-    private void Invalidate()
-    {
-        _producers = null;
-        _consumers = null;
-    }
+    /// <summary>
+    /// Where the maintained producer/consumer indexes disagree with indexes built afresh from the nodes; empty when every
+    /// edit kept them right. The pipeline asks this after every pass when <c>CheckIndexes</c> is on (tests, Debug builds).
+    /// </summary>
+    public IReadOnlyList<string> IndexMismatches() => _index is null ? [] : _index.Mismatches(_nodes);
 
     /// <summary>The node's explicit inputs plus the outer-scope names its subgraphs read.</summary>
     public static IEnumerable<string> NodeInputs(NodeProto node)
@@ -150,7 +149,7 @@ public sealed class Graph
             yield return outer;
     }
 
-    // ---- edits ----
+    // ---- edits: every change to a node of this graph goes through one of these, so the indexes stay right ----
 
     /// <summary>A node name not used yet in this graph, derived from <paramref name="hint"/>.</summary>
     public string UniqueNodeName(string hint) => Unique(hint, _usedNodeNames);
@@ -179,35 +178,82 @@ public sealed class Graph
             _usedNodeNames.Add(node.Name);
         foreach (var o in node.Output) _usedValueNames.Add(o);
         _nodes.Add(node);
-        Invalidate();
+        _index?.Add(node);
         return node;
     }
 
     public void RemoveNode(NodeProto node)
     {
-        if (!_nodes.Remove(node))
+        // By reference: protobuf messages compare by value, and two nodes may look alike.
+        int at = _nodes.FindIndex(n => ReferenceEquals(n, node));
+        if (at < 0)
             throw new InvalidOperationException($"node '{node.Name}' is not in graph '{Name}'");
-        Invalidate();
+        _nodes.RemoveAt(at);
+        _index?.Remove(node);
     }
 
-    /// <summary>Replaces every use of <paramref name="oldValue"/> as a node input or graph output by <paramref name="newValue"/>.</summary>
+    /// <summary>Removes <paramref name="old"/> and adds <paramref name="replacement"/> under the old node's name.</summary>
+    public NodeProto ReplaceNode(NodeProto old, NodeProto replacement)
+    {
+        RemoveNode(old);
+        replacement.Name = old.Name; // still reserved in _usedNodeNames, and now free in the node list
+        foreach (var o in replacement.Output) _usedValueNames.Add(o);
+        _nodes.Add(replacement);
+        _index?.Add(replacement);
+        return replacement;
+    }
+
+    /// <summary>Points input <paramref name="index"/> of <paramref name="node"/> at <paramref name="value"/>.</summary>
+    public void SetInput(NodeProto node, int index, string value) =>
+        Edit(node, () => node.Input[index] = value);
+
+    /// <summary>Points every input of <paramref name="node"/> that reads <paramref name="from"/> at <paramref name="to"/>.</summary>
+    public void ReplaceInput(NodeProto node, string from, string to) => Edit(node, () =>
+    {
+        for (int i = 0; i < node.Input.Count; i++)
+            if (node.Input[i] == from)
+                node.Input[i] = to;
+    });
+
+    /// <summary>Renames output <paramref name="index"/> of <paramref name="node"/> (a value nothing reads yet, or whose readers follow).</summary>
+    public void RenameOutput(NodeProto node, int index, string name)
+    {
+        _usedValueNames.Add(name);
+        Edit(node, () => node.Output[index] = name);
+    }
+
+    /// <summary>Replaces the subgraph held by attribute <paramref name="attribute"/> of <paramref name="node"/>.</summary>
+    public void SetSubgraph(NodeProto node, string attribute, GraphProto body)
+    {
+        var attr = node.Attribute.FirstOrDefault(a => a.Name == attribute && a.G is not null)
+            ?? throw new InvalidOperationException($"{node.Describe()} has no subgraph attribute '{attribute}'");
+        Edit(node, () => attr.G = body);
+        ReserveBodyNames(node);
+    }
+
+    private void Edit(NodeProto node, Action edit)
+    {
+        if (_index is null)
+        {
+            edit();
+            return;
+        }
+        var before = NodeInputs(node).ToHashSet(StringComparer.Ordinal);
+        var outputsBefore = node.Output.ToList();
+        edit();
+        _index.Update(node, before, outputsBefore);
+    }
+
+    /// <summary>Replaces every use of <paramref name="oldValue"/> as a node input by <paramref name="newValue"/> (not as a graph output).</summary>
     public void ReplaceAllUses(string oldValue, string newValue, NodeProto? except = null)
     {
-        foreach (var node in _nodes)
-        {
-            if (ReferenceEquals(node, except)) continue;
-            for (int i = 0; i < node.Input.Count; i++)
-                if (node.Input[i] == oldValue)
-                    node.Input[i] = newValue;
-        }
         foreach (var o in Outputs)
             if (o.Name == oldValue)
                 throw new InvalidOperationException($"'{oldValue}' is a graph output; rename it through the producer instead");
-        Invalidate();
+        foreach (var node in Consumers(oldValue).ToList())
+            if (!ReferenceEquals(node, except) && node.Input.Contains(oldValue))
+                ReplaceInput(node, oldValue, newValue);
     }
-
-    /// <summary>Tells the graph a node's inputs or outputs were edited in place.</summary>
-    public void NodeChanged() => Invalidate();
 
     /// <summary>Removes nodes none of whose outputs is used, then initializers nothing reads. Returns how many nodes went.</summary>
     public int RemoveDeadNodes()
@@ -217,16 +263,13 @@ public sealed class Graph
         while (changed)
         {
             changed = false;
-            EnsureIndex();
             for (int i = _nodes.Count - 1; i >= 0; i--)
             {
                 var node = _nodes[i];
                 bool used = node.Output.Any(o => o.Length > 0 && (IsGraphOutput(o) || Consumers(o).Count > 0));
                 if (!used)
                 {
-                    _nodes.RemoveAt(i);
-                    Invalidate();
-                    EnsureIndex();
+                    RemoveNode(node);
                     removed++;
                     changed = true;
                 }
@@ -243,21 +286,19 @@ public sealed class Graph
     {
         var order = TopologicalOrder();
         _nodes.Clear();
-        _nodes.AddRange(order);
-        Invalidate();
+        _nodes.AddRange(order); // the indexes do not depend on the order
     }
 
     /// <summary>The nodes in dependency order, keeping the current order among independent nodes (Kahn's algorithm).</summary>
     public List<NodeProto> TopologicalOrder()
     {
-        EnsureIndex();
         var indegree = new Dictionary<NodeProto, int>(ReferenceEqualityComparer.Instance);
         var position = new Dictionary<NodeProto, int>(ReferenceEqualityComparer.Instance);
         for (int i = 0; i < _nodes.Count; i++)
         {
             var node = _nodes[i];
             position[node] = i;
-            indegree[node] = NodeInputs(node).Distinct().Count(v => _producers!.TryGetValue(v, out var p) && !ReferenceEquals(p, node));
+            indegree[node] = NodeInputs(node).Distinct().Count(v => Producer(v) is { } p && !ReferenceEquals(p, node));
         }
         var ready = new PriorityQueue<NodeProto, int>();
         foreach (var (node, deg) in indegree)

@@ -22,17 +22,49 @@ public sealed record AwqPassOptions
     /// <summary>The linears the rewrite will quantize (the same selection as <see cref="W4RewriteOptions.Selection"/>).</summary>
     public LinearSelection Selection { get; init; } = new();
 
-    /// <summary>Measures a candidate's loss on the block a group feeds (attention or MLP output); null: group-output loss only.</summary>
-    public IBlockEvaluator? BlockEvaluator { get; init; }
+    /// <summary>Score candidates on the block a group feeds (attention or MLP output), through the <see cref="IBlockEvaluator"/> in the pipeline's analyses; false: group-output loss only.</summary>
+    public bool BlockLoss { get; init; }
+}
+
+/// <summary>What AWQ did with a group: scaled and/or clipped its weights, found plain RTN best, or left it and why.</summary>
+public enum AwqStatus
+{
+    Scaled,
+    Clipped,
+    ScaledClipped,
+    RtnBest,
+    NotQuantized,
+    NoStatistics,
+    NeedsMul,
+    NotExact,
 }
 
 /// <summary>What AWQ did with one smoothing group.</summary>
-public sealed record AwqDecision(string Activation, string Target, IReadOnlyList<string> Consumers, string Status, string Loss,
+public sealed record AwqDecision(string Activation, string Target, IReadOnlyList<string> Consumers, AwqStatus Status, string Loss,
     float Ratio, double RtnLoss, double AwqLoss, double? ClippedFraction, double Seconds, long Parameters, int Rows)
 {
     /// <summary>AWQ's loss over RTN's on the recorded rows (1 when nothing was applied).</summary>
     public double LossRatio => RtnLoss > 0 ? AwqLoss / RtnLoss : 1;
+
+    public bool IsScaled => Status is AwqStatus.Scaled or AwqStatus.ScaledClipped;
+
+    /// <summary>"scaled+clipped", "rtn best", "left: no statistics": the status as the summary and --json say it.</summary>
+    public string StatusText => Status switch
+    {
+        AwqStatus.Scaled => "scaled",
+        AwqStatus.Clipped => "clipped",
+        AwqStatus.ScaledClipped => "scaled+clipped",
+        AwqStatus.RtnBest => "rtn best",
+        AwqStatus.NotQuantized => "left: not quantized",
+        AwqStatus.NoStatistics => "left: no statistics",
+        AwqStatus.NeedsMul => "left: needs a Mul",
+        AwqStatus.NotExact => "left: fold would not be exact",
+        _ => Status.ToString(),
+    };
 }
+
+/// <summary>AWQ's decision on every smoothing group (left in the pipeline's <see cref="AnalysisStore"/>).</summary>
+public sealed record AwqReport(IReadOnlyList<AwqDecision> Decisions);
 
 /// <summary>
 /// Activation-aware weight quantization, the search half: for each smoothing group, s = mean|X|^r on a grid (r = 0 is
@@ -42,45 +74,44 @@ public sealed record AwqDecision(string Activation, string Target, IReadOnlyList
 /// </summary>
 public sealed class AwqPass : IGraphPass
 {
-    private readonly CalibrationStats _stats;
     private readonly AwqPassOptions _options;
-    private readonly List<AwqDecision> _decisions = new();
 
-    public AwqPass(CalibrationStats stats, AwqPassOptions options)
+    /// <summary>Reads <see cref="CalibrationStats"/> from the pipeline's analyses, and an <see cref="IBlockEvaluator"/> when the options ask for the block loss.</summary>
+    public AwqPass(AwqPassOptions options)
     {
         options.Search.Validate();
-        _stats = stats;
         _options = options;
     }
 
     public string Name => "awq";
 
-    public IReadOnlyList<AwqDecision> Decisions => _decisions;
-
     public PassResult Run(OnnxModel model, PassContext context)
     {
+        var stats = context.Analyses.Get<CalibrationStats>(Name);
+        var blockEvaluator = _options.BlockLoss ? context.Analyses.Get<IBlockEvaluator>(Name) : null;
         var graph = model.Graph;
         var groups = SmoothingGroups.Find(graph);
-        _decisions.Clear();
+        var decisions = new List<AwqDecision>();
         bool changed = false;
         for (int i = 0; i < groups.Count; i++)
         {
             context.Cancellation.ThrowIfCancellationRequested();
             context.Progress?.Report(new PassProgress(Name, i, groups.Count, groups[i].Activation));
-            var decision = Search(model, groups[i], context.Cancellation);
-            _decisions.Add(decision);
-            changed |= decision.Status is "scaled" or "clipped" or "scaled+clipped";
+            var decision = Search(model, groups[i], stats, blockEvaluator, context.Cancellation);
+            decisions.Add(decision);
+            changed |= decision.Status is AwqStatus.Scaled or AwqStatus.Clipped or AwqStatus.ScaledClipped;
         }
         context.Progress?.Report(new PassProgress(Name, groups.Count, groups.Count));
-        var searched = _decisions.Where(d => d.Rows > 0).ToList();
+        context.Analyses.Set(new AwqReport(decisions));
+        var searched = decisions.Where(d => d.Rows > 0).ToList();
         double seconds = searched.Sum(d => d.Seconds);
         double paramTokens = searched.Sum(d => (double)d.Parameters * d.Rows);
-        return new PassResult(changed, _decisions.Select(ToRow).ToList())
+        return new PassResult(changed, decisions.Select(ToRow).ToList())
         {
             Metrics = new Dictionary<string, double>
             {
                 ["groups"] = groups.Count,
-                ["scaled"] = _decisions.Count(d => d.Status.StartsWith("scaled", StringComparison.Ordinal)),
+                ["scaled"] = decisions.Count(d => d.IsScaled),
                 ["search_seconds"] = seconds,
                 ["searched_parameters"] = searched.Sum(d => (double)d.Parameters),
                 // Seconds per (parameter x row): what the 7B projection scales up.
@@ -89,7 +120,7 @@ public sealed class AwqPass : IGraphPass
         };
     }
 
-    private AwqDecision Search(OnnxModel model, SmoothingGroup group, CancellationToken cancel)
+    private AwqDecision Search(OnnxModel model, SmoothingGroup group, CalibrationStats calibration, IBlockEvaluator? blockEvaluator, CancellationToken cancel)
     {
         var graph = model.Graph;
         var clock = Stopwatch.StartNew();
@@ -98,17 +129,17 @@ public sealed class AwqPass : IGraphPass
         // Only the quantized consumers count in the loss; the others take the scale exactly (they stay in float).
         var consumers = all.Where(c => _options.Selection.IsQuantized(graph, c)).ToList();
         string target = group.Producer.Description;
-        AwqDecision Left(string why) => new(group.Activation, target, names, why, "-", 0f, 0, 0, null, clock.Elapsed.TotalSeconds, 0, 0);
+        AwqDecision Left(AwqStatus why) => new(group.Activation, target, names, why, "-", 0f, 0, 0, null, clock.Elapsed.TotalSeconds, 0, 0);
 
         if (consumers.Count == 0)
-            return Left("left: not quantized");
-        var stats = _stats.Get(group.Activation);
+            return Left(AwqStatus.NotQuantized);
+        var stats = calibration.Get(group.Activation);
         if (stats is null || stats.Channels != group.Channels || stats.SampleRowCount == 0)
-            return Left("left: no statistics");
+            return Left(AwqStatus.NoStatistics);
         if (!group.IsFoldable && !_options.InsertMul)
-            return Left("left: needs a Mul");
+            return Left(AwqStatus.NeedsMul);
         if (!group.Producer.IsExact(graph))
-            return Left("left: fold would not be exact");
+            return Left(AwqStatus.NotExact);
 
         var search = _options.Search with { Quantization = _options.Search.Quantization with { ScaleType = consumers[0].WeightType } };
         var rows = EvenlySpacedRows(stats, search.MaxRows, out int rowCount);
@@ -116,7 +147,7 @@ public sealed class AwqPass : IGraphPass
         var weights = consumers.Select(c => new AwqWeight(c.Name, c.ReadWeightKN(graph), c.N)).ToList();
         long parameters = weights.Sum(w => (long)w.Values.Length);
 
-        var blockLoss = _options.BlockEvaluator?.TryCreate(model, group);
+        var blockLoss = blockEvaluator?.TryCreate(model, group);
         string lossKind = blockLoss is null ? "group output" : $"block ({blockLoss.Description})";
         AwqScaleResult result;
         try
@@ -144,12 +175,12 @@ public sealed class AwqPass : IGraphPass
             }
             clipped = Clip(graph, group, MatrixView.Of(scaledRows, rowCount, stats.Channels), search, _options.Selection, cancel);
         }
-        string status = (scaled, clipped > 0) switch
+        var status = (scaled, clipped > 0) switch
         {
-            (true, true) => "scaled+clipped",
-            (true, false) => "scaled",
-            (false, true) => "clipped",
-            _ => "rtn best",
+            (true, true) => AwqStatus.ScaledClipped,
+            (true, false) => AwqStatus.Scaled,
+            (false, true) => AwqStatus.Clipped,
+            _ => AwqStatus.RtnBest,
         };
         return new AwqDecision(group.Activation, target, names, status, lossKind, result.Ratio, result.RtnLoss, result.BestLoss, clipped,
             clock.Elapsed.TotalSeconds, parameters, rowCount);
@@ -194,7 +225,7 @@ public sealed class AwqPass : IGraphPass
         {
             ["target"] = d.Target,
             ["consumers"] = string.Join(", ", d.Consumers),
-            ["status"] = d.Status,
+            ["status"] = d.StatusText,
         };
         if (d.Rows > 0)
         {

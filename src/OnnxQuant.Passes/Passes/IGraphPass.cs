@@ -30,11 +30,27 @@ public sealed class PassContext
 {
     public CancellationToken Cancellation { get; init; }
 
+    /// <summary>Facts passes read (calibration statistics, activation ranges) and the reports they leave.</summary>
+    public AnalysisStore Analyses { get; init; } = new();
+
     /// <summary>Receives (pass name, done, total) as a pass works through its items.</summary>
     public IProgress<PassProgress>? Progress { get; init; }
 
     /// <summary>Run <see cref="IR.GraphValidator"/> after every pass (always in tests; behind a flag in release).</summary>
     public bool ValidateAfterEachPass { get; init; } = true;
+
+    /// <summary>
+    /// Compare the graph's maintained producer/consumer indexes with fresh ones after every pass: on in Debug builds and
+    /// wherever ONNXQUANT_CHECK_INDEXES=1 (the test suite sets it), off otherwise (it rebuilds the indexes once per pass).
+    /// </summary>
+    public bool CheckIndexes { get; init; } = DefaultCheckIndexes;
+
+    public static bool DefaultCheckIndexes =>
+#if DEBUG
+        true;
+#else
+        Environment.GetEnvironmentVariable("ONNXQUANT_CHECK_INDEXES") == "1";
+#endif
 }
 
 public readonly record struct PassProgress(string Pass, int Done, int Total, string? Item = null);

@@ -39,6 +39,8 @@ public sealed class Pipeline
             clock.Stop();
             if (context.ValidateAfterEachPass && result.Changed)
                 GraphValidator.Validate(model.Graph, $"after pass {pass.Name}");
+            if (context.CheckIndexes && model.Graph.IndexMismatches() is { Count: > 0 } wrong)
+                throw new InvalidOperationException($"pass {pass.Name} left the graph's indexes wrong (an edit bypassed Graph): {string.Join("; ", wrong.Take(5))}");
             steps.Add(new PipelineStep(pass.Name, result, clock.Elapsed));
         }
         return steps;

@@ -37,92 +37,120 @@ public sealed record SmoothQuantOptions
     public IReadOnlyList<float>? AlphaGrid { get; init; }
 }
 
+/// <summary>What SmoothQuant did with a group: applied s (folded or through an inserted Mul), or left it and why.</summary>
+public enum SmoothingStatus
+{
+    Folded,
+    Inserted,
+    NotNormFed,
+    NoStatistics,
+    NotQuantized,
+    NeedsMul,
+    NotExact,
+    FloatChannelsOnly,
+    NoGain,
+}
+
 /// <summary>What the pass did with one smoothing group.</summary>
 public sealed record SmoothingDecision(
     string Activation, ProducerKind ProducerKind, FoldKind FoldKind, string Target, IReadOnlyList<string> Consumers,
-    string Status, float? Alpha, float RatioBefore, float RatioAfter, double? ErrorUnsmoothed, double? ErrorSmoothed)
+    SmoothingStatus Status, float? Alpha, float RatioBefore, float RatioAfter, double? ErrorUnsmoothed, double? ErrorSmoothed)
 {
     /// <summary>Channels the W8A8 graph computes in floating point (auto alpha with float channels allowed).</summary>
     public IReadOnlyList<int> FloatChannels { get; init; } = [];
 
     /// <summary>True when s was applied (folded or through an inserted Mul).</summary>
-    public bool Applied => Status is "folded" or "inserted";
+    public bool Applied => Status is SmoothingStatus.Folded or SmoothingStatus.Inserted;
+
+    /// <summary>"folded", "inserted", "left: no statistics": the status as the summary and --json say it.</summary>
+    public string StatusText => Status switch
+    {
+        SmoothingStatus.Folded => "folded",
+        SmoothingStatus.Inserted => "inserted",
+        SmoothingStatus.NotNormFed => "left: not norm-fed (--scope norm)",
+        SmoothingStatus.NoStatistics => "left: no statistics",
+        SmoothingStatus.NotQuantized => "left: not quantized",
+        SmoothingStatus.NeedsMul => "left: needs --insert-mul",
+        SmoothingStatus.NotExact => "left: fold would not be exact",
+        SmoothingStatus.FloatChannelsOnly => "left: float channels only",
+        SmoothingStatus.NoGain => "left: smoothing does not help",
+        _ => Status.ToString(),
+    };
 }
+
+/// <summary>SmoothQuant's decision on every smoothing group (left in the pipeline's <see cref="Passes.AnalysisStore"/>).</summary>
+public sealed record SmoothingReport(IReadOnlyList<SmoothingDecision> Decisions);
 
 /// <summary>
 /// SmoothQuant: for every smoothing group, <c>s_j = max|X_j|^a / max|W_j|^(1-a)</c> from the calibrated activation
 /// maxima and the consumers' weight rows, folded into the producer (norm gamma/beta, a linear's columns, or an inserted
 /// Mul) and the consumers' rows. Alpha is fixed or searched per group on the recorded rows. The model computes the same
-/// function afterwards, up to float rounding; <see cref="Ranges"/> follows the rescaled activations for the rewrite.
+/// function afterwards, up to float rounding; the pipeline's <see cref="ActivationRanges"/> follows the rescaled activations for the rewrite.
 /// </summary>
 public sealed class SmoothQuantPass : IGraphPass
 {
-    private readonly CalibrationStats _stats;
     private readonly SmoothQuantOptions _options;
-    private readonly List<SmoothingDecision> _decisions = new();
 
-    public SmoothQuantPass(CalibrationStats stats, SmoothQuantOptions options, ActivationRanges ranges)
+    /// <summary>Reads <see cref="CalibrationStats"/> and <see cref="ActivationRanges"/> from the pipeline's analyses; rescales the ranges it smooths.</summary>
+    public SmoothQuantPass(SmoothQuantOptions options)
     {
         if (options.Alpha is { } a && !(a >= 0f && a <= 1f))
             throw new OnnxQuantException(null, $"--alpha must be between 0 and 1 or 'auto' (got {a})", ExitCode.Usage);
-        _stats = stats;
         _options = options;
-        Ranges = ranges;
     }
 
     public string Name => "smoothquant";
 
-    public ActivationRanges Ranges { get; }
-
-    public IReadOnlyList<SmoothingDecision> Decisions => _decisions;
-
     public PassResult Run(OnnxModel model, PassContext context)
     {
+        var stats = context.Analyses.Get<CalibrationStats>(Name);
+        var ranges = context.Analyses.Get<ActivationRanges>(Name);
         var graph = model.Graph;
         var groups = SmoothingGroups.Find(graph);
-        _decisions.Clear();
+        var decisions = new List<SmoothingDecision>();
         bool changed = false;
         for (int i = 0; i < groups.Count; i++)
         {
             context.Cancellation.ThrowIfCancellationRequested();
             context.Progress?.Report(new PassProgress(Name, i, groups.Count, groups[i].Activation));
-            var decision = Smooth(model, groups[i]);
-            _decisions.Add(decision);
+            var decision = Smooth(model, groups[i], stats, ranges);
+            decisions.Add(decision);
             changed |= decision.Applied;
         }
         context.Progress?.Report(new PassProgress(Name, groups.Count, groups.Count));
-        return new PassResult(changed, _decisions.Select(ToRow).ToList())
+        context.Analyses.Set(new SmoothingReport(decisions));
+        return new PassResult(changed, decisions.Select(ToRow).ToList())
         {
             Metrics = new Dictionary<string, double>
             {
                 ["groups"] = groups.Count,
-                ["folded"] = _decisions.Count(d => d.Status == "folded"),
-                ["inserted"] = _decisions.Count(d => d.Status == "inserted"),
+                ["folded"] = decisions.Count(d => d.Status == SmoothingStatus.Folded),
+                ["inserted"] = decisions.Count(d => d.Status == SmoothingStatus.Inserted),
             },
         };
     }
 
-    private SmoothingDecision Smooth(OnnxModel model, SmoothingGroup group)
+    private SmoothingDecision Smooth(OnnxModel model, SmoothingGroup group, CalibrationStats calibration, ActivationRanges ranges)
     {
         var graph = model.Graph;
         var consumers = group.CurrentConsumers(graph);
         var names = consumers.Select(c => c.Name).ToList();
-        var stats = _stats.Get(group.Activation);
+        var stats = calibration.Get(group.Activation);
         float ratio = stats is null ? float.NaN : SmoothQuantScales.MaxOverMedian(stats.AbsMax);
-        SmoothingDecision Left(string why, float? alpha = null, double? e0 = null, double? e1 = null) =>
+        SmoothingDecision Left(SmoothingStatus why, float? alpha = null, double? e0 = null, double? e1 = null) =>
             new(group.Activation, group.ProducerKind, group.Producer.Kind, group.Producer.Description, names, why, alpha, ratio, ratio, e0, e1);
 
         if (_options.Scope == SmoothingScope.NormInputs && !IsNorm(group.ProducerKind))
-            return Left("left: not norm-fed (--scope norm)");
+            return Left(SmoothingStatus.NotNormFed);
         if (stats is null || stats.Channels != group.Channels)
-            return Left("left: no statistics");
+            return Left(SmoothingStatus.NoStatistics);
         var quantized = consumers.Where(c => _options.Selection.IsQuantized(graph, c)).ToList();
         if (quantized.Count == 0)
-            return Left("left: not quantized");
+            return Left(SmoothingStatus.NotQuantized);
         if (!group.IsFoldable && !_options.InsertMul)
-            return Left("left: needs --insert-mul");
+            return Left(SmoothingStatus.NeedsMul);
         if (!group.Producer.IsExact(graph))
-            return Left("left: fold would not be exact");
+            return Left(SmoothingStatus.NotExact);
 
         var weightMax = group.WeightRowAbsMax(graph);
         float alpha;
@@ -137,8 +165,8 @@ public sealed class SmoothQuantPass : IGraphPass
             if (choice.Alpha is not { } chosen)
             {
                 // No smoothing, but float channels may still pay off; the rewrite reads them under the unchanged name.
-                Ranges.SetFloatChannels(group.Activation, floatChannels);
-                return Left(floatChannels.Count > 0 ? "left: float channels only" : "left: smoothing does not help", null, before, after)
+                ranges.SetFloatChannels(group.Activation, floatChannels);
+                return Left(floatChannels.Count > 0 ? SmoothingStatus.FloatChannelsOnly : SmoothingStatus.NoGain, null, before, after)
                     with { FloatChannels = floatChannels };
             }
             alpha = chosen;
@@ -150,11 +178,11 @@ public sealed class SmoothQuantPass : IGraphPass
         var s = SmoothQuantScales.Compute(activationMax, weightMax, alpha);
         group.Apply(graph, s);
         string now = group.CurrentConsumers(graph)[0].Activation;
-        Ranges.Rescale(group.Activation, now, s);
-        Ranges.SetFloatChannels(now, floatChannels);
+        ranges.Rescale(group.Activation, now, s);
+        ranges.SetFloatChannels(now, floatChannels);
         float ratioAfter = SmoothQuantScales.MaxOverMedian(SmoothQuantScales.Divide(activationMax, s));
         return new SmoothingDecision(group.Activation, group.ProducerKind, group.Producer.Kind, group.Producer.Description, names,
-            group.IsFoldable ? "folded" : "inserted", alpha, ratio, ratioAfter, before, after) { FloatChannels = floatChannels };
+            group.IsFoldable ? SmoothingStatus.Folded : SmoothingStatus.Inserted, alpha, ratio, ratioAfter, before, after) { FloatChannels = floatChannels };
     }
 
     private static bool IsNorm(ProducerKind kind) => kind is ProducerKind.LayerNorm or ProducerKind.RMSNorm or ProducerKind.SkipLayerNorm
@@ -183,7 +211,7 @@ public sealed class SmoothQuantPass : IGraphPass
     {
         ["producer"] = d.ProducerKind.ToString(),
         ["consumers"] = string.Join(", ", d.Consumers),
-        ["fold"] = d.Applied ? $"{d.Status}: {d.Target}" : d.Status,
+        ["fold"] = d.Applied ? $"{d.StatusText}: {d.Target}" : d.StatusText,
         ["alpha"] = d.Alpha?.ToString("0.00", CultureInfo.InvariantCulture) ?? "-",
         ["float channels"] = d.FloatChannels.Count == 0 ? "-" : string.Join(" ", d.FloatChannels),
         ["ratio before"] = d.RatioBefore.ToString("0.0", CultureInfo.InvariantCulture),

@@ -3,7 +3,6 @@ using Onnx;
 using OnnxQuant.Analysis;
 using OnnxQuant.IO;
 using OnnxQuant.IR;
-using OnnxQuant.Passes.W8A8;
 using OnnxQuant.Quantization;
 
 namespace OnnxQuant.Passes;
@@ -46,50 +45,56 @@ public sealed class W4RewritePass : IGraphPass
 
     public PassResult Run(OnnxModel model, PassContext context)
     {
-        var graph = model.Graph;
-        var linears = LinearNode.FindAll(graph);
-        var rows = new List<PassReportRow>();
-        var removedValues = new HashSet<string>(StringComparer.Ordinal);
-        long bytesBefore = 0, bytesAfter = 0;
-        int done = 0;
-        foreach (var linear in linears)
-        {
-            context.Cancellation.ThrowIfCancellationRequested();
-            context.Progress?.Report(new PassProgress(Name, done++, linears.Count, linear.Name));
-            if (_options.Selection.ExclusionReason(graph, linear) is { } reason)
-            {
-                rows.Add(Row(linear, $"kept: {reason}"));
-                continue;
-            }
-            var (row, before, after) = Rewrite(graph, linear, removedValues);
-            rows.Add(row);
-            bytesBefore += before;
-            bytesAfter += after;
-        }
-        context.Progress?.Report(new PassProgress(Name, linears.Count, linears.Count));
-        if (bytesAfter == 0)
+        var decisions = new List<W4Decision>();
+        bool changed = SubgraphBodies.RewriteAll(model.Graph, null, (graph, scope) => RewriteGraph(graph, scope, decisions, context));
+        context.Analyses.Set(new W4Report(decisions));
+        var rows = decisions.Select(Row).ToList();
+        if (!changed)
             return PassResult.Unchanged with { Rows = rows };
-
         model.EnsureOpset(Nodes.MicrosoftDomain, MicrosoftOpset);
-        graph.ValueInfo.RemoveAll(v => removedValues.Contains(v.Name));
-        graph.RemoveDeadNodes();
-        graph.SortTopologically();
         return new PassResult(true, rows)
         {
             Metrics = new Dictionary<string, double>
             {
-                ["quantized_linears"] = rows.Count(r => r.Columns["status"] == "MatMulNBits"),
-                ["weight_bytes_before"] = bytesBefore,
-                ["weight_bytes_after"] = bytesAfter,
+                ["quantized_linears"] = decisions.Count(d => d.Quantized),
+                ["weight_bytes_before"] = decisions.Sum(d => d.BytesBefore),
+                ["weight_bytes_after"] = decisions.Sum(d => d.BytesAfter),
             },
         };
     }
 
-    private (PassReportRow Row, long Before, long After) Rewrite(Graph graph, LinearNode linear, HashSet<string> removedValues)
+    private bool RewriteGraph(Graph graph, string? scope, List<W4Decision> decisions, PassContext context)
+    {
+        var candidates = graph.Nodes.Where(LinearAnalysis.IsLinearOp).Select(n => LinearAnalysis.Classify(graph, n, scope, _options.Selection)).ToList();
+        var removedValues = new HashSet<string>(StringComparer.Ordinal);
+        int done = 0, rewritten = 0;
+        foreach (var candidate in candidates)
+        {
+            context.Cancellation.ThrowIfCancellationRequested();
+            context.Progress?.Report(new PassProgress(Name, done++, candidates.Count, candidate.Name));
+            if (!candidate.Quantizable)
+            {
+                decisions.Add(new W4Decision(candidate.Name, scope, candidate.K, candidate.N, candidate.Reason, candidate.Detail, null, 0, 0));
+                continue;
+            }
+            var linear = LinearNode.TryCreate(graph, candidate.Node)
+                ?? throw new InvalidOperationException($"linear '{candidate.QualifiedName}' reads its weight through {candidate.WeightVia}; run {nameof(FoldWeightChainsPass)} first");
+            decisions.Add(Rewrite(graph, linear, scope, removedValues));
+            rewritten++;
+        }
+        if (scope is null)
+            context.Progress?.Report(new PassProgress(Name, candidates.Count, candidates.Count));
+        if (rewritten == 0)
+            return false;
+        graph.ValueInfo.RemoveAll(v => removedValues.Contains(v.Name));
+        graph.RemoveDeadNodes();
+        graph.SortTopologically();
+        return true;
+    }
+
+    private W4Decision Rewrite(Graph graph, LinearNode linear, string? scope, HashSet<string> removedValues)
     {
         var type = linear.WeightType;
-        if (!ScaleStorage.IsSupported(type))
-            return (Row(linear, $"kept ({ElementType.Name(type)} weight)"), 0, 0);
         var options = _options.Quantization with { ScaleType = type };
         var weight = linear.ReadWeightKN(graph);
         var bias = linear.ReadBias(graph);
@@ -103,20 +108,16 @@ public sealed class W4RewritePass : IGraphPass
 
         string output = linear.Output;
         var node = MatMulNBitsPacker.BuildNode(packed, linear.Activation, output, linear.Name);
-        graph.RemoveNode(linear.Node);
         if (linear.Bias?.AddNode is { } add)
         {
             graph.RemoveNode(add);
             removedValues.Add(linear.Node.Output[0]);
         }
-        graph.AddNode(node);
-        node.Name = linear.Name; // AddNode renamed it (the old node's name stays reserved); the replacement keeps it
+        graph.ReplaceNode(linear.Node, node);
 
-        double relativeError = RelativeError(weight, quantized);
         long before = graph.GetConstant(linear.WeightName)?.ByteLength ?? 0;
         long after = packed.Initializers.Sum(t => t.ByteLength) - (packed.Bias?.ByteLength ?? 0);
-        var row = Row(linear, "MatMulNBits", relativeError, before, after);
-        return (row, before, after);
+        return new W4Decision(linear.Name, scope, linear.K, linear.N, KeepReason.None, null, RelativeError(weight, quantized), before, after);
     }
 
     // The packer derives its tensors' names from the base name; pick one for which none of them is taken yet.
@@ -163,20 +164,28 @@ public sealed class W4RewritePass : IGraphPass
         return total > 0 ? Math.Sqrt(e / total) : 0;
     }
 
-    private static PassReportRow Row(LinearNode linear, string status, double? relativeError = null, long before = 0, long after = 0)
+    private static PassReportRow Row(W4Decision d)
     {
         var columns = new Dictionary<string, string>
         {
-            ["op"] = linear.OpType + (linear.IsTransposed ? " (transB)" : ""),
-            ["shape"] = $"{linear.K}x{linear.N}",
-            ["status"] = status,
+            ["shape"] = $"{d.K}x{d.N}",
+            ["status"] = d.Quantized ? "MatMulNBits" : "kept: " + (d.Detail is null ? KeepReasons.Describe(d.Reason) : $"{KeepReasons.Describe(d.Reason)}: {d.Detail}"),
         };
-        if (relativeError is { } e)
+        if (d.WeightError is { } e)
         {
             columns["weight_rel_error"] = e.ToString("0.0000", CultureInfo.InvariantCulture);
-            columns["bytes_before"] = before.ToString(CultureInfo.InvariantCulture);
-            columns["bytes_after"] = after.ToString(CultureInfo.InvariantCulture);
+            columns["bytes_before"] = d.BytesBefore.ToString(CultureInfo.InvariantCulture);
+            columns["bytes_after"] = d.BytesAfter.ToString(CultureInfo.InvariantCulture);
         }
-        return new PassReportRow(linear.Name, columns);
+        return new PassReportRow(d.Scope is null ? d.Linear : $"{d.Scope}/{d.Linear}", columns);
     }
 }
+
+/// <summary>What the 4-bit rewrite did with one MatMul/Gemm: quantized (<see cref="KeepReason.None"/>, with its weight error and bytes) or kept.</summary>
+public sealed record W4Decision(string Linear, string? Scope, int K, int N, KeepReason Reason, string? Detail, double? WeightError, long BytesBefore, long BytesAfter)
+{
+    public bool Quantized => Reason == KeepReason.None;
+}
+
+/// <summary>The 4-bit rewrite's decision on every MatMul/Gemm of the model (left in the pipeline's <see cref="AnalysisStore"/>).</summary>
+public sealed record W4Report(IReadOnlyList<W4Decision> Decisions);

@@ -41,11 +41,7 @@ internal static class ConstantEdits
 
     private static void Repoint(Graph graph, NodeProto node, string from, string to)
     {
-        if (from == to)
-            return;
-        for (int i = 0; i < node.Input.Count; i++)
-            if (node.Input[i] == from)
-                node.Input[i] = to;
-        graph.NodeChanged();
+        if (from != to)
+            graph.ReplaceInput(node, from, to);
     }
 }

@@ -55,10 +55,7 @@ public sealed class InsertedMulFold : IFoldTarget
         mul.DocString = DocString;
         graph.AddNode(mul);
         foreach (var reader in _readers)
-            for (int i = 0; i < reader.Input.Count; i++)
-                if (reader.Input[i] == Activation)
-                    reader.Input[i] = output;
-        graph.NodeChanged();
+            graph.ReplaceInput(reader, Activation, output);
         graph.SortTopologically();
         Inserted = mul;
     }

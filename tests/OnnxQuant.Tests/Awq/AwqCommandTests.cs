@@ -35,7 +35,9 @@ public sealed class AwqCommandTests : IDisposable
         var awqJson = awq.Json();
         Assert.Equal("rtn", rtnJson.GetProperty("method").GetString());
         Assert.Equal(14, rtnJson.GetProperty("quantized_linears").GetInt32());   // 2 x (q, k, v, o, gate, up, down)
-        Assert.Equal(1, rtnJson.GetProperty("kept_linears").GetInt32());         // lm_head
+        Assert.Equal(5, rtnJson.GetProperty("kept_linears").GetInt32());         // lm_head and 2 x (q·kᵀ, scores·v)
+        var kept = rtnJson.GetProperty("kept").EnumerateArray().ToList();
+        Assert.Equal(["ComputedWeight", "ComputedWeight", "ComputedWeight", "ComputedWeight", "LmHead"], kept.Select(k => k.GetProperty("code").GetString()).Order());
         Assert.Equal(0, rtnJson.GetProperty("groups").GetInt32());
         Assert.True(rtnJson.GetProperty("bytes_after").GetInt64() < rtnJson.GetProperty("bytes_before").GetInt64());
         Assert.True(awqJson.GetProperty("scaled_groups").GetInt32() >= 4);

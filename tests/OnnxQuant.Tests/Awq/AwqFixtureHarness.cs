@@ -1,3 +1,4 @@
+using OnnxQuant.Awq;
 using Google.Protobuf;
 using OnnxQuant.Calibrate;
 using OnnxQuant.Calibrate.Data;
@@ -39,13 +40,22 @@ internal sealed class AwqFixtureHarness
     /// <summary>The float model's outputs on the held-out tokens.</summary>
     public Dictionary<string, OrtResult> Reference { get; }
 
+    /// <summary>The analyses (and the passes' reports) of the last <see cref="Apply"/>.</summary>
+    public AnalysisStore Last { get; private set; } = new();
+
+    /// <summary>An <see cref="IBlockEvaluator"/> the next pipelines carry (AWQ's block loss).</summary>
+    public IBlockEvaluator? BlockEvaluator { get; set; }
+
     /// <summary>Applies <paramref name="passes"/> to a fresh copy of the fixture and returns the model's bytes.</summary>
     public byte[] Apply(params IGraphPass[] passes)
     {
         using var model = FixtureModels.BuildModel(Options);
         var pipeline = new Pipeline();
         foreach (var p in passes) pipeline.Add(p);
-        pipeline.Run(model, new PassContext());
+        Last = PassRun.Analyses(Stats);
+        if (BlockEvaluator is not null)
+            Last.Set(BlockEvaluator);
+        pipeline.Run(model, new PassContext { Analyses = Last });
         using var temp = new TempFolder();
         string path = temp.File("model.onnx");
         ModelFile.Save(model, path, new SaveOptions { ExternalThreshold = long.MaxValue });

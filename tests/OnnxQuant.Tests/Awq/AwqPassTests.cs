@@ -32,15 +32,16 @@ public sealed class AwqPassTests
         var w4 = new W4RewritePass(new W4RewriteOptions { Quantization = Q32 });
 
         double rtn = h.RelativeError(h.Run(h.Apply(w4)), output);
-        var awq = new AwqPass(h.Stats, new AwqPassOptions { Search = new AwqOptions { Quantization = Q32 } });
+        var awq = new AwqPass(new AwqPassOptions { Search = new AwqOptions { Quantization = Q32 } });
         double awqError = h.RelativeError(h.Run(h.Apply(awq, new W4RewritePass(new W4RewriteOptions { Quantization = Q32 }))), output);
 
-        foreach (var d in awq.Decisions)
-            _output.WriteLine($"{d.Activation}: {d.Target} [{string.Join(", ", d.Consumers)}] {d.Status} r={d.Ratio:0.00} awq/rtn={d.LossRatio:0.000}");
+        var decisions = h.Last.Get<AwqReport>("test").Decisions;
+        foreach (var d in decisions)
+            _output.WriteLine($"{d.Activation}: {d.Target} [{string.Join(", ", d.Consumers)}] {d.StatusText} r={d.Ratio:0.00} awq/rtn={d.LossRatio:0.000}");
         _output.WriteLine($"{family}: relative MSE of {output}: RTN {rtn:g4}, AWQ {awqError:g4} (ratio {awqError / rtn:0.000})");
         Assert.True(rtn > 1e-5, $"RTN error {rtn:g3} is too small for the comparison to mean anything");
         Assert.True(awqError < maxRatio * rtn, $"AWQ {awqError:g4} vs RTN {rtn:g4}");
-        Assert.Contains(awq.Decisions, d => d.Status.StartsWith("scaled") && d.LossRatio < 0.5);
+        Assert.Contains(decisions, d => d.IsScaled && d.LossRatio < 0.5);
     }
 
     // The search half alone must not change what the model computes: s is folded exactly.
@@ -51,9 +52,9 @@ public sealed class AwqPassTests
     {
         var options = new FixtureOptions { Family = family, Layers = 1, Hidden = 64, Heads = 4, Intermediate = 128, Vocab = 128, OutlierChannels = 2, Seed = 4 };
         var h = new AwqFixtureHarness(options, samples: 4, sequence: 16);
-        var awq = new AwqPass(h.Stats, new AwqPassOptions { Search = new AwqOptions { Quantization = Q32, GridPoints = 10, Clip = false } });
+        var awq = new AwqPass(new AwqPassOptions { Search = new AwqOptions { Quantization = Q32, GridPoints = 10, Clip = false } });
         double error = h.RelativeError(h.Run(h.Apply(awq)), output);
-        Assert.Contains(awq.Decisions, d => d.Status == "scaled");
+        Assert.Contains(h.Last.Get<AwqReport>("test").Decisions, d => d.Status == AwqStatus.Scaled);
         Assert.True(error < 1e-9, $"relative MSE {error:g3} after folding only");
     }
 
@@ -68,9 +69,9 @@ public sealed class AwqPassTests
         Assert.Equal(2, qk.Count);
         Assert.All(qk, n => Assert.Matches("q_proj|k_proj", n));
 
-        var awq = new AwqPass(h.Stats, new AwqPassOptions { Search = new AwqOptions { Quantization = Q32, GridPoints = 5, Clip = true, ClipSteps = 10 } });
+        var awq = new AwqPass(new AwqPassOptions { Search = new AwqOptions { Quantization = Q32, GridPoints = 5, Clip = true, ClipSteps = 10 } });
         double rtnClip = h.RelativeError(h.Run(h.Apply(awq, new W4RewritePass(new W4RewriteOptions { Quantization = Q32 }))), "logits");
-        Assert.Contains(awq.Decisions, d => d.ClippedFraction > 0);
+        Assert.Contains(h.Last.Get<AwqReport>("test").Decisions, d => d.ClippedFraction > 0);
         Assert.True(double.IsFinite(rtnClip) && rtnClip < 0.5, $"clipped model error {rtnClip:g3}");
     }
 }

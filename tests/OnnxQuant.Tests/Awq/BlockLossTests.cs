@@ -96,13 +96,15 @@ public sealed class BlockLossTests
         var rng = new Random(5);
         var windows = Enumerable.Range(0, 4).Select(_ => Enumerable.Range(0, 32).Select(_ => rng.Next(options.Vocab)).ToArray()).ToList();
         var evaluator = new OrtBlockEvaluator(windows, new SessionSettings { Device = ExecutionDevice.Cpu, Threads = 1 });
-        var awq = new AwqPass(h.Stats, new AwqPassOptions { Search = new AwqOptions { Quantization = Q32 }, BlockEvaluator = evaluator });
+        var awq = new AwqPass(new AwqPassOptions { Search = new AwqOptions { Quantization = Q32 }, BlockLoss = true });
         double rtn = h.RelativeError(h.Run(h.Apply(new W4RewritePass(new W4RewriteOptions { Quantization = Q32 }))), "logits");
+        h.BlockEvaluator = evaluator;
         double awqError = h.RelativeError(h.Run(h.Apply(awq, new W4RewritePass(new W4RewriteOptions { Quantization = Q32 }))), "logits");
-        foreach (var d in awq.Decisions)
-            _output.WriteLine($"{d.Activation}: {d.Loss} {d.Status} r={d.Ratio:0.00} awq/rtn={d.LossRatio:0.000}");
+        var decisions = h.Last.Get<AwqReport>("test").Decisions;
+        foreach (var d in decisions)
+            _output.WriteLine($"{d.Activation}: {d.Loss} {d.StatusText} r={d.Ratio:0.00} awq/rtn={d.LossRatio:0.000}");
         _output.WriteLine($"RTN {rtn:g4}, AWQ (block loss) {awqError:g4}");
-        Assert.Equal(4, awq.Decisions.Count(d => d.Loss.StartsWith("block")));
+        Assert.Equal(4, decisions.Count(d => d.Loss.StartsWith("block")));
         Assert.Equal(4, evaluator.BlocksEvaluated);
         Assert.True(awqError < 0.5 * rtn, $"AWQ {awqError:g4} vs RTN {rtn:g4}");
     }

@@ -30,7 +30,11 @@ public class MiniLmInspectTests
         var json = result.Json();
         Assert.Equal(36, json.GetProperty("quantizable_mat_muls").GetInt32());
         Assert.Equal(1, json.GetProperty("quantizable_gemms").GetInt32());
-        var linears = json.GetProperty("linears").EnumerateArray().ToList();
+        // Every MatMul/Gemm has a verdict: the 37 linears and the 12 attention products (q·kᵀ, scores·v) of 6 layers.
+        var all = json.GetProperty("linears").EnumerateArray().ToList();
+        Assert.Equal(49, all.Count);
+        Assert.Equal(12, all.Count(l => l.GetProperty("reason").GetString() == "ComputedWeight"));
+        var linears = all.Where(l => l.GetProperty("reason").GetString() == "None").ToList();
         Assert.Equal(37, linears.Count);
 
         // q/k/v: the three 384x384 linears that read one activation. Six layers, each fed by a LayerNorm.

@@ -73,22 +73,12 @@ public class EmittedModelsInOrtNodeTests(ITestOutputHelper output)
     {
         using var model = FixtureModels.BuildModel(Fixture with { Fp16 = fp16 });
         var stats = Calibrate(model);
-        var pipeline = new Pipeline();
-        if (scheme is "rtn" or "awq")
-        {
-            if (scheme == "awq")
-                pipeline.Add(new AwqPass(stats, new AwqPassOptions { Search = new AwqOptions { Quantization = Block32, GridPoints = 5 } }));
-            pipeline.Add(new W4RewritePass(new W4RewriteOptions { Quantization = Block32 }));
-        }
-        else
-        {
-            var w8a8 = new W8A8Options { Format = Enum.Parse<W8A8Format>(scheme, ignoreCase: true) };
-            var ranges = ActivationRanges.From(stats);
-            var selection = new LinearSelection();
-            pipeline.Add(new SmoothQuantPass(stats, new SmoothQuantOptions { Alpha = 0.5f, InsertMul = true, Selection = selection, FakeQuant = w8a8.FakeQuant }, ranges));
-            pipeline.Add(new W8A8RewritePass(ranges, w8a8, selection));
-        }
-        pipeline.Run(model, new PassContext());
+        var spec = scheme is "rtn" or "awq"
+            ? Presets.Awq(new W4RewriteOptions { Quantization = Block32 },
+                scheme == "awq" ? new AwqPassOptions { Search = new AwqOptions { Quantization = Block32, GridPoints = 5 } } : null)
+            : Presets.Smooth(new OnnxQuant.Analysis.LinearSelection(), new SmoothQuantOptions { Alpha = 0.5f, InsertMul = true },
+                new W8A8Options { Format = Enum.Parse<W8A8Format>(scheme, ignoreCase: true) });
+        spec.Build().Run(model, new PassContext { Analyses = OnnxQuant.Tests.Support.PassRun.Analyses(stats) });
         ModelFile.Save(model, path);
         return model.Graph.Nodes.Count(n => n.OpType == op);
     }

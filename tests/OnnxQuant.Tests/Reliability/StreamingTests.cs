@@ -109,8 +109,7 @@ public sealed class StreamingTests : IClassFixture<StreamingTests.Model>
     {
         using var dir = new TempFolder();
         string output = dir.File("w8.onnx");
-        var pass = new W8A8RewritePass(ActivationRanges.From(new CalibrationStats("none", new CalibrationInfo(), [])),
-            new W8A8Options { Format = W8A8Format.Dynamic }, new LinearSelection());
+        var pass = new W8A8RewritePass(new W8A8Options { Format = W8A8Format.Dynamic }, new OnnxQuant.Analysis.LinearSelection());
         var (spilled, unchanged) = Quantize(output, pass);
         Assert.Equal(7 * Size.Layers, spilled.Count(n => n.EndsWith("_int8", StringComparison.Ordinal)));
         Assert.Contains("model.embed_tokens.weight", unchanged);

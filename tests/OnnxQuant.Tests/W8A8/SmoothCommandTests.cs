@@ -32,8 +32,12 @@ public class SmoothCommandTests
         Assert.Equal("int8", root.GetProperty("format").GetString());
         Assert.Equal("auto", root.GetProperty("alpha").GetString());
         Assert.Equal(42, root.GetProperty("linears_quantized").GetInt32());
-        var kept = Assert.Single(root.GetProperty("linears_kept").EnumerateArray());
-        Assert.Equal("/model/lm_head/MatMul", kept.GetProperty("name").GetString());
+        // Every MatMul is accounted for: 42 quantized, the head kept, and 6 layers x 2 attention products (no constant weight).
+        var kept = root.GetProperty("linears_kept").EnumerateArray().ToList();
+        Assert.Equal(55, root.GetProperty("linears").GetInt32());
+        Assert.Equal(13, kept.Count);
+        Assert.Equal("/model/lm_head/MatMul", Assert.Single(kept, k => k.GetProperty("code").GetString() == "LmHead").GetProperty("name").GetString());
+        Assert.Equal(12, kept.Count(k => k.GetProperty("code").GetString() == "ComputedWeight"));
         var groups = root.GetProperty("groups").EnumerateArray().ToList();
         Assert.Equal(25, groups.Count);
         Assert.Equal(24, groups.Count(g => g.GetProperty("status").GetString() is "folded"));

@@ -81,20 +81,13 @@ internal static class W8A8TestKit
         return Math.Sqrt(diff / norm);
     }
 
-    /// <summary>Smooths (unless <paramref name="smooth"/> is null) and rewrites <paramref name="model"/> in place; returns the passes.</summary>
-    public static (SmoothQuantPass? Smooth, W8A8RewritePass Rewrite) Quantize(OnnxModel model, CalibrationStats stats, W8A8Options w8a8,
-        SmoothQuantOptions? smooth, LinearSelection? selection = null)
+    /// <summary>Smooths (unless <paramref name="smooth"/> is null) and rewrites <paramref name="model"/> in place (the smooth preset); returns the passes' reports.</summary>
+    public static (SmoothingReport? Smooth, W8A8Report Rewrite) Quantize(OnnxModel model, CalibrationStats stats, W8A8Options w8a8,
+        SmoothQuantOptions? smooth, OnnxQuant.Analysis.LinearSelection? selection = null)
     {
-        var ranges = ActivationRanges.From(stats);
-        selection ??= new LinearSelection();
-        var pipeline = new Pipeline();
-        SmoothQuantPass? sq = null;
-        if (smooth is not null)
-            pipeline.Add(sq = new SmoothQuantPass(stats, smooth with { Selection = selection, FakeQuant = w8a8.FakeQuant }, ranges));
-        var rewrite = new W8A8RewritePass(ranges, w8a8, selection);
-        pipeline.Add(rewrite);
-        pipeline.Run(model, new PassContext());
-        return (sq, rewrite);
+        var analyses = OnnxQuant.Tests.Support.PassRun.Analyses(stats);
+        Presets.Smooth(selection ?? new OnnxQuant.Analysis.LinearSelection(), smooth, w8a8).Build().Run(model, new PassContext { Analyses = analyses });
+        return (analyses.Find<SmoothingReport>(), analyses.Get<W8A8Report>("test"));
     }
 
     public static FixtureOptions OutlierLlama(bool fp16 = false) => new()

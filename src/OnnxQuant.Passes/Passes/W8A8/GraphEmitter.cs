@@ -64,10 +64,7 @@ internal sealed class GraphEmitter
     public string Rename(string value, string name)
     {
         var node = _graph.Producer(value) ?? throw new InvalidOperationException($"nothing produces '{value}'");
-        for (int i = 0; i < node.Output.Count; i++)
-            if (node.Output[i] == value)
-                node.Output[i] = name;
-        _graph.NodeChanged();
+        _graph.RenameOutput(node, node.Output.IndexOf(value), name);
         return name;
     }
 

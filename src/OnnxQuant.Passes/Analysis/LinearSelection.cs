@@ -1,8 +1,7 @@
 using System.Text.RegularExpressions;
-using OnnxQuant.Analysis;
 using OnnxQuant.IR;
 
-namespace OnnxQuant.Passes.W8A8;
+namespace OnnxQuant.Analysis;
 
 /// <summary>
 /// Which linears get quantized: all constant-weight MatMul/Gemm nodes except those whose name matches an --exclude
@@ -25,24 +24,35 @@ public sealed class LinearSelection
 
     public IReadOnlyList<string> Patterns => _exclude.Select(e => e.Pattern).ToList();
 
-    /// <summary>Null when the linear is quantized, else why not ("--exclude 'x'", "LM head").</summary>
-    public string? ExclusionReason(Graph graph, LinearNode linear)
+    /// <summary>Null when the options leave the linear to be quantized, else why they keep it (the pattern as detail).</summary>
+    public (KeepReason Reason, string? Detail)? Exclusion(Graph graph, string name, string weight, string output)
     {
         foreach (var (pattern, regex) in _exclude)
-            if (regex.IsMatch(linear.Name))
-                return $"--exclude '{pattern}'";
-        if (!IncludeLmHead && IsLmHead(graph, linear))
-            return "LM head (--include-lm-head to quantize it)";
+            if (regex.IsMatch(name))
+                return (KeepReason.ExcludedByPattern, $"--exclude '{pattern}'");
+        if (!IncludeLmHead && IsLmHead(graph, name, weight, output))
+            return (KeepReason.LmHead, null);
         return null;
     }
 
-    public bool IsQuantized(Graph graph, LinearNode linear) => ExclusionReason(graph, linear) is null;
+    public bool IsQuantized(Graph graph, LinearNode linear) => Exclusion(graph, linear.Name, linear.WeightName, linear.Output) is null;
 
-    public static bool IsLmHead(Graph graph, LinearNode linear)
+    /// <summary>Patterns that match none of <paramref name="names"/> (a typo the user should hear about).</summary>
+    public IReadOnlyList<string> UnmatchedPatterns(IEnumerable<string> names)
     {
-        if (linear.Name.Contains("lm_head", StringComparison.OrdinalIgnoreCase) || linear.WeightName.Contains("lm_head", StringComparison.OrdinalIgnoreCase))
+        var all = names.ToList();
+        return _exclude.Where(e => !all.Any(n => e.Regex.IsMatch(n))).Select(e => e.Pattern).ToList();
+    }
+
+    /// <summary>
+    /// The linear named lm_head (node or weight), or whose output reaches a graph output named like "logits" through
+    /// Casts and Identities.
+    /// </summary>
+    public static bool IsLmHead(Graph graph, string name, string weight, string output)
+    {
+        if (name.Contains("lm_head", StringComparison.OrdinalIgnoreCase) || weight.Contains("lm_head", StringComparison.OrdinalIgnoreCase))
             return true;
-        string value = linear.Output;
+        string value = output;
         for (int hops = 0; hops < 4; hops++)
         {
             if (graph.IsGraphOutput(value))

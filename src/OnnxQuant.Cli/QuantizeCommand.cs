@@ -1,0 +1,102 @@
+using System.CommandLine;
+using System.Diagnostics;
+using OnnxQuant.Analysis;
+using OnnxQuant.Calibrate.Sessions;
+using OnnxQuant.Calibrate.Verification;
+using OnnxQuant.IO;
+using OnnxQuant.Passes;
+using OnnxQuant.Passes.W8A8;
+using OnnxQuant.Statistics;
+
+namespace OnnxQuant.Cli;
+
+/// <summary>What a quantizing command asks the shared skeleton to do.</summary>
+/// <param name="Pipeline">The declared passes (a preset of <see cref="Presets"/>).</param>
+/// <param name="Selection">The linears the options keep or quantize (the same object the pipeline's passes hold).</param>
+/// <param name="Prepare">Adds command-specific facts to the analyses once the calibration is known (AWQ's block evaluator).</param>
+/// <param name="WithoutCalibration">Statistics to use when the pipeline needs none and no --stats was given.</param>
+internal sealed record QuantizeJob(
+    string ModelPath, string OutPath, PipelineSpec Pipeline, LinearSelection Selection, CalibrationArguments Calibration,
+    SessionSettings Session, string StageLine, bool Verify, int LatencyTokens, int LatencyRuns, VerifyOptions VerifyOptions,
+    IReadOnlyList<string?> OtherInputs)
+{
+    public Action<CalibrationInput, AnalysisStore>? Prepare { get; init; }
+}
+
+/// <summary>What the skeleton did, for the command's summary.</summary>
+internal sealed record QuantizeOutcome(
+    LinearTable Linears, CalibrationInput Calibration, AnalysisStore Analyses, IReadOnlyList<PipelineStep> Steps, ModelFiles Before,
+    double CompileSeconds, VerificationReport? Verification, LatencyReport? Latency);
+
+/// <summary>
+/// The one skeleton of `smooth` and `awq`: load -> analyse the linears (refusing a model with nothing to quantize before
+/// any calibration) -> calibrate or read --stats (only when a pass needs statistics) -> run the declared passes -> save ->
+/// verify -> hand the outcome to the command's summary.
+/// </summary>
+internal static class QuantizeCommand
+{
+    public static QuantizeOutcome Run(CliContext context, ParseResult parse, QuantizeJob job, TextWriter stages)
+    {
+        using var loaded = ModelFile.Load(job.ModelPath);
+        // Fail in the first second, not after calibration: unwritable output, or an output that is one of the inputs.
+        OutputPaths.CheckModel(job.OutPath, loaded, [.. job.OtherInputs]);
+        var table = LinearAnalysis.Analyze(loaded.Graph, job.Selection);
+        bool rewrites = job.Pipeline.Passes.Any(p => p is W8A8RewriteSpec or W4RewriteSpec);
+        if (rewrites)
+            EnsureSomethingToQuantize(job.ModelPath, table);
+        foreach (var pattern in job.Selection.UnmatchedPatterns(table.All.Select(c => c.Name)))
+            context.Error.WriteLine($"warning: --exclude '{pattern}' matches no MatMul or Gemm of {job.ModelPath}");
+        // New tensors go to a scratch file beside the output, so memory holds one layer's weights, not the model's.
+        using var spill = OutputPaths.AttachSpill(loaded, job.OutPath);
+        var before = ModelFiles.Of(loaded);
+        var clock = Stopwatch.StartNew();
+
+        var calibrated = job.Pipeline.NeedsCalibration || parse.GetValue(job.Calibration.Stats) is not null
+            ? job.Calibration.Obtain(context, parse, loaded, job.ModelPath, job.Session, stages)
+            : new CalibrationInput(new CalibrationStats(ModelFingerprint.Compute(loaded.Graph), new CalibrationInfo(), []), null, null);
+        var analyses = new AnalysisStore();
+        analyses.Set(calibrated.Stats);
+        analyses.Set(ActivationRanges.From(calibrated.Stats));
+        job.Prepare?.Invoke(calibrated, analyses);
+
+        stages.WriteLine(job.StageLine);
+        var steps = job.Pipeline.Build().Run(loaded, new PassContext
+        {
+            Cancellation = context.Cancellation,
+            Progress = new AfterWrite.StageProgress(stages),
+            Analyses = analyses,
+        });
+        if (rewrites && !steps[^1].Result.Changed)
+            throw NothingQuantized(job.ModelPath, analyses);
+        ModelFile.Save(loaded, job.OutPath, cancel: context.Cancellation);
+        double compileSeconds = clock.Elapsed.TotalSeconds;
+        stages.WriteLine($"wrote {job.OutPath}");
+
+        var (verification, timing) = AfterWrite.Check(context, stages, job.ModelPath, job.OutPath, job.Verify, job.LatencyTokens, job.LatencyRuns, job.VerifyOptions);
+        return new QuantizeOutcome(table, calibrated, analyses, steps, before, compileSeconds, verification, timing);
+    }
+
+    // Every linear kept for a reason no option changes, or every one excluded: say so before calibrating.
+    private static void EnsureSomethingToQuantize(string modelPath, LinearTable table)
+    {
+        if (table.Quantizable.Any())
+            return;
+        if (table.Count == 0)
+            throw new OnnxQuantException(modelPath, "has no MatMul or Gemm node: there is nothing to quantize", ExitCode.Unsupported);
+        if (table.All.All(c => c.Reason == KeepReason.AlreadyQuantized))
+            throw new OnnxQuantException(modelPath, $"is already quantized: each of its {table.Count} MatMul/Gemm nodes reads a DequantizeLinear weight. Quantize the floating-point model instead", ExitCode.Unsupported);
+        throw new OnnxQuantException(modelPath,
+            $"has no MatMul or Gemm that can be quantized with these options ({Reasons(table.All.Select(c => c.Reason))}); see `onnxquant inspect` for each node's verdict",
+            ExitCode.Unsupported);
+    }
+
+    private static OnnxQuantException NothingQuantized(string modelPath, AnalysisStore analyses)
+    {
+        var reasons = analyses.Find<W8A8Report>()?.Decisions.Select(d => d.Reason) ?? analyses.Find<W4Report>()?.Decisions.Select(d => d.Reason) ?? [];
+        return new OnnxQuantException(modelPath, $"has no MatMul or Gemm left to quantize ({Reasons(reasons)})", ExitCode.Unsupported);
+    }
+
+    // "12 computed weight, 1 LM head (--include-lm-head to quantize it)".
+    private static string Reasons(IEnumerable<KeepReason> reasons) =>
+        string.Join(", ", reasons.GroupBy(r => r).Select(g => $"{g.Count()} {KeepReasons.Describe(g.Key)}"));
+}

@@ -1,0 +1,95 @@
+using OnnxQuant.Analysis;
+using OnnxQuant.Passes.W8A8;
+
+namespace OnnxQuant.Passes;
+
+/// <summary>One pass of a declared pipeline: its name and its options, as data.</summary>
+public abstract record PassSpec
+{
+    /// <summary>The pass's name, as <see cref="IGraphPass.Name"/> reports it.</summary>
+    public abstract string Name { get; }
+
+    public abstract IGraphPass Create();
+}
+
+public sealed record FoldWeightsSpec(LinearSelection Selection) : PassSpec
+{
+    public override string Name => "fold-weights";
+
+    public override IGraphPass Create() => new FoldWeightChainsPass(Selection);
+}
+
+public sealed record SmoothQuantSpec(SmoothQuantOptions Options) : PassSpec
+{
+    public override string Name => "smoothquant";
+
+    public override IGraphPass Create() => new SmoothQuantPass(Options);
+}
+
+public sealed record W8A8RewriteSpec(W8A8Options Options, LinearSelection Selection) : PassSpec
+{
+    public override string Name => "w8a8";
+
+    public override IGraphPass Create() => new W8A8RewritePass(Options, Selection);
+}
+
+public sealed record AwqSpec(AwqPassOptions Options) : PassSpec
+{
+    public override string Name => "awq";
+
+    public override IGraphPass Create() => new AwqPass(Options);
+}
+
+public sealed record W4RewriteSpec(W4RewriteOptions Options) : PassSpec
+{
+    public override string Name => "w4-rewrite";
+
+    public override IGraphPass Create() => new W4RewritePass(Options);
+}
+
+/// <summary>
+/// A pipeline as data: the passes in order with their options. <see cref="Presets"/> builds the ones the commands run;
+/// <see cref="Build"/> turns it into a runnable <see cref="Pipeline"/>.
+/// </summary>
+public sealed record PipelineSpec(IReadOnlyList<PassSpec> Passes)
+{
+    public Pipeline Build()
+    {
+        var pipeline = new Pipeline();
+        foreach (var pass in Passes)
+            pipeline.Add(pass.Create());
+        return pipeline;
+    }
+
+    /// <summary>Whether a pass reads calibration statistics (so the command must calibrate before running it).</summary>
+    public bool NeedsCalibration => Passes.Any(p => p is SmoothQuantSpec or AwqSpec
+        || p is W8A8RewriteSpec { Options.Format: not W8A8Format.Dynamic });
+
+    /// <summary>"fold-weights -> smoothquant -> w8a8".</summary>
+    public override string ToString() => string.Join(" -> ", Passes.Select(p => p.Name));
+}
+
+/// <summary>The pipelines `smooth` and `awq` run: the one place they are put together.</summary>
+public static class Presets
+{
+    /// <summary>SmoothQuant W8A8: fold weight chains, smooth (unless <paramref name="smoothing"/> is null: naive W8A8), then rewrite (unless <paramref name="w8a8"/> is null: smoothed float model).</summary>
+    public static PipelineSpec Smooth(LinearSelection selection, SmoothQuantOptions? smoothing, W8A8Options? w8a8)
+    {
+        var passes = new List<PassSpec> { new FoldWeightsSpec(selection) };
+        if (smoothing is not null)
+            passes.Add(new SmoothQuantSpec(smoothing with { Selection = selection, FakeQuant = w8a8?.FakeQuant ?? smoothing.FakeQuant }));
+        if (w8a8 is not null)
+            passes.Add(new W8A8RewriteSpec(w8a8, selection));
+        return new PipelineSpec(passes);
+    }
+
+    /// <summary>W4A16: fold weight chains, search AWQ scales (unless <paramref name="awq"/> is null: round-to-nearest), rewrite to MatMulNBits.</summary>
+    public static PipelineSpec Awq(W4RewriteOptions rewrite, AwqPassOptions? awq)
+    {
+        var passes = new List<PassSpec> { new FoldWeightsSpec(rewrite.Selection) };
+        if (awq is not null)
+            passes.Add(new AwqSpec(awq with { Selection = rewrite.Selection, Search = awq.Search with { Quantization = rewrite.Quantization } }));
+        passes.Add(new W4RewriteSpec(rewrite));
+        return new PipelineSpec(passes);
+    }
+}
