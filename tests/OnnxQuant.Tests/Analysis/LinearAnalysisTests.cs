@@ -124,7 +124,7 @@ public sealed class LinearAnalysisTests : IDisposable
         Assert.Equal(8, json.GetProperty("quantized_linears").GetInt32());
         Assert.Equal(2, json.GetProperty("kept_linears").GetInt32());
         AssertQuantizedOps(output, "MatMulNBits", main: 6, body: 2);
-        AssertClose(output, 0.15);
+        AssertClose(output, 0.25);   // every linear at 4 bits, the head included (measured 0.148)
     }
 
     [Fact]
@@ -138,7 +138,7 @@ public sealed class LinearAnalysisTests : IDisposable
         Assert.Equal(TotalLinears, json.GetProperty("quantized_linears").GetInt32() + json.GetProperty("kept_linears").GetInt32());
         Assert.Equal(["ComputedWeight", "ComputedWeight", "LmHead"],
             json.GetProperty("kept").EnumerateArray().Select(k => k.GetProperty("code").GetString()).Order());
-        AssertClose(output, 0.15);
+        AssertClose(output, 0.15);   // measured 0.117, the head in float
     }
 
     private static void AssertQuantizedOps(string path, string op, int main, int body)
