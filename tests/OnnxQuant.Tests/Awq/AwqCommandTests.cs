@@ -91,7 +91,7 @@ public sealed class AwqCommandTests : IDisposable
     }
 
     // The real model: AWQ's held-out embeddings are closer to FP32 than RTN's (MiniLM's LayerNorm outliers are moderate,
-    // reference.md §8, so the gain is moderate too).
+    // docs/architecture.md, "The real models", so the gain is moderate too).
     [ArtifactFact(Artifact.MiniLm)]
     public void MiniLmAwqBeatsRtnOnHeldOutCosine()
     {

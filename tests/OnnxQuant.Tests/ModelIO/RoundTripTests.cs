@@ -7,7 +7,7 @@ using OnnxQuant.Tests.Support;
 
 namespace OnnxQuant.Tests.ModelIO;
 
-/// <summary>load -> save -> load keeps the graph and ORT gives identical outputs (issue 2's round-trip guarantee).</summary>
+/// <summary>load -> save -> load keeps the graph and ORT gives identical outputs (docs/architecture.md, "External data").</summary>
 public class RoundTripTests
 {
     public static TheoryData<string> Fixtures() => new()
