@@ -15,9 +15,9 @@ public enum Artifact
 }
 
 /// <summary>
-/// The one test policy for artifacts (README, "Tests"): a test that needs a missing artifact fails with the command that
-/// installs it. Only when <see cref="AllowMissingVariable"/> names the artifact (or "all") is the test reported as
-/// skipped instead, with the same hint; it never passes without running. Tests mark themselves with
+/// The one test policy for artifacts (README, "On a fresh machine"): a test that needs a missing artifact fails with the
+/// command that installs it. Only when <see cref="AllowMissingVariable"/> names the artifact (or "all") is the test
+/// reported as skipped instead, with the same hint; it never passes without running. Tests mark themselves with
 /// <see cref="ArtifactFactAttribute"/> / <see cref="ArtifactTheoryAttribute"/> (which decide the skip) and reach the
 /// artifact through <see cref="Require"/> or the path properties here (which fail when it is missing).
 /// </summary>

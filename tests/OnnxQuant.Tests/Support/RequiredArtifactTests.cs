@@ -3,7 +3,7 @@ using OnnxQuant.Tests.Cli;
 
 namespace OnnxQuant.Tests.Support;
 
-/// <summary>The artifact policy (README, "Tests"): one opt-out variable, failures that name the install command, no other skips.</summary>
+/// <summary>The artifact policy (README, "On a fresh machine"): one opt-out variable, failures that name the install command, no other skips.</summary>
 public class RequiredArtifactTests
 {
     [Fact]
