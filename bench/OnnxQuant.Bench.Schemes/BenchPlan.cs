@@ -25,7 +25,7 @@ internal static class BenchPlan
 {
     public const int PrefillTokens = 512;
 
-    /// <summary>SmoothQuant's fixed alpha: the published Llama-2 value (reference.md section 5).</summary>
+    /// <summary>SmoothQuant's fixed alpha: the published Llama-2 value (docs/architecture.md, "SmoothQuant").</summary>
     public const string FixedAlpha = "0.85";
 
     public static IReadOnlyList<Scheme> Schemes { get; } =

@@ -4,7 +4,7 @@ using OnnxQuant.Smoothing;
 namespace OnnxQuant.Bench.Schemes;
 
 /// <summary>
-/// A function-preserving outlier twin of a trained model (reference.md section 9, the inverse of SmoothQuant): for every
+/// A function-preserving outlier twin of a trained model (docs/architecture.md, "Outlier twins"; the inverse of SmoothQuant): for every
 /// norm that feeds linears, channel j of gamma is multiplied by <see cref="Factor"/> and row j of every consuming weight
 /// divided by it, for a few fixed channels. The FP32 outputs stay the same up to rounding; the linears' inputs now carry
 /// channels ~50x larger than the rest, as in real LLMs. The small Austen LM has almost no outliers of its own.

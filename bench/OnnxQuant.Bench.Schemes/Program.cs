@@ -5,7 +5,7 @@ using OnnxQuant.Bench.Schemes;
 // Usage: dotnet run -c Release --project bench/OnnxQuant.Bench.Schemes -- [--quick] [--models a,b] [--schemes a,b] [--no-build]
 //        ... -- --replot   (redraws bench/results/schemes.png from schemes.json without running anything)
 // Builds the Release CLI (unless --no-build), runs every scheme on every model through it, and writes
-// bench/results.md (the comparison the issue and the README point to), bench/results/schemes.png and schemes.json.
+// bench/results.md (the comparison the README points to), bench/results/schemes.png and schemes.json.
 // Work files go to bench/out/schemes (git-ignored).
 bool quick = args.Contains("--quick");
 if (args.Contains("--replot"))

@@ -27,7 +27,7 @@ internal sealed record BenchRow(string Model, long Tokens, double PlainSeconds, 
         s.AppendLine("A ratio below 1 is noise: both runs do the same inference, and calibration's reduction runs beside the next batch's inference. On a shared machine the pairs scatter; compare the spread, not the second digit.");
         s.AppendLine("End to end counts session creation in both columns (the recording copy is built and serialised, the baseline model loaded); the loop column compares the runs alone.");
         s.AppendLine();
-        s.AppendLine("Goal (issue 3): overhead <= 1.20x.");
+        s.AppendLine("Goal: overhead <= 1.20x.");
         return s.ToString();
     }
 

@@ -8,7 +8,7 @@ namespace OnnxQuant.Fixtures;
 public sealed record BuiltFixture(ModelProto Proto, FixtureDescription Description);
 
 /// <summary>
-/// Entry point: small LLM-shaped ONNX models (reference.md section 3) with seeded weights and optional injected
+/// Entry point: small LLM-shaped ONNX models (docs/architecture.md, "Exported graph patterns") with seeded weights and optional injected
 /// outlier channels. Equal options give byte-identical models.
 /// </summary>
 public static class FixtureModels

@@ -1,6 +1,6 @@
 namespace OnnxQuant.Fixtures;
 
-/// <summary>The exporter style a fixture imitates (reference.md section 3).</summary>
+/// <summary>The exporter style a fixture imitates (docs/architecture.md, "Exported graph patterns").</summary>
 public enum FixtureFamily
 {
     /// <summary>torch.onnx export of a Llama: decomposed RMSNorm, plain-op attention, SwiGLU.</summary>
@@ -55,7 +55,7 @@ public sealed record FixtureOptions
     /// <summary>How many hidden channels get outlier activations at every norm (0 = none).</summary>
     public int OutlierChannels { get; init; }
 
-    /// <summary>The outlier channels' activation factor (reference.md section 9 uses ~50).</summary>
+    /// <summary>The outlier channels' activation factor (real LLMs show ~50; docs/architecture.md, "Outlier twins").</summary>
     public float OutlierScale { get; init; } = 50f;
 
     /// <summary>TorchLlama: also take an <c>attention_mask</c> input [batch, sequence] (1 = token, 0 = padding).</summary>

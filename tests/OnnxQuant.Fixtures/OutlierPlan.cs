@@ -1,7 +1,7 @@
 namespace OnnxQuant.Fixtures;
 
 /// <summary>
-/// Function-preserving outlier injection (reference.md section 9, the inverse of SmoothQuant): channel j of a norm's
+/// Function-preserving outlier injection (docs/architecture.md, "Outlier twins"; the inverse of SmoothQuant): channel j of a norm's
 /// gamma (and beta) is multiplied by a factor and input row j of every weight reading that norm's output is divided by
 /// it, so the products are unchanged in exact arithmetic while the MatMul inputs carry channels about Scale (20-100)
 /// times larger than the typical channel.

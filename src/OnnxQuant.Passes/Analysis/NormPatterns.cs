@@ -21,7 +21,7 @@ public sealed record NormMatch(string Input, string? Skip, string Gamma, string?
     public string Output => (BetaNode ?? GammaNode).Output[0];
 }
 
-/// <summary>Recognizes fused norm ops and the decomposed LayerNorm / RMSNorm patterns of exported models (reference §3).</summary>
+/// <summary>Recognizes fused norm ops and the decomposed LayerNorm / RMSNorm patterns of exported models (docs/architecture.md, "Exported graph patterns").</summary>
 public static class NormPatterns
 {
     /// <summary>

@@ -2,7 +2,7 @@ using OnnxQuant.Quantization;
 
 namespace OnnxQuant.Awq;
 
-/// <summary>Settings of the AWQ searches. Defaults follow the reference AWQ (reference.md §5) unless noted.</summary>
+/// <summary>Settings of the AWQ searches. Defaults follow the reference AWQ (docs/architecture.md, "AWQ") unless noted.</summary>
 public sealed record AwqOptions
 {
     /// <summary>The 4-bit quantization the search optimises for (block size, scheme, scale storage type).</summary>
@@ -20,7 +20,7 @@ public sealed record AwqOptions
     /// <summary>
     /// Run the per-block clip search after scaling (not for q/k). On by default, decided on held-out text: it brought the
     /// output closer to FP32 on every model tried (MiniLM g128 error 0.2485 -> 0.2262; the Austen LM's outlier twin,
-    /// all of Persuasion: logits error 0.0167 -> 0.0162, top-1 agreement 97.2% -> 97.3%). As reference.md §9 saw, the
+    /// all of Persuasion: logits error 0.0167 -> 0.0162, top-1 agreement 97.2% -> 97.3%). The
     /// Austen LM's perplexity moved the other way (77.35 -> 77.42, +0.09%), but at that scale perplexity does not track
     /// fidelity (RTN, the least faithful, scored 77.33 against FP32's 77.38); --no-clip turns it off.
     /// </summary>

@@ -16,7 +16,7 @@ public sealed record AwqPassOptions
 {
     public AwqOptions Search { get; init; } = new();
 
-    /// <summary>Scale groups whose activation has other readers through a new Mul(1/s) (the "Mul(1/s) otherwise").</summary>
+    /// <summary>Scale groups whose activation has other readers through a new Mul(1/s) instead of leaving them unscaled.</summary>
     public bool InsertMul { get; init; } = true;
 
     /// <summary>The linears the rewrite will quantize (the same selection as <see cref="W4RewriteOptions.Selection"/>).</summary>

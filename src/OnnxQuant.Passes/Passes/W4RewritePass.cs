@@ -22,7 +22,7 @@ public sealed record W4RewriteOptions
 
 /// <summary>
 /// Replaces every constant-weight MatMul and Gemm (transA = 0) by com.microsoft MatMulNBits with 4-bit block weights
-/// (reference.md §1): the logical [K, N] weight is quantized round-to-nearest, packed [N, k_blocks, block/2], scales
+/// (docs/architecture.md, "MatMulNBits"): the logical [K, N] weight is quantized round-to-nearest, packed [N, k_blocks, block/2], scales
 /// [N, k_blocks] in the weight's float type, packed zero points unless symmetric, and a MatMul's bias Add (or Gemm's C)
 /// folded into input 5. Whatever chose the weights before (AWQ scaling and clipping) has already written them.
 /// </summary>

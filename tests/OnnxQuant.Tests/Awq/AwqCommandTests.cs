@@ -93,11 +93,11 @@ public sealed class AwqCommandTests : IDisposable
     }
 
     // The real model: AWQ's held-out embeddings are closer to FP32 than RTN's (MiniLM's LayerNorm outliers are moderate,
-    // reference.md §8, so the gain is moderate too).
-    [MiniLmFact]
+    // docs/architecture.md, "The real models", so the gain is moderate too).
+    [ArtifactFact(Artifact.MiniLm)]
     public void MiniLmAwqBeatsRtnOnHeldOutCosine()
     {
-        string minilm = MiniLmFactAttribute.ModelPath;
+        string minilm = RequiredArtifact.MiniLmModel;
         // A slice of the held-out novel keeps the test short (about 40 sentences instead of 256).
         string heldOut = _temp.File("persuasion-part.txt");
         File.WriteAllText(heldOut, File.ReadAllText(Path.Combine(CliHarness.RepoRoot(), "models", "text", "persuasion.txt"))[20000..26000]);

@@ -1,6 +1,7 @@
 using System.Text.Json;
 using OnnxQuant.Calibrate.Data;
 using OnnxQuant.Tests.Cli;
+using OnnxQuant.Tests.Support;
 
 namespace OnnxQuant.Tests.Calibrate;
 
@@ -90,12 +91,10 @@ public sealed class TokenizerLoadingTests : IDisposable
         Assert.DoesNotContain("lower-case", tokenizer.Description);
     }
 
-    [Fact]
+    [ArtifactFact(Artifact.MiniLm)]
     public void The_minilm_vocabulary_tokenizes_emma_as_bert_uncased_would()
     {
-        string vocabPath = Path.Combine(CliHarness.RepoRoot(), "models", "minilm", "vocab.txt");
-        if (!File.Exists(vocabPath))
-            return; // models/fetch-minilm.sh not run here; the hand-made vocabularies above cover the code path
+        string vocabPath = RequiredArtifact.MiniLmVocab;
         var vocab = File.ReadAllLines(vocabPath);
         var tokenizer = TokenizerLoader.WordPiece(vocabPath);
         var pieces = tokenizer.Encode("Emma Woodhouse, handsome, clever, and rich").Select(i => vocab[i]).ToArray();

@@ -1,30 +1,15 @@
 using System.Text.Json;
+using OnnxQuant.Tests.Support;
 
 namespace OnnxQuant.Tests.Cli;
 
-/// <summary>
-/// A fact about the real MiniLM (models/minilm/model.onnx, fetched by models/fetch-minilm.sh). Skipped when the model
-/// is absent, except under CI (CI=true), where the model must have been fetched and a missing file fails the test.
-/// </summary>
-public sealed class MiniLmFactAttribute : FactAttribute
-{
-    public static string ModelPath => Path.Combine(CliHarness.RepoRoot(), "models", "minilm", "model.onnx");
-
-    public MiniLmFactAttribute()
-    {
-        if (!File.Exists(ModelPath) && Environment.GetEnvironmentVariable("CI") != "true")
-            Skip = $"{ModelPath} is absent: run models/fetch-minilm.sh to fetch MiniLM";
-    }
-}
-
+/// <summary>`onnxquant inspect` on the real MiniLM (models/minilm, fetched by models/fetch-minilm.sh).</summary>
 public class MiniLmInspectTests
 {
-    [MiniLmFact]
+    [ArtifactFact(Artifact.MiniLm)]
     public void InspectFindsEveryLinearAndTheLayerNormFeedingQkv()
     {
-        Assert.True(File.Exists(MiniLmFactAttribute.ModelPath), $"{MiniLmFactAttribute.ModelPath} is missing (CI must fetch it with models/fetch-minilm.sh)");
-
-        var result = CliHarness.Run("inspect", MiniLmFactAttribute.ModelPath, "--json");
+        var result = CliHarness.Run("inspect", RequiredArtifact.MiniLmModel, "--json");
 
         Assert.Equal((0, ""), (result.ExitCode, result.Error));
         var json = result.Json();

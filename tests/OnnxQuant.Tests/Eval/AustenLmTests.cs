@@ -6,27 +6,17 @@ using OnnxQuant.Tests.Support;
 namespace OnnxQuant.Tests.Eval;
 
 /// <summary>
-/// A fact about the trained Austen LM (models/austen-lm/model.onnx). Skipped when the model is absent, except under CI
-/// (CI=true), where a missing model fails.
+/// The C# side (Microsoft.ML.Tokenizers, ONNX Runtime, `onnxquant eval`) against the PyTorch references written at export.
+/// The Austen LM is committed (models/austen-lm), so these always run like any other test.
 /// </summary>
-public sealed class AustenLmFactAttribute : FactAttribute
-{
-    public static string Folder => Path.Combine(CliHarness.RepoRoot(), "models", "austen-lm");
-
-    public static string ModelPath => Path.Combine(Folder, "model.onnx");
-
-    public AustenLmFactAttribute()
-    {
-        if (!File.Exists(ModelPath) && Environment.GetEnvironmentVariable("CI") != "true")
-            Skip = $"{ModelPath} is absent (see models/austen-lm/README.md)";
-    }
-}
-
-/// <summary>The C# side (Microsoft.ML.Tokenizers, ONNX Runtime, `onnxquant eval`) against the PyTorch references written at export.</summary>
 public class AustenLmTests
 {
+    private static string Folder => Path.Combine(CliHarness.RepoRoot(), "models", "austen-lm");
+
+    private static string ModelPath => Path.Combine(Folder, "model.onnx");
+
     private static JsonElement Reference(string file) =>
-        JsonDocument.Parse(File.ReadAllText(Path.Combine(AustenLmFactAttribute.Folder, file))).RootElement;
+        JsonDocument.Parse(File.ReadAllText(Path.Combine(Folder, file))).RootElement;
 
     private static int[] Ints(JsonElement array) => array.EnumerateArray().Select(e => e.GetInt32()).ToArray();
 
@@ -34,7 +24,7 @@ public class AustenLmTests
     public void BpeTokenizerIdsEqualThePythonTokenizers()
     {
         var check = Reference("tokenizer_check.json");
-        var tokenizer = TokenizerLoader.Load(AustenLmFactAttribute.Folder, AustenLmFactAttribute.Folder);
+        var tokenizer = TokenizerLoader.Load(Folder, Folder);
         Assert.StartsWith("byte-level BPE", tokenizer.Description);
         Assert.Equal(TokenizerLoader.Gpt2Pattern, check.GetProperty("pretokenizer_pattern").GetString());
 
@@ -44,13 +34,13 @@ public class AustenLmTests
             Assert.Equal(Ints(sample.GetProperty("ids")), tokenizer.Encode(sample.GetProperty("text").GetString()!).ToArray());
     }
 
-    [AustenLmFact]
+    [Fact]
     public void EvalPerplexityEqualsPyTorchsOnTheFirstEightWindowsOfPersuasion()
     {
         var reference = Reference("reference_logits.json");
         double expected = reference.GetProperty("perplexity_8x256").GetDouble();
 
-        var result = CliHarness.Run("eval", AustenLmFactAttribute.ModelPath, "--context", "256", "--stride", "256", "--max-tokens", "2048", "--device", "cpu", "--json");
+        var result = CliHarness.Run("eval", ModelPath, "--context", "256", "--stride", "256", "--max-tokens", "2048", "--device", "cpu", "--json");
 
         Assert.Equal((0, ""), (result.ExitCode, result.Error));
         var p = result.Json().GetProperty("perplexity");
@@ -59,19 +49,19 @@ public class AustenLmTests
         Assert.True(Math.Abs(actual / expected - 1) < 1e-4, $"ORT perplexity {actual} vs PyTorch {expected}");
 
         // The same tokens: the C# tokenization of all of Persuasion starts with PyTorch's eight windows.
-        var stream = TokenizerLoader.Load(null, AustenLmFactAttribute.ModelPath).Encode(File.ReadAllText(Path.Combine(CliHarness.RepoRoot(), "models", "text", "persuasion.txt")));
+        var stream = TokenizerLoader.Load(null, ModelPath).Encode(File.ReadAllText(Path.Combine(CliHarness.RepoRoot(), "models", "text", "persuasion.txt")));
         var windows = reference.GetProperty("windows_8x256").EnumerateArray().SelectMany(Ints).ToArray();
         Assert.Equal(windows, stream.Take(2048).ToArray());
     }
 
-    [AustenLmFact]
+    [Fact]
     public void OrtLogitsEqualPyTorchsOnThe64TokenProbe()
     {
         var reference = Reference("reference_logits.json");
         var ids = Ints(reference.GetProperty("input_ids"));
         Assert.Equal(64, ids.Length);
 
-        using var runner = EvalTestData.Runner(AustenLmFactAttribute.ModelPath);
+        using var runner = EvalTestData.Runner(ModelPath);
         var logits = EvalTestData.Logits(runner, ids);
         int vocab = logits.Length / ids.Length;
 

@@ -7,7 +7,7 @@ using OnnxQuant.Tests.Support;
 
 namespace OnnxQuant.Tests.ModelIO;
 
-/// <summary>load -> save -> load keeps the graph and ORT gives identical outputs (issue 2's round-trip guarantee).</summary>
+/// <summary>load -> save -> load keeps the graph and ORT gives identical outputs (docs/architecture.md, "External data").</summary>
 public class RoundTripTests
 {
     public static TheoryData<string> Fixtures() => new()
@@ -44,14 +44,15 @@ public class RoundTripTests
         Assert.True(File.Exists(twice + ".data"));
     }
 
-    [MiniLmFact]
+    [ArtifactFact(Artifact.MiniLm)]
     public void MiniLM_round_trips_with_identical_outputs()
     {
+        string minilm = RequiredArtifact.MiniLmModel;
         using var dir = new TempFolder();
         string copy = dir.File("minilm.onnx");
-        using (var m = ModelFile.Load(MiniLmFactAttribute.ModelPath))
+        using (var m = ModelFile.Load(minilm))
             ModelFile.Save(m, copy);
-        AssertSameGraph(MiniLmFactAttribute.ModelPath, copy);
+        AssertSameGraph(minilm, copy);
         // The proto keeps only structure and small tensors; 86 MiB of weights went to the data file.
         Assert.True(new FileInfo(copy).Length < 1 << 20);
         Assert.True(new FileInfo(copy + ".data").Length > 80L << 20);
@@ -63,7 +64,7 @@ public class RoundTripTests
             ["attention_mask"] = OrtFeed.Int64(Enumerable.Repeat(1L, ids.Length).ToArray(), 1, ids.Length),
             ["token_type_ids"] = OrtFeed.Int64(new long[ids.Length], 1, ids.Length),
         };
-        AssertIdenticalOutputs(OrtRunner.RunOnce(MiniLmFactAttribute.ModelPath, feeds), OrtRunner.RunOnce(copy, feeds));
+        AssertIdenticalOutputs(OrtRunner.RunOnce(minilm, feeds), OrtRunner.RunOnce(copy, feeds));
     }
 
     private static void AssertSameGraph(string expectedPath, string actualPath)

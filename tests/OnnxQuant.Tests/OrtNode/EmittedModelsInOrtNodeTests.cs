@@ -41,7 +41,7 @@ public class EmittedModelsInOrtNodeTests(ITestOutputHelper output)
         { "awq", "MatMulNBits", true },
     };
 
-    [OrtNodeTheory]
+    [ArtifactTheory(Artifact.OrtNode)]
     [MemberData(nameof(Schemes))]
     public void OnnxRuntimeNodeGivesTheCSharpSessionsOutputs(string scheme, string quantizedOp, bool fp16)
     {

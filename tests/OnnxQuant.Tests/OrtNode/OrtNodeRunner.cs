@@ -2,43 +2,20 @@ using System.Diagnostics;
 using System.Globalization;
 using System.Text;
 using System.Text.Json;
-using OnnxQuant.Tests.Cli;
 using OnnxQuant.Tests.Support;
 
 namespace OnnxQuant.Tests.OrtNode;
 
-/// <summary>
-/// A fact that needs npm onnxruntime-node (tools/ort-node). Skipped with the reason when `node` or
-/// tools/ort-node/node_modules is missing, except under CI (CI=true), where scripts/test.sh has run `npm ci` and a missing
-/// runtime fails the test.
-/// </summary>
-public sealed class OrtNodeTheoryAttribute : TheoryAttribute
-{
-    public OrtNodeTheoryAttribute()
-    {
-        if (OrtNodeRunner.MissingReason() is { } reason && Environment.GetEnvironmentVariable("CI") != "true")
-            Skip = reason;
-    }
-}
-
 /// <summary>Runs a model in onnxruntime-node through tools/ort-node/run.js and reads its outputs back.</summary>
 internal static class OrtNodeRunner
 {
-    public static string Folder => Path.Combine(CliHarness.RepoRoot(), "tools", "ort-node");
+    public static string Folder => RequiredArtifact.OrtNodeFolder;
 
-    /// <summary>Why onnxruntime-node cannot run here, or null when it can.</summary>
-    public static string? MissingReason()
-    {
-        if (FindNode() is null)
-            return "`node` is not on PATH: install Node.js 18+ to check emitted models in onnxruntime-node";
-        if (!Directory.Exists(Path.Combine(Folder, "node_modules", "onnxruntime-node")))
-            return $"{Path.Combine(Folder, "node_modules")} is absent: run `npm ci` in tools/ort-node (scripts/test.sh does)";
-        return null;
-    }
-
+    /// <summary>Runs the model; fails the test with the install hint when node or onnxruntime-node is missing.</summary>
     public static Dictionary<string, OrtResult> Run(string modelPath, IReadOnlyDictionary<string, OrtFeed> feeds)
     {
-        string node = FindNode() ?? throw new InvalidOperationException(MissingReason());
+        RequiredArtifact.Require(Artifact.OrtNode);
+        string node = RequiredArtifact.FindNode()!;
         string feedsPath = Path.ChangeExtension(modelPath, ".feeds.json");
         File.WriteAllText(feedsPath, FeedsJson(feeds));
         var start = new ProcessStartInfo(node)
@@ -80,16 +57,5 @@ internal static class OrtNodeRunner
                 .Append(string.Join(",", feed.Shape)).Append("],\"data\":[").Append(string.Join(",", values)).Append("]}");
         }
         return json.Append('}').ToString();
-    }
-
-    private static string? FindNode()
-    {
-        foreach (var dir in (Environment.GetEnvironmentVariable("PATH") ?? "").Split(Path.PathSeparator, StringSplitOptions.RemoveEmptyEntries))
-        {
-            string candidate = Path.Combine(dir, "node");
-            if (File.Exists(candidate))
-                return candidate;
-        }
-        return null;
     }
 }

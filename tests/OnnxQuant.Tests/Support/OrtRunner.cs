@@ -21,7 +21,7 @@ public sealed record OrtResult(string Name, float[] Values, long[] Shape)
 
 /// <summary>
 /// Runs a model in ONNX Runtime's CPU provider, one thread, at an explicit graph optimisation level (results differ
-/// slightly between levels, reference.md section 8). Reusable for several runs of the same model.
+/// slightly between levels: docs/architecture.md, "ONNX Runtime on the CPU"). Reusable for several runs of the same model.
 /// </summary>
 public sealed class OrtRunner : IDisposable
 {

@@ -7,13 +7,13 @@ using OnnxQuant.Passes.W8A8;
 namespace OnnxQuant.Tests.W8A8;
 
 /// <summary>
-/// The int8 and dynamic graphs must run int8 on the CUDA EP (reference.md §2): every node the rewrite adds is an op the
+/// The int8 and dynamic graphs must run int8 on the CUDA EP (docs/architecture.md, "W8A8 forms and execution providers"): every node the rewrite adds is an op the
 /// CUDA EP registers, MatMulInteger is int8 x int8 with no zero-point inputs, and nothing CPU-only appears
 /// (DynamicQuantizeLinear, QLinearMatMul, MatMulIntegerToFloat, DynamicQuantizeMatMul).
 /// </summary>
 public class CudaOpListTests
 {
-    // CUDA EP registrations among the ops the rewrite may emit (reference.md §2 and the standard float ops).
+    // CUDA EP registrations among the ops the rewrite may emit (docs/architecture.md, "W8A8 forms and execution providers", and the standard float ops).
     private static readonly HashSet<string> Int8Ops = ["QuantizeLinear", "MatMulInteger", "Cast", "Mul", "Add", "Gather", "MatMul"];
     private static readonly HashSet<string> DynamicOps = ["Abs", "ReduceMax", "Div", "Max", "Round", "Clip", "Cast", "MatMulInteger", "Mul", "Add"];
     private static readonly HashSet<string> CpuOnly = ["DynamicQuantizeLinear", "QLinearMatMul", "MatMulIntegerToFloat", "DynamicQuantizeMatMul"];

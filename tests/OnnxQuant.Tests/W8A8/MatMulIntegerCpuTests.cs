@@ -8,7 +8,7 @@ using Tensor = OnnxQuant.IR.Tensor;
 namespace OnnxQuant.Tests.W8A8;
 
 /// <summary>
-/// ORT's CPU MatMulInteger (s8 x s8) against the exact integer product on this machine. Reference §8: without VNNI the
+/// ORT's CPU MatMulInteger (s8 x s8) against the exact integer product on this machine. Without VNNI (docs/architecture.md, "ONNX Runtime on the CPU") the
 /// kernel's 16-bit pair sums saturate with full-range weights; 7-bit weights never do. The int8 format's weight range
 /// is chosen from this measurement.
 /// </summary>

@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using OnnxQuant.Tests.Support;
 
 namespace OnnxQuant.Tests.W8A8;
 
@@ -6,13 +7,14 @@ namespace OnnxQuant.Tests.W8A8;
 internal static class OnnxChecker
 {
     private const string Python = "/usr/bin/python3";
-    private static readonly Lazy<bool> IsAvailable = new(() => Run("-c \"import onnx\"").ExitCode == 0);
 
-    public static bool Available => IsAvailable.Value;
-
-    /// <summary>Null when onnx.checker.check_model accepts the file (full check, with shape inference); else its message.</summary>
+    /// <summary>
+    /// Null when onnx.checker.check_model accepts the file (full check, with shape inference); else its message. Fails the
+    /// test with the install hint when python3-onnx is missing.
+    /// </summary>
     public static string? Check(string path)
     {
+        RequiredArtifact.Require(Artifact.OnnxChecker);
         var (code, output) = Run($"-c \"import onnx, sys; onnx.checker.check_model(sys.argv[1], full_check=True)\" \"{path}\"");
         return code == 0 ? null : output;
     }
@@ -26,15 +28,5 @@ internal static class OnnxChecker
         string output = process.StandardOutput.ReadToEnd() + process.StandardError.ReadToEnd();
         process.WaitForExit();
         return (process.ExitCode, output);
-    }
-}
-
-/// <summary>A theory that is skipped when python3-onnx is not installed.</summary>
-public sealed class OnnxCheckerTheoryAttribute : TheoryAttribute
-{
-    public OnnxCheckerTheoryAttribute()
-    {
-        if (!OnnxChecker.Available)
-            Skip = "python3-onnx (Debian) is not installed; onnx.checker cannot run";
     }
 }

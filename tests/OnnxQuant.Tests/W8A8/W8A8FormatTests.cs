@@ -3,6 +3,7 @@ using OnnxQuant.IO;
 using OnnxQuant.IR;
 using OnnxQuant.Passes;
 using OnnxQuant.Passes.W8A8;
+using OnnxQuant.Tests.Support;
 using Xunit.Abstractions;
 
 namespace OnnxQuant.Tests.W8A8;
@@ -104,7 +105,7 @@ public class W8A8FormatTests(ITestOutputHelper output)
         Assert.True(W8A8TestKit.RelativeError(kept.Out, absorbed.Out) < 1e-3);
     }
 
-    [OnnxCheckerTheory]
+    [ArtifactTheory(Artifact.OnnxChecker)]
     [MemberData(nameof(Formats))]
     public void EmittedModelsPassOnnxChecker(W8A8Format format, bool fp16)
     {

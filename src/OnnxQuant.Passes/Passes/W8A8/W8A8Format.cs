@@ -18,7 +18,7 @@ public sealed record W8A8Options
 {
     public W8A8Format Format { get; init; } = W8A8Format.Int8;
 
-    /// <summary>7-bit weights (±63): exact on CPUs whose u8 x s8 kernel would saturate 16-bit pair sums (reference §8).</summary>
+    /// <summary>7-bit weights (±63): exact on CPUs whose u8 x s8 kernel would saturate 16-bit pair sums (docs/architecture.md, "ONNX Runtime on the CPU").</summary>
     public bool ReducedRangeWeights { get; init; }
 
     /// <summary>
