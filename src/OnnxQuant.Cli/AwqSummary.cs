@@ -15,14 +15,14 @@ public sealed record AwqSummary(
     double? CalibrationSeconds, double SearchSeconds, double RewriteSeconds, double TotalSeconds,
     int Groups, int ScaledGroups, double? SecondsPerMillionParameters,
     [property: System.Text.Json.Serialization.JsonPropertyName("projected_7b_minutes")] double? Projected7BMinutes,
-    IReadOnlyList<AwqGroupSummary> GroupDetails, VerificationReport? Verification, LatencyReport? Latency)
+    IReadOnlyList<AwqGroupSummary> GroupDetails, VerificationOutcome? Verification, LatencyReport? Latency)
 {
     /// <summary>7B = 32 layers x (4 x 4096^2 + 3 x 4096 x 11008) parameters, searched on 512 rows.</summary>
     public const double Parameters7B = 32.0 * (4.0 * 4096 * 4096 + 3.0 * 4096 * 11008);
 
     public static AwqSummary Create(string model, string output, AwqMethod method, Int4QuantOptions quant, int accuracyLevel,
         ModelFiles before, long bytesAfter, CalibrationResult? calibration, AwqPass? awq, IReadOnlyList<PipelineStep> steps,
-        double totalSeconds, VerificationReport? verification, LatencyReport? latency)
+        double totalSeconds, VerificationOutcome? verification, LatencyReport? latency)
     {
         var rewrite = steps.Single(s => s.Pass == "w4-rewrite");
         var search = steps.SingleOrDefault(s => s.Pass == "awq");
@@ -62,7 +62,9 @@ public sealed record AwqSummary(
         }
         if (s.SecondsPerMillionParameters is { } perM && s.Projected7BMinutes is { } projected)
             console.MarkupLineInterpolated($"search speed: {F(perM, "0.00")} s per million parameters; projected for a 7B model (6.48B parameters, 512 rows, same settings) on this machine's {Environment.ProcessorCount} cores: {F(projected, "0.0")} min (scaled from this model's layers; small layers cost more per parameter)");
-        if (s.Verification is { } v)
+        if (s.Verification is { Reason: { } why })
+            console.MarkupLineInterpolated($"held-out check: did not run: {why}");
+        if (s.Verification?.Report is { } v)
         {
             string kind = v.Kind == ModelKind.CausalLm
                 ? $"perplexity {F(v.PerplexityOriginal ?? double.NaN, "0.00")} -> {F(v.PerplexityEmitted ?? double.NaN, "0.00")}, top-1 agreement {F(v.Top1Agreement ?? double.NaN, "P2")}"

@@ -13,10 +13,10 @@ public sealed record SmoothSummary(
     string Model, string Output, string? Format, bool ReducedRange, bool Uint8Activations, string Alpha, string CalibrationData, int CalibrationSamples,
     int CalibrationSequenceLength, double? CalibrationSeconds, double CompileSeconds, long InputBytes, long OutputBytes,
     IReadOnlyList<SmoothGroupSummary> Groups, int LinearsQuantized, IReadOnlyList<KeptLinear> LinearsKept,
-    VerificationReport? Verification, LatencyReport? Latency)
+    VerificationOutcome? Verification, LatencyReport? Latency)
 {
     public static SmoothSummary Create(string model, string output, W8A8Options? w8a8, string alpha, CalibrationStats stats, CalibrationResult? calibration,
-        IReadOnlyList<SmoothingDecision> decisions, IReadOnlyList<W8A8Decision>? linears, double compileSeconds, VerificationReport? verification,
+        IReadOnlyList<SmoothingDecision> decisions, IReadOnlyList<W8A8Decision>? linears, double compileSeconds, VerificationOutcome? verification,
         LatencyReport? latency)
     {
         var groups = decisions.Select(d => new SmoothGroupSummary(d.Activation, d.ProducerKind.ToString(), d.Consumers, d.Status,
@@ -98,7 +98,9 @@ public sealed record SmoothSummary(
             string kept = s.LinearsKept.Count > 0 ? $" ({Cli.Format.Names(s.LinearsKept.Select(k => $"{k.Name}: {k.Reason}"), 3)})" : "";
             console.MarkupLineInterpolated($"W8A8 {s.Format}{(s.ReducedRange ? " (7-bit weights)" : "")}: {s.LinearsQuantized} linears quantized, {s.LinearsKept.Count} kept{kept}");
         }
-        if (s.Verification is { } v)
+        if (s.Verification is { Reason: { } why })
+            console.MarkupLineInterpolated($"held-out check: did not run: {why}");
+        if (s.Verification?.Report is { } v)
         {
             var verify = new Table().Border(TableBorder.Simple).Title($"held-out check: {v.Samples} samples, {v.Tokens} tokens of {v.Data} on {v.Device}");
             verify.AddColumn("metric");
