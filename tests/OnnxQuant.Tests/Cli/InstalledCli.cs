@@ -65,7 +65,7 @@ public sealed class InstalledCli : IDisposable
         return new Result(process.ExitCode, stdout.Result, stderr.Result);
     }
 
-    private static void CopyFolder(string from, string to)
+    public static void CopyFolder(string from, string to)
     {
         Directory.CreateDirectory(to);
         foreach (var dir in Directory.EnumerateDirectories(from, "*", SearchOption.AllDirectories))

@@ -54,6 +54,33 @@ public sealed class InstalledCliTests(InstalledCli installed) : IClassFixture<In
         Assert.Matches(@"perplexity\s+\d+\.\d{3}", eval.Out);
     }
 
+    /// <summary>
+    /// An installation that lost data/persuasion.txt: `smooth` keeps its model and warns (exit 0), `eval` has nothing to
+    /// measure and says which file is missing and which option replaces it (exit 3).
+    /// </summary>
+    [Fact]
+    public void Without_its_held_out_text_an_installation_still_keeps_what_it_writes()
+    {
+        string broken = Path.Combine(installed.Root, "no-persuasion");
+        InstalledCli.CopyFolder(installed.Folder("build"), broken);
+        File.Delete(Path.Combine(broken, "data", "persuasion.txt"));
+        string cli = Path.Combine(broken, "onnxquant.dll");
+        string work = UserFolder("no-persuasion");
+
+        var smooth = InstalledCli.Run(work, Limit, "dotnet", cli, "smooth", "model.onnx", "--samples", "4", "--seq-len", "64");
+        Assert.True(smooth.ExitCode == 0, $"smooth exited {smooth.ExitCode}; stderr: {smooth.Error}");
+        Assert.True(File.Exists(Path.Combine(work, "model.sq.onnx")), $"model.sq.onnx was taken back; stderr: {smooth.Error}");
+        string warning = Flat(smooth.Error);
+        Assert.Contains($"warning: verification did not run: {Path.Combine(broken, "data", "persuasion.txt")}: the default held-out text is missing", warning);
+        Assert.Contains("--verify-data", warning);
+        Assert.Contains("held-out check: did not run:", smooth.Out);
+
+        var eval = InstalledCli.Run(work, Limit, "dotnet", cli, "eval", "model.onnx");
+        Assert.True(eval.ExitCode == 3, $"eval exited {eval.ExitCode}; stderr: {eval.Error}");
+        Assert.Contains("--data", Flat(eval.Error));
+        Assert.Equal("", eval.Out);
+    }
+
     /// <summary>A fresh folder holding the model and its tokenizer, with no repository (models/text) anywhere above it.</summary>
     private string UserFolder(string name)
     {
