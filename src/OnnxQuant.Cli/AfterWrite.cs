@@ -1,5 +1,5 @@
+using Microsoft.ML.OnnxRuntime;
 using OnnxQuant.Calibrate.Verification;
-using OnnxQuant.IO;
 using OnnxQuant.Passes;
 
 namespace OnnxQuant.Cli;
@@ -9,26 +9,53 @@ internal static class AfterWrite
 {
     /// <summary>
     /// Verifies the written model on held-out text (unless <paramref name="verify"/> is false) and times it against the
-    /// input when <paramref name="latencyTokens"/> is positive. A failed or interrupted check deletes the output, so the
-    /// command leaves nothing behind.
+    /// input when <paramref name="latencyTokens"/> is positive. The model is in place by now and is never taken back: a
+    /// check that cannot run (missing text or tokenizer, ONNX Runtime refusing the run) is a warning on stderr and a
+    /// "did not run" in the summary; an interrupt keeps the model and says so (exit 130).
     /// </summary>
-    public static (VerificationReport? Verification, LatencyReport? Timing) Check(CliContext context, TextWriter stages, string modelPath, string outPath,
+    public static (VerificationOutcome? Verification, LatencyReport? Timing) Check(CliContext context, TextWriter stages, string modelPath, string outPath,
         bool verify, int latencyTokens, int latencyRuns, VerifyOptions options)
     {
+        VerificationOutcome? verification = null;
+        if (verify)
+        {
+            stages.WriteLine("verifying on held-out text");
+            var report = Attempt(context, outPath, "verification did not run",
+                () => Verifier.Compare(modelPath, outPath, options, cancel: context.Cancellation), out string? reason);
+            verification = report is not null ? VerificationOutcome.Of(report) : VerificationOutcome.NotRun(reason!);
+        }
+        var timing = latencyTokens > 0
+            ? Attempt(context, outPath, "latency was not measured", () => Verifier.MeasureLatency(modelPath, outPath, latencyTokens, latencyRuns, options), out _)
+            : null;
+        return (verification, timing);
+    }
+
+    private static T? Attempt<T>(CliContext context, string outPath, string what, Func<T> check, out string? reason) where T : class
+    {
+        reason = null;
         try
         {
-            VerificationReport? verification = null;
-            if (verify)
-            {
-                stages.WriteLine("verifying on held-out text");
-                verification = Verifier.Compare(modelPath, outPath, options, cancel: context.Cancellation);
-            }
-            var timing = latencyTokens > 0 ? Verifier.MeasureLatency(modelPath, outPath, latencyTokens, latencyRuns, options) : null;
-            return (verification, timing);
+            var result = check();
+            // The latency probe does not watch the token: an interrupt during it still ends the command as one.
+            context.Cancellation.ThrowIfCancellationRequested();
+            return result;
+        }
+        catch (OperationCanceledException)
+        {
+            throw new InterruptedAfterWriteException(outPath);
+        }
+        catch (Exception e) when (e is OnnxQuantException or OnnxRuntimeException)
+        {
+            if (context.Cancellation.IsCancellationRequested)
+                throw new InterruptedAfterWriteException(outPath);
+            reason = e is OnnxQuantException ? e.Message : $"ONNX Runtime failed: {e.Message.Split('\n')[0]}";
+            context.Error.WriteLine(CommandRunner.Wrap($"warning: {what}: {reason} ({outPath} was written and is kept)", CommandRunner.ParagraphWidth));
+            return null;
         }
         catch
         {
-            OutputPaths.DeleteModel(outPath);
+            // A bug: the runner reports it (exit 1); the user still learns that the model is there.
+            context.Error.WriteLine($"note: {outPath} was written and is kept; the check after writing it failed:");
             throw;
         }
     }
@@ -51,3 +78,7 @@ internal static class AfterWrite
         }
     }
 }
+
+/// <summary>An interrupt after the model was written: the runner prints this message instead of "nothing was written".</summary>
+internal sealed class InterruptedAfterWriteException(string output)
+    : OperationCanceledException($"interrupted during verification; {output} was written and kept.");

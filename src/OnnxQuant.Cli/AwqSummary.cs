@@ -14,7 +14,7 @@ public sealed record AwqSummary(
     double? CalibrationSeconds, double SearchSeconds, double RewriteSeconds, double TotalSeconds,
     int Groups, int ScaledGroups, double? SecondsPerMillionParameters,
     [property: System.Text.Json.Serialization.JsonPropertyName("projected_7b_minutes")] double? Projected7BMinutes,
-    IReadOnlyList<AwqGroupSummary> GroupDetails, VerificationReport? Verification, LatencyReport? Latency)
+    IReadOnlyList<AwqGroupSummary> GroupDetails, VerificationOutcome? Verification, LatencyReport? Latency)
 {
     /// <summary>Every linear kept in floating point, with its reason (QuantizedLinears + KeptLinears = every MatMul/Gemm).</summary>
     public IReadOnlyList<KeptLinear> Kept { get; init; } = [];
@@ -71,7 +71,9 @@ public sealed record AwqSummary(
         }
         if (s.SecondsPerMillionParameters is { } perM && s.Projected7BMinutes is { } projected)
             console.MarkupLineInterpolated($"search speed: {F(perM, "0.00")} s per million parameters; projected for a 7B model (6.48B parameters, 512 rows, same settings) on this machine's {Environment.ProcessorCount} cores: {F(projected, "0.0")} min (scaled from this model's layers; small layers cost more per parameter)");
-        if (s.Verification is { } v)
+        if (s.Verification is { Reason: { } why })
+            console.MarkupLineInterpolated($"held-out check: did not run: {why}");
+        if (s.Verification?.Report is { } v)
         {
             string kind = v.Kind == ModelKind.CausalLm
                 ? $"perplexity {F(v.PerplexityOriginal ?? double.NaN, "0.00")} -> {F(v.PerplexityEmitted ?? double.NaN, "0.00")}, top-1 agreement {F(v.Top1Agreement ?? double.NaN, "P2")}"

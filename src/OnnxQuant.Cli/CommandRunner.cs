@@ -25,9 +25,9 @@ public static class CommandRunner
                 context.Error.WriteLine(e.InnerException.ToString());
             return (int)e.ExitCode;
         }
-        catch (OperationCanceledException)
+        catch (OperationCanceledException e)
         {
-            context.Error.WriteLine("interrupted: nothing was written.");
+            context.Error.WriteLine(e is InterruptedAfterWriteException ? e.Message : "interrupted: nothing was written.");
             return (int)ExitCode.Interrupted;
         }
         catch (Exception e)

@@ -45,14 +45,15 @@ public static class InspectPrinter
         console.WriteLine(SummaryLine(s));
     }
 
-    // "DecomposedLayerNorm '/encoder/LayerNorm/Add_1'": the kind and the node (the gamma and more are in --json).
+    // "LayerNorm input_layernorm, gamma ln.weight": the kind, the node and the norm's gamma (beta and more are in --json).
     private static string ProducerText(LinearSummary l)
     {
         if (l.ProducerKind is not { } kind)
             return "-";
         if (l.ProducerNode is null)
             return $"{kind} (graph input)";
-        return l.ProducerOutput > 0 ? $"{kind} {l.ProducerNode} output {l.ProducerOutput}" : $"{kind} {l.ProducerNode}";
+        string node = l.ProducerOutput > 0 ? $"{kind} {l.ProducerNode} output {l.ProducerOutput}" : $"{kind} {l.ProducerNode}";
+        return l.Gamma is null ? node : $"{node}, gamma {l.Gamma}";
     }
 
     /// <summary>"36 MatMul + 1 Gemm quantizable, 12 kept (12 computed weight), 22.7M parameters".</summary>

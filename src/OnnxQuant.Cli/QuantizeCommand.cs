@@ -26,7 +26,7 @@ internal sealed record QuantizeJob(
 /// <summary>What the skeleton did, for the command's summary.</summary>
 internal sealed record QuantizeOutcome(
     LinearTable Linears, CalibrationInput Calibration, AnalysisStore Analyses, IReadOnlyList<PipelineStep> Steps, ModelFiles Before,
-    double CompileSeconds, VerificationReport? Verification, LatencyReport? Latency);
+    double CompileSeconds, VerificationOutcome? Verification, LatencyReport? Latency);
 
 /// <summary>
 /// The one skeleton of `smooth` and `awq`: load -> analyse the linears (refusing a model with nothing to quantize before

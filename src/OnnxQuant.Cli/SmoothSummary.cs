@@ -11,7 +11,7 @@ public sealed record SmoothSummary(
     string Model, string Output, string? Format, bool ReducedRange, bool Uint8Activations, string Alpha, string CalibrationData, int CalibrationSamples,
     int CalibrationSequenceLength, double? CalibrationSeconds, double CompileSeconds, long InputBytes, long OutputBytes,
     IReadOnlyList<SmoothGroupSummary> Groups, int LinearsQuantized, IReadOnlyList<KeptLinear> LinearsKept,
-    VerificationReport? Verification, LatencyReport? Latency)
+    VerificationOutcome? Verification, LatencyReport? Latency)
 {
     /// <summary>Every MatMul/Gemm of the input model: quantized + kept add up to it when the rewrite ran.</summary>
     public int Linears { get; init; }
@@ -102,7 +102,9 @@ public sealed record SmoothSummary(
         {
             console.MarkupLineInterpolated($"W8A8 {s.Format}{(s.ReducedRange ? " (7-bit weights)" : "")}: {s.LinearsQuantized} of {s.Linears} MatMul/Gemm quantized{KeptSummary.Text(s.LinearsKept)}");
         }
-        if (s.Verification is { } v)
+        if (s.Verification is { Reason: { } why })
+            console.MarkupLineInterpolated($"held-out check: did not run: {why}");
+        if (s.Verification?.Report is { } v)
         {
             var verify = new Table().Border(TableBorder.Simple).Title($"held-out check: {v.Samples} samples, {v.Tokens} tokens of {v.Data} on {v.Device}");
             verify.AddColumn("metric");

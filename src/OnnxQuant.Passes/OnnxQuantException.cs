@@ -38,6 +38,6 @@ public enum ExitCode
     Unsupported = 4,
     /// <summary>The output could not be written.</summary>
     OutputError = 5,
-    /// <summary>Interrupted (Ctrl-C); no output was left behind.</summary>
+    /// <summary>Interrupted (Ctrl-C); nothing half-written was left behind (a model written before the interrupt is kept).</summary>
     Interrupted = 130,
 }

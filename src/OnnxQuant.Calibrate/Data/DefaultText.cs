@@ -1,36 +1,27 @@
 namespace OnnxQuant.Calibrate.Data;
 
 /// <summary>
-/// The default calibration text: Jane Austen's Emma (public domain), shipped as models/text/emma.txt in the repository
-/// and copied next to the onnxquant binary as data/emma.txt.
+/// The default texts (Jane Austen, public domain, kept in the repository's models/text): Emma for calibration, and the
+/// held-out Persuasion. The build copies both next to every binary that uses this library, as data/emma.txt and
+/// data/persuasion.txt, and they are read from there only: an installed or published onnxquant has no repository
+/// around it, and a text found through the working directory would depend on where the user happens to stand.
 /// </summary>
 public static class DefaultText
 {
     public const string FileName = "emma.txt";
 
-    public static string Find() =>
-        Locate(FileName) ?? throw new OnnxQuantException(null,
-            $"no calibration data was given and the default text ({FileName}, from models/text in the OnnxQuant repository) was not found " +
-            $"in {Path.Combine(AppContext.BaseDirectory, "data")} or any models/text folder above the current directory. Pass --data FILE");
+    /// <summary>The folder the default texts ship in: data/ beside the binary.</summary>
+    public static string Folder => Path.Combine(AppContext.BaseDirectory, "data");
 
-    /// <summary>
-    /// A text shipped with onnxquant: data/<paramref name="fileName"/> beside the binary, else models/text/<paramref name="fileName"/>
-    /// in the current folder, the binary's folder or any folder above them (a repository checkout); null when none exists.
-    /// </summary>
+    public static string Find() =>
+        Locate(FileName) ?? throw new OnnxQuantException(Path.Combine(Folder, FileName),
+            "the default calibration text is missing from this onnxquant installation (it ships beside the binary); " +
+            "pass calibration text or token ids with --data FILE, or reinstall onnxquant");
+
+    /// <summary>data/<paramref name="fileName"/> beside the binary; null when it is not there.</summary>
     public static string? Locate(string fileName)
     {
-        string beside = Path.Combine(AppContext.BaseDirectory, "data", fileName);
-        if (File.Exists(beside))
-            return beside;
-        foreach (var start in new[] { Directory.GetCurrentDirectory(), AppContext.BaseDirectory })
-        {
-            for (var dir = new DirectoryInfo(start); dir is not null; dir = dir.Parent)
-            {
-                string candidate = Path.Combine(dir.FullName, "models", "text", fileName);
-                if (File.Exists(candidate))
-                    return candidate;
-            }
-        }
-        return null;
+        string beside = Path.Combine(Folder, fileName);
+        return File.Exists(beside) ? beside : null;
     }
 }

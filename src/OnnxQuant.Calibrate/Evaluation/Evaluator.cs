@@ -30,7 +30,7 @@ public static class Evaluator
             throw new OnnxQuantException(modelPath,
                 $"is an encoder (no logits output, measured on '{output}'), so it has no perplexity; pass --reference ORIGINAL.onnx to compare its sentence embeddings with the original's", ExitCode.Usage);
 
-        string textPath = options.TextPath ?? DefaultText();
+        string textPath = options.TextPath ?? HeldOutText.FindDefault();
         string text = HeldOutText.Read(textPath);
         var tokenizer = TokenizerLoader.Load(options.TokenizerPath ?? TokenizerFolder(modelPath, options.ReferencePath), modelPath);
         PerplexityResult? perplexity = null;
@@ -73,19 +73,6 @@ public static class Evaluator
             Latency = latency,
             ElapsedSeconds = clock.Elapsed.TotalSeconds,
         };
-    }
-
-    private static string DefaultText()
-    {
-        try
-        {
-            return HeldOutText.FindDefault();
-        }
-        catch (OnnxQuantException)
-        {
-            throw new OnnxQuantException(null,
-                $"the default evaluation text ({HeldOutText.DefaultFileName}, from models/text in the OnnxQuant repository) was not found; pass --data FILE");
-        }
     }
 
     /// <summary>

@@ -5,17 +5,18 @@ using OnnxQuant.Calibrate.Data;
 namespace OnnxQuant.Calibrate.Verification;
 
 /// <summary>
-/// Held-out evaluation text: by default Jane Austen's Persuasion (models/text/persuasion.txt), which calibration never
-/// reads (it uses Emma). Encoders are measured on sentences, causal LMs on windows of running text.
+/// Held-out evaluation text: by default Jane Austen's Persuasion (data/persuasion.txt beside the binary, see
+/// <see cref="DefaultText"/>), which calibration never reads (it uses Emma). Encoders are measured on sentences, causal LMs on windows of running text.
 /// </summary>
 public static partial class HeldOutText
 {
     public const string DefaultFileName = "persuasion.txt";
 
-    /// <summary>The default held-out file: data/persuasion.txt beside the binary, or models/text/ above the current or binary folder.</summary>
+    /// <summary>The default held-out file: data/persuasion.txt beside the binary.</summary>
     public static string FindDefault() =>
-        DefaultText.Locate(DefaultFileName) ?? throw new OnnxQuantException(null,
-            $"the default held-out text ({DefaultFileName}, from models/text in the OnnxQuant repository) was not found; pass a held-out text file with --verify-data (smooth, awq) or --data (eval)");
+        DefaultText.Locate(DefaultFileName) ?? throw new OnnxQuantException(Path.Combine(DefaultText.Folder, DefaultFileName),
+            "the default held-out text is missing from this onnxquant installation (it ships beside the binary); " +
+            "pass a held-out text file with --verify-data (smooth, awq) or --data (eval), or reinstall onnxquant");
 
     public static string Read(string path)
     {
