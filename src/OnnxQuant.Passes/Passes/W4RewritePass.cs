@@ -108,6 +108,7 @@ public sealed class W4RewritePass : IGraphPass
 
         string output = linear.Output;
         var node = MatMulNBitsPacker.BuildNode(packed, linear.Activation, output, linear.Name);
+        node.DocString = new Provenance("w4-matmulnbits", ProvenanceRole.Linear, [linear.Name]).Format();
         if (linear.Bias?.AddNode is { } add)
         {
             graph.RemoveNode(add);

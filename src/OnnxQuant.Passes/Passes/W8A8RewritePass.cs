@@ -74,11 +74,14 @@ public sealed class W8A8RewritePass(W8A8Options options, LinearSelection selecti
             }
             var linears = group.Select(c => LinearNode.TryCreate(graph, c.Node)
                 ?? throw new InvalidOperationException($"linear '{c.QualifiedName}' reads its weight through {c.WeightVia}; run {nameof(FoldWeightChainsPass)} first")).ToList();
+            string scheme = "w8a8-" + options.Format.ToString().ToLowerInvariant();
+            emitter.Provenance = new Provenance(scheme, ProvenanceRole.ActivationQuantizer, group.Select(c => c.Name).ToList());
             var quantized = ActivationFront.Emit(emitter, group.Key, linears[0].WeightType, options.Format, ranges.TensorAbsMax(group.Key),
                 options.Format is W8A8Format.Int8 or W8A8Format.QLinear && opset >= 11 ? ranges.FloatChannels(group.Key) : [], options.UnsignedActivations,
                 options.AbsorbSmoothingMul);
             foreach (var (linear, candidate) in linears.Zip(group))
             {
+                emitter.Provenance = new Provenance(scheme, ProvenanceRole.Linear, [candidate.Name]);
                 LinearBack.Emit(emitter, linear, quantized, options, ranges);
                 decisions.Add(new W8A8Decision(candidate.Name, scope, group.Key, linear.K, linear.N, KeepReason.None, null, quantized.StaticScale,
                     quantized.AbsorbedMul is not null) { FloatChannels = quantized.Float?.Channels.Count ?? 0 });

@@ -95,6 +95,13 @@ public sealed class LinearAnalysisTests : IDisposable
         Assert.Contains(("lm_head_tied", "LmHead"), kept);
         AssertQuantizedOps(output, "MatMulInteger", main: 5, body: 1);
         AssertClose(output, 0.05);
+
+        // Every emitted node says which linears it stands for: each quantized linear has its MatMulInteger.
+        using var written = ModelFile.Load(output);
+        var stamped = written.Graph.Nodes.Select(Provenance.Of).Where(p => p is not null).ToList();
+        var computed = stamped.Where(p => p!.Role == ProvenanceRole.Linear).Select(p => Assert.Single(p!.Linears)).ToHashSet();
+        Assert.Equal(["bf16_cast", "fp16_cast", "reshaped", "squeezed", "transposed"], computed.Order());
+        Assert.All(stamped, p => Assert.Equal("w8a8-int8", p!.Scheme));
     }
 
     [Fact]

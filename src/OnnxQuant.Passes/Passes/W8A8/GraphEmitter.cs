@@ -19,6 +19,9 @@ internal sealed class GraphEmitter
     /// <summary>The default-domain opset the emitted nodes must respect.</summary>
     public long Opset { get; }
 
+    /// <summary>Written into every node emitted from now on (which linears it stands for; see <see cref="Analysis.Provenance"/>).</summary>
+    public Analysis.Provenance? Provenance { get; set; }
+
     public string Floats(string hint, ReadOnlySpan<float> values, long[] shape, TensorProto.Types.DataType type = TensorProto.Types.DataType.Float)
     {
         string name = _graph.UniqueValueName(hint);
@@ -55,6 +58,8 @@ internal sealed class GraphEmitter
     {
         string result = output ?? _graph.UniqueValueName(outputHint);
         var node = Nodes.Create(op, inputs, [result], _graph.UniqueNodeName(nodeHint));
+        if (Provenance is not null)
+            node.DocString = Provenance.Format();
         attributes?.Invoke(node);
         _graph.AddNode(node);
         return result;
