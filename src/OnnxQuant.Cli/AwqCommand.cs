@@ -78,8 +78,6 @@ public static class AwqCommand
             var selection = new LinearSelection(parse.GetValue(exclude), parse.GetValue(lmHead));
             var quant = new Int4QuantOptions { BlockSize = block, Scheme = parse.GetValue(symmetric) ? Int4Scheme.Symmetric : Int4Scheme.Asymmetric };
 
-            // Stage lines only on an interactive stderr (like calibrate's progress): redirected stderr holds notes and errors only.
-            var stages = ReferenceEquals(context.Error, Console.Error) && !Console.IsErrorRedirected ? context.Error : TextWriter.Null;
             var rewrite = new W4RewriteOptions { Quantization = quant, AccuracyLevel = level, Selection = selection };
             var search = how == AwqMethod.Awq ? new AwqPassOptions
             {
@@ -100,7 +98,7 @@ public static class AwqCommand
                     analyses.Set<IBlockEvaluator>(new OrtBlockEvaluator(BlockWindows(dataset), session));
                 } : null,
             };
-            var outcome = QuantizeCommand.Run(context, parse, job, stages);
+            var outcome = QuantizeCommand.Run(context, parse, job);
             var summary = AwqSummary.Create(modelPath, outPath, how, quant, level, OutputBytes(outPath), outcome);
             if (parse.GetValue(json))
                 JsonOutput.Write(context.Out, summary);

@@ -14,6 +14,7 @@ public static class CommandRunner
     public static int Run(CliContext context, ParseResult parse, Func<int> action)
     {
         bool verbose = parse.GetValue(context.Verbose);
+        bool json = WantsJson(parse);
         try
         {
             return action();
@@ -23,12 +24,13 @@ public static class CommandRunner
             context.Error.WriteLine(Wrap("error: " + e.Message, ParagraphWidth));
             if (verbose && e.InnerException is not null)
                 context.Error.WriteLine(e.InnerException.ToString());
-            return (int)e.ExitCode;
+            return Failed(context, json, e.ExitCode, e.ExitCode.ToString(), e.Message, e.File);
         }
         catch (OperationCanceledException e)
         {
-            context.Error.WriteLine(e is InterruptedAfterWriteException ? e.Message : "interrupted: nothing was written.");
-            return (int)ExitCode.Interrupted;
+            string message = e is InterruptedAfterWriteException ? e.Message : "interrupted: nothing was written.";
+            context.Error.WriteLine(message);
+            return Failed(context, json, ExitCode.Interrupted, "Interrupted", message, null);
         }
         catch (Exception e)
         {
@@ -37,9 +39,25 @@ public static class CommandRunner
                 context.Error.WriteLine(e.ToString());
             else
                 context.Error.WriteLine("This is a bug in onnxquant. Rerun with --verbose for the stack trace and include it in a report.");
-            return (int)ExitCode.InternalError;
+            return Failed(context, json, ExitCode.InternalError, "InternalError", $"{e.GetType().Name}: {FirstLine(e.Message)}", null);
         }
     }
+
+    /// <summary>A failed command's JSON document, so a pipeline reading stdout learns why (stderr keeps the paragraph).</summary>
+    public sealed record FailureDocument(FailureDetail Error, int Exit);
+
+    public sealed record FailureDetail(string Kind, string Message, string? File);
+
+    private static int Failed(CliContext context, bool json, ExitCode code, string kind, string message, string? file)
+    {
+        if (json)
+            JsonOutput.Write(context.Out, new FailureDocument(new FailureDetail(kind, message, file), (int)code));
+        return (int)code;
+    }
+
+    // The command's own --json option, if it has one and it was given.
+    private static bool WantsJson(ParseResult parse) =>
+        parse.CommandResult.Command.Options.OfType<Option<bool>>().FirstOrDefault(o => o.Name == "--json") is { } option && parse.GetValue(option);
 
     private static string FirstLine(string text)
     {

@@ -19,10 +19,10 @@ internal static class EvalPrinter
         table.AddColumn(new TableColumn("value").RightAligned());
         if (r.Perplexity is { } p)
         {
-            table.AddRow("perplexity", F(p.Perplexity, "0.000"));
+            table.AddRow("perplexity", Format.Figure(p.Perplexity, "0.000"));
             if (p.ReferencePerplexity is { } rp)
             {
-                table.AddRow("reference perplexity", F(rp, "0.000"));
+                table.AddRow("reference perplexity", Format.Figure(rp, "0.000"));
                 table.AddRow("perplexity change", Percent(p.RelativeIncrease!.Value));
                 table.AddRow("top-1 next-token agreement", Percent(p.Top1Agreement!.Value, signed: false));
                 table.AddRow("logits relative error", F(p.RelativeError!.Value, "0.0000e+0"));

@@ -30,6 +30,10 @@ public static class Format
         _ => count.ToString(Inv),
     };
 
+    /// <summary>A measured figure: <paramref name="format"/> up to a million, then scientific ("3.142e+45" rather than 46 digits).</summary>
+    public static string Figure(double value, string format) =>
+        double.IsFinite(value) && Math.Abs(value) >= 1e6 ? value.ToString("0.###e+0", Inv) : value.ToString(format, Inv);
+
     /// <summary>"a, b, c ... and 7 more".</summary>
     public static string Names(IEnumerable<string> names, int max = 6)
     {

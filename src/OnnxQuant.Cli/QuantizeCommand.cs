@@ -35,15 +35,17 @@ internal sealed record QuantizeOutcome(
 /// </summary>
 internal static class QuantizeCommand
 {
-    public static QuantizeOutcome Run(CliContext context, ParseResult parse, QuantizeJob job, TextWriter stages)
+    /// <summary>Stage lines ("calibrating ...", a line per tenth of each pass, "wrote ...") go to stderr, also when it is a log file.</summary>
+    public static QuantizeOutcome Run(CliContext context, ParseResult parse, QuantizeJob job)
     {
+        var stages = context.Error;
         using var loaded = ModelFile.Load(job.ModelPath);
         // Fail in the first second, not after calibration: unwritable output, or an output that is one of the inputs.
         OutputPaths.CheckModel(job.OutPath, loaded, [.. job.OtherInputs]);
         var table = LinearAnalysis.Analyze(loaded.Graph, job.Selection);
         bool rewrites = job.Pipeline.Passes.Any(p => p is W8A8RewriteSpec or W4RewriteSpec);
         if (rewrites)
-            EnsureSomethingToQuantize(job.ModelPath, table);
+            EnsureSomethingToQuantize(job.ModelPath, table, loaded.Graph.Nodes.Count(LinearAnalysis.IsQuantizedLinearOp));
         foreach (var pattern in job.Selection.UnmatchedPatterns(table.All.Select(c => c.Name)))
             context.Error.WriteLine($"warning: --exclude '{pattern}' matches no MatMul or Gemm of {job.ModelPath}");
         // New tensors go to a scratch file beside the output, so memory holds one layer's weights, not the model's.
@@ -77,14 +79,18 @@ internal static class QuantizeCommand
     }
 
     // Every linear kept for a reason no option changes, or every one excluded: say so before calibrating.
-    private static void EnsureSomethingToQuantize(string modelPath, LinearTable table)
+    private static void EnsureSomethingToQuantize(string modelPath, LinearTable table, int quantizedOps)
     {
         if (table.Quantizable.Any())
             return;
+        int dequantized = table.All.Count(c => c.Reason == KeepReason.AlreadyQuantized);
+        // Attention's products have no weight; if nothing else is left in float, an earlier run quantized it all.
+        if (quantizedOps + dequantized > 0 && table.All.All(c => c.Reason is KeepReason.AlreadyQuantized or KeepReason.ComputedWeight))
+            throw new OnnxQuantException(modelPath,
+                $"is already quantized: it has {quantizedOps + dequantized} quantized linear(s) (MatMulNBits, MatMulInteger, QLinearMatMul or DequantizeLinear weights) and no floating-point MatMul/Gemm with a constant weight left. Quantize the floating-point model instead",
+                ExitCode.Unsupported);
         if (table.Count == 0)
             throw new OnnxQuantException(modelPath, "has no MatMul or Gemm node: there is nothing to quantize", ExitCode.Unsupported);
-        if (table.All.All(c => c.Reason == KeepReason.AlreadyQuantized))
-            throw new OnnxQuantException(modelPath, $"is already quantized: each of its {table.Count} MatMul/Gemm nodes reads a DequantizeLinear weight. Quantize the floating-point model instead", ExitCode.Unsupported);
         throw new OnnxQuantException(modelPath,
             $"has no MatMul or Gemm that can be quantized with these options ({Reasons(table.All.Select(c => c.Reason))}); see `onnxquant inspect` for each node's verdict",
             ExitCode.Unsupported);

@@ -75,7 +75,7 @@ public static class SmoothCommand
                 quantize ? $"smoothing (alpha {parse.GetValue(alpha)}) and rewriting to W8A8 {w8a8.Format.ToString().ToLowerInvariant()}" : $"smoothing (alpha {parse.GetValue(alpha)})",
                 !parse.GetValue(noVerify), parse.GetValue(latency), 20, verifyOptions,
                 [.. parse.GetValue(calibrationArguments.Data) ?? [], parse.GetValue(calibrationArguments.Stats), parse.GetValue(verifyText)]);
-            var outcome = QuantizeCommand.Run(context, parse, job, context.Error);
+            var outcome = QuantizeCommand.Run(context, parse, job);
 
             var summary = SmoothSummary.Create(modelPath, outPath, quantize ? w8a8 : null, parse.GetValue(alpha)!, outcome);
             if (parse.GetValue(json))

@@ -113,7 +113,7 @@ public sealed record SmoothSummary(
             verify.AddRow(Markup.Escape($"relative error of '{v.Output}'"), "", v.RelativeError.ToString("0.0000", inv));
             verify.AddRow("max |error|", "", v.MaxAbsError.ToString("0.####", inv));
             if (v.PerplexityOriginal is { } p0 && v.PerplexityEmitted is { } p1)
-                verify.AddRow("perplexity", p0.ToString("0.000", inv), p1.ToString("0.000", inv));
+                verify.AddRow("perplexity", Cli.Format.Figure(p0, "0.000"), Cli.Format.Figure(p1, "0.000"));
             if (v.Top1Agreement is { } top1)
                 verify.AddRow("top-1 agreement", "", top1.ToString("P2", inv));
             if (v.MeanCosine is { } cos)

@@ -33,6 +33,11 @@ public static class LinearAnalysis
 
     public static bool IsLinearOp(NodeProto node) => node.IsOnnx("MatMul") || node.IsOnnx("Gemm");
 
+    /// <summary>A linear some tool already quantized: MatMulNBits, MatMulInteger, QLinearMatMul and their fused forms.</summary>
+    public static bool IsQuantizedLinearOp(NodeProto node) =>
+        node.IsOnnx("MatMulInteger") || node.IsOnnx("QLinearMatMul")
+        || node.IsMicrosoft("MatMulNBits") || node.IsMicrosoft("MatMulIntegerToFloat") || node.IsMicrosoft("DynamicQuantizeMatMul") || node.IsMicrosoft("MatMulBnb4");
+
     /// <summary>The verdict on one MatMul/Gemm of <paramref name="graph"/> (a body graph for subgraph nodes).</summary>
     public static LinearCandidate Classify(Graph graph, NodeProto node, string? scope, LinearSelection selection)
     {
