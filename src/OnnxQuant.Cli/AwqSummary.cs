@@ -1,6 +1,7 @@
 using System.Globalization;
 using OnnxQuant.Analysis;
 using OnnxQuant.Calibrate;
+using OnnxQuant.Calibrate.Evaluation;
 using OnnxQuant.Calibrate.Verification;
 using OnnxQuant.Passes;
 using OnnxQuant.Quantization;
