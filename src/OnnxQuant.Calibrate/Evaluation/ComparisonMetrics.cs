@@ -2,32 +2,6 @@ using System.Numerics.Tensors;
 
 namespace OnnxQuant.Calibrate.Evaluation;
 
-/// <summary>What <see cref="ComparisonMetrics"/> measured over all samples.</summary>
-internal sealed record ComparisonResult
-{
-    public int Samples { get; init; }
-
-    public long Tokens { get; init; }
-
-    /// <summary>Causal LMs: tokens whose next-token loss was scored.</summary>
-    public long ScoredTokens { get; init; }
-
-    /// <summary>||model - reference|| / ||reference|| over the compared output values; NaN without a reference.</summary>
-    public double RelativeError { get; init; }
-
-    public double MaxAbsError { get; init; }
-
-    public double? Top1Agreement { get; init; }
-
-    public double? Perplexity { get; init; }
-
-    public double? ReferencePerplexity { get; init; }
-
-    public double? MeanCosine { get; init; }
-
-    public double? MinCosine { get; init; }
-}
-
 /// <summary>
 /// The one comparison of a model's outputs with a reference's, sample by sample, that both `eval` and the verification
 /// after smooth/awq use: causal LMs by next-token loss (perplexity), top-1 agreement and logits error over chosen
@@ -94,19 +68,29 @@ internal sealed class ComparisonMetrics
         ReferencePooled.Add(referencePooled);
     }
 
-    public ComparisonResult ToResult() => new()
-    {
-        Samples = _samples,
-        Tokens = _tokens,
-        ScoredTokens = _scored,
-        RelativeError = Math.Sqrt(_diffSquares / Math.Max(_referenceSquares, 1e-300)),
-        MaxAbsError = _maxAbs,
-        Top1Agreement = _kind == ModelKind.CausalLm && _predictions > 0 ? (double)_agreements / _predictions : null,
-        Perplexity = _kind == ModelKind.CausalLm && _scored > 0 ? Math.Exp(_nll / _scored) : null,
-        ReferencePerplexity = _hasReference && _kind == ModelKind.CausalLm && _scored > 0 ? Math.Exp(_referenceNll / _scored) : null,
-        MeanCosine = _cosines.Count > 0 ? _cosines.Average() : null,
-        MinCosine = _cosines.Count > 0 ? _cosines.Min() : null,
-    };
+    // ---- the figures so far ----
+
+    public int Samples => _samples;
+
+    public long Tokens => _tokens;
+
+    /// <summary>Causal LMs: tokens whose next-token loss was scored.</summary>
+    public long ScoredTokens => _scored;
+
+    /// <summary>||model - reference|| / ||reference|| over the compared output values.</summary>
+    public double RelativeError => Math.Sqrt(_diffSquares / Math.Max(_referenceSquares, 1e-300));
+
+    public double MaxAbsError => _maxAbs;
+
+    public double? Top1Agreement => _kind == ModelKind.CausalLm && _predictions > 0 ? (double)_agreements / _predictions : null;
+
+    public double? Perplexity => _kind == ModelKind.CausalLm && _scored > 0 ? Math.Exp(_nll / _scored) : null;
+
+    public double? ReferencePerplexity => _hasReference && _kind == ModelKind.CausalLm && _scored > 0 ? Math.Exp(_referenceNll / _scored) : null;
+
+    public double? MeanCosine => _cosines.Count > 0 ? _cosines.Average() : null;
+
+    public double? MinCosine => _cosines.Count > 0 ? _cosines.Min() : null;
 
     private void AddError(ReadOnlySpan<float> model, ReadOnlySpan<float> reference)
     {

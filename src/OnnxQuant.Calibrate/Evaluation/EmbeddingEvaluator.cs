@@ -10,14 +10,13 @@ internal static class EmbeddingEvaluator
         IProgress<(int Done, int Total)>? progress, CancellationToken cancel)
     {
         var metrics = Compare(model, reference, sentences, progress, cancel);
-        var result = metrics.ToResult();
         return new EmbeddingResult
         {
             Sentences = sentences.Count,
-            MeanCosine = result.MeanCosine ?? double.NaN,
-            MinCosine = result.MinCosine ?? double.NaN,
+            MeanCosine = metrics.MeanCosine ?? double.NaN,
+            MinCosine = metrics.MinCosine ?? double.NaN,
             NeighbourAgreement = NeighbourAgreement.Agreement(metrics.Pooled, metrics.ReferencePooled),
-            RelativeError = result.RelativeError,
+            RelativeError = metrics.RelativeError,
         };
     }
 

@@ -18,18 +18,18 @@ internal static class PerplexityEvaluator
     {
         var windows = SlidingWindows.Plan(stream.Length, context, stride);
         // Positions FirstScored-1 .. Length-2 make the scored predictions; those are the ones compared.
-        var result = Compare(model, reference, windows.Count, i =>
+        var metrics = Compare(model, reference, windows.Count, i =>
         {
             var w = windows[i];
             return new LmWindow(stream.AsSpan(w.Start, w.Length).ToArray(), w.FirstScored, w.FirstScored - 1, w.Length - 1);
-        }, rejectNonFinite: true, progress, cancel).ToResult();
+        }, rejectNonFinite: true, progress, cancel);
         return new PerplexityResult
         {
-            Perplexity = result.Perplexity!.Value,
-            ReferencePerplexity = result.ReferencePerplexity,
-            Top1Agreement = reference is null ? null : result.Top1Agreement,
-            RelativeError = reference is null ? null : result.RelativeError,
-            ScoredTokens = result.ScoredTokens,
+            Perplexity = metrics.Perplexity!.Value,
+            ReferencePerplexity = metrics.ReferencePerplexity,
+            Top1Agreement = reference is null ? null : metrics.Top1Agreement,
+            RelativeError = reference is null ? null : metrics.RelativeError,
+            ScoredTokens = metrics.ScoredTokens,
             StreamTokens = stream.Length,
             Windows = windows.Count,
             Context = context,

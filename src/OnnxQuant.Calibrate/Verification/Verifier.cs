@@ -56,22 +56,21 @@ public static class Verifier
             metrics = PerplexityEvaluator.Compare(pair.Model, pair.Reference, windows.Count,
                 i => new LmWindow(windows[i], 1, 0, windows[i].Length), rejectNonFinite: false, progress, cancel);
         }
-        var result = metrics.ToResult();
         return new VerificationReport
         {
             Kind = pair.Kind,
             Output = pair.Output,
             Data = Path.GetFileName(textPath),
             Device = pair.Device,
-            Samples = result.Samples,
-            Tokens = result.Tokens,
-            RelativeError = result.RelativeError,
-            MaxAbsError = result.MaxAbsError,
-            Top1Agreement = result.Top1Agreement,
-            PerplexityOriginal = result.ReferencePerplexity,
-            PerplexityEmitted = result.Perplexity,
-            MeanCosine = result.MeanCosine,
-            MinCosine = result.MinCosine,
+            Samples = metrics.Samples,
+            Tokens = metrics.Tokens,
+            RelativeError = metrics.RelativeError,
+            MaxAbsError = metrics.MaxAbsError,
+            Top1Agreement = metrics.Top1Agreement,
+            PerplexityOriginal = metrics.ReferencePerplexity,
+            PerplexityEmitted = metrics.Perplexity,
+            MeanCosine = metrics.MeanCosine,
+            MinCosine = metrics.MinCosine,
             Elapsed = clock.Elapsed,
         };
     }
