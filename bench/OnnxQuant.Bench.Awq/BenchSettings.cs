@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using OnnxQuant.Awq;
+using OnnxQuant.Numerics;
 
 namespace OnnxQuant.Bench.Awq;
 

@@ -1,4 +1,5 @@
 using OnnxQuant.Awq;
+using OnnxQuant.Numerics;
 
 namespace OnnxQuant.Bench.Awq;
 

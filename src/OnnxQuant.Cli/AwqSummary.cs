@@ -1,5 +1,6 @@
 using System.Globalization;
 using OnnxQuant.Analysis;
+using OnnxQuant.Calibrate.Evaluation;
 using OnnxQuant.Calibrate.Verification;
 using OnnxQuant.Passes;
 using OnnxQuant.Quantization;

@@ -11,7 +11,7 @@ internal static class EvalPrinter
 
     public static void Print(IAnsiConsole console, EvalReport r)
     {
-        console.MarkupLineInterpolated($"[bold]{r.Model}[/] ({(r.Kind == Calibrate.Verification.ModelKind.CausalLm ? "causal LM" : "encoder")}, output {r.Output}) on {r.Data}, {r.Tokenizer}, {r.Device}");
+        console.MarkupLineInterpolated($"[bold]{r.Model}[/] ({(r.Kind == ModelKind.CausalLm ? "causal LM" : "encoder")}, output {r.Output}) on {r.Data}, {r.Tokenizer}, {r.Device}");
         if (r.Reference is not null)
             console.MarkupLineInterpolated($"reference: {r.Reference}");
         var table = new Table().Border(TableBorder.Simple).HideHeaders();

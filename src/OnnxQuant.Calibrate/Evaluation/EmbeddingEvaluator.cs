@@ -1,9 +1,7 @@
-using OnnxQuant.Calibrate.Verification;
-
 namespace OnnxQuant.Calibrate.Evaluation;
 
 /// <summary>
-/// An encoder against its reference on held-out sentences: the Verifier's metrics (relative error, cosine of the
+/// An encoder against its reference on held-out sentences: the comparison's metrics (relative error, cosine of the
 /// mean-pooled embeddings) plus nearest-neighbour agreement over the same pooled embeddings.
 /// </summary>
 internal static class EmbeddingEvaluator
@@ -11,29 +9,28 @@ internal static class EmbeddingEvaluator
     public static EmbeddingResult Run(EvalSession model, EvalSession reference, IReadOnlyList<int[]> sentences,
         IProgress<(int Done, int Total)>? progress, CancellationToken cancel)
     {
-        var metrics = new ComparisonMetrics(ModelKind.Encoder);
-        var pooled = new List<float[]>(sentences.Count);
-        var referencePooled = new List<float[]>(sentences.Count);
-        for (int i = 0; i < sentences.Count; i++)
-        {
-            cancel.ThrowIfCancellationRequested();
-            var ids = sentences[i];
-            var hidden = model.Run(ids);
-            var expected = reference.Run(ids);
-            metrics.Add(ids, expected.Values, hidden.Values, expected.Shape);
-            int width = (int)hidden.Shape[^1];
-            pooled.Add(ComparisonMetrics.MeanPool(hidden.Values, ids.Length, width));
-            referencePooled.Add(ComparisonMetrics.MeanPool(expected.Values, ids.Length, width));
-            progress?.Report((i + 1, sentences.Count));
-        }
-        var report = metrics.ToReport();
+        var metrics = Compare(model, reference, sentences, progress, cancel);
         return new EmbeddingResult
         {
             Sentences = sentences.Count,
-            MeanCosine = report.MeanCosine ?? double.NaN,
-            MinCosine = report.MinCosine ?? double.NaN,
-            NeighbourAgreement = NeighbourAgreement.Agreement(pooled, referencePooled),
-            RelativeError = report.RelativeError,
+            MeanCosine = metrics.MeanCosine ?? double.NaN,
+            MinCosine = metrics.MinCosine ?? double.NaN,
+            NeighbourAgreement = NeighbourAgreement.Agreement(metrics.Pooled, metrics.ReferencePooled),
+            RelativeError = metrics.RelativeError,
         };
+    }
+
+    /// <summary>Runs both models on every sentence and compares their hidden states.</summary>
+    public static ComparisonMetrics Compare(EvalSession model, EvalSession reference, IReadOnlyList<int[]> sentences,
+        IProgress<(int Done, int Total)>? progress, CancellationToken cancel)
+    {
+        var metrics = new ComparisonMetrics(ModelKind.Encoder);
+        for (int i = 0; i < sentences.Count; i++)
+        {
+            cancel.ThrowIfCancellationRequested();
+            metrics.AddSentence(sentences[i], model.Run(sentences[i]), reference.Run(sentences[i]));
+            progress?.Report((i + 1, sentences.Count));
+        }
+        return metrics;
     }
 }

@@ -5,7 +5,7 @@ namespace OnnxQuant.Calibrate.Evaluation;
 /// <summary>What `onnxquant eval` measures and on what.</summary>
 public sealed record EvalOptions
 {
-    /// <summary>Evaluation text; null for the held-out Persuasion (<see cref="Verification.HeldOutText.FindDefault"/>).</summary>
+    /// <summary>Evaluation text; null for the held-out Persuasion (<see cref="HeldOutText.FindDefault"/>).</summary>
     public string? TextPath { get; init; }
 
     /// <summary>A tokenizer file or folder; null looks beside the model, then beside the reference.</summary>

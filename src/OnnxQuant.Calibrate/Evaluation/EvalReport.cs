@@ -1,5 +1,3 @@
-using OnnxQuant.Calibrate.Verification;
-
 namespace OnnxQuant.Calibrate.Evaluation;
 
 /// <summary>The result of `onnxquant eval`.</summary>

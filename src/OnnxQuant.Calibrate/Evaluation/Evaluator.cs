@@ -1,31 +1,20 @@
 using System.Diagnostics;
 using OnnxQuant.Calibrate.Data;
-using OnnxQuant.Calibrate.Verification;
 
 namespace OnnxQuant.Calibrate.Evaluation;
 
 /// <summary>
 /// `onnxquant eval`: a causal LM's sliding-window perplexity on held-out text, or an encoder's embedding agreement with
-/// a reference model; optionally CPU/GPU latency of a prefill and a 1-token step. Built on the Verifier's sessions,
-/// feeds, tokenizers, held-out text and metrics.
+/// a reference model; optionally CPU/GPU latency of a prefill and a 1-token step. The verification after smooth/awq
+/// (Verification.Verifier) is the same comparison (<see cref="ModelPair"/>, <see cref="ComparisonMetrics"/>) with its own samples.
 /// </summary>
 public static class Evaluator
 {
     public static EvalReport Run(string modelPath, EvalOptions options, IProgress<(int Done, int Total)>? progress = null, CancellationToken cancel = default)
     {
         var clock = Stopwatch.StartNew();
-        using var opened = Verifier.Open(modelPath, options.Session);
-        using var openedReference = options.ReferencePath is null ? null : Verifier.Open(options.ReferencePath, options.Session);
-        var (kind, output) = Verifier.Classify(opened.Session, modelPath);
-        var model = new EvalSession(opened.Session, output, modelPath);
-        EvalSession? reference = null;
-        if (openedReference is not null)
-        {
-            var (referenceKind, _) = Verifier.Classify(openedReference.Session, options.ReferencePath!);
-            if (referenceKind != kind || !openedReference.Session.OutputMetadata.ContainsKey(output))
-                throw new OnnxQuantException(options.ReferencePath, $"is not comparable with {modelPath}: it has no {(kind == ModelKind.CausalLm ? "logits" : "hidden-state")} output '{output}'", ExitCode.BadInput);
-            reference = new EvalSession(openedReference.Session, output, options.ReferencePath!);
-        }
+        using var pair = ModelPair.Open(modelPath, options.ReferencePath, options.Session);
+        var (kind, output, model, reference) = (pair.Kind, pair.Output, pair.Model, pair.Reference);
         if (kind == ModelKind.Encoder && reference is null)
             throw new OnnxQuantException(modelPath,
                 $"is an encoder (no logits output, measured on '{output}'), so it has no perplexity; pass --reference ORIGINAL.onnx to compare its sentence embeddings with the original's", ExitCode.Usage);
@@ -46,7 +35,7 @@ public static class Evaluator
         }
         else
         {
-            var sentences = Verifier.SentenceSamples(textPath, tokenizer, new VerifyOptions { Sentences = options.Sentences, MaxSentenceTokens = options.MaxSentenceTokens });
+            var sentences = HeldOutText.SentenceSamples(textPath, tokenizer, options.Sentences, options.MaxSentenceTokens);
             embedding = EmbeddingEvaluator.Run(model, reference!, sentences, progress, cancel);
             prefill = tokenizer.Prefix.Concat(tokenizer.Encode(text[..Math.Min(text.Length, 40_000)])).ToArray();
         }
@@ -66,8 +55,8 @@ public static class Evaluator
             Output = output,
             Data = Path.GetFileName(textPath),
             Tokenizer = tokenizer.Description,
-            Device = opened.Device,
-            Notice = opened.Notice,
+            Device = pair.Device,
+            Notice = pair.Notice,
             Perplexity = perplexity,
             Embedding = embedding,
             Latency = latency,

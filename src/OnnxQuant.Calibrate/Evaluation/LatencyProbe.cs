@@ -25,11 +25,12 @@ internal static class LatencyProbe
         };
     }
 
-    private static (double Model, double? Reference) Medians(EvalSession model, EvalSession? reference, int[] ids, int runs) =>
+    /// <summary>Median ms of one run on <paramref name="ids"/>, model and reference timed alternately.</summary>
+    internal static (double Model, double? Reference) Medians(EvalSession model, EvalSession? reference, int[] ids, int runs) =>
         AlternatingMedians(() => model.Run(ids), reference is null ? null : () => reference.Run(ids), runs);
 
     /// <summary>Two warm-up runs of each, then <paramref name="runs"/> timed runs in alternation; the median of each in ms.</summary>
-    internal static (double First, double? Second) AlternatingMedians(Action first, Action? second, int runs)
+    private static (double First, double? Second) AlternatingMedians(Action first, Action? second, int runs)
     {
         for (int i = 0; i < 2; i++)
         {

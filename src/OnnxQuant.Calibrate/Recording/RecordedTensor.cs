@@ -1,5 +1,4 @@
 using OnnxQuant.Analysis;
-using OnnxQuant.IO;
 using OnnxQuant.IR;
 
 namespace OnnxQuant.Calibrate.Recording;

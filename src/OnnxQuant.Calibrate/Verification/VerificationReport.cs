@@ -1,13 +1,6 @@
-namespace OnnxQuant.Calibrate.Verification;
+using OnnxQuant.Calibrate.Evaluation;
 
-/// <summary>What a model is, as far as measuring it goes.</summary>
-public enum ModelKind
-{
-    /// <summary>Has a logits output [batch, sequence, vocab]: perplexity and top-1 agreement.</summary>
-    CausalLm,
-    /// <summary>No logits: the first [batch, sequence, hidden] output, mean-pooled over the attention mask, compared by cosine.</summary>
-    Encoder,
-}
+namespace OnnxQuant.Calibrate.Verification;
 
 /// <summary>Original versus emitted model on held-out data.</summary>
 public sealed record VerificationReport

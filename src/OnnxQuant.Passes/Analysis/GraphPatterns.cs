@@ -41,9 +41,9 @@ public static class GraphPatterns
     public static bool IsScalarConstant(this Graph graph, string name, float expected, float tolerance = 0f)
     {
         var t = graph.GetConstant(name);
-        if (t is null || t.ElementCount != 1 || !IO.ElementType.IsFloat(t.DataType) && !IsInteger(t.DataType))
+        if (t is null || t.ElementCount != 1 || !ElementType.IsFloat(t.DataType) && !IsInteger(t.DataType))
             return false;
-        double v = IO.ElementType.IsFloat(t.DataType) ? t.ToFloats()[0] : t.ToInt64s()[0];
+        double v = ElementType.IsFloat(t.DataType) ? t.ToFloats()[0] : t.ToInt64s()[0];
         return Math.Abs(v - expected) <= tolerance;
     }
 
@@ -57,7 +57,7 @@ public static class GraphPatterns
     public static bool IsConstantChannelVector(this Graph graph, string name)
     {
         var t = graph.GetConstant(name);
-        return t is not null && IO.ElementType.IsFloat(t.DataType) && t.Shape.Count >= 1 && t.ElementCount >= 2 && t.Shape[^1] == t.ElementCount;
+        return t is not null && ElementType.IsFloat(t.DataType) && t.Shape.Count >= 1 && t.ElementCount >= 2 && t.Shape[^1] == t.ElementCount;
     }
 
     /// <summary>Follows Cast producers upwards: the value before any chain of Casts.</summary>

@@ -1,4 +1,5 @@
 using System.Numerics.Tensors;
+using OnnxQuant.Numerics;
 using OnnxQuant.Quantization;
 
 namespace OnnxQuant.Awq;

@@ -1,3 +1,5 @@
+using OnnxQuant.Numerics;
+
 namespace OnnxQuant.Awq;
 
 /// <summary>

@@ -1,5 +1,6 @@
 using System.Buffers;
 using System.Numerics.Tensors;
+using OnnxQuant.Numerics;
 using OnnxQuant.Quantization;
 
 namespace OnnxQuant.Awq;

@@ -1,3 +1,5 @@
+using OnnxQuant.IR;
+
 namespace OnnxQuant.IO;
 
 /// <summary>

@@ -64,7 +64,7 @@ public static class ModelFile
 
     internal static OnnxModel FromProto(ModelProto proto, string? path, ExternalDataFiles? files)
     {
-        var reader = new TensorProtoReader(files ?? new ExternalDataFiles(path ?? "model.onnx"));
+        var reader = new ModelTensorReader(files ?? new ExternalDataFiles(path ?? "model.onnx"));
         var g = proto.Graph ?? throw new OnnxQuantException(path, "has no graph");
         if (g.SparseInitializer.Count > 0)
             throw new OnnxQuantException(path, "has sparse initializers, which OnnxQuant does not support", ExitCode.Unsupported);

@@ -22,7 +22,7 @@ public static class SubgraphBodies
     public static Graph Open(Graph outer, NodeProto node, string attribute)
     {
         var body = node.Attribute.First(a => a.Name == attribute && a.G is not null).G.Clone();
-        var reader = new TensorProtoReader(new ExternalDataFiles("."));
+        var reader = new TensorProtoReader(null); // body tensors are inline (the loader inlined them)
         var graph = new Graph(body.Name, body.Node, body.Input, body.Output, body.Initializer.Select(reader.Read), body.ValueInfo, body.DocString)
         {
             Outer = outer,

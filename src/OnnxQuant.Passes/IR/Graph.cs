@@ -87,7 +87,7 @@ public sealed class Graph
     /// Where new large initializers go instead of managed memory (null: keep them in memory). Set it for big models so a
     /// pass holds only the tensor it is working on.
     /// </summary>
-    public IO.SpillFile? Spill { get; set; }
+    public SpillFile? Spill { get; set; }
 
     /// <summary>Initializers of at least this many bytes are spilled when <see cref="Spill"/> is set.</summary>
     public long SpillThreshold { get; set; } = 1 << 20;
@@ -112,7 +112,7 @@ public sealed class Graph
         {
             var attr = producer.Attribute.FirstOrDefault(a => a.Name == "value");
             if (attr?.T is not null)
-                return new IO.TensorProtoReader(new IO.ExternalDataFiles(".")).Read(attr.T).Renamed(name);
+                return new TensorProtoReader(".").Read(attr.T).Renamed(name);
         }
         // A body reads the enclosing graph's constants by name unless it defines the name itself.
         if (Outer is not null && producer is null && !_initializers.ContainsKey(name) && !IsGraphInput(name))

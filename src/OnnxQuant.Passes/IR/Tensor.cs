@@ -2,7 +2,6 @@ using System.Buffers.Binary;
 using System.Numerics.Tensors;
 using System.Runtime.InteropServices;
 using Onnx;
-using OnnxQuant.IO;
 
 namespace OnnxQuant.IR;
 

@@ -5,6 +5,7 @@ using OnnxQuant.Analysis;
 using OnnxQuant.Awq;
 using OnnxQuant.IO;
 using OnnxQuant.IR;
+using OnnxQuant.Numerics;
 using OnnxQuant.Passes.W8A8;
 using OnnxQuant.Smoothing;
 using OnnxQuant.Statistics;

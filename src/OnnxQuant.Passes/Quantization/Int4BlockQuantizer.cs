@@ -2,6 +2,7 @@ using System.Buffers;
 using System.Numerics;
 using System.Numerics.Tensors;
 using Onnx;
+using OnnxQuant.Numerics;
 
 namespace OnnxQuant.Quantization;
 

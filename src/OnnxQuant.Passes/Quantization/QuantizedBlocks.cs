@@ -1,4 +1,5 @@
 using Onnx;
+using OnnxQuant.Numerics;
 
 namespace OnnxQuant.Quantization;
 

@@ -1,5 +1,5 @@
 using System.Numerics.Tensors;
-using OnnxQuant.Awq;
+using OnnxQuant.Numerics;
 using OnnxQuant.Quantization;
 
 namespace OnnxQuant.Smoothing;

@@ -104,7 +104,7 @@ internal sealed record ChannelPath(LinearNode Source, IReadOnlyList<NodeProto> N
         if (node.IsOnnx("Identity"))
             return layout;
         if (node.IsOnnx("Cast"))
-            return IO.ElementType.IsFloat((Onnx.TensorProto.Types.DataType)node.GetInt("to", 0)) ? layout : null;
+            return ElementType.IsFloat((Onnx.TensorProto.Types.DataType)node.GetInt("to", 0)) ? layout : null;
         if (node.IsOnnx("Reshape"))
             return node.Input[0] == value && ReshapeTarget(graph, node, hints) is { } shape ? layout.Reshape(shape) : null;
         if (node.IsOnnx("Transpose"))

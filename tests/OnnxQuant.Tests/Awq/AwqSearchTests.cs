@@ -1,4 +1,5 @@
 using OnnxQuant.Awq;
+using OnnxQuant.Numerics;
 using OnnxQuant.Quantization;
 
 namespace OnnxQuant.Tests.Awq;

@@ -1,7 +1,6 @@
 using OnnxQuant.Calibrate.Data;
 using OnnxQuant.Calibrate.Evaluation;
 using OnnxQuant.Calibrate.Sessions;
-using OnnxQuant.Calibrate.Verification;
 using OnnxQuant.Fixtures;
 
 namespace OnnxQuant.Tests.Eval;
@@ -24,9 +23,9 @@ public class EmbeddingEvalTests
 
         var report = Evaluator.Run(model, options);
 
-        // The same sentences as eval (the Verifier's sample builder), measured here with plain loops in double.
+        // The same sentences as eval (HeldOutText's sample builder), measured here with plain loops in double.
         var tokenizer = TokenizerLoader.Load(null, model);
-        var samples = Verifier.SentenceSamples(text, tokenizer, new VerifyOptions { Sentences = 24, MaxSentenceTokens = 48 });
+        var samples = HeldOutText.SentenceSamples(text, tokenizer, 24, 48);
         Assert.Equal(24, samples.Count);
         Assert.All(samples, s => Assert.Equal((2, 3), (s[0], s[^1])));
         var a = new List<double[]>();

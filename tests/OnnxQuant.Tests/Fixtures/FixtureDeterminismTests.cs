@@ -1,6 +1,7 @@
 using Google.Protobuf;
 using OnnxQuant.Fixtures;
 using OnnxQuant.IO;
+using OnnxQuant.IR;
 using OnnxQuant.Tests.Support;
 
 namespace OnnxQuant.Tests.Fixtures;

@@ -1,3 +1,4 @@
+using OnnxQuant.Calibrate.Evaluation;
 using OnnxQuant.Calibrate.Sessions;
 using OnnxQuant.Calibrate.Verification;
 using OnnxQuant.Fixtures;

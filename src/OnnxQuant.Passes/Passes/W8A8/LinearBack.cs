@@ -1,7 +1,7 @@
 using System.Numerics.Tensors;
 using OnnxQuant.Analysis;
-using OnnxQuant.Awq;
 using OnnxQuant.IR;
+using OnnxQuant.Numerics;
 using OnnxQuant.Quantization;
 using OnnxQuant.Smoothing;
 using DataType = Onnx.TensorProto.Types.DataType;

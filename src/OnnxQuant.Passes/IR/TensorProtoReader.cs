@@ -1,18 +1,18 @@
 using System.Runtime.InteropServices;
 using Onnx;
-using OnnxQuant.IR;
 
-namespace OnnxQuant.IO;
+namespace OnnxQuant.IR;
 
 /// <summary>
-/// Turns a <see cref="TensorProto"/> into a <see cref="Tensor"/>: raw_data, the typed fields, or external data
-/// (checked: relative location inside the model's folder, range inside the file) mapped lazily.
+/// Turns a <see cref="TensorProto"/> into a <see cref="Tensor"/>: raw_data or the typed fields. External data belongs to a
+/// model file, so this reader refuses it; the model file reader (IO) derives from it and maps external data lazily.
 /// </summary>
-internal sealed class TensorProtoReader
+internal class TensorProtoReader
 {
-    private readonly ExternalDataFiles _files;
+    /// <param name="source">The model file the tensors come from, named in errors.</param>
+    public TensorProtoReader(string? source) => Source = source;
 
-    public TensorProtoReader(ExternalDataFiles files) => _files = files;
+    protected string? Source { get; }
 
     public Tensor Read(TensorProto proto)
     {
@@ -25,14 +25,14 @@ internal sealed class TensorProtoReader
             return Tensor.FromStringProto(proto);
         int size = ElementType.SizeOf(type);
         if (size == 0)
-            throw new OnnxQuantException(_files.ModelPath, $"tensor '{proto.Name}' has element type {type}, which OnnxQuant cannot read", ExitCode.Unsupported);
+            throw new OnnxQuantException(Source, $"tensor '{proto.Name}' has element type {type}, which OnnxQuant cannot read", ExitCode.Unsupported);
         long count = ShapeMath.Count(shape);
         long expected = count * size;
 
         if (proto.DataLocation == TensorProto.Types.DataLocation.External)
             return ReadExternal(proto, type, shape, expected);
         if (proto.Segment is not null)
-            throw new OnnxQuantException(_files.ModelPath, $"tensor '{proto.Name}' is segmented, which OnnxQuant does not support", ExitCode.Unsupported);
+            throw new OnnxQuantException(Source, $"tensor '{proto.Name}' is segmented, which OnnxQuant does not support", ExitCode.Unsupported);
 
         byte[] bytes = proto.RawData.Length > 0 || count == 0 ? proto.RawData.ToByteArray() : FromTypedFields(proto, type, count);
         if (bytes.Length != expected)
@@ -40,36 +40,9 @@ internal sealed class TensorProtoReader
         return Tensor.FromBytes(proto.Name, type, shape, bytes);
     }
 
-    private Tensor ReadExternal(TensorProto proto, TensorProto.Types.DataType type, long[] shape, long expected)
-    {
-        string? location = null;
-        long offset = 0, length = -1;
-        foreach (var entry in proto.ExternalData)
-        {
-            switch (entry.Key)
-            {
-                case "location": location = entry.Value; break;
-                case "offset":
-                    if (!long.TryParse(entry.Value, out offset) || offset < 0)
-                        throw Bad($"tensor '{proto.Name}' has an invalid external data offset '{entry.Value}'");
-                    break;
-                case "length":
-                    if (!long.TryParse(entry.Value, out length) || length < 0)
-                        throw Bad($"tensor '{proto.Name}' has an invalid external data length '{entry.Value}'");
-                    break;
-            }
-        }
-        if (string.IsNullOrEmpty(location))
-            throw Bad($"tensor '{proto.Name}' is stored externally but names no location");
-        if (length < 0)
-            length = expected;
-        if (length != expected)
-            throw Bad($"tensor '{proto.Name}' has external length {length} but its shape [{string.Join(",", shape)}] of {ElementType.Name(type)} needs {expected} bytes");
-        var file = _files.Open(location, proto.Name);
-        if (offset + length > file.Length)
-            throw new OnnxQuantException(file.Path, $"is too short: tensor '{proto.Name}' needs bytes [{offset}, {offset + length}) but the file has {file.Length} (truncated external data?)");
-        return Tensor.FromMapped(proto.Name, type, shape, file, offset, length);
-    }
+    /// <summary>A tensor stored in an external data file; only a reader that knows the model's files can resolve it.</summary>
+    protected virtual Tensor ReadExternal(TensorProto proto, TensorProto.Types.DataType type, long[] shape, long expected) =>
+        throw Bad($"tensor '{proto.Name}' is stored in external data, which only a model file's reader can resolve");
 
     private static byte[] FromTypedFields(TensorProto proto, TensorProto.Types.DataType type, long count)
     {
@@ -104,5 +77,5 @@ internal sealed class TensorProtoReader
         }
     }
 
-    private OnnxQuantException Bad(string problem) => new(_files.ModelPath, problem);
+    protected OnnxQuantException Bad(string problem) => new(Source, problem);
 }

@@ -2,7 +2,7 @@ using System.Text;
 using System.Text.RegularExpressions;
 using OnnxQuant.Calibrate.Data;
 
-namespace OnnxQuant.Calibrate.Verification;
+namespace OnnxQuant.Calibrate.Evaluation;
 
 /// <summary>
 /// Held-out evaluation text: by default Jane Austen's Persuasion (data/persuasion.txt beside the binary, see
@@ -43,6 +43,17 @@ public static partial class HeldOutText
         if (all.Count <= count)
             return all;
         return Enumerable.Range(0, count).Select(i => all[(int)((long)i * all.Count / count)]).ToList();
+    }
+
+    /// <summary>
+    /// Encoders' samples: <paramref name="count"/> sentences of the text (<see cref="Sentences"/>), tokenized, each cut to
+    /// <paramref name="maxTokens"/> tokens with the tokenizer's prefix and suffix around it.
+    /// </summary>
+    public static List<int[]> SentenceSamples(string textPath, CalibrationTokenizer tokenizer, int count, int maxTokens)
+    {
+        var sentences = Sentences(Read(textPath), count);
+        int body = maxTokens - tokenizer.Prefix.Length - tokenizer.Suffix.Length;
+        return sentences.Select(s => tokenizer.Prefix.Concat(tokenizer.Encode(s).Take(body)).Concat(tokenizer.Suffix).ToArray()).ToList();
     }
 
     /// <summary><paramref name="count"/> windows of <paramref name="length"/> token ids, evenly spaced through the stream.</summary>

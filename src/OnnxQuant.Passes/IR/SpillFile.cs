@@ -1,7 +1,6 @@
 using Microsoft.Win32.SafeHandles;
-using OnnxQuant.IR;
 
-namespace OnnxQuant.IO;
+namespace OnnxQuant.IR;
 
 /// <summary>
 /// An anonymous scratch file for tensors a pass produces, so a pass over a multi-GB model holds one tensor in memory at a

@@ -3,7 +3,7 @@ using System.Numerics.Tensors;
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
 
-namespace OnnxQuant.Awq;
+namespace OnnxQuant.Numerics;
 
 /// <summary>
 /// A row-major float matrix inside an array: <see cref="Rows"/> x <see cref="Cols"/> values starting at <see cref="Offset"/>,

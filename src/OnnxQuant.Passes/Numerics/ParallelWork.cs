@@ -1,6 +1,6 @@
 using System.Runtime.ExceptionServices;
 
-namespace OnnxQuant.Quantization;
+namespace OnnxQuant.Numerics;
 
 /// <summary>Runs independent work items in parallel only when the work is large enough to pay for the scheduling.</summary>
 internal static class ParallelWork

@@ -2,7 +2,7 @@ using System.IO.MemoryMappedFiles;
 using System.Runtime.InteropServices;
 using Microsoft.Win32.SafeHandles;
 
-namespace OnnxQuant.IO;
+namespace OnnxQuant.IR;
 
 /// <summary>
 /// A read-only memory mapping of a whole external-data file. Tensors slice it lazily, so a model whose weights

@@ -1,6 +1,6 @@
-using OnnxQuant.Awq;
+using OnnxQuant.Numerics;
 
-namespace OnnxQuant.Tests.Awq;
+namespace OnnxQuant.Tests.Numerics;
 
 public class MatrixMultiplyTests
 {

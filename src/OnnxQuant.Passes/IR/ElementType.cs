@@ -1,7 +1,7 @@
 using Google.Protobuf;
 using Onnx;
 
-namespace OnnxQuant.IO;
+namespace OnnxQuant.IR;
 
 /// <summary>Facts about ONNX tensor element types.</summary>
 public static class ElementType
