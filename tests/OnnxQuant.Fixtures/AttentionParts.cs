@@ -6,7 +6,7 @@ namespace OnnxQuant.Fixtures;
 /// <summary>
 /// Attention pieces the newer exporters write: grouped-query attention's key/value repeat in its three exported forms,
 /// rotary position embedding in plain ops (torch/Optimum) and as the com.microsoft ops of onnxruntime-genai's model
-/// builder (<c>RotaryEmbedding</c>, <c>GroupQueryAttention</c>).
+/// builder (<c>RotaryEmbedding</c>, <c>GroupQueryAttention</c>); docs/architecture.md, "Exported graph patterns".
 /// </summary>
 internal static class AttentionParts
 {
