@@ -153,7 +153,8 @@ public sealed class AwqPass : IGraphPass
         AwqScaleResult result;
         try
         {
-            result = AwqScaleSearch.Search(view, stats.MeanAbs, weights, search, blockLoss is null ? null : s => blockLoss.Loss(s, search.Quantization), cancel);
+            result = AwqScaleSearch.Search(view, stats.MeanAbs, weights, search, blockLoss is null ? null : s => blockLoss.Loss(s, search.Quantization), cancel,
+                group.Ties is { } ties ? ties.GeometricMean : null);
         }
         finally
         {
