@@ -66,6 +66,10 @@ public sealed record FixtureOptions
     /// <summary>GenAiLlama: <c>past_key_values.{i}.key/value</c> inputs and <c>present.{i}.key/value</c> outputs.</summary>
     public bool KvCache { get; init; }
 
+    /// <summary>TorchLlama: rotary position embedding from fixed cos/sin tables of this many rows, sliced by the
+    /// sequence length as TorchScript exports write it (null: no RoPE). The longest sequence the model runs.</summary>
+    public int? RopeRows { get; init; }
+
     public BertNormStyle BertNorm { get; init; } = BertNormStyle.LayerNormalization;
 
     public float Epsilon { get; init; } = 1e-5f;
@@ -94,5 +98,6 @@ public sealed record FixtureOptions
         Require(OutlierChannels == 0 || OutlierScale > 1f, $"OutlierScale must be > 1 (got {OutlierScale})");
         Require(Epsilon > 0, $"Epsilon must be > 0 (got {Epsilon})");
         Require(!KvCache || Family == FixtureFamily.GenAiLlama, "KvCache applies to GenAiLlama only");
+        Require(RopeRows is null || (Family == FixtureFamily.TorchLlama && RopeRows >= 2 && HeadDim % 2 == 0), "RopeRows applies to TorchLlama with an even head size, and needs >= 2 rows");
     }
 }

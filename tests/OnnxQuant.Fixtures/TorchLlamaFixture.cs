@@ -3,7 +3,7 @@ using DataType = Onnx.TensorProto.Types.DataType;
 namespace OnnxQuant.Fixtures;
 
 /// <summary>
-/// A torch.onnx-export style Llama (no RoPE): input_ids [+ attention_mask] -> Gather embedding -> per layer decomposed
+/// A torch.onnx-export style Llama (RoPE from fixed cos/sin tables with <see cref="FixtureOptions.RopeRows"/>, else none): input_ids [+ attention_mask] -> Gather embedding -> per layer decomposed
 /// RMSNorm, q/k/v MatMuls, causal attention in plain ops, o_proj, residual Add, RMSNorm, SwiGLU, residual Add -> final
 /// RMSNorm -> <c>/lm_head/MatMul</c> -> logits. Transposed linear weights get torch's <c>onnx::MatMul_N</c> names.
 /// </summary>
@@ -28,13 +28,15 @@ internal static class TorchLlamaFixture
         if (mask is not null)
             allowed = Blocks.And(g, allowed, Blocks.KeyMask(g, mask, "/model/attention_mask"), "/model/attention_mask");
 
+        var rope = o.RopeRows is { } rows ? Rope.Tables(g, o, rows, seqLen) : null;
         for (int i = 0; i < o.Layers; i++)
         {
             string layer = $"/model/layers.{i}", attn = $"{layer}/self_attn", mlp = $"{layer}/mlp";
             var inputNorm = Norm(g, w, o, hidden, $"layers.{i}.input_layernorm", $"{layer}/input_layernorm", out var normNode, out var factors);
             var qkv = LlamaParts.Projections(g, w, inputNorm, factors, o, i, attn, name);
             sites.Add(new OutlierSite(normNode, inputNorm, qkv.Consumers));
-            var context = Blocks.Attend(g, qkv.Q, qkv.K, qkv.V, allowed, o, attn);
+            var (q, k) = rope is null ? (qkv.Q, qkv.K) : (Rope.Apply(g, qkv.Q, rope, o, $"{attn}/q_rope"), Rope.Apply(g, qkv.K, rope, o, $"{attn}/k_rope"));
+            var context = Blocks.Attend(g, q, k, qkv.V, allowed, o, attn);
             var attnOut = LlamaParts.OutputProjection(g, w, context, o, i, attn, name);
             hidden = g.Op1("Add", $"{layer}/Add", hidden, attnOut);
 

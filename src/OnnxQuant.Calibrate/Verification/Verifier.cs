@@ -41,7 +41,7 @@ public static class Verifier
         CancellationToken cancel = default)
     {
         var clock = Stopwatch.StartNew();
-        using var pair = ModelPair.Open(emittedPath, originalPath, options.Session);
+        using var pair = ModelPair.Open(emittedPath, originalPath, options.Session, RunStage.Verification);
         string textPath = options.TextPath ?? HeldOutText.FindDefault();
         var tokenizer = TokenizerLoader.Load(options.TokenizerPath, originalPath);
         ComparisonMetrics metrics;
@@ -81,7 +81,7 @@ public static class Verifier
     /// </summary>
     public static LatencyReport MeasureLatency(string originalPath, string emittedPath, int tokens, int runs, VerifyOptions options)
     {
-        using var pair = ModelPair.Open(emittedPath, originalPath, options.Session);
+        using var pair = ModelPair.Open(emittedPath, originalPath, options.Session, RunStage.Verification);
         var tokenizer = TokenizerLoader.Load(options.TokenizerPath, originalPath);
         string text = HeldOutText.Read(options.TextPath ?? HeldOutText.FindDefault());
         var ids = tokenizer.Encode(text[..Math.Min(text.Length, 40 * tokens)]);
