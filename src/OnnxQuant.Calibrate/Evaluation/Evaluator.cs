@@ -22,7 +22,7 @@ public static class Evaluator
 
         string textPath = options.TextPath ?? HeldOutText.FindDefault();
         string text = HeldOutText.Read(textPath);
-        var tokenizer = TokenizerLoader.Load(options.TokenizerPath ?? TokenizerFolder(modelPath, options.ReferencePath), modelPath);
+        var tokenizer = TokenizerLoader.Load(options.TokenizerPath ?? TokenizerFolder(modelPath, options.ReferencePath), modelPath, RunStage.Evaluation);
         PerplexityResult? perplexity = null;
         EmbeddingResult? embedding = null;
         int[] prefill;

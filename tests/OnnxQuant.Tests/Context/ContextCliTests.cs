@@ -109,6 +109,21 @@ public sealed class ContextCliTests : IDisposable
     }
 
     [Fact]
+    public void Eval_without_a_tokenizer_is_not_told_to_pass_ids_with_data_which_takes_only_text_there()
+    {
+        string folder = _temp.File("bare");
+        string model = FixtureModels.Save(new FixtureOptions { RopeRows = 128 }, folder);
+
+        var result = CliHarness.Run("eval", model, "--context", "64");
+
+        Assert.Equal(3, result.ExitCode);
+        string error = Flat(result.Error);
+        Assert.Contains("no tokenizer found", error);
+        Assert.Contains("--tokenizer", error);
+        Assert.DoesNotContain("--data", error);
+    }
+
+    [Fact]
     public void A_fixed_sequence_dimension_is_hinted_with_the_commands_own_option()
     {
         // A static [1, 64] input: calibrating at 32 tokens cannot fill it; smooth has --seq-len but no --batch.
@@ -141,7 +156,7 @@ public sealed class ContextCliTests : IDisposable
         string ids = _temp.File("calib.ids");
         File.WriteAllText(ids, string.Join(" ", Enumerable.Range(0, 600).Select(i => i == 321 ? 5000 : i)));
 
-        var result = CliHarness.Run("smooth", model, "--data", ids, "--samples", "2", "--seq-len", "64", "--no-verify");
+        var result = CliHarness.Run("smooth", model, "--data", ids, "--samples", "9", "--seq-len", "64", "--no-verify");
 
         Assert.Equal(3, result.ExitCode);
         string error = Flat(result.Error);
