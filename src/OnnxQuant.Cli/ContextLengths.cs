@@ -2,6 +2,7 @@ using System.CommandLine;
 using OnnxQuant.Analysis;
 using OnnxQuant.Calibrate;
 using OnnxQuant.Calibrate.Data;
+using OnnxQuant.Calibrate.Recording;
 using OnnxQuant.Calibrate.Sessions;
 using OnnxQuant.IO;
 

@@ -1,5 +1,6 @@
 using Microsoft.ML.OnnxRuntime;
 using Microsoft.ML.OnnxRuntime.Tensors;
+using OnnxQuant.Analysis;
 using OnnxQuant.Calibrate.Sessions;
 
 namespace OnnxQuant.Calibrate.Recording;
@@ -40,7 +41,7 @@ public static class InputFeeds
         string lower = name.ToLowerInvariant();
         if (!meta.IsTensor)
             throw Unfillable(name, "it is not a tensor", all, label);
-        if (lower.Contains("input_ids") || lower == "input" || lower == "ids" || lower == "tokens")
+        if (SequenceLimits.IsTokenInput(name))
             return Integers(meta, new long[] { b, s }, name, all, label, stage, (i, t) => batch[i][t]);
         if (lower.Contains("attention_mask") || lower == "mask")
             return Integers(meta, new long[] { b, s }, name, all, label, stage, (_, _) => 1);

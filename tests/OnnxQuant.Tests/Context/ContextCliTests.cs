@@ -15,15 +15,16 @@ public sealed class ContextCliTests : IDisposable
     public void Dispose() => _temp.Dispose();
 
     /// <summary>The RoPE fixture with models/tiny-llama's tokenizer beside it (its vocabulary, 4096).</summary>
-    private string RopeModel(int rows)
+    private string RopeModel(int rows) =>
+        FixtureModels.Save(new FixtureOptions { RopeRows = rows, Vocab = 4096, OutlierChannels = 3, Seed = 5 }, WithTinyLlamaTokenizer(_temp.File($"rope{rows}")));
+
+    /// <summary>Creates <paramref name="folder"/> with models/tiny-llama's tokenizer files in it and returns it.</summary>
+    internal static string WithTinyLlamaTokenizer(string folder)
     {
-        string folder = _temp.File($"rope{rows}");
+        Directory.CreateDirectory(folder);
         foreach (var name in new[] { "vocab.json", "merges.txt" })
-        {
-            Directory.CreateDirectory(folder);
             File.Copy(Path.Combine(CliHarness.RepoRoot(), "models", "tiny-llama", name), Path.Combine(folder, name));
-        }
-        return FixtureModels.Save(new FixtureOptions { RopeRows = rows, Vocab = 4096, OutlierChannels = 3, Seed = 5 }, folder);
+        return folder;
     }
 
     private static string Flat(string text) => string.Join(" ", text.Split('\n').Select(l => l.Trim()));

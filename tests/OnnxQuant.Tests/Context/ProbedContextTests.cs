@@ -18,10 +18,7 @@ public sealed class ProbedContextTests : IDisposable
     [Fact]
     public void A_limit_the_structure_hides_is_probed_and_ort_logs_nothing_of_its_own()
     {
-        string folder = _temp.File("hidden");
-        Directory.CreateDirectory(folder);
-        foreach (var name in new[] { "vocab.json", "merges.txt" })
-            File.Copy(Path.Combine(CliHarness.RepoRoot(), "models", "tiny-llama", name), Path.Combine(folder, name));
+        string folder = ContextCliTests.WithTinyLlamaTokenizer(_temp.File("hidden"));
         string model = Path.Combine(folder, "model.onnx");
         using (var built = FixtureModels.BuildModel(new FixtureOptions { RopeRows = 96, Vocab = 4096 }))
         {

@@ -2,6 +2,7 @@ using Google.Protobuf;
 using Microsoft.ML.OnnxRuntime;
 using OnnxQuant.Analysis;
 using OnnxQuant.Calibrate;
+using OnnxQuant.Calibrate.Recording;
 using OnnxQuant.Calibrate.Sessions;
 using OnnxQuant.Fixtures;
 using OnnxQuant.IO;

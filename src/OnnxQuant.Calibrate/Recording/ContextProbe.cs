@@ -1,8 +1,8 @@
 using Microsoft.ML.OnnxRuntime;
 using OnnxQuant.Analysis;
-using OnnxQuant.Calibrate.Recording;
+using OnnxQuant.Calibrate.Sessions;
 
-namespace OnnxQuant.Calibrate.Sessions;
+namespace OnnxQuant.Calibrate.Recording;
 
 /// <summary>
 /// A sequence longer than the model's limit, found by running it: carries the limit so a caller using a default
