@@ -1,7 +1,9 @@
 using System.CommandLine;
 using System.Globalization;
+using OnnxQuant.Analysis;
 using OnnxQuant.Calibrate.Evaluation;
 using OnnxQuant.Calibrate.Sessions;
+using OnnxQuant.IO;
 
 namespace OnnxQuant.Cli;
 
@@ -33,20 +35,26 @@ public static class EvalCommand
         };
         command.SetAction(parse => CommandRunner.Run(context, parse, () =>
         {
+            string modelPath = parse.GetValue(model)!;
+            var limit = ContextOf(modelPath);
+            int windowLength = AtLeast(ContextLengths.Resolve(parse, contextTokens, limit, modelPath, context.Error, "evaluating on windows of"), 2, "--context");
             var options = new EvalOptions
             {
                 TextPath = parse.GetValue(data),
                 TokenizerPath = parse.GetValue(tokenizer),
                 ReferencePath = parse.GetValue(reference),
-                Context = AtLeast(parse.GetValue(contextTokens), 2, "--context"),
+                Context = windowLength,
                 Stride = parse.GetValue(stride) is { } s ? AtLeast(s, 1, "--stride") : null,
                 MaxTokens = parse.GetValue(maxTokens) is { } m ? AtLeast(m, 2, "--max-tokens") : null,
                 Sentences = AtLeast(parse.GetValue(sentences), 2, "--sentences"),
                 LatencyTokens = AtLeast(parse.GetValue(latency), 0, "--latency"),
                 LatencyRuns = AtLeast(parse.GetValue(latencyRuns), 1, "--latency-runs"),
-                Session = new SessionSettings { Device = parse.GetValue(device), Threads = AtLeast(parse.GetValue(threads), 0, "--threads") },
+                MaxSentenceTokens = Math.Min(new EvalOptions().MaxSentenceTokens, limit?.Length ?? int.MaxValue),
+                Session = new SessionSettings
+                {
+                    Device = parse.GetValue(device), Threads = AtLeast(parse.GetValue(threads), 0, "--threads"), Verbose = parse.GetValue(context.Verbose),
+                },
             };
-            string modelPath = parse.GetValue(model)!;
             var report = EvalProgress.Run(context, "evaluating", (progress, cancel) => Evaluator.Run(modelPath, options, progress, cancel));
             if (report.Notice is not null)
                 context.Error.WriteLine($"note: {report.Notice}");
@@ -57,6 +65,13 @@ public static class EvalCommand
             return (int)ExitCode.Ok;
         }));
         return command;
+    }
+
+    // The longest sequence the model runs, from its structure (docs/architecture.md, "Context limits").
+    private static ContextLimit? ContextOf(string modelPath)
+    {
+        using var loaded = ModelFile.Load(modelPath);
+        return SequenceLimits.Find(loaded.Graph).Context;
     }
 
     private static int AtLeast(int value, int minimum, string option) =>

@@ -100,6 +100,10 @@ public sealed record FixtureOptions
     /// <summary>GenAiLlama: <c>past_key_values.{i}.key/value</c> inputs and <c>present.{i}.key/value</c> outputs.</summary>
     public bool KvCache { get; init; }
 
+    /// <summary>TorchLlama: rotary position embedding from fixed cos/sin tables of this many rows, sliced by the
+    /// sequence length as TorchScript exports write it (null: no RoPE). The longest sequence the model runs.</summary>
+    public int? RopeRows { get; init; }
+
     public BertNormStyle BertNorm { get; init; } = BertNormStyle.LayerNormalization;
 
     public float Epsilon { get; init; } = 1e-5f;
@@ -138,5 +142,6 @@ public sealed record FixtureOptions
         Require(Attention == GenAiAttention.PlainOps || Family == FixtureFamily.GenAiLlama && KvCache && !Fp16,
             "GroupQueryAttention applies to GenAiLlama with KvCache in fp32");
         Require(!Fp32Norms || Fp16 && Family == FixtureFamily.TorchLlama, "Fp32Norms applies to fp16 TorchLlama only");
+        Require(RopeRows is null || (Family == FixtureFamily.TorchLlama && RopeRows >= 2 && HeadDim % 2 == 0), "RopeRows applies to TorchLlama with an even head size, and needs >= 2 rows");
     }
 }

@@ -8,7 +8,7 @@ using OnnxQuant.IO;
 const string Usage = """
     usage: OnnxQuant.Fixtures <family> <out.onnx> [options]
       family: torch-llama | genai-llama | optimum-llama | bert | tiny-llama (torch-llama with the models/tiny-llama settings)
-      --layers N  --hidden N  --heads N  --intermediate N  --vocab N  --max-positions N  --seed N
+      --layers N  --hidden N  --heads N  --intermediate N  --vocab N  --max-positions N  --rope-rows N  --seed N
       --outliers N  --outlier-scale X  --fp16  --fp32-norms  --kv-cache  --rms-div  --no-attention-mask
       --kv-heads N  --repeat-kv expand|tile|concat  --attention plainops|groupqueryattention|packedgroupqueryattention
       --bert-norm layernorm|decomposed|skip  --external-data (weights in <out>.data; default: one self-contained file)
@@ -40,6 +40,7 @@ try
             "--heads" => options with { Heads = Int() },
             "--intermediate" => options with { Intermediate = Int() },
             "--vocab" => options with { Vocab = Int() },
+            "--rope-rows" => options with { RopeRows = Int() },
             "--max-positions" => options with { MaxPositions = Int() },
             "--seed" => options with { Seed = Int() },
             "--outliers" => options with { OutlierChannels = Int() },

@@ -4,7 +4,7 @@ using DataType = Onnx.TensorProto.Types.DataType;
 namespace OnnxQuant.Fixtures;
 
 /// <summary>
-/// A torch.onnx-export style Llama (no RoPE): input_ids [+ attention_mask] -> Gather embedding -> per layer decomposed
+/// A torch.onnx-export style Llama (RoPE from fixed cos/sin tables with <see cref="FixtureOptions.RopeRows"/>, else none): input_ids [+ attention_mask] -> Gather embedding -> per layer decomposed
 /// RMSNorm, q/k/v MatMuls, causal attention in plain ops, o_proj, residual Add, RMSNorm, SwiGLU, residual Add -> final
 /// RMSNorm -> <c>/lm_head/MatMul</c> -> logits. Transposed linear weights get torch's <c>onnx::MatMul_N</c> names.
 /// With fewer key/value heads they are repeated (<see cref="AttentionParts.RepeatKv"/>). As
@@ -35,7 +35,7 @@ internal static class TorchLlamaFixture
                           g.Input($"past_key_values.{i}.value", g.FloatType, "batch", o.KvHeadCount, "past_sequence_length", o.HeadDim)));
         var table = w.Embedding("model.embed_tokens.weight", "embed_tokens", o.Vocab, o.Hidden);
         var hidden = g.Op1("Gather", "/model/embed_tokens/Gather", table, ids);
-        var rope = positions is null ? ((string, string)?)null : AttentionParts.GatheredTables(g, positions, o);
+        var gathered = positions is null ? ((string, string)?)null : AttentionParts.GatheredTables(g, positions, o);
 
         var seqLen = Blocks.Dim(g, ids, 1, "/model");
         var totalLen = optimum ? Blocks.Dim(g, mask!, 1, "/model/total") : seqLen;
@@ -43,6 +43,7 @@ internal static class TorchLlamaFixture
         if (mask is not null)
             allowed = Blocks.And(g, allowed, Blocks.KeyMask(g, mask, "/model/attention_mask"), "/model/attention_mask");
 
+        var sliced = o.RopeRows is { } rows ? Rope.Tables(g, o, rows, seqLen) : null;
         for (int i = 0; i < o.Layers; i++)
         {
             string layer = $"/model/layers.{i}", attn = $"{layer}/self_attn", mlp = $"{layer}/mlp";
@@ -50,10 +51,15 @@ internal static class TorchLlamaFixture
             var qkv = LlamaParts.Projections(g, w, inputNorm, factors, o, i, attn, name);
             sites.Add(new OutlierSite(normNode, inputNorm, qkv.Consumers));
             string q = qkv.Q, keys = qkv.K, values = qkv.V;
-            if (rope is { } r)
+            if (gathered is { } r)
             {
                 q = AttentionParts.Rope(g, q, r.Item1, r.Item2, o, $"{attn}/rotary_q");
                 keys = AttentionParts.Rope(g, keys, r.Item1, r.Item2, o, $"{attn}/rotary_k");
+            }
+            else if (sliced is not null)
+            {
+                q = Rope.Apply(g, q, sliced, o, $"{attn}/q_rope");
+                keys = Rope.Apply(g, keys, sliced, o, $"{attn}/k_rope");
             }
             if (optimum)
             {

@@ -2,19 +2,20 @@ using System.Runtime.InteropServices;
 using Microsoft.ML.OnnxRuntime;
 using Microsoft.ML.OnnxRuntime.Tensors;
 using OnnxQuant.Calibrate.Recording;
+using OnnxQuant.Calibrate.Sessions;
 
 namespace OnnxQuant.Calibrate.Evaluation;
 
 /// <summary>One run's measured output as float32, shaped [1, sequence, width], and the model it came from.</summary>
 internal sealed record EvalOutput(float[] Values, long[] Shape, string Label);
 
-/// <summary>A model opened for evaluation: its session, the output measured and the path used in messages.</summary>
-internal sealed record EvalSession(InferenceSession Session, string Output, string Label)
+/// <summary>A model opened for evaluation: its session, the output measured, the path used in messages and what the runs are for.</summary>
+internal sealed record EvalSession(InferenceSession Session, string Output, string Label, RunStage Stage)
 {
     /// <summary>Runs one sequence and returns the measured output ([1, sequence, width]).</summary>
     public EvalOutput Run(int[] ids)
     {
-        var (names, values) = InputFeeds.Build(Session.InputMetadata, [ids], Label);
+        var (names, values) = InputFeeds.Build(Session.InputMetadata, [ids], Label, Stage);
         try
         {
             using var runOptions = new RunOptions();
@@ -34,7 +35,7 @@ internal sealed record EvalSession(InferenceSession Session, string Output, stri
         }
         catch (OnnxRuntimeException e)
         {
-            throw new OnnxQuantException(Label, $"ONNX Runtime failed to run the model: {e.Message.Split('\n')[0]}", ExitCode.Unsupported, e);
+            throw OrtFailures.Translate(e, Label, Stage, ids.Length, Stage == RunStage.Verification ? "a held-out window" : "a window");
         }
         finally
         {

@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using OnnxQuant.Calibrate.Data;
+using OnnxQuant.Calibrate.Sessions;
 
 namespace OnnxQuant.Calibrate.Evaluation;
 
@@ -13,7 +14,7 @@ public static class Evaluator
     public static EvalReport Run(string modelPath, EvalOptions options, IProgress<(int Done, int Total)>? progress = null, CancellationToken cancel = default)
     {
         var clock = Stopwatch.StartNew();
-        using var pair = ModelPair.Open(modelPath, options.ReferencePath, options.Session);
+        using var pair = ModelPair.Open(modelPath, options.ReferencePath, options.Session, RunStage.Evaluation);
         var (kind, output, model, reference) = (pair.Kind, pair.Output, pair.Model, pair.Reference);
         if (kind == ModelKind.Encoder && reference is null)
             throw new OnnxQuantException(modelPath,
@@ -21,7 +22,7 @@ public static class Evaluator
 
         string textPath = options.TextPath ?? HeldOutText.FindDefault();
         string text = HeldOutText.Read(textPath);
-        var tokenizer = TokenizerLoader.Load(options.TokenizerPath ?? TokenizerFolder(modelPath, options.ReferencePath), modelPath);
+        var tokenizer = TokenizerLoader.Load(options.TokenizerPath ?? TokenizerFolder(modelPath, options.ReferencePath), modelPath, RunStage.Evaluation);
         PerplexityResult? perplexity = null;
         EmbeddingResult? embedding = null;
         int[] prefill;

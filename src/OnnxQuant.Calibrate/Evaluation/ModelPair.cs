@@ -33,7 +33,7 @@ internal sealed class ModelPair : IDisposable
     public string? Notice => _model.Notice;
 
     /// <summary>Opens both; the reference must be of the same kind and have the model's measured output.</summary>
-    public static ModelPair Open(string modelPath, string? referencePath, SessionSettings settings)
+    public static ModelPair Open(string modelPath, string? referencePath, SessionSettings settings, RunStage stage)
     {
         var model = OpenChecked(modelPath, settings);
         OpenedSession? reference = null;
@@ -47,8 +47,8 @@ internal sealed class ModelPair : IDisposable
                 if (referenceKind != kind || !reference.Session.OutputMetadata.ContainsKey(output))
                     throw new OnnxQuantException(referencePath, $"is not comparable with {modelPath}: it has no {(kind == ModelKind.CausalLm ? "logits" : "hidden-state")} output '{output}'", ExitCode.BadInput);
             }
-            return new ModelPair(model, reference, kind, new EvalSession(model.Session, output, modelPath),
-                reference is null ? null : new EvalSession(reference.Session, output, referencePath!));
+            return new ModelPair(model, reference, kind, new EvalSession(model.Session, output, modelPath, stage),
+                reference is null ? null : new EvalSession(reference.Session, output, referencePath!, stage));
         }
         catch
         {

@@ -41,9 +41,9 @@ public static class Verifier
         CancellationToken cancel = default)
     {
         var clock = Stopwatch.StartNew();
-        using var pair = ModelPair.Open(emittedPath, originalPath, options.Session);
+        using var pair = ModelPair.Open(emittedPath, originalPath, options.Session, RunStage.Verification);
         string textPath = options.TextPath ?? HeldOutText.FindDefault();
-        var tokenizer = TokenizerLoader.Load(options.TokenizerPath, originalPath);
+        var tokenizer = TokenizerLoader.Load(options.TokenizerPath, originalPath, RunStage.Verification);
         ComparisonMetrics metrics;
         if (pair.Kind == ModelKind.Encoder)
         {
@@ -81,8 +81,8 @@ public static class Verifier
     /// </summary>
     public static LatencyReport MeasureLatency(string originalPath, string emittedPath, int tokens, int runs, VerifyOptions options)
     {
-        using var pair = ModelPair.Open(emittedPath, originalPath, options.Session);
-        var tokenizer = TokenizerLoader.Load(options.TokenizerPath, originalPath);
+        using var pair = ModelPair.Open(emittedPath, originalPath, options.Session, RunStage.Verification);
+        var tokenizer = TokenizerLoader.Load(options.TokenizerPath, originalPath, RunStage.Verification);
         string text = HeldOutText.Read(options.TextPath ?? HeldOutText.FindDefault());
         var ids = tokenizer.Encode(text[..Math.Min(text.Length, 40 * tokens)]);
         var sample = HeldOutText.Windows(ids, 1, tokens, tokenizer.Prefix)[0];
