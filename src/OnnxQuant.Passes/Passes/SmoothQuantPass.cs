@@ -119,6 +119,8 @@ public sealed class SmoothQuantPass : IGraphPass
         }
         context.Progress?.Report(new PassProgress(Name, groups.Count, groups.Count));
         context.Analyses.Set(new SmoothingReport(decisions));
+        SmoothingRecord.Append(model, decisions.Where(d => d.Applied)
+            .Select(d => new SmoothedGroup(d.Activation, SmoothingMethod.SmoothQuant, d.FoldKind, d.Target, d.Consumers, d.Alpha, d.FloatChannels.Count)).ToList());
         return new PassResult(changed, decisions.Select(ToRow).ToList())
         {
             Metrics = new Dictionary<string, double>
