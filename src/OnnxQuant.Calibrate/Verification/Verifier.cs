@@ -152,7 +152,7 @@ public static class Verifier
         }
     }
 
-    private static float[] ToFloats(ReadOnlySpan<Float16> half)
+    internal static float[] ToFloats(ReadOnlySpan<Float16> half)
     {
         var result = new float[half.Length];
         System.Numerics.Tensors.TensorPrimitives.ConvertToSingle(MemoryMarshal.Cast<Float16, Half>(half), result);

@@ -35,6 +35,18 @@ public sealed record LinearChange(string Name, LinearRole Role, string Op, int K
     LinearScheme Scheme, string OpAfter, long BytesAfter, W4Layout? W4, LinearSmoothing? Smoothing, int FloatChannels,
     KeepReason? Kept, string? KeptText, string Output)
 {
+    /// <summary>
+    /// True when a later group's smoothing folded s into this linear's output columns (<see cref="SmoothedGroup.RescaledLinear"/>),
+    /// so its output equals the original's divided by s per channel; a numeric comparison must allow that scale.
+    /// </summary>
+    public bool OutputRescaled { get; init; }
+
+    /// <summary>The input activation as the original names it.</summary>
+    public string Input { get; init; } = "";
+
+    /// <summary>True when smoothing divided the input itself per channel (folded into its producer: a norm or a linear's columns).</summary>
+    public bool InputRescaled => Smoothing is { Fold: not FoldKind.InsertedMul };
+
     public long BytesDelta => BytesAfter - BytesBefore;
 }
 
@@ -143,7 +155,11 @@ public sealed record LinearDiff(IReadOnlyList<LinearChange> Linears, IReadOnlyLi
         string? keptText = kept is null ? null
             : kept == KeepReason.None ? "not rewritten (--exclude, or no calibration statistics)" : c.ReasonText;
         return new LinearChange(c.Name, role, c.Op, c.K, c.N, c.WeightDtype, 0, scheme, opAfter, 0, w4, smoothing,
-            emitted.FloatChannels(c.Name), kept, keptText, LinearNode.TryCreate(before, c.Node)?.Output ?? c.Node.Output[0]);
+            emitted.FloatChannels(c.Name), kept, keptText, LinearNode.TryCreate(before, c.Node)?.Output ?? c.Node.Output[0])
+        {
+            OutputRescaled = record.Any(g => g.RescaledLinear == c.Name),
+            Input = c.Activation,
+        };
     }
 
     private static LinearScheme SchemeOf(string scheme) => scheme switch

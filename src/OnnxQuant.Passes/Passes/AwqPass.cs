@@ -106,8 +106,8 @@ public sealed class AwqPass : IGraphPass
         }
         context.Progress?.Report(new PassProgress(Name, groups.Count, groups.Count));
         context.Analyses.Set(new AwqReport(decisions));
-        SmoothingRecord.Append(model, decisions.Where(d => d.IsScaled)
-            .Select(d => new SmoothedGroup(d.Activation, SmoothingMethod.Awq, d.Fold, d.Target, d.Consumers, d.Ratio, 0)).ToList());
+        SmoothingRecord.Append(model, decisions.Zip(groups).Where(p => p.First.IsScaled).Select(p => new SmoothedGroup(p.First.Activation,
+            SmoothingMethod.Awq, p.First.Fold, p.First.Target, p.First.Consumers, p.First.Ratio, 0, SmoothedGroup.RescaledBy(p.Second))).ToList());
         var searched = decisions.Where(d => d.Rows > 0).ToList();
         double seconds = searched.Sum(d => d.Seconds);
         double paramTokens = searched.Sum(d => (double)d.Parameters * d.Rows);

@@ -15,10 +15,14 @@ public enum SmoothingMethod
 /// <summary>
 /// One smoothing group whose scale a pass applied: where s folded, which linears read the activation, and the search's
 /// choice (SmoothQuant's alpha, or AWQ's exponent r). <see cref="FloatChannels"/> counts the input channels SmoothQuant
-/// left to the W8A8 graph's float side.
+/// left to the W8A8 graph's float side. <see cref="RescaledLinear"/> names the linear whose output columns took s (a
+/// <see cref="FoldKind.LinearColumns"/> fold): its output is divided by s per channel, by design.
 /// </summary>
 public sealed record SmoothedGroup(string Activation, SmoothingMethod Method, FoldKind Fold, string Target, IReadOnlyList<string> Linears,
-    float? Alpha, int FloatChannels);
+    float? Alpha, int FloatChannels, string? RescaledLinear)
+{
+    public static string? RescaledBy(SmoothingGroup group) => (group.Producer as LinearColumnsFold)?.Source.Name;
+}
 
 /// <summary>
 /// The smoothing decisions a model carries in its metadata_props: the two models alone do not say which alpha was chosen
