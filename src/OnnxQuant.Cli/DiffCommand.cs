@@ -2,6 +2,7 @@ using System.CommandLine;
 using System.Globalization;
 using OnnxQuant.Analysis;
 using OnnxQuant.Calibrate.Diff;
+using OnnxQuant.Calibrate.Report;
 using OnnxQuant.Calibrate.Sessions;
 using OnnxQuant.IO;
 using Spectre.Console;
@@ -29,6 +30,7 @@ public static class DiffCommand
         var worst = new Option<int>("--worst") { Description = "--numeric: how many of the worst linears the printed --exclude option keeps in float.", DefaultValueFactory = _ => 3 };
         var device = new Option<ExecutionDevice>("--device") { Description = "--numeric: auto tries CUDA and falls back to the CPU; cpu never touches CUDA.", DefaultValueFactory = _ => ExecutionDevice.Auto };
         var threads = new Option<int>("--threads") { Description = "--numeric: ONNX Runtime threads (0: one per core).", DefaultValueFactory = _ => 0 };
+        var html = new Option<string?>("--html") { Description = "Write a self-contained page (table, error-by-depth chart, input panels of the worst linears) to this .html file; implies --numeric." };
         var json = CliContext.JsonOption();
         var command = new Command("diff",
             "Compare an original model with its rewrite: one row per MatMul/Gemm with a constant weight (before: op, dtype, bytes; after: "
@@ -36,7 +38,7 @@ public static class DiffCommand
             + "Muls, opsets, metadata). Attention's products of two activations have no weight and are only named. The rows' bytes plus "
             + "the whole-graph buckets add up to the change in initializer bytes.")
         {
-            before, after, nodes, numeric, data, tokenizer, samples, seqLen, worst, device, threads, json,
+            before, after, nodes, numeric, html, data, tokenizer, samples, seqLen, worst, device, threads, json,
         };
         command.SetAction(parse => CommandRunner.Run(context, parse, () =>
         {
@@ -51,7 +53,10 @@ public static class DiffCommand
             }
             NumericDiffReport? errors = null;
             string? exclude = null;
-            if (parse.GetValue(numeric))
+            string? page = parse.GetValue(html);
+            if (page is not null && !page.EndsWith(".html", StringComparison.OrdinalIgnoreCase) && !page.EndsWith(".htm", StringComparison.OrdinalIgnoreCase))
+                throw new OnnxQuantException(page, "--html must name a .html file", ExitCode.Usage);
+            if (parse.GetValue(numeric) || page is not null)
             {
                 var options = new NumericDiffOptions
                 {
@@ -63,7 +68,10 @@ public static class DiffCommand
                 };
                 var tensors = linears.Linears.Select(r => new TensorToCompare(r.Name, r.Output, r.OutputRescaled, r.Input, r.InputRescaled)).ToList();
                 errors = EvalProgress.Run(context, "comparing", (progress, cancel) => NumericDiff.Run(beforePath, afterPath, tensors, options, progress, cancel));
-                exclude = NumericDiffPrinter.ExcludeOption(errors, AtLeast(parse.GetValue(worst), 1, "--worst"));
+                int k = AtLeast(parse.GetValue(worst), 1, "--worst");
+                exclude = NumericDiffPrinter.ExcludeOption(errors, k);
+                if (page is not null)
+                    WritePage(page, DiffPage.Html(Path.GetFileName(beforePath), Path.GetFileName(afterPath), linears, errors, Math.Max(k, 4), exclude));
             }
             bool withNodes = parse.GetValue(nodes);
             if (parse.GetValue(json))
@@ -86,6 +94,18 @@ public static class DiffCommand
             return (int)ExitCode.Ok;
         }));
         return command;
+    }
+
+    private static void WritePage(string path, string content)
+    {
+        try
+        {
+            File.WriteAllText(path, content, new System.Text.UTF8Encoding(false));
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw new OnnxQuantException(path, $"cannot be written: {e.Message}", ExitCode.OutputError, e);
+        }
     }
 
     private static int AtLeast(int value, int minimum, string option) =>

@@ -1,6 +1,5 @@
 using System.Globalization;
 using OnnxQuant.Analysis;
-using OnnxQuant.Smoothing;
 using Spectre.Console;
 
 namespace OnnxQuant.Cli;
@@ -24,8 +23,8 @@ public static class LinearDiffPrinter
             var cells = new List<string>
             {
                 (i + 1).ToString(Inv), Markup.Escape(r.Name), LinearRoles.Short(r.Role),
-                Markup.Escape($"{(r.Op == "Gemm" ? "Gemm " : "")}{r.Dtype} {r.K}x{r.N} {Format.Bytes(r.BytesBefore)}"),
-                Markup.Escape($"{Scheme(r)} {Format.Bytes(r.BytesAfter)}"), Signed(r.BytesDelta), Markup.Escape(Smoothing(r.Smoothing)),
+                Markup.Escape($"{LinearDiffText.Before(r)} {Format.Bytes(r.BytesBefore)}"),
+                Markup.Escape($"{LinearDiffText.Scheme(r)} {Format.Bytes(r.BytesAfter)}"), Signed(r.BytesDelta), Markup.Escape(LinearDiffText.Smoothing(r.Smoothing)),
                 r.FloatChannels == 0 ? "" : r.FloatChannels.ToString(Inv),
             };
             if (anyKept)
@@ -36,35 +35,6 @@ public static class LinearDiffPrinter
         if (d.ComputedProducts.Count > 0)
             console.WriteLine($"not listed: {d.ComputedProducts.Count} products of two activations (attention), which have no weight: {Format.Names(d.ComputedProducts, 4)}");
         PrintGraph(console, d.Graph, d.Linears.Sum(r => r.BytesDelta));
-    }
-
-    /// <summary>"W8A8 static", "W4 g128 asym awq", "float MatMul".</summary>
-    public static string Scheme(LinearChange r) => r.Scheme switch
-    {
-        LinearScheme.W8A8Static => "W8A8 static",
-        LinearScheme.W8A8Dynamic => "W8A8 dynamic",
-        LinearScheme.W8A8QLinear => "W8A8 qlinear",
-        LinearScheme.W8A8Qdq => "W8A8 qdq",
-        LinearScheme.W4 when r.W4 is { } w => $"W{w.Bits} g{w.BlockSize} {(w.ZeroPoints ? "asym" : "sym")} {(r.Smoothing?.Method == SmoothingMethod.Awq ? "awq" : "rtn")}",
-        LinearScheme.W4 => "W4",
-        _ => $"float {r.OpAfter}",
-    };
-
-    /// <summary>"sq a=0.85 -> norm" (folded into gamma), "awq r=0.35 -> prev linear" (its columns), "Mul" (an inserted Mul).</summary>
-    public static string Smoothing(LinearSmoothing? s)
-    {
-        if (s is null)
-            return "";
-        string fold = s.Fold switch
-        {
-            FoldKind.NormGamma => "norm",
-            FoldKind.LinearColumns => "prev linear",
-            _ => "Mul",
-        };
-        if (s.Method is not { } method)
-            return fold;
-        string alpha = s.Alpha is not { } a ? "" : method == SmoothingMethod.Awq ? $" r={a.ToString("0.00", Inv)}" : $" a={a.ToString("0.00", Inv)}";
-        return $"{(method == SmoothingMethod.Awq ? "awq" : "sq")}{alpha} -> {fold}";
     }
 
     private static void PrintGraph(IAnsiConsole console, GraphChanges g, long rowsDelta)

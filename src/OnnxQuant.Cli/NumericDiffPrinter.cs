@@ -21,7 +21,7 @@ public static class NumericDiffPrinter
             var e = report.Linears[i];
             var row = rows.GetValueOrDefault(e.Linear);
             table.AddRow((i + 1).ToString(Inv), Markup.Escape(e.Linear), row is null ? "-" : LinearRoles.Short(row.Role),
-                row is null ? "" : Markup.Escape(LinearDiffPrinter.Scheme(row)), e.InputError is { } x ? Error(x) : "-", Error(e.RelativeError) + (e.ScaleFitted ? " *" : ""), Error(e.AddedError),
+                row is null ? "" : Markup.Escape(LinearDiffText.Scheme(row)), e.InputError is { } x ? Error(x) : "-", Error(e.RelativeError) + (e.ScaleFitted ? " *" : ""), Error(e.AddedError),
                 e.MaxAbsError is { } m ? Format.Number(m) : "-");
         }
         console.Write(table);

@@ -7,6 +7,7 @@ using OnnxQuant.Calibrate.Recording;
 using OnnxQuant.Calibrate.Sessions;
 using OnnxQuant.Calibrate.Verification;
 using OnnxQuant.IO;
+using OnnxQuant.Statistics;
 
 namespace OnnxQuant.Calibrate.Diff;
 
@@ -58,6 +59,10 @@ public sealed record NumericDiffReport(IReadOnlyList<TensorError> Linears, Tenso
 {
     /// <summary>Linears whose output tensor one of the models does not have (not compared).</summary>
     public IReadOnlyList<string> NotCompared { get; init; } = [];
+
+    /// <summary>Per-channel statistics of the linears' inputs in the original model on these samples (for the HTML panels).</summary>
+    [System.Text.Json.Serialization.JsonIgnore]
+    public CalibrationStats? InputStats { get; init; }
 }
 
 /// <summary>
@@ -92,14 +97,24 @@ public static class NumericDiff
         var (samples, data) = Samples(kind, options, beforePath);
         var sums = probes.ToDictionary(p => p, p => new ErrorSums(p.Item2));
         var byName = names.Select(n => sums.Where(kv => kv.Key.Item1 == n).Select(kv => kv.Value).ToList()).ToList();
+        var inputs = compared.Select(t => t.Input).ToHashSet(StringComparer.Ordinal);
+        var reducers = new Dictionary<int, TensorReducer>();
         for (int s = 0; s < samples.Count; s++)
         {
             cancel.ThrowIfCancellationRequested();
             var x = RunOnce(a.Session, samples[s], names, beforePath);
             var y = RunOnce(b.Session, samples[s], names, afterPath);
             for (int i = 0; i < names.Count; i++)
+            {
                 foreach (var sum in byName[i])
                     sum.Add(x[i].Values, y[i].Values, x[i].Channels);
+                if (inputs.Contains(names[i]))
+                {
+                    if (!reducers.TryGetValue(i, out var reducer))
+                        reducers[i] = reducer = new TensorReducer(names[i], x[i].Channels, 0, 0);
+                    reducer.Add(x[i].Values);
+                }
+            }
             progress?.Report((s + 1, samples.Count));
         }
         var linears = compared.Select(t => sums[(t.Tensor, t.PerChannelScale)].ToError(t.Linear, t.Tensor) with
@@ -110,6 +125,8 @@ public static class NumericDiff
         return new NumericDiffReport(linears, sums[(output, false)].ToError("(model output)", output), kind, samples.Count, data, a.Device, clock.Elapsed)
         {
             NotCompared = tensors.Except(compared).Select(t => t.Linear).ToList(),
+            InputStats = new CalibrationStats("", new CalibrationInfo { Samples = samples.Count, SequenceLength = samples.Max(x => x.Length), Data = data },
+                reducers.Values.Where(r => r.Rows > 0).Select(r => r.ToStats())),
         };
     }
 

@@ -10,7 +10,7 @@ namespace OnnxQuant.Tests.Cli;
 /// `onnxquant diff --numeric` on the Austen LM's outlier twin (docs/architecture.md, "Outlier twins"): without smoothing
 /// the linears reading the injected outlier channels hurt most; SmoothQuant lowers their error.
 /// </summary>
-public sealed class NumericDiffTests(NumericDiffTests.Twin twin) : IClassFixture<NumericDiffTests.Twin>
+public sealed partial class NumericDiffTests(NumericDiffTests.Twin twin) : IClassFixture<NumericDiffTests.Twin>
 {
     /// <summary>The twin, its W8A8 rewrites with --alpha none and auto, and their numeric diffs, made once for the class.</summary>
     public sealed class Twin : IDisposable
@@ -28,6 +28,11 @@ public sealed class NumericDiffTests(NumericDiffTests.Twin twin) : IClassFixture
         public HashSet<string> OutlierFed => _runs.Value.OutlierFed;
 
         public string Model => Path.Combine(_dir, "model.onnx");
+
+        /// <summary>The --alpha none rewrite (made by the first use of <see cref="None"/>).</summary>
+        public string Unsmoothed => Path.Combine(_dir, "sq-none.onnx");
+
+        public string Folder => _dir;
 
         private (JsonElement, JsonElement, HashSet<string>) Run()
         {
