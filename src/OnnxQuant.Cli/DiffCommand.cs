@@ -1,5 +1,4 @@
 using System.CommandLine;
-using System.Globalization;
 using OnnxQuant.Analysis;
 using OnnxQuant.Calibrate.Diff;
 using OnnxQuant.Calibrate.Report;
@@ -63,12 +62,12 @@ public static class DiffCommand
                     DataPaths = parse.GetValue(data) ?? [],
                     TokenizerPath = parse.GetValue(tokenizer),
                     Samples = parse.GetValue(samples),
-                    SequenceLength = AtLeast(parse.GetValue(seqLen), 2, "--seq-len"),
-                    Session = new SessionSettings { Device = parse.GetValue(device), Threads = AtLeast(parse.GetValue(threads), 0, "--threads") },
+                    SequenceLength = EvalCommand.AtLeast(parse.GetValue(seqLen), 2, "--seq-len"),
+                    Session = new SessionSettings { Device = parse.GetValue(device), Threads = EvalCommand.AtLeast(parse.GetValue(threads), 0, "--threads") },
                 };
                 var tensors = linears.Linears.Select(r => new TensorToCompare(r.Name, r.Output, r.OutputRescaled, r.Input, r.InputRescaled)).ToList();
                 errors = EvalProgress.Run(context, "comparing", (progress, cancel) => NumericDiff.Run(beforePath, afterPath, tensors, options, progress, cancel));
-                int k = AtLeast(parse.GetValue(worst), 1, "--worst");
+                int k = EvalCommand.AtLeast(parse.GetValue(worst), 1, "--worst");
                 exclude = NumericDiffPrinter.ExcludeOption(errors, k);
                 if (page is not null)
                     WritePage(page, DiffPage.Html(Path.GetFileName(beforePath), Path.GetFileName(afterPath), linears, errors, Math.Max(k, 4), exclude));
@@ -107,7 +106,4 @@ public static class DiffCommand
             throw new OnnxQuantException(path, $"cannot be written: {e.Message}", ExitCode.OutputError, e);
         }
     }
-
-    private static int AtLeast(int value, int minimum, string option) =>
-        value >= minimum ? value : throw new OnnxQuantException(null, $"{option} must be at least {minimum.ToString(CultureInfo.InvariantCulture)} (got {value.ToString(CultureInfo.InvariantCulture)})", ExitCode.Usage);
 }

@@ -67,7 +67,7 @@ public sealed record NumericDiffReport(IReadOnlyList<TensorError> Linears, Tenso
 
 /// <summary>
 /// Runs the original and the rewritten model on a few held-out samples and compares, tensor by tensor, the output of
-/// every linear (the rewrites keep the linear's output name; docs/architecture.md, "Pipeline and passes") and the final
+/// every linear (the rewrites keep the linear's output name; docs/architecture.md, "Diff") and the final
 /// output. Each model runs as a recording copy whose outputs are exactly those tensors (<see cref="RecordingModel"/>).
 /// </summary>
 public static class NumericDiff

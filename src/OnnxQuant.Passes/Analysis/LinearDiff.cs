@@ -77,7 +77,7 @@ public sealed record GraphChanges(long InitializerBytesBefore, long InitializerB
 
 /// <summary>
 /// The semantic diff `onnxquant diff` prints: one row per constant-weight linear of the original (main graph), matched to
-/// the nodes that replaced it through their provenance (docs/architecture.md, "Pipeline and passes"), plus the
+/// the nodes that replaced it through their provenance (docs/architecture.md, "Diff"), plus the
 /// whole-graph changes. Attention's products of two activations (<see cref="KeepReason.ComputedWeight"/>) have no
 /// weight and no row; they are listed by name.
 /// </summary>

@@ -26,7 +26,7 @@ public sealed record SmoothedGroup(string Activation, SmoothingMethod Method, Fo
 
 /// <summary>
 /// The smoothing decisions a model carries in its metadata_props: the two models alone do not say which alpha was chosen
-/// (docs/architecture.md, "SmoothQuant"), so the passes write their applied groups here and `diff` reads them back.
+/// (docs/architecture.md, "Diff"), so the passes write their applied groups here and `diff` reads them back.
 /// A few hundred bytes per group; a later pass appends to what an earlier one wrote.
 /// </summary>
 public static class SmoothingRecord

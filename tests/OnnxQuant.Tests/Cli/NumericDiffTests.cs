@@ -98,5 +98,22 @@ public sealed partial class NumericDiffTests(NumericDiffTests.Twin twin) : IClas
         Assert.InRange(outNone, 1e-4, 1);
     }
 
+    [Fact]
+    public void RowsNameRolesSmoothingAndTheLmHeadKeptInFloat()
+    {
+        var rows = twin.Auto.GetProperty("linears").EnumerateArray().ToList();
+
+        Assert.Equal(43, rows.Count); // 6 layers x (q, k, v, o, gate, up, down) + lm_head
+        var head = Assert.Single(rows, r => r.GetProperty("scheme").GetString() == "Float");
+        Assert.Equal(("/model/lm_head/MatMul", "Head", "LmHead"), (head.GetProperty("name").GetString(), head.GetProperty("role").GetString(), head.GetProperty("kept").GetString()));
+        Assert.Equal(head.GetProperty("bytes_before").GetInt64(), head.GetProperty("bytes_after").GetInt64());
+        Assert.Equal(["Query", "Key", "Value", "Output", "Gate", "Up", "Down"], rows.Take(7).Select(r => r.GetProperty("role").GetString()));
+        // q/k/v read the RMSNorm (s folded into its gamma); o takes s through v's columns, down through up's.
+        Assert.Equal(["NormGamma", "NormGamma", "NormGamma", "LinearColumns", "NormGamma", "NormGamma", "LinearColumns"],
+            rows.Take(7).Select(r => r.GetProperty("smoothing").GetProperty("fold").GetString()));
+        Assert.True(rows[2].GetProperty("output_rescaled").GetBoolean()); // v: its columns took o's s
+        Assert.False(rows[0].GetProperty("output_rescaled").GetBoolean());
+    }
+
     private static double Output(JsonElement json) => json.GetProperty("numeric").GetProperty("output").GetProperty("relative_error").GetDouble();
 }
