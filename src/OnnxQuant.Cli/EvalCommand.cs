@@ -74,6 +74,7 @@ public static class EvalCommand
         return SequenceLimits.Find(loaded.Graph).Context;
     }
 
-    private static int AtLeast(int value, int minimum, string option) =>
+    /// <summary>The value, or a usage error naming the option when it is below the minimum (shared by the commands' numeric options).</summary>
+    internal static int AtLeast(int value, int minimum, string option) =>
         value >= minimum ? value : throw new OnnxQuantException(null, $"{option} must be at least {minimum.ToString(CultureInfo.InvariantCulture)} (got {value.ToString(CultureInfo.InvariantCulture)})", ExitCode.Usage);
 }

@@ -119,6 +119,9 @@ public sealed class SmoothQuantPass : IGraphPass
         }
         context.Progress?.Report(new PassProgress(Name, groups.Count, groups.Count));
         context.Analyses.Set(new SmoothingReport(decisions));
+        SmoothingRecord.Append(model, decisions.Zip(groups).Where(p => p.First.Applied).Select(p => new SmoothedGroup(p.First.Activation,
+            SmoothingMethod.SmoothQuant, p.First.FoldKind, p.First.Target, p.First.Consumers, p.First.Alpha, p.First.FloatChannels.Count,
+            SmoothedGroup.RescaledBy(p.Second))).ToList());
         return new PassResult(changed, decisions.Select(ToRow).ToList())
         {
             Metrics = new Dictionary<string, double>
