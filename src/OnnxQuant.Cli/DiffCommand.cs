@@ -1,4 +1,5 @@
 using System.CommandLine;
+using OnnxQuant.Review;
 using OnnxQuant.Analysis;
 using OnnxQuant.Calibrate.Diff;
 using OnnxQuant.Calibrate.Report;

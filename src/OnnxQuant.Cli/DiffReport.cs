@@ -1,3 +1,4 @@
+using OnnxQuant.Review;
 using OnnxQuant.Analysis;
 using OnnxQuant.Calibrate.Diff;
 using OnnxQuant.IO;

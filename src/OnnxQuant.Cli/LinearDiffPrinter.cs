@@ -1,4 +1,5 @@
 using System.Globalization;
+using OnnxQuant.Review;
 using OnnxQuant.Analysis;
 using Spectre.Console;
 

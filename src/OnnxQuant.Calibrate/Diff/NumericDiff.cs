@@ -5,7 +5,7 @@ using OnnxQuant.Analysis;
 using OnnxQuant.Calibrate.Data;
 using OnnxQuant.Calibrate.Recording;
 using OnnxQuant.Calibrate.Sessions;
-using OnnxQuant.Calibrate.Verification;
+using OnnxQuant.Calibrate.Evaluation;
 using OnnxQuant.IO;
 using OnnxQuant.Statistics;
 
@@ -167,8 +167,7 @@ public static class NumericDiff
         }
         string text = HeldOutText.FindDefault();
         var tokenizer = TokenizerLoader.Load(options.TokenizerPath, modelPath);
-        var verify = new VerifyOptions { Sentences = options.Samples ?? DefaultSentences, MaxSentenceTokens = options.SequenceLength };
-        return (Verifier.SentenceSamples(text, tokenizer, verify), Path.GetFileName(text));
+        return (HeldOutText.SentenceSamples(text, tokenizer, options.Samples ?? DefaultSentences, options.SequenceLength), Path.GetFileName(text));
     }
 
     private static (float[] Values, int Channels)[] RunOnce(InferenceSession session, int[] ids, IReadOnlyList<string> outputs, string label)
@@ -187,7 +186,7 @@ public static class NumericDiff
                 arrays[i] = (type switch
                 {
                     TensorElementType.Float => results[i].GetTensorDataAsSpan<float>().ToArray(),
-                    TensorElementType.Float16 => Verifier.ToFloats(results[i].GetTensorDataAsSpan<Float16>()),
+                    TensorElementType.Float16 => EvalSession.ToFloats(results[i].GetTensorDataAsSpan<Float16>()),
                     _ => throw new OnnxQuantException(label, $"tensor '{outputs[i]}' is {type}, not float", ExitCode.Unsupported),
                 }, channels);
             }
@@ -195,7 +194,7 @@ public static class NumericDiff
         }
         catch (OnnxRuntimeException e)
         {
-            throw new OnnxQuantException(label, $"ONNX Runtime failed to run the model: {e.Message.Split('\n')[0]}", ExitCode.Unsupported, e);
+            throw OrtFailures.Translate(e, label, RunStage.Diff, ids.Length, "a held-out sample");
         }
         finally
         {

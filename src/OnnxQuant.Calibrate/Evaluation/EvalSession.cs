@@ -43,7 +43,7 @@ internal sealed record EvalSession(InferenceSession Session, string Output, stri
         }
     }
 
-    private static float[] ToFloats(ReadOnlySpan<Float16> half)
+    internal static float[] ToFloats(ReadOnlySpan<Float16> half)
     {
         var result = new float[half.Length];
         System.Numerics.Tensors.TensorPrimitives.ConvertToSingle(MemoryMarshal.Cast<Float16, Half>(half), result);

@@ -1,6 +1,7 @@
 using System.Globalization;
 using System.Net;
 using System.Text;
+using OnnxQuant.Review;
 using OnnxQuant.Analysis;
 using OnnxQuant.Calibrate.Diff;
 

@@ -12,6 +12,8 @@ public enum RunStage
     Verification,
     /// <summary>`eval`: windows of --context tokens.</summary>
     Evaluation,
+    /// <summary>`diff --numeric`: samples of --seq-len tokens.</summary>
+    Diff,
 }
 
 /// <summary>What an ONNX Runtime run failure most likely means.</summary>
@@ -37,6 +39,7 @@ public static partial class OrtFailures
     {
         RunStage.Calibration => "--seq-len",
         RunStage.Verification => "--verify-length",
+        RunStage.Diff => "--seq-len",
         _ => "--context",
     };
 

@@ -1,8 +1,9 @@
+using OnnxQuant.Analysis;
 using Onnx;
 using OnnxQuant.IR;
 using OnnxQuant.Smoothing;
 
-namespace OnnxQuant.Analysis;
+namespace OnnxQuant.Review;
 
 /// <summary>
 /// The rewritten model's nodes indexed by the provenance they carry (<see cref="Provenance"/>): each original linear's

@@ -1,4 +1,4 @@
-namespace OnnxQuant.Analysis;
+namespace OnnxQuant.Review;
 
 /// <summary>What a linear computes in a transformer block, as far as its name tells.</summary>
 public enum LinearRole

@@ -1,7 +1,8 @@
+using OnnxQuant.Analysis;
 using Onnx;
 using OnnxQuant.IR;
 
-namespace OnnxQuant.Analysis;
+namespace OnnxQuant.Review;
 
 /// <summary>
 /// Assigns every initializer of both models to exactly one place: the one linear row whose nodes alone read it, or a

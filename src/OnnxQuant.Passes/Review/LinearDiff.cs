@@ -1,9 +1,10 @@
+using OnnxQuant.Analysis;
 using Onnx;
 using OnnxQuant.IO;
 using OnnxQuant.IR;
 using OnnxQuant.Smoothing;
 
-namespace OnnxQuant.Analysis;
+namespace OnnxQuant.Review;
 
 /// <summary>The form a linear has in the rewritten model.</summary>
 public enum LinearScheme

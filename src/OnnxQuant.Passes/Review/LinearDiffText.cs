@@ -1,7 +1,8 @@
+using OnnxQuant.Analysis;
 using System.Globalization;
 using OnnxQuant.Smoothing;
 
-namespace OnnxQuant.Analysis;
+namespace OnnxQuant.Review;
 
 /// <summary>The short texts of a <see cref="LinearChange"/> that the terminal table and the HTML page both print.</summary>
 public static class LinearDiffText
