@@ -44,8 +44,15 @@ internal static class QuantizeCommand
             [.. parse.GetValue(job.Calibration.Data) ?? [], parse.GetValue(job.Calibration.Stats), parse.GetValue(job.Verification.Data)]);
         var table = LinearAnalysis.Analyze(loaded.Graph, job.Selection);
         bool rewrites = job.Pipeline.Passes.Any(p => p is W8A8RewriteSpec or W4RewriteSpec);
+        int quantizedOps = loaded.Graph.Nodes.Count(LinearAnalysis.IsQuantizedLinearOp);
         if (rewrites)
-            EnsureSomethingToQuantize(job.ModelPath, table, loaded.Graph.Nodes.Count(LinearAnalysis.IsQuantizedLinearOp));
+        {
+            EnsureSomethingToQuantize(job.ModelPath, table, quantizedOps);
+            // A partly quantized model: its float linears are quantized, what an earlier run quantized stays as it is.
+            int dequantized = table.All.Count(c => c.Reason == KeepReason.AlreadyQuantized);
+            if (quantizedOps + dequantized > 0)
+                context.Error.WriteLine($"note: {job.ModelPath} is partly quantized: {quantizedOps + dequantized} linear(s) already quantized are kept as they are; {table.Quantizable.Count()} float linear(s) will be quantized");
+        }
         foreach (var pattern in job.Selection.UnmatchedPatterns(table.All.Select(c => c.Name)))
             context.Error.WriteLine($"warning: --exclude '{pattern}' matches no MatMul or Gemm of {job.ModelPath}");
         // Lengths are settled before calibrating: a verification length above the model's context fails now, not after the work.

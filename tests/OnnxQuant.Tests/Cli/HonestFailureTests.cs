@@ -38,6 +38,24 @@ public sealed class HonestFailureTests : IDisposable
     }
 
     [Fact]
+    public void A_partly_quantized_model_has_only_its_float_linears_quantized()
+    {
+        string model = FixtureModels.Save(Options, _temp.Path);
+        string partly = _temp.File("partly.onnx");
+        // 4-bit everywhere but the MLP: 4 MatMulNBits, 3 float MLP linears (and the float head) remain.
+        var first = CliHarness.Run("awq", model, "--method", "rtn", "--group-size", "32", "--exclude", "*mlp*", "--no-verify", "-o", partly);
+        Assert.Equal(0, first.ExitCode);
+
+        var second = CliHarness.Run("smooth", partly, "--alpha", "none", "--format", "dynamic", "--no-verify", "--json", "-o", _temp.File("both.onnx"));
+        Assert.True(second.ExitCode == 0, second.Error);
+        Assert.Contains("is partly quantized: 4 linear(s) already quantized are kept as they are; 3 float linear(s) will be quantized", second.Error.Replace("\n", " "));
+        Assert.Equal(3, second.Json().GetProperty("linears_quantized").GetInt32());
+        using var both = OnnxQuant.IO.ModelFile.Load(_temp.File("both.onnx"));
+        Assert.Equal(4, both.Graph.Nodes.Count(n => n.OpType == "MatMulNBits"));
+        Assert.Equal(3, both.Graph.Nodes.Count(n => n.OpType == "MatMulInteger"));
+    }
+
+    [Fact]
     public void An_exclude_pattern_that_matches_nothing_is_reported()
     {
         string model = FixtureModels.Save(Options, _temp.Path);
