@@ -97,7 +97,7 @@ public static class Calibrator
                 {
                     cancel.ThrowIfCancellationRequested();
                     var samples = data.Samples.Skip(start).Take(batch).ToList();
-                    var outputs = RunBatch(opened.Session, runOptions, samples, names, label, start);
+                    var outputs = RunBatch(opened.Session, runOptions, data, start, samples, names, label);
                     inferenceTime += outputs.Elapsed;
                     var types = CheckOutputs(outputs.Values, names, reducers);
                     var waiting = clock.Elapsed;
@@ -157,9 +157,11 @@ public static class Calibrator
 
     private sealed record BatchOutputs(IDisposableReadOnlyCollection<OrtValue> Values, TimeSpan Elapsed);
 
-    private static BatchOutputs RunBatch(InferenceSession session, RunOptions runOptions, List<int[]> samples, List<string> names, string label, int start)
+    private static BatchOutputs RunBatch(InferenceSession session, RunOptions runOptions, CalibrationDataset data, int start, List<int[]> samples, List<string> names, string label)
     {
-        var (inputNames, inputValues) = InputFeeds.Build(session.InputMetadata, samples, label);
+        var (inputNames, inputValues) = data.Feeds is { } feeds
+            ? feeds.Build(session.InputMetadata, start, samples.Count, label)
+            : InputFeeds.Build(session.InputMetadata, samples, label);
         try
         {
             var timer = Stopwatch.StartNew();

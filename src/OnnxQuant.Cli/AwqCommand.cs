@@ -43,7 +43,8 @@ public static class AwqCommand
         var noDuo = new Option<bool>("--no-duo-scaling") { Description = "Search s = mean|x|^r (the original AWQ) instead of mean|x|^r / mean|w|^(1-r) (AutoAWQ's duo scaling, the default)." };
         var blockLoss = new Option<bool>("--block-loss") { Description = "Score scales by the output of the attention/MLP block a group feeds (runs it in ONNX Runtime) instead of the group's own outputs." };
         var grid = new Option<int>("--grid") { Description = "Grid points for the scale exponent r in [0, 1).", DefaultValueFactory = _ => 20 };
-        var verifyText = new Option<string?>("--verify-data") { Description = "Held-out text for verification (default: Persuasion)." };
+        var verifyText = new Option<string?>("--verify-data") { Description = "Held-out data for verification, in the formats of --data: text, .jsonl or .ids (token ids need no tokenizer). Default: Persuasion, never used for calibration." };
+        var task = new TaskOption();
         var noVerify = new Option<bool>("--no-verify") { Description = "Skip the held-out comparison." };
         var latency = new Option<int>("--latency") { Description = "Also time one inference of this many tokens with both models (0: off).", DefaultValueFactory = _ => 0 };
         var device = new Option<ExecutionDevice>("--device") { Description = "auto tries CUDA and falls back to the CPU; cpu never touches CUDA.", DefaultValueFactory = _ => ExecutionDevice.Auto };
@@ -52,7 +53,7 @@ public static class AwqCommand
         var command = new Command("awq", "Quantize weights to 4 bits (MatMulNBits, W4A16) with activation-aware scaling (AWQ) or round-to-nearest.")
         {
             model, output, method, groupSize, symmetric, accuracy, lmHead, exclude, clip, noClip, duo, noDuo, blockLoss, grid,
-            verifyText, noVerify, latency, device, threads, json,
+            verifyText, task.Option, noVerify, latency, device, threads, json,
         };
         foreach (var option in calibrationArguments.All)
             command.Options.Add(option);
@@ -73,6 +74,8 @@ public static class AwqCommand
             int gridPoints = parse.GetValue(grid);
             if (gridPoints is < 1 or > 1000)
                 throw new OnnxQuantException(null, $"--grid must be 1..1000 (got {gridPoints.ToString(CultureInfo.InvariantCulture)})", ExitCode.Usage);
+            if (parse.GetValue(blockLoss) && (parse.GetValue(calibrationArguments.Data) ?? []).Any(CalibrationData.IsArrays))
+                throw new OnnxQuantException(null, "--block-loss runs the blocks on token windows; with arrays (.npz) as --data, leave it off", ExitCode.Usage);
             string outPath = parse.GetValue(output) ?? DefaultOutput(modelPath, how);
             var session = new SessionSettings { Device = parse.GetValue(device), Threads = Math.Max(0, parse.GetValue(threads)) };
             var selection = new LinearSelection(parse.GetValue(exclude), parse.GetValue(lmHead));
@@ -84,7 +87,7 @@ public static class AwqCommand
                 Search = new AwqOptions { Quantization = quant, GridPoints = gridPoints, Clip = !parse.GetValue(noClip), DuoScaling = !parse.GetValue(noDuo) },
                 BlockLoss = parse.GetValue(blockLoss),
             } : null;
-            var verifyOptions = new VerifyOptions { TextPath = parse.GetValue(verifyText), TokenizerPath = parse.GetValue(calibrationArguments.Tokenizer), Session = session };
+            var verifyOptions = new VerifyOptions { TextPath = parse.GetValue(verifyText), TokenizerPath = parse.GetValue(calibrationArguments.Tokenizer), Task = task.Value(parse), Session = session };
             var job = new QuantizeJob(modelPath, outPath, Presets.Awq(rewrite, search), selection, calibrationArguments, session,
                 how == AwqMethod.Awq
                     ? $"searching AWQ scales and rewriting to 4-bit MatMulNBits (blocks of {block})"

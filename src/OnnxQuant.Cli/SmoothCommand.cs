@@ -29,9 +29,10 @@ public static class SmoothCommand
         var lmHead = new Option<bool>("--include-lm-head") { Description = "Quantize the LM head (the linear producing the logits) too." };
         var reducedRange = new Option<bool>("--reduced-range") { Description = "7-bit weights (±63): exact on CPUs without VNNI, whose int8 kernel saturates 16-bit pair sums with full-range weights." };
         var unsigned = new Option<bool>("--uint8-activations") { Description = "uint8 activations (zero point 128) for ONNX Runtime's fast CPU kernels (int8 x int8 MatMulInteger is slow there); the CUDA EP runs int8 activations only." };
-        var verifyText = new Option<string?>("--verify-data") { Description = "Held-out text for verification (default: Persuasion, never used for calibration)." };
+        var verifyText = new Option<string?>("--verify-data") { Description = "Held-out data for verification, in the formats of --data: text, .jsonl or .ids (token ids need no tokenizer). Default: Persuasion, never used for calibration." };
         var verifySamples = new Option<int>("--verify-samples") { Description = "Held-out samples: sentences for encoders (default 256), windows of --verify-length tokens for causal LMs (default 16).", DefaultValueFactory = _ => 0 };
         var verifyLength = new Option<int>("--verify-length") { Description = "Tokens per held-out window for causal LMs.", DefaultValueFactory = _ => 256 };
+        var task = new TaskOption();
         var noVerify = new Option<bool>("--no-verify") { Description = "Skip the held-out comparison." };
         var latency = new Option<int>("--latency") { Description = "Also time one inference of this many tokens with both models (0: off).", DefaultValueFactory = _ => 0 };
         var device = new Option<ExecutionDevice>("--device") { Description = "auto tries CUDA and falls back to the CPU; cpu never touches CUDA.", DefaultValueFactory = _ => ExecutionDevice.Auto };
@@ -40,7 +41,7 @@ public static class SmoothCommand
         var command = new Command("smooth", "SmoothQuant W8A8: migrate activation outliers into the weights, then quantize weights and activations to int8.")
         {
             model, output, noQuantize, alpha, format, insertMul, scope, exclude, lmHead, reducedRange, unsigned,
-            verifyText, verifySamples, verifyLength, noVerify, latency, device, threads, json,
+            verifyText, verifySamples, verifyLength, task.Option, noVerify, latency, device, threads, json,
         };
         foreach (var option in calibrationArguments.All)
             command.Options.Add(option);
@@ -59,7 +60,7 @@ public static class SmoothCommand
             var w8a8 = new W8A8Options { Format = parse.GetValue(format), ReducedRangeWeights = parse.GetValue(reducedRange), UnsignedActivations = parse.GetValue(unsigned) };
             var selection = new LinearSelection(parse.GetValue(exclude), parse.GetValue(lmHead));
 
-            var verifyOptions = new VerifyOptions { TextPath = parse.GetValue(verifyText), TokenizerPath = parse.GetValue(calibrationArguments.Tokenizer), Session = session };
+            var verifyOptions = new VerifyOptions { TextPath = parse.GetValue(verifyText), TokenizerPath = parse.GetValue(calibrationArguments.Tokenizer), Task = task.Value(parse), Session = session };
             if (parse.GetValue(verifySamples) is > 0 and var count)
                 verifyOptions = verifyOptions with { Sentences = count, Windows = count };
             if (parse.GetValue(verifyLength) is var length && length != verifyOptions.WindowLength)

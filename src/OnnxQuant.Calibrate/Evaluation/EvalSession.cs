@@ -1,6 +1,7 @@
 using System.Runtime.InteropServices;
 using Microsoft.ML.OnnxRuntime;
 using Microsoft.ML.OnnxRuntime.Tensors;
+using OnnxQuant.Calibrate.Data;
 using OnnxQuant.Calibrate.Recording;
 
 namespace OnnxQuant.Calibrate.Evaluation;
@@ -14,7 +15,25 @@ internal sealed record EvalSession(InferenceSession Session, string Output, stri
     /// <summary>Runs one sequence and returns the measured output ([1, sequence, width]).</summary>
     public EvalOutput Run(int[] ids)
     {
-        var (names, values) = InputFeeds.Build(Session.InputMetadata, [ids], Label);
+        var output = Run(InputFeeds.Build(Session.InputMetadata, [ids], Label));
+        if (output.Shape.Length < 2 || output.Shape[^2] != ids.Length)
+            throw new OnnxQuantException(Label,
+                $"output '{Output}' has shape [{string.Join(",", output.Shape)}] for {ids.Length} input tokens; expected [1, {ids.Length}, width]", ExitCode.Unsupported);
+        return output;
+    }
+
+    /// <summary>Runs sample <paramref name="index"/> of non-text feeds (.npz) and returns the measured output, [1, ..., width].</summary>
+    public EvalOutput Run(ArrayFeeds feeds, int index)
+    {
+        var output = Run(feeds.Build(Session.InputMetadata, index, 1, Label));
+        if (output.Shape.Length < 2)
+            throw new OnnxQuantException(Label, $"output '{Output}' has shape [{string.Join(",", output.Shape)}]; expected [1, ..., width]", ExitCode.Unsupported);
+        return output;
+    }
+
+    private EvalOutput Run((List<string> Names, List<OrtValue> Values) feeds)
+    {
+        var (names, values) = feeds;
         try
         {
             using var runOptions = new RunOptions();
@@ -26,11 +45,7 @@ internal sealed record EvalSession(InferenceSession Session, string Output, stri
                 TensorElementType.Float16 => ToFloats(results[0].GetTensorDataAsSpan<Float16>()),
                 _ => throw new OnnxQuantException(Label, $"output '{Output}' is {info.ElementDataType}, not float", ExitCode.Unsupported),
             };
-            var shape = info.Shape;
-            if (shape.Length < 2 || shape[^2] != ids.Length)
-                throw new OnnxQuantException(Label,
-                    $"output '{Output}' has shape [{string.Join(",", shape)}] for {ids.Length} input tokens; expected [1, {ids.Length}, width]", ExitCode.Unsupported);
-            return new EvalOutput(data, shape, Label);
+            return new EvalOutput(data, info.Shape, Label);
         }
         catch (OnnxRuntimeException e)
         {
