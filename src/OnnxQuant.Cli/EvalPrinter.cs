@@ -1,5 +1,5 @@
-using OnnxQuant.Analysis;
 using System.Globalization;
+using OnnxQuant.Analysis;
 using OnnxQuant.Calibrate.Evaluation;
 using Spectre.Console;
 

@@ -124,7 +124,7 @@ internal static class QuantizeCommand
         {
             string text = held is not null ? Path.GetFileName(held) : "the default held-out text (Persuasion)";
             throw new OnnxQuantException(job.ModelPath,
-                "has no tokenizer beside it (tokenizer.json, tokenizer.model, vocab.json + merges.txt or vocab.txt). The calibration data is token ids, but verification reads {text}, " +
+                $"has no tokenizer beside it (tokenizer.json, tokenizer.model, vocab.json + merges.txt or vocab.txt). The calibration data is token ids, but verification reads {text}, " +
                 "which needs the model's tokenizer. Give held-out token ids with --verify-data (an .ids or .jsonl file), a tokenizer with --tokenizer, " +
                 "or skip the check with --no-verify", ExitCode.Usage, e);
         }

@@ -1,5 +1,5 @@
-using OnnxQuant.Analysis;
 using System.Numerics.Tensors;
+using OnnxQuant.Analysis;
 
 namespace OnnxQuant.Calibrate.Evaluation;
 

@@ -1,5 +1,5 @@
-using OnnxQuant.Analysis;
 using System.Diagnostics;
+using OnnxQuant.Analysis;
 using OnnxQuant.Calibrate.Data;
 
 namespace OnnxQuant.Calibrate.Evaluation;

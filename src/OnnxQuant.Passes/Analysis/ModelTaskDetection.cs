@@ -105,7 +105,7 @@ public static class ModelTaskDetection
                 return "GroupQueryAttention";
             if ((node.IsMicrosoft("Attention") || node.IsMicrosoft("MultiHeadAttention")) && node.GetInt("unidirectional", 0) == 1)
                 return $"{node.OpType} unidirectional";
-            if ((node.IsOnnx("Attention")) && node.GetInt("is_causal", 0) == 1)
+            if (node.IsOnnx("Attention") && node.GetInt("is_causal", 0) == 1)
                 return "Attention is_causal";
             if (node.OpType is "Less" or "LessOrEqual" or "Greater" or "GreaterOrEqual" && node.Input.All(i => FromRange(graph, i, 0)))
                 return $"{node.OpType} of key and query positions";
@@ -115,7 +115,10 @@ public static class ModelTaskDetection
         foreach (var (name, tensor) in graph.Initializers)
             if (IsLowerTriangularMask(tensor))
                 return $"the lower-triangular mask '{name}'";
-        return null;
+        // Without attention (or a convolution or recurrence) no position sees another: trivially causal, like a bigram LM.
+        bool mixes = graph.Nodes.Any(n => n.OpType.Contains("Attention", StringComparison.Ordinal) || n.OpType is "Conv" or "LSTM" or "GRU" or "RNN" or "Scan" or "Loop")
+            || LinearAnalysis.Analyze(graph, new LinearSelection()).All.Any(c => c.Reason == KeepReason.ComputedWeight);
+        return mixes ? null : "nothing mixes positions";
     }
 
     // Positions are a Range, possibly reshaped, cast or shifted on the way to the comparison.

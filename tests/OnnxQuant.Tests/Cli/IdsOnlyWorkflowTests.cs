@@ -65,6 +65,7 @@ public sealed class IdsOnlyWorkflowTests : IDisposable
         Assert.False(File.Exists(output));
         string flat = string.Join(" ", result.Error.Split('\n').Select(l => l.Trim()));
         Assert.Contains("has no tokenizer beside it", flat);
+        Assert.Contains("verification reads the default held-out text (Persuasion)", flat);
         Assert.Contains("--verify-data", flat);
         Assert.Contains("--no-verify", flat);
     }
