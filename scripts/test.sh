@@ -31,6 +31,11 @@ if [ ! -d tools/ort-node/node_modules/onnxruntime-node ] && command -v npm >/dev
   (cd tools/ort-node && npm ci --no-audit --no-fund --loglevel=error) || missing "(cd tools/ort-node && npm ci)"
 fi
 
+# A real headless browser (Debian's chromium) renders the `diff --html` page in a test.
+if ! command -v chromium >/dev/null; then
+  apt_install chromium || missing "apt-get install chromium"
+fi
+
 dotnet build OnnxQuant.sln -c Release -nologo -clp:ErrorsOnly
 log=$(mktemp)
 set +e

@@ -1,3 +1,5 @@
+using OnnxQuant.Fixtures;
+
 namespace OnnxQuant.Bench.Schemes;
 
 /// <summary>A model the bench quantizes, and how to calibrate and evaluate it.</summary>

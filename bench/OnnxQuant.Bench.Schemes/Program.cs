@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Text.Json;
 using OnnxQuant.Bench.Schemes;
+using OnnxQuant.Fixtures;
 
 // Usage: dotnet run -c Release --project bench/OnnxQuant.Bench.Schemes -- [--quick] [--models a,b] [--schemes a,b] [--no-build]
 //        ... -- --replot   (redraws bench/results/schemes.png from schemes.json without running anything)

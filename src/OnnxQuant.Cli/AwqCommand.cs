@@ -30,6 +30,7 @@ public static class AwqCommand
     {
         var model = new Argument<string>("model") { Description = "The ONNX model file." };
         var calibrationArguments = new CalibrationArguments();
+        var verification = new VerificationArguments();
         var output = new Option<string?>("--output", "-o") { Description = "The quantized model to write (default: <model>.awq.onnx or <model>.rtn.onnx)." };
         var method = new Option<AwqMethod>("--method") { Description = "awq (default) searches per-group scales on calibration data; rtn is plain round-to-nearest.", DefaultValueFactory = _ => AwqMethod.Awq };
         var groupSize = new Option<int>("--group-size") { Description = "Weights per 4-bit block along K: 32, 64, 128 or 256.", DefaultValueFactory = _ => 128 };
@@ -43,19 +44,15 @@ public static class AwqCommand
         var noDuo = new Option<bool>("--no-duo-scaling") { Description = "Search s = mean|x|^r (the original AWQ) instead of mean|x|^r / mean|w|^(1-r) (AutoAWQ's duo scaling, the default)." };
         var blockLoss = new Option<bool>("--block-loss") { Description = "Score scales by the output of the attention/MLP block a group feeds (runs it in ONNX Runtime) instead of the group's own outputs." };
         var grid = new Option<int>("--grid") { Description = "Grid points for the scale exponent r in [0, 1).", DefaultValueFactory = _ => 20 };
-        var verifyText = new Option<string?>("--verify-data") { Description = "Held-out data for verification, in the formats of --data: text, .jsonl or .ids (token ids need no tokenizer). Default: Persuasion, never used for calibration." };
-        var task = new TaskOption();
-        var noVerify = new Option<bool>("--no-verify") { Description = "Skip the held-out comparison." };
-        var latency = new Option<int>("--latency") { Description = "Also time one inference of this many tokens with both models (0: off).", DefaultValueFactory = _ => 0 };
         var device = new Option<ExecutionDevice>("--device") { Description = "auto tries CUDA and falls back to the CPU; cpu never touches CUDA.", DefaultValueFactory = _ => ExecutionDevice.Auto };
         var threads = new Option<int>("--threads") { Description = "ONNX Runtime threads (0: one per core).", DefaultValueFactory = _ => 0 };
         var json = CliContext.JsonOption();
         var command = new Command("awq", "Quantize weights to 4 bits (MatMulNBits, W4A16) with activation-aware scaling (AWQ) or round-to-nearest.")
         {
             model, output, method, groupSize, symmetric, accuracy, lmHead, exclude, clip, noClip, duo, noDuo, blockLoss, grid,
-            verifyText, task.Option, noVerify, latency, device, threads, json,
+            device, threads, json,
         };
-        foreach (var option in calibrationArguments.All)
+        foreach (var option in calibrationArguments.All.Concat(verification.All))
             command.Options.Add(option);
         command.SetAction(parse => CommandRunner.Run(context, parse, () =>
         {
@@ -77,7 +74,7 @@ public static class AwqCommand
             if (parse.GetValue(blockLoss) && (parse.GetValue(calibrationArguments.Data) ?? []).Any(CalibrationData.IsArrays))
                 throw new OnnxQuantException(null, "--block-loss runs the blocks on token windows; with arrays (.npz) as --data, leave it off", ExitCode.Usage);
             string outPath = parse.GetValue(output) ?? DefaultOutput(modelPath, how);
-            var session = new SessionSettings { Device = parse.GetValue(device), Threads = Math.Max(0, parse.GetValue(threads)) };
+            var session = new SessionSettings { Device = parse.GetValue(device), Threads = Math.Max(0, parse.GetValue(threads)), Verbose = parse.GetValue(context.Verbose) };
             var selection = new LinearSelection(parse.GetValue(exclude), parse.GetValue(lmHead));
             var quant = new Int4QuantOptions { BlockSize = block, Scheme = parse.GetValue(symmetric) ? Int4Scheme.Symmetric : Int4Scheme.Asymmetric };
 
@@ -87,13 +84,11 @@ public static class AwqCommand
                 Search = new AwqOptions { Quantization = quant, GridPoints = gridPoints, Clip = !parse.GetValue(noClip), DuoScaling = !parse.GetValue(noDuo) },
                 BlockLoss = parse.GetValue(blockLoss),
             } : null;
-            var verifyOptions = new VerifyOptions { TextPath = parse.GetValue(verifyText), TokenizerPath = parse.GetValue(calibrationArguments.Tokenizer), Task = task.Value(parse), Session = session };
             var job = new QuantizeJob(modelPath, outPath, Presets.Awq(rewrite, search), selection, calibrationArguments, session,
                 how == AwqMethod.Awq
                     ? $"searching AWQ scales and rewriting to 4-bit MatMulNBits (blocks of {block})"
                     : $"rewriting to 4-bit MatMulNBits, round-to-nearest (blocks of {block})",
-                !parse.GetValue(noVerify), parse.GetValue(latency), 10, verifyOptions,
-                [.. parse.GetValue(calibrationArguments.Data) ?? [], parse.GetValue(calibrationArguments.Stats), parse.GetValue(verifyText)])
+                verification, 10)
             {
                 Prepare = search is { BlockLoss: true } ? (calibrated, analyses) =>
                 {

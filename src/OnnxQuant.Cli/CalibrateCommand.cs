@@ -1,5 +1,6 @@
 using System.CommandLine;
 using System.Globalization;
+using OnnxQuant.Analysis;
 using OnnxQuant.Calibrate;
 using OnnxQuant.Calibrate.Data;
 using OnnxQuant.Calibrate.Report;
@@ -75,13 +76,11 @@ public static class CalibrateCommand
                     SampleRowsPerTensor = Math.Max(0, parse.GetValue(sampleRows)),
                     Seed = dataOptions.Seed,
                 };
-                var session = new SessionSettings { Device = parse.GetValue(device), Threads = Math.Max(0, parse.GetValue(threads)) };
+                var session = new SessionSettings { Device = parse.GetValue(device), Threads = Math.Max(0, parse.GetValue(threads)), Verbose = parse.GetValue(context.Verbose) };
                 written = parse.GetValue(output) ?? Path.ChangeExtension(modelPath, ".calib");
                 OutputPaths.Check(written, loaded, parse.GetValue(data) ?? []);
-                var dataset = CalibrationData.Load(dataOptions, modelPath);
-                result = CalibrateProgress.Run(context, () => Calibrator.Run(loaded, dataset, options, session, CalibrateProgress.Current, CalibrateProgress.Cancel));
-                if (result.Notice is not null)
-                    context.Error.WriteLine($"note: {result.Notice}");
+                result = ContextLengths.Calibrate(context, parse, seqLen, loaded, modelPath, dataOptions, options, session,
+                    SequenceLimits.Find(loaded.Graph), context.Error).Result;
                 calibration = result.Stats;
                 StatsFile.Write(calibration, written);
             }

@@ -1,4 +1,5 @@
 using System.CommandLine;
+using OnnxQuant.Analysis;
 using OnnxQuant.Calibrate;
 using OnnxQuant.Calibrate.Data;
 using OnnxQuant.Calibrate.Sessions;
@@ -7,8 +8,11 @@ using OnnxQuant.Statistics;
 
 namespace OnnxQuant.Cli;
 
-/// <summary>What a quantizing command calibrated with: the statistics, the run (null when read from --stats), the data (null likewise).</summary>
-internal sealed record CalibrationInput(CalibrationStats Stats, CalibrationResult? Result, CalibrationDataset? Dataset);
+/// <summary>
+/// What a quantizing command calibrated with: the statistics, the run (null when read from --stats), the data (null
+/// likewise), and the context limit calibration found by running the model (null when none was needed).
+/// </summary>
+internal sealed record CalibrationInput(CalibrationStats Stats, CalibrationResult? Result, CalibrationDataset? Dataset, ContextLimit? Probed = null);
 
 /// <summary>
 /// The options `smooth` and `awq` share for their statistics — an existing --stats file, or data to calibrate on — and
@@ -40,8 +44,11 @@ internal sealed class CalibrationArguments
         Seed = parse.GetValue(Seed),
     };
 
-    /// <summary>Reads --stats (checked against the model) or calibrates on the data, with a progress bar and a line on <paramref name="stages"/>.</summary>
-    public CalibrationInput Obtain(CliContext context, ParseResult parse, OnnxModel loaded, string modelPath, SessionSettings session, TextWriter stages)
+    /// <summary>
+    /// Reads --stats (checked against the model) or calibrates on the data within the model's context
+    /// (<paramref name="limits"/>), with a progress bar and a line on <paramref name="stages"/>.
+    /// </summary>
+    public CalibrationInput Obtain(CliContext context, ParseResult parse, OnnxModel loaded, string modelPath, SessionSettings session, SequenceLimits limits, TextWriter stages)
     {
         if (parse.GetValue(Stats) is { } statsPath)
         {
@@ -50,14 +57,11 @@ internal sealed class CalibrationArguments
             return new CalibrationInput(statistics, null, null);
         }
         var dataOptions = DataOptions(parse);
-        var dataset = CalibrationData.Load(dataOptions, modelPath);
-        stages.WriteLine(dataset.Feeds is null
-            ? $"calibrating on {dataset.Description}: {dataset.Samples.Count} x {dataset.SequenceLength} tokens"
-            : $"calibrating on {dataset.Description}: {dataset.Samples.Count} samples of arrays");
         var options = new CalibrationOptions { SampleRowsPerTensor = 512, Seed = dataOptions.Seed };
-        var result = CalibrateProgress.Run(context, () => Calibrator.Run(loaded, dataset, options, session, CalibrateProgress.Current, CalibrateProgress.Cancel));
-        if (result.Notice is not null)
-            context.Error.WriteLine($"note: {result.Notice}");
-        return new CalibrationInput(result.Stats, result, dataset);
+        var run = ContextLengths.Calibrate(context, parse, SequenceLength, loaded, modelPath, dataOptions, options, session, limits, stages,
+            dataset => stages.WriteLine(dataset.Feeds is null
+                ? $"calibrating on {dataset.Description}: {dataset.Samples.Count} x {dataset.SequenceLength} tokens"
+                : $"calibrating on {dataset.Description}: {dataset.Samples.Count} samples of arrays"));
+        return new CalibrationInput(run.Result.Stats, run.Result, run.Dataset, run.Probed);
     }
 }

@@ -3,25 +3,26 @@ using Spectre.Console;
 
 namespace OnnxQuant.Cli;
 
-/// <summary>Renders a <see cref="ModelDiff"/> for a terminal: counts first, then names grouped by op, long lists cut short.</summary>
+/// <summary>Renders a <see cref="ModelDiff"/> for a terminal (diff --nodes): counts first, then names grouped by op, long lists cut short.</summary>
 public static class DiffPrinter
 {
     private const int MaxNamesPerOp = 6;
     private const int MaxTableRows = 20;
 
-    public static void Print(IAnsiConsole console, ModelDiff d)
+    /// <summary>The two files and their sizes; "no differences" when the graphs are identical.</summary>
+    public static void PrintHeader(IAnsiConsole console, ModelDiff d)
     {
         console.WriteLine($"before  {d.Before.Path ?? "(in memory)"}  {Size(d.Before)}");
         console.WriteLine($"after   {d.After.Path ?? "(in memory)"}  {Size(d.After)}  {Format.Percent(d.Before.TotalBytes, d.After.TotalBytes)}");
         if (d.IsEmpty)
-        {
             console.WriteLine("no differences: nodes, initializers, opsets and graph inputs/outputs are identical");
-            return;
-        }
-        foreach (var o in d.Opsets)
-            console.WriteLine($"opset {o.Domain}: {o.Before?.ToString() ?? "not imported"} -> {o.After?.ToString() ?? "not imported"}");
         foreach (var v in d.GraphValues)
             console.WriteLine($"graph {v.Kind} {v.Name}: {Value(v.Before)} -> {Value(v.After)}");
+    }
+
+    /// <summary>The raw lists (--nodes): nodes and initializers by name.</summary>
+    public static void Print(IAnsiConsole console, ModelDiff d)
+    {
 
         console.WriteLine();
         console.WriteLine($"nodes {d.NodesBefore} -> {d.NodesAfter}: {d.NodesAdded.Count} added, {d.NodesRemoved.Count} removed, {d.NodesRewritten.Count} rewritten");

@@ -1,7 +1,9 @@
 using System.CommandLine;
 using System.Globalization;
+using OnnxQuant.Analysis;
 using OnnxQuant.Calibrate.Evaluation;
 using OnnxQuant.Calibrate.Sessions;
+using OnnxQuant.IO;
 
 namespace OnnxQuant.Cli;
 
@@ -34,21 +36,27 @@ public static class EvalCommand
         };
         command.SetAction(parse => CommandRunner.Run(context, parse, () =>
         {
+            string modelPath = parse.GetValue(model)!;
+            var limit = ContextOf(modelPath);
+            int windowLength = AtLeast(ContextLengths.Resolve(parse, contextTokens, limit, modelPath, context.Error, "evaluating on windows of"), 2, "--context");
             var options = new EvalOptions
             {
                 TextPath = parse.GetValue(data),
                 TokenizerPath = parse.GetValue(tokenizer),
                 ReferencePath = parse.GetValue(reference),
-                Context = AtLeast(parse.GetValue(contextTokens), 2, "--context"),
+                Context = windowLength,
                 Stride = parse.GetValue(stride) is { } s ? AtLeast(s, 1, "--stride") : null,
                 MaxTokens = parse.GetValue(maxTokens) is { } m ? AtLeast(m, 2, "--max-tokens") : null,
                 Sentences = AtLeast(parse.GetValue(sentences), 2, "--sentences"),
                 LatencyTokens = AtLeast(parse.GetValue(latency), 0, "--latency"),
                 LatencyRuns = AtLeast(parse.GetValue(latencyRuns), 1, "--latency-runs"),
+                MaxSentenceTokens = Math.Min(new EvalOptions().MaxSentenceTokens, limit?.Length ?? int.MaxValue),
                 Task = task.Value(parse),
-                Session = new SessionSettings { Device = parse.GetValue(device), Threads = AtLeast(parse.GetValue(threads), 0, "--threads") },
+                Session = new SessionSettings
+                {
+                    Device = parse.GetValue(device), Threads = AtLeast(parse.GetValue(threads), 0, "--threads"), Verbose = parse.GetValue(context.Verbose),
+                },
             };
-            string modelPath = parse.GetValue(model)!;
             // Tokenizing a whole book takes seconds before the first window runs: say what is happening first.
             context.Error.WriteLine($"evaluating {modelPath} on {Path.GetFileName(options.TextPath) ?? "the held-out default text (Persuasion)"}");
             var report = EvalProgress.Run(context, "evaluating", (progress, cancel) => Evaluator.Run(modelPath, options, progress, cancel));
@@ -63,6 +71,14 @@ public static class EvalCommand
         return command;
     }
 
-    private static int AtLeast(int value, int minimum, string option) =>
+    // The longest sequence the model runs, from its structure (docs/architecture.md, "Context limits").
+    private static ContextLimit? ContextOf(string modelPath)
+    {
+        using var loaded = ModelFile.Load(modelPath);
+        return SequenceLimits.Find(loaded.Graph).Context;
+    }
+
+    /// <summary>The value, or a usage error naming the option when it is below the minimum (shared by the commands' numeric options).</summary>
+    internal static int AtLeast(int value, int minimum, string option) =>
         value >= minimum ? value : throw new OnnxQuantException(null, $"{option} must be at least {minimum.ToString(CultureInfo.InvariantCulture)} (got {value.ToString(CultureInfo.InvariantCulture)})", ExitCode.Usage);
 }

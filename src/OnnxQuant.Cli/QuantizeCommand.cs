@@ -18,8 +18,7 @@ namespace OnnxQuant.Cli;
 /// <param name="WithoutCalibration">Statistics to use when the pipeline needs none and no --stats was given.</param>
 internal sealed record QuantizeJob(
     string ModelPath, string OutPath, PipelineSpec Pipeline, LinearSelection Selection, CalibrationArguments Calibration,
-    SessionSettings Session, string StageLine, bool Verify, int LatencyTokens, int LatencyRuns, VerifyOptions VerifyOptions,
-    IReadOnlyList<string?> OtherInputs)
+    SessionSettings Session, string StageLine, VerificationArguments Verification, int LatencyRuns)
 {
     public Action<CalibrationInput, AnalysisStore>? Prepare { get; init; }
 }
@@ -42,13 +41,19 @@ internal static class QuantizeCommand
         var stages = context.Error;
         using var loaded = ModelFile.Load(job.ModelPath);
         // Fail in the first second, not after calibration: unwritable output, or an output that is one of the inputs.
-        OutputPaths.CheckModel(job.OutPath, loaded, [.. job.OtherInputs]);
+        OutputPaths.CheckModel(job.OutPath, loaded,
+            [.. parse.GetValue(job.Calibration.Data) ?? [], parse.GetValue(job.Calibration.Stats), parse.GetValue(job.Verification.Data)]);
         var table = LinearAnalysis.Analyze(loaded.Graph, job.Selection);
         bool rewrites = job.Pipeline.Passes.Any(p => p is W8A8RewriteSpec or W4RewriteSpec);
         if (rewrites)
             EnsureSomethingToQuantize(job.ModelPath, table, loaded.Graph.Nodes.Count(LinearAnalysis.IsQuantizedLinearOp));
-        if (job.Verify)
-            EnsureVerificationCanRead(job, parse);
+        // Lengths are settled before calibrating: a verification length above the model's context fails now, not after the work.
+        var limits = SequenceLimits.Find(loaded.Graph);
+        bool causal = ModelTaskDetection.Detect(loaded.Graph, job.Verification.Task.Value(parse)).Task == ModelTask.CausalLm;
+        string? tokenizer = parse.GetValue(job.Calibration.Tokenizer);
+        var early = job.Verification.Options(parse, job.Session, tokenizer, limits.Context, causal, job.ModelPath, TextWriter.Null);
+        if (job.Verification.Enabled(parse))
+            EnsureVerificationCanRead(job, parse, early);
         foreach (var pattern in job.Selection.UnmatchedPatterns(table.All.Select(c => c.Name)))
             context.Error.WriteLine($"warning: --exclude '{pattern}' matches no MatMul or Gemm of {job.ModelPath}");
         // New tensors go to a scratch file beside the output, so memory holds one layer's weights, not the model's.
@@ -57,8 +62,10 @@ internal static class QuantizeCommand
         var clock = Stopwatch.StartNew();
 
         var calibrated = job.Pipeline.NeedsCalibration || parse.GetValue(job.Calibration.Stats) is not null
-            ? job.Calibration.Obtain(context, parse, loaded, job.ModelPath, job.Session, stages)
+            ? job.Calibration.Obtain(context, parse, loaded, job.ModelPath, job.Session, limits, stages)
             : new CalibrationInput(new CalibrationStats(ModelFingerprint.Compute(loaded.Graph), new CalibrationInfo(), []), null, null);
+        // Now with its notice, after calibration's; with the limit calibration found by running the model, if it had to.
+        var verifyOptions = job.Verification.Options(parse, job.Session, tokenizer, limits.Context ?? calibrated.Probed, causal, job.ModelPath, stages);
         var analyses = new AnalysisStore();
         analyses.Set(calibrated.Stats);
         analyses.Set(ActivationRanges.From(calibrated.Stats));
@@ -77,7 +84,8 @@ internal static class QuantizeCommand
         double compileSeconds = clock.Elapsed.TotalSeconds;
         stages.WriteLine($"wrote {job.OutPath}");
 
-        var (verification, timing) = AfterWrite.Check(context, stages, job.ModelPath, job.OutPath, job.Verify, job.LatencyTokens, job.LatencyRuns, job.VerifyOptions);
+        var (verification, timing) = AfterWrite.Check(context, stages, job.ModelPath, job.OutPath, job.Verification.Enabled(parse),
+            parse.GetValue(job.Verification.Latency), job.LatencyRuns, verifyOptions);
         return new QuantizeOutcome(table, calibrated, analyses, steps, before, compileSeconds, verification, timing);
     }
 
@@ -101,10 +109,10 @@ internal static class QuantizeCommand
 
     // Calibrating on ids needs no tokenizer, but held-out text does, and arrays (.npz) need held-out arrays: say what is
     // missing before calibrating, not after the model is written.
-    private static void EnsureVerificationCanRead(QuantizeJob job, ParseResult parse)
+    private static void EnsureVerificationCanRead(QuantizeJob job, ParseResult parse, VerifyOptions verify)
     {
         var data = parse.GetValue(job.Calibration.Data) ?? [];
-        string? held = job.VerifyOptions.TextPath;
+        string? held = verify.TextPath;
         if (data.Any(CalibrationData.IsArrays))
         {
             if (held is not null && CalibrationData.IsArrays(held))
@@ -118,9 +126,9 @@ internal static class QuantizeCommand
             return;
         try
         {
-            TokenizerLoader.Load(job.VerifyOptions.TokenizerPath, job.ModelPath);
+            TokenizerLoader.Load(verify.TokenizerPath, job.ModelPath, RunStage.Verification);
         }
-        catch (OnnxQuantException e) when (job.VerifyOptions.TokenizerPath is null)
+        catch (OnnxQuantException e) when (verify.TokenizerPath is null)
         {
             string text = held is not null ? Path.GetFileName(held) : "the default held-out text (Persuasion)";
             throw new OnnxQuantException(job.ModelPath,

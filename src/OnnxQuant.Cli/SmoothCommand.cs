@@ -19,6 +19,7 @@ public static class SmoothCommand
     {
         var model = new Argument<string>("model") { Description = "The ONNX model file." };
         var calibrationArguments = new CalibrationArguments();
+        var verification = new VerificationArguments();
         var output = new Option<string?>("--output", "-o") { Description = "The model to write (default: <model>.sq.onnx, or <model>.smoothed.onnx with --no-quantize)." };
         var noQuantize = new Option<bool>("--no-quantize") { Description = "Write only the smoothed floating-point model (no W8A8 rewrite)." };
         var alpha = new Option<string>("--alpha") { Description = "Migration strength: 'auto' searches it per group on the calibration rows, or a fixed value in [0, 1]; 'none' skips smoothing (naive W8A8, for comparison).", DefaultValueFactory = _ => "auto" };
@@ -29,21 +30,15 @@ public static class SmoothCommand
         var lmHead = new Option<bool>("--include-lm-head") { Description = "Quantize the LM head (the linear producing the logits) too." };
         var reducedRange = new Option<bool>("--reduced-range") { Description = "7-bit weights (±63): exact on CPUs without VNNI, whose int8 kernel saturates 16-bit pair sums with full-range weights." };
         var unsigned = new Option<bool>("--uint8-activations") { Description = "uint8 activations (zero point 128) for ONNX Runtime's fast CPU kernels (int8 x int8 MatMulInteger is slow there); the CUDA EP runs int8 activations only." };
-        var verifyText = new Option<string?>("--verify-data") { Description = "Held-out data for verification, in the formats of --data: text, .jsonl or .ids (token ids need no tokenizer). Default: Persuasion, never used for calibration." };
-        var verifySamples = new Option<int>("--verify-samples") { Description = "Held-out samples: sentences for encoders (default 256), windows of --verify-length tokens for causal LMs (default 16).", DefaultValueFactory = _ => 0 };
-        var verifyLength = new Option<int>("--verify-length") { Description = "Tokens per held-out window for causal LMs.", DefaultValueFactory = _ => 256 };
-        var task = new TaskOption();
-        var noVerify = new Option<bool>("--no-verify") { Description = "Skip the held-out comparison." };
-        var latency = new Option<int>("--latency") { Description = "Also time one inference of this many tokens with both models (0: off).", DefaultValueFactory = _ => 0 };
         var device = new Option<ExecutionDevice>("--device") { Description = "auto tries CUDA and falls back to the CPU; cpu never touches CUDA.", DefaultValueFactory = _ => ExecutionDevice.Auto };
         var threads = new Option<int>("--threads") { Description = "ONNX Runtime threads (0: one per core).", DefaultValueFactory = _ => 0 };
         var json = CliContext.JsonOption();
         var command = new Command("smooth", "SmoothQuant W8A8: migrate activation outliers into the weights, then quantize weights and activations to int8.")
         {
             model, output, noQuantize, alpha, format, insertMul, scope, exclude, lmHead, reducedRange, unsigned,
-            verifyText, verifySamples, verifyLength, task.Option, noVerify, latency, device, threads, json,
+            device, threads, json,
         };
-        foreach (var option in calibrationArguments.All)
+        foreach (var option in calibrationArguments.All.Concat(verification.All))
             command.Options.Add(option);
         command.SetAction(parse => CommandRunner.Run(context, parse, () =>
         {
@@ -56,15 +51,10 @@ public static class SmoothCommand
             string outPath = parse.GetValue(output) ?? DefaultOutput(modelPath, quantize);
             if (Path.GetFullPath(outPath) == Path.GetFullPath(modelPath))
                 throw new OnnxQuantException(outPath, "is the input model; write the result to another file", ExitCode.Usage);
-            var session = new SessionSettings { Device = parse.GetValue(device), Threads = Math.Max(0, parse.GetValue(threads)) };
+            var session = new SessionSettings { Device = parse.GetValue(device), Threads = Math.Max(0, parse.GetValue(threads)), Verbose = parse.GetValue(context.Verbose) };
             var w8a8 = new W8A8Options { Format = parse.GetValue(format), ReducedRangeWeights = parse.GetValue(reducedRange), UnsignedActivations = parse.GetValue(unsigned) };
             var selection = new LinearSelection(parse.GetValue(exclude), parse.GetValue(lmHead));
 
-            var verifyOptions = new VerifyOptions { TextPath = parse.GetValue(verifyText), TokenizerPath = parse.GetValue(calibrationArguments.Tokenizer), Task = task.Value(parse), Session = session };
-            if (parse.GetValue(verifySamples) is > 0 and var count)
-                verifyOptions = verifyOptions with { Sentences = count, Windows = count };
-            if (parse.GetValue(verifyLength) is var length && length != verifyOptions.WindowLength)
-                verifyOptions = verifyOptions with { WindowLength = length > 1 ? length : throw new OnnxQuantException(null, "--verify-length must be at least 2", ExitCode.Usage) };
             var smoothing = noSmoothing ? null : new SmoothQuantOptions
             {
                 Alpha = fixedAlpha,
@@ -74,8 +64,7 @@ public static class SmoothCommand
             var pipeline = Presets.Smooth(selection, smoothing, quantize ? w8a8 : null);
             var job = new QuantizeJob(modelPath, outPath, pipeline, selection, calibrationArguments, session,
                 quantize ? $"smoothing (alpha {parse.GetValue(alpha)}) and rewriting to W8A8 {w8a8.Format.ToString().ToLowerInvariant()}" : $"smoothing (alpha {parse.GetValue(alpha)})",
-                !parse.GetValue(noVerify), parse.GetValue(latency), 20, verifyOptions,
-                [.. parse.GetValue(calibrationArguments.Data) ?? [], parse.GetValue(calibrationArguments.Stats), parse.GetValue(verifyText)]);
+                verification, 20);
             var outcome = QuantizeCommand.Run(context, parse, job);
 
             var summary = SmoothSummary.Create(modelPath, outPath, quantize ? w8a8 : null, parse.GetValue(alpha)!, outcome);

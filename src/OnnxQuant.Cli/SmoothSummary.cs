@@ -2,6 +2,7 @@ using System.Globalization;
 using OnnxQuant.Calibrate.Verification;
 using OnnxQuant.Passes;
 using OnnxQuant.Passes.W8A8;
+using OnnxQuant.Smoothing;
 using Spectre.Console;
 
 namespace OnnxQuant.Cli;
@@ -22,7 +23,7 @@ public sealed record SmoothSummary(
         var decisions = outcome.Analyses.Find<SmoothingReport>()?.Decisions ?? [];
         var linears = outcome.Analyses.Find<W8A8Report>()?.Decisions ?? [];
         var groups = decisions.Select(d => new SmoothGroupSummary(d.Activation, d.ProducerKind.ToString(), d.Consumers, d.StatusText,
-            d.Applied ? d.Target : null, d.FoldKind.ToString(), d.Alpha, d.RatioBefore, d.RatioAfter, d.FloatChannels)).ToList();
+            d.Applied ? d.Target : null, d.FoldKind.ToString(), d.Alpha, d.RatioBefore, d.RatioAfter, d.FloatChannels) { Code = d.Status, Fold = d.FoldKind }).ToList();
         var kept = linears.Where(l => !l.Quantized).Select(l => new KeptLinear(l.Scope is null ? l.Linear : $"{l.Scope}/{l.Linear}", l.Reason, l.Status)).ToList();
         return new SmoothSummary(model, output, w8a8?.Format.ToString().ToLowerInvariant(), w8a8?.ReducedRangeWeights ?? false,
             w8a8?.UnsignedActivations ?? false, alpha,
@@ -57,11 +58,11 @@ public sealed record SmoothSummary(
 
     private static string Shorten(string text, int max) => text.Length <= max ? text : "…" + text[^(max - 1)..];
 
-    private static string FoldText(SmoothGroupSummary g) => (g.Status, g.FoldKind) switch
+    private static string FoldText(SmoothGroupSummary g) => (g.Code, g.Fold) switch
     {
-        ("folded", "NormGamma") => g.Target!.Contains("+beta", StringComparison.Ordinal) ? "folded: gamma+beta" : "folded: gamma",
-        ("folded", "LinearColumns") => "folded: columns of " + FoldSource(g.Target!),
-        ("inserted", _) => "Mul(1/s)",
+        (SmoothingStatus.Folded, FoldKind.NormGamma) => g.Target!.Contains("+beta", StringComparison.Ordinal) ? "folded: gamma+beta" : "folded: gamma",
+        (SmoothingStatus.Folded, FoldKind.LinearColumns) => "folded: columns of " + FoldSource(g.Target!),
+        (SmoothingStatus.Inserted, _) => "Mul(1/s)",
         _ => g.Status,
     };
 
@@ -128,5 +129,13 @@ public sealed record SmoothSummary(
 }
 
 public sealed record SmoothGroupSummary(string Activation, string Producer, IReadOnlyList<string> Consumers, string Status, string? Target,
-    string FoldKind, float? Alpha, float RatioBefore, float RatioAfter, IReadOnlyList<int> FloatChannels);
+    string FoldKind, float? Alpha, float RatioBefore, float RatioAfter, IReadOnlyList<int> FloatChannels)
+{
+    /// <summary>The status as the pass decided it (<see cref="Status"/> is its text).</summary>
+    [System.Text.Json.Serialization.JsonIgnore]
+    public SmoothingStatus Code { get; init; }
+
+    [System.Text.Json.Serialization.JsonIgnore]
+    public FoldKind Fold { get; init; }
+}
 

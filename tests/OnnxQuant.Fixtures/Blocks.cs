@@ -52,9 +52,9 @@ internal static class Blocks
     public static string MatMul(GraphBuilder g, string x, string weight, string name) => g.Op1("MatMul", name, x, weight);
 
     /// <summary>[batch, seq, hidden] -> [batch, heads, seq, head_dim].</summary>
-    public static string SplitHeads(GraphBuilder g, string x, FixtureOptions o, string prefix)
+    public static string SplitHeads(GraphBuilder g, string x, FixtureOptions o, string prefix, int? heads = null)
     {
-        var shape = g.Int64s($"{prefix}/Constant_shape", new long[] { 0, 0, o.Heads, o.HeadDim });
+        var shape = g.Int64s($"{prefix}/Constant_shape", new long[] { 0, 0, heads ?? o.Heads, o.HeadDim });
         var reshaped = g.Op1("Reshape", $"{prefix}/Reshape", x, shape);
         return g.Op("Transpose", $"{prefix}/Transpose", new[] { reshaped }, attributes: n => n.With("perm", new long[] { 0, 2, 1, 3 }))[0];
     }
@@ -98,6 +98,9 @@ internal static class Blocks
         var normalized = o.RmsNorm == RmsNormStyle.Div
             ? g.Op1("Div", $"{prefix}/Div", x32, rms)
             : g.Op1("Mul", $"{prefix}/Mul", x32, g.Op1("Reciprocal", $"{prefix}/Reciprocal", rms));
+        // An fp32 gamma keeps the whole norm in fp32 and casts its output (an fp32 island in an fp16 model).
+        if (g.TypeOf(gamma) == DataType.Float)
+            return g.ToFloatType(g.Op1("Mul", $"{prefix}/Mul", normalized, gamma), $"{prefix}/Cast");
         var back = g.ToFloatType(normalized, $"{prefix}/Cast");
         return g.Op1("Mul", $"{prefix}/Mul", back, gamma);
     }

@@ -21,7 +21,7 @@ public static class FixtureModels
         var weights = new FixtureWeights(graph, options, outliers);
         var sites = options.Family switch
         {
-            FixtureFamily.TorchLlama => TorchLlamaFixture.Build(graph, weights, options),
+            FixtureFamily.TorchLlama or FixtureFamily.OptimumLlama => TorchLlamaFixture.Build(graph, weights, options),
             FixtureFamily.GenAiLlama => GenAiLlamaFixture.Build(graph, weights, options),
             FixtureFamily.Bert or FixtureFamily.Vit => BertFixture.Build(graph, weights, options),
             _ => throw new ArgumentOutOfRangeException(nameof(options), options.Family, "unknown fixture family"),

@@ -7,6 +7,9 @@ public enum FixtureFamily
     TorchLlama,
     /// <summary>onnxruntime-genai model builder style: (Skip)SimplifiedLayerNormalization, optional KV cache.</summary>
     GenAiLlama,
+    /// <summary>Optimum's decoder export "with past": torch-style ops, RoPE from tables gathered by <c>position_ids</c>,
+    /// <c>past_key_values.{i}.key/value</c> inputs and <c>present.{i}.key/value</c> outputs.</summary>
+    OptimumLlama,
     /// <summary>BERT encoder: LayerNormalization (or decomposed / SkipLayerNormalization), biased linears, GELU, pooler.</summary>
     Bert,
     /// <summary>A ViT-like encoder: the Bert encoder fed float pixel_values [batch, patches, Vocab] (no token ids, no text).</summary>
@@ -20,6 +23,28 @@ public enum RmsNormStyle
     Reciprocal,
     /// <summary><c>Sqrt -> Div</c>.</summary>
     Div,
+}
+
+/// <summary>How a grouped-query attention repeats its key/value heads for the query heads (torch's <c>repeat_kv</c> as exporters write it).</summary>
+public enum KvRepeat
+{
+    /// <summary><c>Unsqueeze -> Expand -> Reshape</c> (HF's <c>expand</c> + <c>reshape</c>).</summary>
+    Expand,
+    /// <summary><c>Unsqueeze -> Tile -> Reshape</c>.</summary>
+    Tile,
+    /// <summary><c>Unsqueeze -> Concat(copies) -> Reshape</c> (<c>torch.cat</c> of copies).</summary>
+    Concat,
+}
+
+/// <summary>How <see cref="FixtureFamily.GenAiLlama"/> computes attention.</summary>
+public enum GenAiAttention
+{
+    /// <summary>Plain ONNX ops (MatMul, Softmax...).</summary>
+    PlainOps,
+    /// <summary>Separate q/k/v MatMuls, com.microsoft <c>RotaryEmbedding</c> on q and k, then <c>GroupQueryAttention</c>.</summary>
+    GroupQueryAttention,
+    /// <summary>One packed QKV MatMul into <c>GroupQueryAttention</c>, which applies the rotary embedding itself (<c>do_rotary</c>).</summary>
+    PackedGroupQueryAttention,
 }
 
 /// <summary>The layer norms of <see cref="FixtureFamily.Bert"/>.</summary>
@@ -44,6 +69,12 @@ public sealed record FixtureOptions
     public int Layers { get; init; } = 2;
     public int Hidden { get; init; } = 64;
     public int Heads { get; init; } = 4;
+    /// <summary>Key/value heads (grouped-query attention when fewer than <see cref="Heads"/>); 0 = <see cref="Heads"/>.</summary>
+    public int KvHeads { get; init; }
+    /// <summary>How the Llama families repeat key/value heads when <see cref="KvHeads"/> &lt; <see cref="Heads"/>.</summary>
+    public KvRepeat RepeatKv { get; init; } = KvRepeat.Expand;
+    /// <summary>GenAiLlama's attention ops.</summary>
+    public GenAiAttention Attention { get; init; } = GenAiAttention.PlainOps;
     public int Intermediate { get; init; } = 176;
     public int Vocab { get; init; } = 256;
     /// <summary>Rows of the learned position embedding (Bert, GenAiLlama); the longest past + sequence a run may use.</summary>
@@ -53,6 +84,9 @@ public sealed record FixtureOptions
     /// <summary>fp16 weights, activations, KV cache and outputs; ops that ORT's CPU provider has no fp16 kernel for are
     /// computed in fp32 between Casts (see <see cref="GraphBuilder"/>).</summary>
     public bool Fp16 { get; init; }
+
+    /// <summary>With <see cref="Fp16"/>: TorchLlama's RMSNorms run wholly in fp32 (gamma stored fp32) between Casts, an fp32 island.</summary>
+    public bool Fp32Norms { get; init; }
 
     /// <summary>How many hidden channels get outlier activations at every norm (0 = none).</summary>
     public int OutlierChannels { get; init; }
@@ -68,11 +102,20 @@ public sealed record FixtureOptions
     /// <summary>GenAiLlama: <c>past_key_values.{i}.key/value</c> inputs and <c>present.{i}.key/value</c> outputs.</summary>
     public bool KvCache { get; init; }
 
+    /// <summary>TorchLlama: rotary position embedding from fixed cos/sin tables of this many rows, sliced by the
+    /// sequence length as TorchScript exports write it (null: no RoPE). The longest sequence the model runs.</summary>
+    public int? RopeRows { get; init; }
+
     public BertNormStyle BertNorm { get; init; } = BertNormStyle.LayerNormalization;
 
     public float Epsilon { get; init; } = 1e-5f;
 
     public int HeadDim => Hidden / Heads;
+
+    public int KvHeadCount => KvHeads == 0 ? Heads : KvHeads;
+
+    /// <summary>True when the model takes past keys/values and returns present ones.</summary>
+    public bool HasPast => KvCache || Family == FixtureFamily.OptimumLlama;
 
     /// <summary>The settings of the committed README model (models/tiny-llama).</summary>
     public static FixtureOptions TinyLlama => new()
@@ -96,5 +139,11 @@ public sealed record FixtureOptions
         Require(OutlierChannels == 0 || OutlierScale > 1f, $"OutlierScale must be > 1 (got {OutlierScale})");
         Require(Epsilon > 0, $"Epsilon must be > 0 (got {Epsilon})");
         Require(!KvCache || Family == FixtureFamily.GenAiLlama, "KvCache applies to GenAiLlama only");
+        Require(KvHeads >= 0 && Heads % KvHeadCount == 0, $"Heads ({Heads}) must be a multiple of KvHeads ({KvHeads})");
+        Require(KvHeadCount == Heads || Family != FixtureFamily.Bert, "KvHeads applies to the Llama families only");
+        Require(Attention == GenAiAttention.PlainOps || Family == FixtureFamily.GenAiLlama && KvCache && !Fp16,
+            "GroupQueryAttention applies to GenAiLlama with KvCache in fp32");
+        Require(!Fp32Norms || Fp16 && Family == FixtureFamily.TorchLlama, "Fp32Norms applies to fp16 TorchLlama only");
+        Require(RopeRows is null || (Family == FixtureFamily.TorchLlama && RopeRows >= 2 && HeadDim % 2 == 0), "RopeRows applies to TorchLlama with an even head size, and needs >= 2 rows");
     }
 }

@@ -48,14 +48,14 @@ internal sealed class FixtureWeights
     /// A norm scale; with <paramref name="outliers"/> its outlier channels are multiplied by <paramref name="factors"/>
     /// (null when nothing was scaled), which the weights reading the norm output and a LayerNorm's beta must share.
     /// </summary>
-    public string Gamma(string name, string role, bool outliers, out float[]? factors)
+    public string Gamma(string name, string role, bool outliers, out float[]? factors, bool fp32 = false)
     {
         var rng = Stream(role);
         var gamma = new float[_options.Hidden];
         for (int i = 0; i < gamma.Length; i++) gamma[i] = (float)Math.Exp(0.2 * rng.NextNormal());
         factors = outliers ? Outliers.FactorsFor(gamma) : null;
         OutlierPlan.ScaleChannels(gamma, factors);
-        return _graph.Weight(name, gamma, new long[] { gamma.Length });
+        return _graph.Weight(name, gamma, new long[] { gamma.Length }, fp32);
     }
 
     /// <summary>A LayerNorm shift, scaled by its gamma's factors so the whole output channel is scaled.</summary>

@@ -9,7 +9,10 @@ namespace OnnxQuant.Fixtures;
 /// residual sum input + skip), attention in plain ops. Inputs input_ids, attention_mask [batch, total_sequence_length]
 /// (masks keys) and position_ids (index a learned position embedding, since the fixture has no RoPE); with
 /// <see cref="FixtureOptions.KvCache"/>, <c>past_key_values.{i}.key/value</c> [batch, heads, past, head_dim] are
-/// concatenated with the new keys/values and returned as <c>present.{i}.key/value</c>.
+/// concatenated with the new keys/values and returned as <c>present.{i}.key/value</c>. With
+/// <see cref="FixtureOptions.Attention"/> the attention is the builder's com.microsoft <c>GroupQueryAttention</c>, fed by
+/// separate q/k/v projections rotated by <c>RotaryEmbedding</c>, or by one packed QKV projection it rotates itself;
+/// fewer key/value heads than query heads make it grouped-query.
 /// </summary>
 internal static class GenAiLlamaFixture
 {
@@ -20,7 +23,7 @@ internal static class GenAiLlamaFixture
             if (role == "lm_head") return "lm_head.MatMul.weight";
             int dot = role.LastIndexOf('.');
             string proj = role[(dot + 1)..];
-            string group = proj is "q_proj" or "k_proj" or "v_proj" or "o_proj" ? "attn" : "mlp";
+            string group = proj is "q_proj" or "k_proj" or "v_proj" or "qkv_proj" or "o_proj" ? "attn" : "mlp";
             return $"model.{role[..dot]}.{group}.{proj}.MatMul.weight";
         }
         var sites = new List<OutlierSite>();
@@ -32,8 +35,8 @@ internal static class GenAiLlamaFixture
         var past = new List<(string Key, string Value)>();
         if (o.KvCache)
             for (int i = 0; i < o.Layers; i++)
-                past.Add((g.Input($"past_key_values.{i}.key", g.FloatType, "batch_size", o.Heads, "past_sequence_length", o.HeadDim),
-                          g.Input($"past_key_values.{i}.value", g.FloatType, "batch_size", o.Heads, "past_sequence_length", o.HeadDim)));
+                past.Add((g.Input($"past_key_values.{i}.key", g.FloatType, "batch_size", o.KvHeadCount, "past_sequence_length", o.HeadDim),
+                          g.Input($"past_key_values.{i}.value", g.FloatType, "batch_size", o.KvHeadCount, "past_sequence_length", o.HeadDim)));
 
         var tokens = g.Op1("Gather", "/model/embed_tokens/Gather", w.Embedding("model.embed_tokens.weight", "embed_tokens", o.Vocab, o.Hidden), ids);
         var posTable = w.Embedding("model.embed_positions.weight", "embed_positions", o.MaxPositions, o.Hidden);
@@ -45,6 +48,9 @@ internal static class GenAiLlamaFixture
         var totalLen = Blocks.Dim(g, mask, 1, "/model/attn_mask_reformat/attention_mask");
         var allowed = Blocks.And(g, Blocks.CausalMask(g, seqLen, totalLen, "/model/attn_mask_reformat/causal"),
             Blocks.KeyMask(g, mask, "/model/attn_mask_reformat/keys"), "/model/attn_mask_reformat");
+
+        var fused = o.Attention == GenAiAttention.PlainOps ? ((string, string)?)null : AttentionParts.GqaLengths(g, mask, "/model/attn_mask_reformat/gqa");
+        var caches = fused is null ? ((string, string)?)null : AttentionParts.RotaryCaches(g, o);
 
         string pendingOutput = "";   // the last sublayer output, added to the residual by the next Skip norm
         string residual = embeddings;
@@ -64,17 +70,37 @@ internal static class GenAiLlamaFixture
                 (inputNorm, residual) = SkipNorm(g, pendingOutput, residual, gamma, o, $"{layer}/input_layernorm/SkipLayerNorm");
                 normNode = g.ProducerOf(inputNorm);
             }
-            var qkv = LlamaParts.Projections(g, w, inputNorm, factors, o, i, attn, Name);
-            sites.Add(new OutlierSite(normNode, inputNorm, qkv.Consumers));
-            string keys = qkv.K, values = qkv.V;
-            if (o.KvCache)
+            string context;
+            if (fused is { } lengths && o.Attention == GenAiAttention.PackedGroupQueryAttention)
             {
-                keys = g.Op("Concat", $"{attn}/Concat", new[] { past[i].Key, qkv.K }, attributes: n => n.With("axis", 2L),
-                    outputNames: new[] { $"present.{i}.key" })[0];
-                values = g.Op("Concat", $"{attn}/Concat", new[] { past[i].Value, qkv.V }, attributes: n => n.With("axis", 2L),
-                    outputNames: new[] { $"present.{i}.value" })[0];
+                var packed = LlamaParts.PackedProjection(g, w, inputNorm, factors, o, i, attn, Name, out var consumer);
+                sites.Add(new OutlierSite(normNode, inputNorm, new[] { consumer }));
+                context = AttentionParts.GroupQueryAttention(g, packed, "", "", past[i], lengths, caches, o, i, $"{attn}/GroupQueryAttention");
             }
-            var context = Blocks.Attend(g, qkv.Q, keys, values, allowed, o, attn);
+            else if (fused is { } separate)
+            {
+                var qkv = LlamaParts.Projections(g, w, inputNorm, factors, o, i, attn, Name, split: false);
+                sites.Add(new OutlierSite(normNode, inputNorm, qkv.Consumers));
+                var q = AttentionParts.RotaryEmbedding(g, qkv.Q, positions, caches!.Value, o.Heads, $"{attn}/q_rotary/RotaryEmbedding");
+                var k = AttentionParts.RotaryEmbedding(g, qkv.K, positions, caches!.Value, o.KvHeadCount, $"{attn}/k_rotary/RotaryEmbedding");
+                context = AttentionParts.GroupQueryAttention(g, q, k, qkv.V, past[i], separate, null, o, i, $"{attn}/GroupQueryAttention");
+            }
+            else
+            {
+                var qkv = LlamaParts.Projections(g, w, inputNorm, factors, o, i, attn, Name);
+                sites.Add(new OutlierSite(normNode, inputNorm, qkv.Consumers));
+                string keys = qkv.K, values = qkv.V;
+                if (o.KvCache)
+                {
+                    keys = g.Op("Concat", $"{attn}/Concat", new[] { past[i].Key, qkv.K }, attributes: n => n.With("axis", 2L),
+                        outputNames: new[] { $"present.{i}.key" })[0];
+                    values = g.Op("Concat", $"{attn}/Concat", new[] { past[i].Value, qkv.V }, attributes: n => n.With("axis", 2L),
+                        outputNames: new[] { $"present.{i}.value" })[0];
+                }
+                keys = AttentionParts.RepeatKv(g, keys, o, $"{attn}/repeat_kv");
+                values = AttentionParts.RepeatKv(g, values, o, $"{attn}/repeat_kv");
+                context = Blocks.Attend(g, qkv.Q, keys, values, allowed, o, attn);
+            }
             var attnOut = LlamaParts.OutputProjection(g, w, context, o, i, attn, Name);
 
             var postGamma = w.Gamma($"model.layers.{i}.post_attention_layernorm.weight", $"layers.{i}.post_attention_layernorm", outliers: true, out var postFactors);
@@ -92,8 +118,8 @@ internal static class GenAiLlamaFixture
         if (o.KvCache)
             for (int i = 0; i < o.Layers; i++)
             {
-                g.Output($"present.{i}.key", "batch_size", o.Heads, total, o.HeadDim);
-                g.Output($"present.{i}.value", "batch_size", o.Heads, total, o.HeadDim);
+                g.Output($"present.{i}.key", "batch_size", o.KvHeadCount, total, o.HeadDim);
+                g.Output($"present.{i}.value", "batch_size", o.KvHeadCount, total, o.HeadDim);
             }
         return sites;
     }

@@ -11,8 +11,12 @@ internal static class LlamaParts
 
     public sealed record Qkv(string Q, string K, string V, string[] Consumers);
 
-    /// <summary>q/k/v = MatMul(x, W[in, out]) split into [b, H, s, d]; weight rows divided by x's norm factors.</summary>
-    public static Qkv Projections(GraphBuilder g, FixtureWeights w, string x, float[]? rowFactors, FixtureOptions o, int layer, string attnPrefix, WeightNamer name)
+    /// <summary>
+    /// q/k/v = MatMul(x, W[in, out]) split into [b, heads, s, d] (k and v have <see cref="FixtureOptions.KvHeadCount"/>
+    /// heads), or left [b, s, heads · d] without <paramref name="split"/>; weight rows divided by x's norm factors.
+    /// </summary>
+    public static Qkv Projections(GraphBuilder g, FixtureWeights w, string x, float[]? rowFactors, FixtureOptions o, int layer, string attnPrefix, WeightNamer name,
+        bool split = true)
     {
         var heads = new string[3];
         var consumers = new string[3];
@@ -21,11 +25,22 @@ internal static class LlamaParts
         {
             string role = $"layers.{layer}.{projections[p]}";
             consumers[p] = $"{attnPrefix}/{projections[p]}/MatMul";
-            var weight = w.Linear(name(role), role, o.Hidden, o.Hidden, rowFactors);
+            int count = p == 0 ? o.Heads : o.KvHeadCount;
+            var weight = w.Linear(name(role), role, o.Hidden, count * o.HeadDim, rowFactors);
             var projected = Blocks.MatMul(g, x, weight, consumers[p]);
-            heads[p] = Blocks.SplitHeads(g, projected, o, attnPrefix);
+            heads[p] = split ? Blocks.SplitHeads(g, projected, o, attnPrefix, count) : projected;
         }
         return new Qkv(heads[0], heads[1], heads[2], consumers);
+    }
+
+    /// <summary>One packed MatMul whose output is q | k | v along the last axis ([b, s, (H + 2 kvH) · d]), as the model builder packs them.</summary>
+    public static string PackedProjection(GraphBuilder g, FixtureWeights w, string x, float[]? rowFactors, FixtureOptions o, int layer, string attnPrefix,
+        WeightNamer name, out string consumer)
+    {
+        string role = $"layers.{layer}.qkv_proj";
+        consumer = $"{attnPrefix}/qkv_proj/MatMul";
+        var weight = w.Linear(name(role), role, o.Hidden, (o.Heads + 2 * o.KvHeadCount) * o.HeadDim, rowFactors);
+        return Blocks.MatMul(g, x, weight, consumer);
     }
 
     /// <summary>o_proj: MatMul of the merged attention context.</summary>

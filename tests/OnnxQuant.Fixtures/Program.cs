@@ -7,9 +7,10 @@ using OnnxQuant.IO;
 //   dotnet run --project tests/OnnxQuant.Fixtures -- tiny-llama models/tiny-llama/model.onnx
 const string Usage = """
     usage: OnnxQuant.Fixtures <family> <out.onnx> [options]
-      family: torch-llama | genai-llama | bert | tiny-llama (torch-llama with the models/tiny-llama settings)
-      --layers N  --hidden N  --heads N  --intermediate N  --vocab N  --max-positions N  --seed N
-      --outliers N  --outlier-scale X  --fp16  --kv-cache  --rms-div  --no-attention-mask
+      family: torch-llama | genai-llama | optimum-llama | bert | tiny-llama (torch-llama with the models/tiny-llama settings)
+      --layers N  --hidden N  --heads N  --intermediate N  --vocab N  --max-positions N  --rope-rows N  --seed N
+      --outliers N  --outlier-scale X  --fp16  --fp32-norms  --kv-cache  --rms-div  --no-attention-mask
+      --kv-heads N  --repeat-kv expand|tile|concat  --attention plainops|groupqueryattention|packedgroupqueryattention
       --bert-norm layernorm|decomposed|skip  --external-data (weights in <out>.data; default: one self-contained file)
     """;
 
@@ -21,6 +22,7 @@ try
     {
         "torch-llama" or "torchllama" => new FixtureOptions { Family = FixtureFamily.TorchLlama },
         "genai-llama" or "genaillama" => new FixtureOptions { Family = FixtureFamily.GenAiLlama },
+        "optimum-llama" or "optimumllama" => new FixtureOptions { Family = FixtureFamily.OptimumLlama },
         "bert" => new FixtureOptions { Family = FixtureFamily.Bert },
         "tiny-llama" => FixtureOptions.TinyLlama,
         var other => throw new ArgumentException($"unknown family '{other}'"),
@@ -38,12 +40,17 @@ try
             "--heads" => options with { Heads = Int() },
             "--intermediate" => options with { Intermediate = Int() },
             "--vocab" => options with { Vocab = Int() },
+            "--rope-rows" => options with { RopeRows = Int() },
             "--max-positions" => options with { MaxPositions = Int() },
             "--seed" => options with { Seed = Int() },
             "--outliers" => options with { OutlierChannels = Int() },
             "--outlier-scale" => options with { OutlierScale = float.Parse(Next(), CultureInfo.InvariantCulture) },
             "--fp16" => options with { Fp16 = true },
             "--kv-cache" => options with { KvCache = true },
+            "--kv-heads" => options with { KvHeads = Int() },
+            "--repeat-kv" => options with { RepeatKv = Enum.Parse<KvRepeat>(Next(), ignoreCase: true) },
+            "--attention" => options with { Attention = Enum.Parse<GenAiAttention>(Next(), ignoreCase: true) },
+            "--fp32-norms" => options with { Fp32Norms = true },
             "--rms-div" => options with { RmsNorm = RmsNormStyle.Div },
             "--no-attention-mask" => options with { AttentionMask = false },
             "--bert-norm" => options with

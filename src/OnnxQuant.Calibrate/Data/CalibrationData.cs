@@ -31,6 +31,9 @@ public sealed record DataOptions
     public int SequenceLength { get; init; } = 512;
 
     public int Seed { get; init; }
+
+    /// <summary>The model's vocabulary, when the graph shows it: every id is checked against it before calibrating.</summary>
+    public Vocabulary? Vocabulary { get; init; }
 }
 
 /// <summary>
@@ -69,7 +72,9 @@ public static class CalibrationData
         {
             if (!File.Exists(path))
                 throw new OnnxQuantException(path, "does not exist (--data takes text, .jsonl or .ids files)");
+            int before = ids.Count;
             DataFiles.Read(path, options.Format, text, ids);
+            options.Vocabulary?.EnsureContains(ids, before, path, "--data");
         }
         string description = string.Join(", ", paths.Select(Path.GetFileName));
         int[] prefix = [], suffix = [];
@@ -77,7 +82,9 @@ public static class CalibrationData
         if (text.Length > 0)
         {
             var tokenizer = TokenizerLoader.Load(options.TokenizerPath, modelPath);
-            ids.AddRange(tokenizer.Encode(text.ToString()));
+            var encoded = tokenizer.Encode(text.ToString());
+            options.Vocabulary?.EnsureContains([.. tokenizer.Prefix, .. encoded, .. tokenizer.Suffix], 0, tokenizer.Description, "--tokenizer");
+            ids.AddRange(encoded);
             (prefix, suffix, tokenizerDescription) = (tokenizer.Prefix, tokenizer.Suffix, tokenizer.Description);
         }
         var samples = Windows(ids, options, prefix, suffix, description);

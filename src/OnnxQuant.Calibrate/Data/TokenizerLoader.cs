@@ -1,6 +1,7 @@
 using System.Text.Json;
 using System.Text.RegularExpressions;
 using Microsoft.ML.Tokenizers;
+using OnnxQuant.Calibrate.Sessions;
 
 namespace OnnxQuant.Calibrate.Data;
 
@@ -14,7 +15,8 @@ public static class TokenizerLoader
     // GPT-2's pre-tokenizer split: contractions, letters, digits, other symbols, whitespace runs.
     internal const string Gpt2Pattern = @"'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+";
 
-    public static CalibrationTokenizer Load(string? tokenizerPath, string modelPath)
+    /// <param name="stage">What the tokens are for: only calibration's --data takes pre-tokenized ids, so only its hint offers them.</param>
+    public static CalibrationTokenizer Load(string? tokenizerPath, string modelPath, RunStage stage = RunStage.Calibration)
     {
         string folder;
         if (tokenizerPath is not null)
@@ -37,7 +39,9 @@ public static class TokenizerLoader
         }
         throw new OnnxQuantException(tokenizerPath ?? modelPath,
             $"no tokenizer found in '{folder}': looked for tokenizer.json, tokenizer.model, vocab.json + merges.txt and vocab.txt. " +
-            "Put the model's tokenizer files next to it, give one with --tokenizer, or pass pre-tokenized ids (--data ids.jsonl)");
+            "Put the model's tokenizer files next to it" + (stage == RunStage.Calibration
+                ? ", give one with --tokenizer, or pass pre-tokenized ids (--data ids.jsonl)"
+                : " or give one with --tokenizer"));
     }
 
     public static CalibrationTokenizer LoadFile(string path)

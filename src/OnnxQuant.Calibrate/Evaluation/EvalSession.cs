@@ -3,19 +3,21 @@ using Microsoft.ML.OnnxRuntime;
 using Microsoft.ML.OnnxRuntime.Tensors;
 using OnnxQuant.Calibrate.Data;
 using OnnxQuant.Calibrate.Recording;
+using OnnxQuant.Calibrate.Sessions;
 
 namespace OnnxQuant.Calibrate.Evaluation;
 
 /// <summary>One run's measured output as float32, shaped [1, sequence, width], and the model it came from.</summary>
 internal sealed record EvalOutput(float[] Values, long[] Shape, string Label);
 
-/// <summary>A model opened for evaluation: its session, the output measured and the path used in messages.</summary>
-internal sealed record EvalSession(InferenceSession Session, string Output, string Label)
+/// <summary>A model opened for evaluation: its session, the output measured, the path used in messages and what the runs are for.</summary>
+internal sealed record EvalSession(InferenceSession Session, string Output, string Label, RunStage Stage)
 {
     /// <summary>Runs one sequence and returns the measured output ([1, sequence, width]).</summary>
     public EvalOutput Run(int[] ids)
     {
-        var output = Run(InputFeeds.Build(Session.InputMetadata, [ids], Label));
+        var output = Run(InputFeeds.Build(Session.InputMetadata, [ids], Label, Stage), ids.Length,
+            Stage == RunStage.Verification ? "a held-out window" : "a window");
         if (output.Shape.Length < 2 || output.Shape[^2] != ids.Length)
             throw new OnnxQuantException(Label,
                 $"output '{Output}' has shape [{string.Join(",", output.Shape)}] for {ids.Length} input tokens; expected [1, {ids.Length}, width]", ExitCode.Unsupported);
@@ -25,13 +27,13 @@ internal sealed record EvalSession(InferenceSession Session, string Output, stri
     /// <summary>Runs sample <paramref name="index"/> of non-text feeds (.npz) and returns the measured output, [1, ..., width].</summary>
     public EvalOutput Run(ArrayFeeds feeds, int index)
     {
-        var output = Run(feeds.Build(Session.InputMetadata, index, 1, Label));
+        var output = Run(feeds.Build(Session.InputMetadata, index, 1, Label), 0, $"sample {index + 1}");
         if (output.Shape.Length < 2)
             throw new OnnxQuantException(Label, $"output '{Output}' has shape [{string.Join(",", output.Shape)}]; expected [1, ..., width]", ExitCode.Unsupported);
         return output;
     }
 
-    private EvalOutput Run((List<string> Names, List<OrtValue> Values) feeds)
+    private EvalOutput Run((List<string> Names, List<OrtValue> Values) feeds, int length, string what)
     {
         var (names, values) = feeds;
         try
@@ -49,7 +51,7 @@ internal sealed record EvalSession(InferenceSession Session, string Output, stri
         }
         catch (OnnxRuntimeException e)
         {
-            throw new OnnxQuantException(Label, $"ONNX Runtime failed to run the model: {e.Message.Split('\n')[0]}", ExitCode.Unsupported, e);
+            throw OrtFailures.Translate(e, Label, Stage, length, what);
         }
         finally
         {
@@ -57,7 +59,8 @@ internal sealed record EvalSession(InferenceSession Session, string Output, stri
         }
     }
 
-    private static float[] ToFloats(ReadOnlySpan<Float16> half)
+    /// <summary>float16 values as float32 (also the numeric diff's conversion).</summary>
+    internal static float[] ToFloats(ReadOnlySpan<Float16> half)
     {
         var result = new float[half.Length];
         System.Numerics.Tensors.TensorPrimitives.ConvertToSingle(MemoryMarshal.Cast<Float16, Half>(half), result);

@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using OnnxQuant.Analysis;
 using OnnxQuant.Calibrate.Data;
+using OnnxQuant.Calibrate.Sessions;
 
 namespace OnnxQuant.Calibrate.Evaluation;
 
@@ -14,7 +15,7 @@ public static class Evaluator
     public static EvalReport Run(string modelPath, EvalOptions options, IProgress<(int Done, int Total)>? progress = null, CancellationToken cancel = default)
     {
         var clock = Stopwatch.StartNew();
-        using var pair = ModelPair.Open(modelPath, options.ReferencePath, options.Session, options.Task);
+        using var pair = ModelPair.Open(modelPath, options.ReferencePath, options.Session, RunStage.Evaluation, options.Task);
         var (kind, output, model, reference) = (pair.Kind, pair.Output, pair.Model, pair.Reference);
         if (kind == ModelTask.Encoder && reference is null)
             throw new OnnxQuantException(modelPath,
@@ -22,7 +23,7 @@ public static class Evaluator
 
         string textPath = options.TextPath ?? HeldOutText.FindDefault();
         string text = HeldOutText.Read(textPath);
-        var tokenizer = TokenizerLoader.Load(options.TokenizerPath ?? TokenizerFolder(modelPath, options.ReferencePath), modelPath);
+        var tokenizer = TokenizerLoader.Load(options.TokenizerPath ?? TokenizerFolder(modelPath, options.ReferencePath), modelPath, RunStage.Evaluation);
         PerplexityResult? perplexity = null;
         EmbeddingResult? embedding = null;
         int[] prefill;

@@ -37,7 +37,7 @@ internal sealed class ModelPair : IDisposable
     /// there is one (the float original: a quantized head can hide the vocabulary width), else the model's, unless
     /// <paramref name="task"/> forces it (--task).
     /// </summary>
-    public static ModelPair Open(string modelPath, string? referencePath, SessionSettings settings, ModelTask? task = null)
+    public static ModelPair Open(string modelPath, string? referencePath, SessionSettings settings, RunStage stage, ModelTask? task = null)
     {
         var (model, modelVerdict) = OpenChecked(modelPath, settings, task);
         OpenedSession? reference = null;
@@ -50,8 +50,8 @@ internal sealed class ModelPair : IDisposable
             var (kind, output) = (verdict.Task, verdict.Output ?? throw NothingToMeasure(referencePath ?? modelPath, verdict));
             if (!model.Session.OutputMetadata.ContainsKey(output))
                 throw new OnnxQuantException(modelPath, $"is not comparable with {referencePath}: it has no {(kind == ModelTask.CausalLm ? "logits" : "hidden-state")} output '{output}'", ExitCode.BadInput);
-            return new ModelPair(model, reference, kind, new EvalSession(model.Session, output, modelPath),
-                reference is null ? null : new EvalSession(reference.Session, output, referencePath!));
+            return new ModelPair(model, reference, kind, new EvalSession(model.Session, output, modelPath, stage),
+                reference is null ? null : new EvalSession(reference.Session, output, referencePath!, stage));
         }
         catch
         {

@@ -1,5 +1,7 @@
 using Microsoft.ML.OnnxRuntime;
 using Microsoft.ML.OnnxRuntime.Tensors;
+using OnnxQuant.Analysis;
+using OnnxQuant.Calibrate.Sessions;
 
 namespace OnnxQuant.Calibrate.Recording;
 
@@ -10,7 +12,9 @@ namespace OnnxQuant.Calibrate.Recording;
 /// </summary>
 public static class InputFeeds
 {
-    public static (List<string> Names, List<OrtValue> Values) Build(IReadOnlyDictionary<string, NodeMetadata> inputs, IReadOnlyList<int[]> batch, string modelLabel)
+    /// <param name="stage">What the run is for: a fixed dimension's hint names that stage's length option.</param>
+    public static (List<string> Names, List<OrtValue> Values) Build(IReadOnlyDictionary<string, NodeMetadata> inputs, IReadOnlyList<int[]> batch, string modelLabel,
+        RunStage stage = RunStage.Calibration)
     {
         int b = batch.Count, s = batch[0].Length;
         var names = new List<string>();
@@ -20,7 +24,7 @@ public static class InputFeeds
             foreach (var (name, meta) in inputs)
             {
                 names.Add(name);
-                values.Add(Create(name, meta, batch, b, s, inputs, modelLabel));
+                values.Add(Create(name, meta, batch, b, s, inputs, modelLabel, stage));
             }
         }
         catch
@@ -32,19 +36,19 @@ public static class InputFeeds
     }
 
     private static OrtValue Create(string name, NodeMetadata meta, IReadOnlyList<int[]> batch, int b, int s,
-        IReadOnlyDictionary<string, NodeMetadata> all, string label)
+        IReadOnlyDictionary<string, NodeMetadata> all, string label, RunStage stage)
     {
         string lower = name.ToLowerInvariant();
         if (!meta.IsTensor)
             throw Unfillable(name, "it is not a tensor", all, label);
-        if (lower.Contains("input_ids") || lower == "input" || lower == "ids" || lower == "tokens")
-            return Integers(meta, new long[] { b, s }, name, all, label, (i, t) => batch[i][t]);
+        if (SequenceLimits.IsTokenInput(name))
+            return Integers(meta, new long[] { b, s }, name, all, label, stage, (i, t) => batch[i][t]);
         if (lower.Contains("attention_mask") || lower == "mask")
-            return Integers(meta, new long[] { b, s }, name, all, label, (_, _) => 1);
+            return Integers(meta, new long[] { b, s }, name, all, label, stage, (_, _) => 1);
         if (lower.Contains("position_ids"))
-            return Integers(meta, new long[] { b, s }, name, all, label, (_, t) => t);
+            return Integers(meta, new long[] { b, s }, name, all, label, stage, (_, t) => t);
         if (lower.Contains("token_type_ids") || lower.Contains("segment_ids"))
-            return Integers(meta, new long[] { b, s }, name, all, label, (_, _) => 0);
+            return Integers(meta, new long[] { b, s }, name, all, label, stage, (_, _) => 0);
         if (lower.StartsWith("past_key_values") || lower.StartsWith("past.") || lower.StartsWith("past_") || lower.Contains(".past_"))
             return EmptyPast(name, meta, b, all, label);
         if (meta.ElementDataType == TensorElementType.Bool)
@@ -52,14 +56,15 @@ public static class InputFeeds
         throw Unfillable(name, "OnnxQuant does not know what to feed it", all, label);
     }
 
-    private static OrtValue Integers(NodeMetadata meta, long[] shape, string name, IReadOnlyDictionary<string, NodeMetadata> all, string label, Func<int, int, int> value)
+    private static OrtValue Integers(NodeMetadata meta, long[] shape, string name, IReadOnlyDictionary<string, NodeMetadata> all, string label, RunStage stage,
+        Func<int, int, int> value)
     {
         if (meta.Dimensions.Length != 2)
             throw Unfillable(name, $"it has {meta.Dimensions.Length} dimensions where [batch, sequence] was expected", all, label);
         int b = (int)shape[0], s = (int)shape[1];
         for (int d = 0; d < 2; d++)
             if (meta.Dimensions[d] > 0 && meta.Dimensions[d] != shape[d])
-                throw Unfillable(name, $"its dimension {d} is fixed at {meta.Dimensions[d]} but the calibration batch needs {shape[d]} (set --batch / --seq-len to match)", all, label);
+                throw Unfillable(name, $"its dimension {d} is fixed at {meta.Dimensions[d]} but this run needs {shape[d]} ({(d == 0 ? "one sequence per run" : $"set {OrtFailures.LengthOption(stage)} {meta.Dimensions[d]}")})", all, label);
         switch (meta.ElementDataType)
         {
             case TensorElementType.Int64:

@@ -19,6 +19,9 @@ public sealed record SessionSettings
     public int Threads { get; init; }
 
     public GraphOptimizationLevel Optimization { get; init; } = GraphOptimizationLevel.ORT_ENABLE_ALL;
+
+    /// <summary>Let ONNX Runtime's own log lines (warnings and errors) reach stderr; off, its failures reach the user only in our words.</summary>
+    public bool Verbose { get; init; }
 }
 
 /// <summary>A session and what it runs on.</summary>
@@ -89,7 +92,8 @@ public static class SessionFactory
         using var options = new SessionOptions
         {
             GraphOptimizationLevel = settings.Optimization,
-            LogSeverityLevel = OrtLoggingLevel.ORT_LOGGING_LEVEL_ERROR,
+            // A failed run is logged by ORT before it throws; the exception is translated (OrtFailures), so the log stays quiet.
+            LogSeverityLevel = settings.Verbose ? OrtLoggingLevel.ORT_LOGGING_LEVEL_WARNING : OrtLoggingLevel.ORT_LOGGING_LEVEL_FATAL,
         };
         if (settings.Threads > 0)
         {

@@ -1,6 +1,7 @@
 using OnnxQuant.Analysis;
 using OnnxQuant.Calibrate.Data;
 using OnnxQuant.Calibrate.Evaluation;
+using OnnxQuant.Calibrate.Sessions;
 
 namespace OnnxQuant.Calibrate.Verification;
 
@@ -20,7 +21,7 @@ internal static class HeldOutSamples
                 ? HeldOutText.Windows(ids, options.Sentences, options.MaxSentenceTokens, [])
                 : HeldOutText.Windows(ids, options.Windows, options.WindowLength, []);
         }
-        var tokenizer = TokenizerLoader.Load(options.TokenizerPath, originalPath);
+        var tokenizer = TokenizerLoader.Load(options.TokenizerPath, originalPath, RunStage.Verification);
         if (task == ModelTask.Encoder)
             return HeldOutText.SentenceSamples(path, tokenizer, options.Sentences, options.MaxSentenceTokens);
         return HeldOutText.Windows(tokenizer.Encode(HeldOutText.Read(path)), options.Windows, options.WindowLength, tokenizer.Prefix);
@@ -33,7 +34,7 @@ internal static class HeldOutSamples
             throw new OnnxQuantException(path, "holds arrays, not text: the latency probe runs token ids (leave --latency off for this model)", ExitCode.Usage);
         if (DataFiles.IsPreTokenized(path))
             return HeldOutText.Windows(DataFiles.ReadTokenIds(path), 1, tokens, [])[0];
-        var tokenizer = TokenizerLoader.Load(options.TokenizerPath, originalPath);
+        var tokenizer = TokenizerLoader.Load(options.TokenizerPath, originalPath, RunStage.Verification);
         string text = HeldOutText.Read(path);
         var ids = tokenizer.Encode(text[..Math.Min(text.Length, 40 * tokens)]);
         return HeldOutText.Windows(ids, 1, tokens, tokenizer.Prefix)[0];

@@ -46,7 +46,7 @@ public static class Verifier
         CancellationToken cancel = default)
     {
         var clock = Stopwatch.StartNew();
-        using var pair = ModelPair.Open(emittedPath, originalPath, options.Session, options.Task);
+        using var pair = ModelPair.Open(emittedPath, originalPath, options.Session, RunStage.Verification, options.Task);
         string textPath = options.TextPath ?? HeldOutText.FindDefault();
         ComparisonMetrics metrics;
         if (CalibrationData.IsArrays(textPath))
@@ -87,7 +87,7 @@ public static class Verifier
     /// </summary>
     public static LatencyReport MeasureLatency(string originalPath, string emittedPath, int tokens, int runs, VerifyOptions options)
     {
-        using var pair = ModelPair.Open(emittedPath, originalPath, options.Session, options.Task);
+        using var pair = ModelPair.Open(emittedPath, originalPath, options.Session, RunStage.Verification, options.Task);
         var sample = HeldOutSamples.LatencySample(options.TextPath ?? HeldOutText.FindDefault(), originalPath, options, tokens);
         var (emittedMs, originalMs) = LatencyProbe.Medians(pair.Model, pair.Reference, sample, runs);
         return new LatencyReport(tokens, runs, originalMs!.Value, emittedMs, pair.Device);

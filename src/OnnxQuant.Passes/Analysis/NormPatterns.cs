@@ -17,8 +17,11 @@ namespace OnnxQuant.Analysis;
 public sealed record NormMatch(string Input, string? Skip, string Gamma, string? Beta, NodeProto GammaNode, NodeProto? BetaNode,
     IReadOnlyList<NodeProto> Nodes)
 {
+    /// <summary>A Cast between float types after gamma (an fp32 norm in an fp16 model), which the pattern ends with; null when none.</summary>
+    public NodeProto? OutputCast { get; init; }
+
     /// <summary>The output that carries the normalized value (output 0 of fused ops, the last node's output otherwise).</summary>
-    public string Output => (BetaNode ?? GammaNode).Output[0];
+    public string Output => OutputCast?.Output[0] ?? (BetaNode ?? GammaNode).Output[0];
 }
 
 /// <summary>Recognizes fused norm ops and the decomposed LayerNorm / RMSNorm patterns of exported models (docs/architecture.md, "Exported graph patterns").</summary>
@@ -60,6 +63,12 @@ public static class NormPatterns
         var nodes = new List<NodeProto>();
         string? beta = null;
         NodeProto? betaNode = null;
+        // An fp32 island: the norm runs in fp32 and its output is cast to the model's type; scaling gamma before the
+        // Cast scales its output the same, as long as nothing else reads the fp32 value.
+        var outputCast = graph.ProducerIs(value, "Cast") is { } cast && ElementType.IsFloat((TensorProto.Types.DataType)cast.GetInt("to", 0))
+            && graph.Consumers(cast.Input[0]).Count == 1 && !graph.IsGraphOutput(cast.Input[0]) ? cast : null;
+        if (outputCast is not null)
+            value = outputCast.Input[0];
         string scaled = value;
         if (graph.ProducerWithConstant(value, "Add", out var betaName, out var addInput) is { } add && graph.IsConstantChannelVector(betaName))
         {
@@ -95,7 +104,9 @@ public static class NormPatterns
         nodes.Add(gammaMul);
         if (betaNode is not null)
             nodes.Add(betaNode);
-        return (kind, new NormMatch(input, null, gamma, beta, gammaMul, betaNode, nodes));
+        if (outputCast is not null)
+            nodes.Add(outputCast);
+        return (kind, new NormMatch(input, null, gamma, beta, gammaMul, betaNode, nodes) { OutputCast = outputCast });
     }
 
     // n = D / S, or D * R with R = Reciprocal(S) or 1 / S; S = Sqrt(mean(D²) + eps). Returns D.

@@ -28,8 +28,9 @@ public static class AwqScaleSearch
     /// <param name="loss">
     /// The loss of a candidate s (null: the group-output loss, summed over consumers). A block loss plugs in here.
     /// </param>
+    /// <param name="constrain">Makes a candidate foldable (channels tied by a KV repeat share one s); null: any s folds.</param>
     public static AwqScaleResult Search(MatrixView rows, ReadOnlySpan<float> meanAbs, IReadOnlyList<AwqWeight> consumers, AwqOptions options,
-        Func<float[], double>? loss = null, CancellationToken cancel = default)
+        Func<float[], double>? loss = null, CancellationToken cancel = default, Func<float[], float[]>? constrain = null)
     {
         options.Validate();
         int k = rows.Cols;
@@ -53,6 +54,8 @@ public static class AwqScaleSearch
             cancel.ThrowIfCancellationRequested();
             float r = (float)i / options.GridPoints;
             var s = i == 0 ? Ones(k) : CandidateScales(x, w, r);
+            if (i > 0 && constrain is not null)
+                s = constrain(s);
             losses[i] = loss(s);
             if (losses[i] < bestLoss)
             {

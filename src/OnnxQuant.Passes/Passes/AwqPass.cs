@@ -44,6 +44,9 @@ public enum AwqStatus
 public sealed record AwqDecision(string Activation, string Target, IReadOnlyList<string> Consumers, AwqStatus Status, string Loss,
     float Ratio, double RtnLoss, double AwqLoss, double? ClippedFraction, double Seconds, long Parameters, int Rows)
 {
+    /// <summary>Where the scale folds (the group's producer).</summary>
+    public FoldKind Fold { get; init; }
+
     /// <summary>AWQ's loss over RTN's on the recorded rows (1 when nothing was applied).</summary>
     public double LossRatio => RtnLoss > 0 ? AwqLoss / RtnLoss : 1;
 
@@ -104,6 +107,8 @@ public sealed class AwqPass : IGraphPass
         }
         context.Progress?.Report(new PassProgress(Name, groups.Count, groups.Count));
         context.Analyses.Set(new AwqReport(decisions));
+        SmoothingRecord.Append(model, decisions.Zip(groups).Where(p => p.First.IsScaled).Select(p => new SmoothedGroup(p.First.Activation,
+            SmoothingMethod.Awq, p.First.Fold, p.First.Target, p.First.Consumers, p.First.Ratio, 0, SmoothedGroup.RescaledBy(p.Second))).ToList());
         var searched = decisions.Where(d => d.Rows > 0).ToList();
         double seconds = searched.Sum(d => d.Seconds);
         double paramTokens = searched.Sum(d => (double)d.Parameters * d.Rows);
@@ -153,7 +158,8 @@ public sealed class AwqPass : IGraphPass
         AwqScaleResult result;
         try
         {
-            result = AwqScaleSearch.Search(view, stats.MeanAbs, weights, search, blockLoss is null ? null : s => blockLoss.Loss(s, search.Quantization), cancel);
+            result = AwqScaleSearch.Search(view, stats.MeanAbs, weights, search, blockLoss is null ? null : s => blockLoss.Loss(s, search.Quantization), cancel,
+                group.Ties is { } ties ? ties.GeometricMean : null);
         }
         finally
         {
@@ -184,7 +190,7 @@ public sealed class AwqPass : IGraphPass
             _ => AwqStatus.RtnBest,
         };
         return new AwqDecision(group.Activation, target, names, status, lossKind, result.Ratio, result.RtnLoss, result.BestLoss, clipped,
-            clock.Elapsed.TotalSeconds, parameters, rowCount);
+            clock.Elapsed.TotalSeconds, parameters, rowCount) { Fold = group.Producer.Kind };
     }
 
     // Clip search on every consumer that is not a query/key projection; returns the fraction of blocks clipped.

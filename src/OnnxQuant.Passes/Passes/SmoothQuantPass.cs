@@ -119,6 +119,9 @@ public sealed class SmoothQuantPass : IGraphPass
         }
         context.Progress?.Report(new PassProgress(Name, groups.Count, groups.Count));
         context.Analyses.Set(new SmoothingReport(decisions));
+        SmoothingRecord.Append(model, decisions.Zip(groups).Where(p => p.First.Applied).Select(p => new SmoothedGroup(p.First.Activation,
+            SmoothingMethod.SmoothQuant, p.First.FoldKind, p.First.Target, p.First.Consumers, p.First.Alpha, p.First.FloatChannels.Count,
+            SmoothedGroup.RescaledBy(p.Second))).ToList());
         return new PassResult(changed, decisions.Select(ToRow).ToList())
         {
             Metrics = new Dictionary<string, double>
@@ -152,7 +155,13 @@ public sealed class SmoothQuantPass : IGraphPass
         if (!group.Producer.IsExact(graph))
             return Left(SmoothingStatus.NotExact);
 
+        // Tied channels (a KV repeat) act as one channel: their maxima pooled give them one s, and none stays in float.
+        var ties = group.Ties;
+        var absMax = ties?.MaxPerClass(stats.AbsMax) ?? stats.AbsMax;
         var weightMax = group.WeightRowAbsMax(graph);
+        if (ties is not null)
+            weightMax = ties.MaxPerClass(weightMax);
+        var scheme = ties is null ? _options.FakeQuant : _options.FakeQuant with { MaxFloatChannels = 0 };
         float alpha;
         double? before = null, after = null;
         IReadOnlyList<int> floatChannels = [];
@@ -160,7 +169,7 @@ public sealed class SmoothQuantPass : IGraphPass
             alpha = fixedAlpha;
         else
         {
-            var choice = Search(graph, stats, quantized, weightMax);
+            var choice = Search(graph, stats, absMax, quantized, weightMax, scheme);
             (before, after, floatChannels) = (choice.UnsmoothedError, choice.Error, choice.FloatChannels);
             if (choice.Alpha is not { } chosen)
             {
@@ -172,10 +181,12 @@ public sealed class SmoothQuantPass : IGraphPass
             alpha = chosen;
         }
         // Float channels stay out of the balance: s = 1 there (they never reach the int8 product).
-        var activationMax = (float[])stats.AbsMax.Clone();
+        var activationMax = (float[])absMax.Clone();
         foreach (int j in floatChannels)
             activationMax[j] = 0;
         var s = SmoothQuantScales.Compute(activationMax, weightMax, alpha);
+        if (ties is not null)
+            activationMax = stats.AbsMax;
         group.Apply(graph, s);
         string now = group.CurrentConsumers(graph)[0].Activation;
         ranges.Rescale(group.Activation, now, s);
@@ -188,13 +199,13 @@ public sealed class SmoothQuantPass : IGraphPass
     private static bool IsNorm(ProducerKind kind) => kind is ProducerKind.LayerNorm or ProducerKind.RMSNorm or ProducerKind.SkipLayerNorm
         or ProducerKind.SkipRMSNorm or ProducerKind.DecomposedLayerNorm or ProducerKind.DecomposedRMSNorm;
 
-    private AlphaChoice Search(IR.Graph graph, ActivationStats stats, IReadOnlyList<LinearNode> quantized, float[] weightMax)
+    private AlphaChoice Search(IR.Graph graph, ActivationStats stats, float[] absMax, IReadOnlyList<LinearNode> quantized, float[] weightMax, FakeQuantScheme scheme)
     {
         long totalN = quantized.Sum(c => (long)c.N);
         int rows = AlphaSearch.RowsFor(stats.Channels, totalN, stats.SampleRowCount);
         var sample = EvenlySpacedRows(stats, rows);
         var weights = quantized.Select(c => new SearchWeight(c.Name, c.ReadWeightKN(graph), c.K, c.N)).ToList();
-        return AlphaSearch.Run(sample, rows, stats.AbsMax, weights, weightMax, _options.FakeQuant, _options.AlphaGrid);
+        return AlphaSearch.Run(sample, rows, absMax, weights, weightMax, scheme, _options.AlphaGrid);
     }
 
     private static float[] EvenlySpacedRows(ActivationStats stats, int count)

@@ -7,8 +7,11 @@ namespace OnnxQuant.Smoothing;
 /// <summary>
 /// A chain of nodes from a linear's output to an activation along which activation channel p is source column
 /// <see cref="Map"/>[p] times factors that do not depend on the source: reshapes, transposes, casts, attention's
-/// <c>probs · V</c>, and an elementwise Mul by another branch (SwiGLU's <c>SiLU(gate) * up</c>). Dividing those source
-/// columns by s divides the activation's channels by s. Every value on the chain is read by the next node only.
+/// <c>probs · V</c>, an elementwise Mul by another branch (SwiGLU's <c>SiLU(gate) * up</c>), and a grouped-query
+/// attention's KV repeat (Unsqueeze, then Expand, Tile or a Concat of copies, then Reshape), which makes several
+/// activation channels read one source column. Dividing those source columns by s divides the activation's channels
+/// by s, so channels that share a column must share s (<see cref="ChannelTies"/>). Every value on the chain is read by
+/// the next node only.
 /// </summary>
 internal sealed record ChannelPath(LinearNode Source, IReadOnlyList<NodeProto> Nodes, int[] Map)
 {
@@ -42,7 +45,8 @@ internal sealed record ChannelPath(LinearNode Source, IReadOnlyList<NodeProto> N
     private static ChannelPath? FindBackwards(Graph graph, string value, int channels, Dictionary<string, LinearNode> byOutput,
         List<NodeProto> nodes, int depth, ShapeHints hints)
     {
-        if (byOutput.TryGetValue(value, out var source) && source.N == channels)
+        // A KV repeat gives the activation a whole multiple of the source's columns.
+        if (byOutput.TryGetValue(value, out var source) && channels % source.N == 0)
         {
             var chain = Enumerable.Reverse(nodes).ToList();
             return chain.Count > 0 && Verify(graph, source, chain, channels, hints) is { } map ? new ChannelPath(source, chain, map) : null;
@@ -63,7 +67,8 @@ internal sealed record ChannelPath(LinearNode Source, IReadOnlyList<NodeProto> N
     // The inputs through which a channel-preserving path may pass this node.
     private static IEnumerable<string> PathInputs(Graph graph, NodeProto node)
     {
-        if (node.IsOnnx("Cast") || node.IsOnnx("Identity") || node.IsOnnx("Reshape") || node.IsOnnx("Transpose"))
+        if (node.IsOnnx("Cast") || node.IsOnnx("Identity") || node.IsOnnx("Reshape") || node.IsOnnx("Transpose")
+            || node.IsOnnx("Unsqueeze") || node.IsOnnx("Expand") || node.IsOnnx("Tile") || IsRepeatConcat(node))
             return [node.Input[0]];
         if (node.IsOnnx("MatMul") && node.Input.Count == 2 && graph.GetConstant(node.Input[1]) is null)
             return [node.Input[1]];
@@ -78,7 +83,7 @@ internal sealed record ChannelPath(LinearNode Source, IReadOnlyList<NodeProto> N
     private static int[]? Verify(Graph graph, LinearNode source, IReadOnlyList<NodeProto> chain, int channels, ShapeHints hints)
     {
         string value = source.Output;
-        var layout = ChannelLayout.LinearOutput(channels);
+        var layout = ChannelLayout.LinearOutput(source.N);
         foreach (var node in chain)
         {
             if (!OnlyReadBy(graph, value, node))
@@ -88,15 +93,20 @@ internal sealed record ChannelPath(LinearNode Source, IReadOnlyList<NodeProto> N
                 return null;
             value = node.Output[0];
         }
-        return layout.IsSingleTrailingAxis ? layout.Order : null;
+        // Every source column must reach the activation, or its 1/s would have no channel to come from.
+        return layout.IsSingleTrailingAxis && layout.Channels == channels && layout.Order.Distinct().Count() == source.N ? layout.Order : null;
     }
+
+    // Concat(x, x, ..., x): exporters' repeat_kv by torch.cat of copies.
+    private static bool IsRepeatConcat(NodeProto node) =>
+        node.IsOnnx("Concat") && node.Input.Count >= 2 && node.Input.All(i => i == node.Input[0]);
 
     // The value feeds this node alone (besides Shape readers), once, and is no graph output: scaling it changes nothing else.
     private static bool OnlyReadBy(Graph graph, string value, NodeProto node)
     {
         var readers = graph.Consumers(value).Where(r => !ActivationReaders.ReadsShapeOnly(r)).ToList();
         return !graph.IsGraphOutput(value) && readers.Count == 1 && ReferenceEquals(readers[0], node)
-            && node.Input.Count(i => i == value) == 1;
+            && (node.Input.Count(i => i == value) == 1 || IsRepeatConcat(node));
     }
 
     private static ChannelLayout? Step(Graph graph, NodeProto node, string value, ChannelLayout layout, string sourceOutput, ShapeHints hints)
@@ -106,9 +116,24 @@ internal sealed record ChannelPath(LinearNode Source, IReadOnlyList<NodeProto> N
         if (node.IsOnnx("Cast"))
             return ElementType.IsFloat((Onnx.TensorProto.Types.DataType)node.GetInt("to", 0)) ? layout : null;
         if (node.IsOnnx("Reshape"))
-            return node.Input[0] == value && ReshapeTarget(graph, node, hints) is { } shape ? layout.Reshape(shape) : null;
+            return node.Input[0] == value && ReshapeTarget(graph, node, hints) is { } shape ? layout.Reshape(shape) ?? layout.ReshapeAcrossTokens(shape) : null;
         if (node.IsOnnx("Transpose"))
             return layout.Transpose(node.GetInts("perm"));
+        if (node.IsOnnx("Unsqueeze"))
+            return UnsqueezeAxes(graph, node) is { } axes ? layout.Unsqueeze(axes) : null;
+        if (node.IsOnnx("Expand"))
+            return node.Input[0] == value && ShapeEntries(graph, node.Input[1], hints) is { } target ? layout.Expand(target) : null;
+        if (node.IsOnnx("Tile"))
+            return node.Input[0] == value && ShapeEntries(graph, node.Input[1], hints) is { } repeats ? layout.Tile(repeats) : null;
+        if (IsRepeatConcat(node) && layout.RankKnown)
+        {
+            long axis = node.GetInt("axis", 0);
+            var repeats = layout.Axes.Select(_ => (long?)1).ToArray();
+            if (axis < -repeats.Length || axis >= repeats.Length)
+                return null;
+            repeats[axis < 0 ? axis + repeats.Length : axis] = node.Input.Count;
+            return layout.Tile(repeats);
+        }
         if (node.IsOnnx("MatMul"))
             return node.Input[1] == value && !DependsOn(graph, node.Input[0], sourceOutput) ? layout.AsMatMulRightOperand() : null;
         if (node.IsOnnx("Mul"))
@@ -149,6 +174,16 @@ internal sealed record ChannelPath(LinearNode Source, IReadOnlyList<NodeProto> N
     {
         if (reshape.GetInt("allowzero", 0) != 0 || reshape.InputAt(1) is not { } shape)
             return null;
+        return ShapeEntries(graph, shape, hints);
+    }
+
+    // Unsqueeze's axes: input 1 from opset 13, the attribute before.
+    private static IReadOnlyList<long>? UnsqueezeAxes(Graph graph, NodeProto node) =>
+        node.InputAt(1) is { } axes ? graph.GetConstant(axes)?.ToInt64s() : node.GetInts("axes");
+
+    /// <summary>A shape-like int64 vector's entries: constants where known, null where computed at run time.</summary>
+    private static IReadOnlyList<long?>? ShapeEntries(Graph graph, string shape, ShapeHints hints)
+    {
         if (graph.GetConstant(shape) is { } constant)
             return constant.ToInt64s().Select(v => (long?)v).ToList();
         if (graph.ProducerIs(shape, "Concat") is not { } concat)

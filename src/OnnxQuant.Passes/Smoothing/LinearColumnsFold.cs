@@ -8,7 +8,8 @@ namespace OnnxQuant.Smoothing;
 /// <summary>
 /// Folds s into a preceding linear: its weight's output columns (and bias) divided by s. The linear either produces the
 /// activation directly, or reaches it along a <see cref="ChannelPath"/> (v_proj through attention to o_proj, up_proj
-/// through <c>SiLU(gate) * up</c> to down_proj); activation channel p is then source column <see cref="Map"/>[p].
+/// through <c>SiLU(gate) * up</c> to down_proj); activation channel p is then source column <see cref="Map"/>[p], and
+/// through a KV repeat several channels read one column (<see cref="SmoothingGroup.Ties"/>).
 /// </summary>
 public sealed class LinearColumnsFold : IFoldTarget
 {
@@ -50,11 +51,17 @@ public sealed class LinearColumnsFold : IFoldTarget
     {
         var linear = LinearNode.TryCreate(graph, Source.Node)
             ?? throw new InvalidOperationException($"{Source.Node.Describe()} is no longer a constant-weight linear");
-        if (scale.Length != Map.Count || linear.N != Map.Count)
-            throw new ArgumentException($"{Source.Node.Describe()}: {linear.N} columns, scale has {scale.Length}");
+        if (scale.Length != Map.Count || linear.N != Source.N)
+            throw new ArgumentException($"{Source.Node.Describe()}: {linear.N} columns, {Map.Count} channels, scale has {scale.Length}");
         var columnScale = new float[linear.N];
         for (int p = 0; p < Map.Count; p++)
+        {
+            // Channels copied from one column (a KV repeat) can only take that column's one factor.
+            float previous = columnScale[Map[p]];
+            if (previous != 0 && Math.Abs(previous - scale[p]) > 1e-6f * previous)
+                throw new ArgumentException($"{Source.Node.Describe()}: channels {Map.ToList().IndexOf(Map[p])} and {p} read column {Map[p]} but have different scales");
             columnScale[Map[p]] = scale[p];
+        }
 
         var kn = linear.ReadWeightKN(graph);
         DivideColumns(kn, linear.K, linear.N, columnScale);

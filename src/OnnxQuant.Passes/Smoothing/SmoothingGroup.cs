@@ -38,6 +38,9 @@ public sealed class SmoothingGroup
     /// <summary>Input channels of the consumers (the length of s).</summary>
     public int Channels => Consumers[0].K;
 
+    /// <summary>Channels that must share one s (copies of one source column through a KV repeat); null when none.</summary>
+    public ChannelTies? Ties => Producer is LinearColumnsFold fold ? ChannelTies.FromMap(fold.Map) : null;
+
     /// <summary>True when s reaches the activation without a new node.</summary>
     public bool IsFoldable => Producer.Kind != FoldKind.InsertedMul;
 

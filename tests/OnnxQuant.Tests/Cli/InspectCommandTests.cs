@@ -97,7 +97,9 @@ public sealed class InspectCommandTests : IDisposable
         var result = CliHarness.Run("inspect", path, "--json");
 
         Assert.Equal(3, result.ExitCode);
-        Assert.Equal("", result.Out);
+        // With --json, stdout carries the error document (and nothing else); stderr the paragraph for people.
+        Assert.Equal(3, result.Json().GetProperty("exit").GetInt32());
+        Assert.Equal(path, result.Json().GetProperty("error").GetProperty("file").GetString());
         Assert.Contains(path, result.Error);
     }
 

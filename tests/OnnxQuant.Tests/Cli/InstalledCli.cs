@@ -21,10 +21,12 @@ public sealed class InstalledCli : IDisposable
         string built = Path.Combine(project, "bin", Configuration, "net10.0");
         if (!File.Exists(Path.Combine(built, "onnxquant.dll")))
             throw new InvalidOperationException($"{built} holds no onnxquant.dll: build OnnxQuant.sln -c {Configuration} first");
-        CopyFolder(built, Folder("build"));
+        TempFolder.CopyFolder(built, Folder("build"));
 
+        // --no-build: publish lays out what the solution build compiled (a second compile of src/ while the suite runs
+        // is minutes on a loaded 2-core machine, and would race any other build of the same obj folders).
         var publish = Run(repo, TimeSpan.FromMinutes(5), "dotnet", "publish", Path.Combine(project, "OnnxQuant.Cli.csproj"), "-c", Configuration,
-            "-o", Folder("publish"), "-nologo", "-clp:ErrorsOnly", "-nodeReuse:false");
+            "--no-build", "-o", Folder("publish"), "-nologo", "-clp:ErrorsOnly", "-nodeReuse:false");
         if (publish.ExitCode != 0)
             throw new InvalidOperationException($"dotnet publish exited {publish.ExitCode}: {publish.Out}\n{publish.Error}");
     }
@@ -63,15 +65,6 @@ public sealed class InstalledCli : IDisposable
         }
         process.WaitForExit(); // lets the redirected streams reach their end
         return new Result(process.ExitCode, stdout.Result, stderr.Result);
-    }
-
-    public static void CopyFolder(string from, string to)
-    {
-        Directory.CreateDirectory(to);
-        foreach (var dir in Directory.EnumerateDirectories(from, "*", SearchOption.AllDirectories))
-            Directory.CreateDirectory(Path.Combine(to, Path.GetRelativePath(from, dir)));
-        foreach (var file in Directory.EnumerateFiles(from, "*", SearchOption.AllDirectories))
-            File.Copy(file, Path.Combine(to, Path.GetRelativePath(from, file)));
     }
 
     public void Dispose()

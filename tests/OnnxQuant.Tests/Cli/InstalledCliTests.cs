@@ -62,7 +62,7 @@ public sealed class InstalledCliTests(InstalledCli installed) : IClassFixture<In
     public void Without_its_held_out_text_an_installation_still_keeps_what_it_writes()
     {
         string broken = Path.Combine(installed.Root, "no-persuasion");
-        InstalledCli.CopyFolder(installed.Folder("build"), broken);
+        TempFolder.CopyFolder(installed.Folder("build"), broken);
         File.Delete(Path.Combine(broken, "data", "persuasion.txt"));
         string cli = Path.Combine(broken, "onnxquant.dll");
         string work = UserFolder("no-persuasion");

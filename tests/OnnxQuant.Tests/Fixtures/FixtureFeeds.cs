@@ -20,14 +20,15 @@ internal static class FixtureFeeds
             case FixtureFamily.TorchLlama:
                 if (o.AttentionMask) feeds["attention_mask"] = Ones(batch, seq);
                 break;
-            case FixtureFamily.GenAiLlama:
+            case FixtureFamily.GenAiLlama or FixtureFamily.OptimumLlama:
                 feeds["attention_mask"] = Ones(batch, past + seq);
                 feeds["position_ids"] = OrtFeed.Int64(Enumerable.Range(0, batch).SelectMany(_ => Enumerable.Range(past, seq).Select(p => (long)p)).ToArray(), batch, seq);
-                if (o.KvCache)
+                if (o.HasPast)
                     for (int i = 0; i < o.Layers; i++)
                     {
-                        feeds[$"past_key_values.{i}.key"] = OrtFeed.Float(rng.Normal(batch * o.Heads * past * o.HeadDim, 1.0), batch, o.Heads, past, o.HeadDim);
-                        feeds[$"past_key_values.{i}.value"] = OrtFeed.Float(rng.Normal(batch * o.Heads * past * o.HeadDim, 1.0), batch, o.Heads, past, o.HeadDim);
+                        int kv = o.KvHeadCount;
+                        feeds[$"past_key_values.{i}.key"] = OrtFeed.Float(rng.Normal(batch * kv * past * o.HeadDim, 1.0), batch, kv, past, o.HeadDim);
+                        feeds[$"past_key_values.{i}.value"] = OrtFeed.Float(rng.Normal(batch * kv * past * o.HeadDim, 1.0), batch, kv, past, o.HeadDim);
                     }
                 break;
             case FixtureFamily.Bert:

@@ -34,7 +34,7 @@ public sealed record CorpusCase(string Name, string What, Func<string, CaseFiles
     {
         var template = _template.Value;
         string folder = Path.Combine(parent, Name);
-        CorpusInputs.CopyFolder(template.Folder, folder);
+        TempFolder.CopyFolder(template.Folder, folder);
         string Rebase(string path) => path.StartsWith(template.Folder + Path.DirectorySeparatorChar, StringComparison.Ordinal)
             ? Path.Combine(folder, Path.GetRelativePath(template.Folder, path))
             : path;

@@ -31,7 +31,7 @@ public static class CorpusInvocation
     public static string[] Args(CorpusCommand command, CaseFiles f) => command switch
     {
         CorpusCommand.Inspect => ["inspect", f.Model],
-        CorpusCommand.Diff => ["diff", f.Model, f.Good],
+        CorpusCommand.Diff => ["diff", f.Model, f.Good, "--nodes"], // the table names raw nodes and initializers
         CorpusCommand.Calibrate => f.Stats is null
             ? ["calibrate", f.Model, "--data", f.Ids, .. SmallCalibration, "-o", OutputOf(command, f)!]
             : ["calibrate", f.Model, "--stats", f.Stats],

@@ -66,17 +66,8 @@ public static class CorpusInputs
     /// </summary>
     public static CaseFiles Healthy(string folder)
     {
-        CopyFolder(HealthyTemplate.Value, folder);
+        TempFolder.CopyFolder(HealthyTemplate.Value, folder);
         return new CaseFiles(folder);
-    }
-
-    public static void CopyFolder(string from, string to)
-    {
-        Directory.CreateDirectory(to);
-        foreach (var dir in Directory.EnumerateDirectories(from, "*", SearchOption.AllDirectories))
-            Directory.CreateDirectory(Path.Combine(to, Path.GetRelativePath(from, dir)));
-        foreach (var file in Directory.EnumerateFiles(from, "*", SearchOption.AllDirectories))
-            File.Copy(file, Path.Combine(to, Path.GetRelativePath(from, file)));
     }
 
     private static string Build(string folder)

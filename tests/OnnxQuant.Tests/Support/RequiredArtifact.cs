@@ -12,6 +12,8 @@ public enum Artifact
     OnnxChecker,
     /// <summary>Node.js and npm onnxruntime-node in tools/ort-node/node_modules.</summary>
     OrtNode,
+    /// <summary>Debian's chromium on PATH (renders the diff page headless).</summary>
+    Chromium,
 }
 
 /// <summary>
@@ -23,7 +25,7 @@ public enum Artifact
 /// </summary>
 public static class RequiredArtifact
 {
-    /// <summary>Comma-separated artifact keys (minilm, onnx, node) or "all" whose absence skips instead of failing.</summary>
+    /// <summary>Comma-separated artifact keys (minilm, onnx, node, chromium) or "all" whose absence skips instead of failing.</summary>
     public const string AllowMissingVariable = "ONNXQUANT_ALLOW_MISSING";
 
     public static string MiniLmFolder => Path.Combine(CliHarness.RepoRoot(), "models", "minilm");
@@ -44,6 +46,7 @@ public static class RequiredArtifact
         Artifact.MiniLm => "minilm",
         Artifact.OnnxChecker => "onnx",
         Artifact.OrtNode => "node",
+        Artifact.Chromium => "chromium",
         _ => throw new ArgumentOutOfRangeException(nameof(artifact)),
     };
 
@@ -53,6 +56,7 @@ public static class RequiredArtifact
         Artifact.MiniLm => "bash models/fetch-minilm.sh",
         Artifact.OnnxChecker => "apt-get install python3-onnx",
         Artifact.OrtNode => "apt-get install nodejs npm && (cd tools/ort-node && npm ci)",
+        Artifact.Chromium => "apt-get install chromium",
         _ => throw new ArgumentOutOfRangeException(nameof(artifact)),
     };
 
@@ -71,6 +75,8 @@ public static class RequiredArtifact
                     return "`node` is not on PATH";
                 return Directory.Exists(Path.Combine(OrtNodeFolder, "node_modules", "onnxruntime-node"))
                     ? null : "tools/ort-node/node_modules/onnxruntime-node is absent";
+            case Artifact.Chromium:
+                return FindOnPath("chromium") is null ? "`chromium` is not on PATH" : null;
             default:
                 throw new ArgumentOutOfRangeException(nameof(artifact));
         }
@@ -112,11 +118,17 @@ public static class RequiredArtifact
     }
 
     /// <summary>The `node` executable on PATH, or null.</summary>
-    public static string? FindNode()
+    public static string? FindNode() => FindOnPath("node");
+
+    /// <summary>The `chromium` executable on PATH; fails the test with the install hint when it is missing.</summary>
+    public static string Chromium => Require(Artifact.Chromium, FindOnPath("chromium") ?? "chromium");
+
+    /// <summary>An executable on PATH, or null.</summary>
+    public static string? FindOnPath(string name)
     {
         foreach (var dir in (Environment.GetEnvironmentVariable("PATH") ?? "").Split(Path.PathSeparator, StringSplitOptions.RemoveEmptyEntries))
         {
-            string candidate = Path.Combine(dir, "node");
+            string candidate = Path.Combine(dir, name);
             if (File.Exists(candidate))
                 return candidate;
         }

@@ -36,13 +36,28 @@ internal static class W8A8TestKit
     /// <summary>The model's first output (logits or hidden states) for each window, concatenated, as float32.</summary>
     public static float[] Run(byte[] model, IReadOnlyList<int[]> windows)
     {
-        using var options = new SessionOptions
-        {
-            GraphOptimizationLevel = GraphOptimizationLevel.ORT_ENABLE_BASIC,
-            IntraOpNumThreads = 1,
-            LogSeverityLevel = OrtLoggingLevel.ORT_LOGGING_LEVEL_ERROR,
-        };
+        using var options = Options();
         using var session = new InferenceSession(model, options);
+        return Run(session, windows);
+    }
+
+    /// <summary>As <see cref="Run(byte[], IReadOnlyList{int[]})"/> for a model file (its external data beside it).</summary>
+    public static float[] Run(string modelPath, IReadOnlyList<int[]> windows)
+    {
+        using var options = Options();
+        using var session = new InferenceSession(modelPath, options);
+        return Run(session, windows);
+    }
+
+    private static SessionOptions Options() => new()
+    {
+        GraphOptimizationLevel = GraphOptimizationLevel.ORT_ENABLE_BASIC,
+        IntraOpNumThreads = 1,
+        LogSeverityLevel = OrtLoggingLevel.ORT_LOGGING_LEVEL_ERROR,
+    };
+
+    private static float[] Run(InferenceSession session, IReadOnlyList<int[]> windows)
+    {
         string output = session.OutputNames[0];
         var result = new List<float>();
         foreach (var window in windows)

@@ -1,15 +1,16 @@
 using OnnxQuant.IO;
 using OnnxQuant.Smoothing;
 
-namespace OnnxQuant.Bench.Schemes;
+namespace OnnxQuant.Fixtures;
 
 /// <summary>
 /// A function-preserving outlier twin of a trained model (docs/architecture.md, "Outlier twins"; the inverse of SmoothQuant): for every
 /// norm that feeds linears, channel j of gamma is multiplied by <see cref="Factor"/> and row j of every consuming weight
 /// divided by it, for a few fixed channels. The FP32 outputs stay the same up to rounding; the linears' inputs now carry
 /// channels ~50x larger than the rest, as in real LLMs. The small Austen LM has almost no outliers of its own.
+/// Used by the scheme benchmark and the numeric diff tests.
 /// </summary>
-internal static class OutlierTwin
+public static class OutlierTwin
 {
     public const float Factor = 50f;
 

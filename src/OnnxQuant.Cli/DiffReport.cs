@@ -1,0 +1,13 @@
+using OnnxQuant.Analysis;
+using OnnxQuant.Analysis.Diff;
+using OnnxQuant.Calibrate.Diff;
+using OnnxQuant.IO;
+
+namespace OnnxQuant.Cli;
+
+/// <summary>
+/// What `diff --json` writes: the per-linear rows and whole-graph changes; the raw node lists only with --nodes; the
+/// per-linear errors (worst first) and the --exclude option for the worst only with --numeric.
+/// </summary>
+public sealed record DiffReport(ModelFiles Before, ModelFiles After, IReadOnlyList<LinearChange> Linears, IReadOnlyList<string> ComputedProducts,
+    GraphChanges Graph, ModelDiff? Nodes, NumericDiffReport? Numeric, string? KeepWorstInFloat);
