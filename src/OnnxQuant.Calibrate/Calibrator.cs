@@ -97,7 +97,7 @@ public static class Calibrator
                 {
                     cancel.ThrowIfCancellationRequested();
                     var samples = data.Samples.Skip(start).Take(batch).ToList();
-                    var outputs = RunBatch(opened.Session, runOptions, samples, names, label, start, cancel);
+                    var outputs = RunBatch(opened.Session, runOptions, data, start, samples, names, label, cancel);
                     inferenceTime += outputs.Elapsed;
                     var types = CheckOutputs(outputs.Values, names, reducers);
                     var waiting = clock.Elapsed;
@@ -157,10 +157,12 @@ public static class Calibrator
 
     private sealed record BatchOutputs(IDisposableReadOnlyCollection<OrtValue> Values, TimeSpan Elapsed);
 
-    private static BatchOutputs RunBatch(InferenceSession session, RunOptions runOptions, List<int[]> samples, List<string> names, string label, int start,
-        CancellationToken cancel)
+    private static BatchOutputs RunBatch(InferenceSession session, RunOptions runOptions, CalibrationDataset data, int start, List<int[]> samples,
+        List<string> names, string label, CancellationToken cancel)
     {
-        var (inputNames, inputValues) = InputFeeds.Build(session.InputMetadata, samples, label);
+        var (inputNames, inputValues) = data.Feeds is { } feeds
+            ? feeds.Build(session.InputMetadata, start, samples.Count, label)
+            : InputFeeds.Build(session.InputMetadata, samples, label);
         try
         {
             var timer = Stopwatch.StartNew();
@@ -174,10 +176,10 @@ public static class Calibrator
         catch (OnnxRuntimeException e)
         {
             // The first sample failing on shapes, on a model whose structure showed no limit: find the limit by trying.
-            if (start == 0 && OrtFailures.Classify(e.Message) is OrtFailureKind.SequenceTooLong or OrtFailureKind.IndexOutOfRange
+            if (start == 0 && data.Feeds is null && OrtFailures.Classify(e.Message) is OrtFailureKind.SequenceTooLong or OrtFailureKind.IndexOutOfRange
                 && ContextProbe.Longest(session, names, samples[0][0], samples[0].Length, label, cancel) is { } longest)
                 throw new ContextTooLongException(label, new ContextLimit(longest, ContextLimitSource.Probe, label), samples[0].Length, RunStage.Calibration, e);
-            throw OrtFailures.Translate(e, label, RunStage.Calibration, samples[0].Length, $"calibration sample {start + 1}");
+            throw OrtFailures.Translate(e, label, RunStage.Calibration, data.Feeds is null ? samples[0].Length : 0, $"calibration sample {start + 1}");
         }
         finally
         {

@@ -63,19 +63,9 @@ internal static class AfterWrite
     /// <summary>One line per tenth of each pass on <paramref name="error"/>: the passes report often, a terminal needs less.</summary>
     public sealed class StageProgress(TextWriter error) : IProgress<PassProgress>
     {
-        private string? _pass;
-        private int _lastDecile = -1;
+        private readonly DecileLines _lines = new(error);
 
-        public void Report(PassProgress p)
-        {
-            if (p.Pass != _pass)
-                (_pass, _lastDecile) = (p.Pass, -1);
-            int decile = p.Total == 0 ? 10 : p.Done * 10 / p.Total;
-            if (decile == _lastDecile)
-                return;
-            _lastDecile = decile;
-            error.WriteLine($"  {p.Pass}: {p.Done}/{p.Total}");
-        }
+        public void Report(PassProgress p) => _lines.Report(p.Pass, p.Done, p.Total);
     }
 }
 

@@ -71,6 +71,8 @@ public static class AwqCommand
             int gridPoints = parse.GetValue(grid);
             if (gridPoints is < 1 or > 1000)
                 throw new OnnxQuantException(null, $"--grid must be 1..1000 (got {gridPoints.ToString(CultureInfo.InvariantCulture)})", ExitCode.Usage);
+            if (parse.GetValue(blockLoss) && (parse.GetValue(calibrationArguments.Data) ?? []).Any(CalibrationData.IsArrays))
+                throw new OnnxQuantException(null, "--block-loss runs the blocks on token windows; with arrays (.npz) as --data, leave it off", ExitCode.Usage);
             string outPath = parse.GetValue(output) ?? DefaultOutput(modelPath, how);
             var session = new SessionSettings { Device = parse.GetValue(device), Threads = Math.Max(0, parse.GetValue(threads)), Verbose = parse.GetValue(context.Verbose) };
             var selection = new LinearSelection(parse.GetValue(exclude), parse.GetValue(lmHead));

@@ -76,7 +76,7 @@ public sealed record AwqSummary(
             console.MarkupLineInterpolated($"held-out check: did not run: {why}");
         if (s.Verification?.Report is { } v)
         {
-            string kind = v.Kind == ModelKind.CausalLm
+            string kind = v.Kind == ModelTask.CausalLm
                 ? $"perplexity {Cli.Format.Figure(v.PerplexityOriginal ?? double.NaN, "0.00")} -> {Cli.Format.Figure(v.PerplexityEmitted ?? double.NaN, "0.00")}, top-1 agreement {F(v.Top1Agreement ?? double.NaN, "P2")}"
                 : $"embedding cosine mean {F(v.MeanCosine ?? double.NaN, "0.00000")}, min {F(v.MinCosine ?? double.NaN, "0.00000")}";
             console.MarkupLineInterpolated($"held-out ({v.Data}, {v.Samples} samples, {v.Tokens} tokens, {v.Device}): relative error of '{v.Output}' {F(v.RelativeError, "0.0000")}, {kind}");

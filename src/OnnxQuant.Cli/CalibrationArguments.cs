@@ -22,7 +22,7 @@ internal sealed class CalibrationArguments
 {
     public Option<string?> Stats { get; } = new("--stats") { Description = "Use this statistics file (from `onnxquant calibrate`) instead of calibrating." };
 
-    public Option<string[]> Data { get; } = new("--data") { Description = "Calibration data: text, .jsonl or .ids files. Default: Jane Austen's Emma.", AllowMultipleArgumentsPerToken = true };
+    public Option<string[]> Data { get; } = new("--data") { Description = "Calibration data: text, .jsonl or .ids files, or one .npz of arrays named after the model's inputs (samples along axis 0) for models that do not take text. Default: Jane Austen's Emma.", AllowMultipleArgumentsPerToken = true };
 
     /// <summary>Also the tokenizer of the held-out verification.</summary>
     public Option<string?> Tokenizer { get; } = new("--tokenizer") { Description = "Tokenizer file or folder (default: next to the model)." };
@@ -59,7 +59,9 @@ internal sealed class CalibrationArguments
         var dataOptions = DataOptions(parse);
         var options = new CalibrationOptions { SampleRowsPerTensor = 512, Seed = dataOptions.Seed };
         var run = ContextLengths.Calibrate(context, parse, SequenceLength, loaded, modelPath, dataOptions, options, session, limits, stages,
-            dataset => stages.WriteLine($"calibrating on {dataset.Description}: {dataset.Samples.Count} x {dataset.SequenceLength} tokens"));
+            dataset => stages.WriteLine(dataset.Feeds is null
+                ? $"calibrating on {dataset.Description}: {dataset.Samples.Count} x {dataset.SequenceLength} tokens"
+                : $"calibrating on {dataset.Description}: {dataset.Samples.Count} samples of arrays"));
         return new CalibrationInput(run.Result.Stats, run.Result, run.Dataset, run.Probed);
     }
 }

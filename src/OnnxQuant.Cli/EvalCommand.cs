@@ -28,10 +28,11 @@ public static class EvalCommand
         var latencyRuns = new Option<int>("--latency-runs") { Description = "Timed runs per latency figure.", DefaultValueFactory = _ => 10 };
         var device = new Option<ExecutionDevice>("--device") { Description = "auto tries CUDA and falls back to the CPU; cpu never touches CUDA.", DefaultValueFactory = _ => ExecutionDevice.Auto };
         var threads = new Option<int>("--threads") { Description = "ONNX Runtime intra-op threads (0: one per core).", DefaultValueFactory = _ => 0 };
+        var task = new TaskOption();
         var json = CliContext.JsonOption();
         var command = new Command("eval", "Measure a model on held-out text: perplexity (causal LM) or embedding agreement with --reference (encoder).")
         {
-            model, data, tokenizer, reference, contextTokens, stride, maxTokens, sentences, latency, latencyRuns, device, threads, json,
+            model, data, tokenizer, reference, contextTokens, stride, maxTokens, sentences, latency, latencyRuns, task.Option, device, threads, json,
         };
         command.SetAction(parse => CommandRunner.Run(context, parse, () =>
         {
@@ -50,11 +51,14 @@ public static class EvalCommand
                 LatencyTokens = AtLeast(parse.GetValue(latency), 0, "--latency"),
                 LatencyRuns = AtLeast(parse.GetValue(latencyRuns), 1, "--latency-runs"),
                 MaxSentenceTokens = Math.Min(new EvalOptions().MaxSentenceTokens, limit?.Length ?? int.MaxValue),
+                Task = task.Value(parse),
                 Session = new SessionSettings
                 {
                     Device = parse.GetValue(device), Threads = AtLeast(parse.GetValue(threads), 0, "--threads"), Verbose = parse.GetValue(context.Verbose),
                 },
             };
+            // Tokenizing a whole book takes seconds before the first window runs: say what is happening first.
+            context.Error.WriteLine($"evaluating {modelPath} on {Path.GetFileName(options.TextPath) ?? "the held-out default text (Persuasion)"}");
             var report = EvalProgress.Run(context, "evaluating", (progress, cancel) => Evaluator.Run(modelPath, options, progress, cancel));
             if (report.Notice is not null)
                 context.Error.WriteLine($"note: {report.Notice}");

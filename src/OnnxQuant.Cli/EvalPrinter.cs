@@ -1,4 +1,5 @@
 using System.Globalization;
+using OnnxQuant.Analysis;
 using OnnxQuant.Calibrate.Evaluation;
 using Spectre.Console;
 
@@ -11,7 +12,7 @@ internal static class EvalPrinter
 
     public static void Print(IAnsiConsole console, EvalReport r)
     {
-        console.MarkupLineInterpolated($"[bold]{r.Model}[/] ({(r.Kind == ModelKind.CausalLm ? "causal LM" : "encoder")}, output {r.Output}) on {r.Data}, {r.Tokenizer}, {r.Device}");
+        console.MarkupLineInterpolated($"[bold]{r.Model}[/] ({(r.Kind == ModelTask.CausalLm ? "causal LM" : "encoder")}, output {r.Output}) on {r.Data}, {r.Tokenizer}, {r.Device}");
         if (r.Reference is not null)
             console.MarkupLineInterpolated($"reference: {r.Reference}");
         var table = new Table().Border(TableBorder.Simple).HideHeaders();

@@ -1,6 +1,7 @@
 using System.CommandLine;
 using System.Diagnostics;
 using OnnxQuant.Analysis;
+using OnnxQuant.Calibrate.Data;
 using OnnxQuant.Calibrate.Sessions;
 using OnnxQuant.Calibrate.Verification;
 using OnnxQuant.IO;
@@ -53,13 +54,15 @@ internal static class QuantizeCommand
             if (quantizedOps + dequantized > 0)
                 context.Error.WriteLine($"note: {job.ModelPath} is partly quantized: {quantizedOps + dequantized} linear(s) already quantized are kept as they are; {table.Quantizable.Count()} float linear(s) will be quantized");
         }
-        foreach (var pattern in job.Selection.UnmatchedPatterns(table.All.Select(c => c.Name)))
-            context.Error.WriteLine($"warning: --exclude '{pattern}' matches no MatMul or Gemm of {job.ModelPath}");
         // Lengths are settled before calibrating: a verification length above the model's context fails now, not after the work.
         var limits = SequenceLimits.Find(loaded.Graph);
-        bool causal = loaded.Graph.Outputs.Any(o => o.Name.Contains("logits", StringComparison.OrdinalIgnoreCase));
+        bool causal = ModelTaskDetection.Detect(loaded.Graph, job.Verification.Task.Value(parse)).Task == ModelTask.CausalLm;
         string? tokenizer = parse.GetValue(job.Calibration.Tokenizer);
-        job.Verification.Options(parse, job.Session, tokenizer, limits.Context, causal, job.ModelPath, TextWriter.Null);
+        var early = job.Verification.Options(parse, job.Session, tokenizer, limits.Context, causal, job.ModelPath, TextWriter.Null);
+        if (job.Verification.Enabled(parse))
+            EnsureVerificationCanRead(job, parse, early);
+        foreach (var pattern in job.Selection.UnmatchedPatterns(table.All.Select(c => c.Name)))
+            context.Error.WriteLine($"warning: --exclude '{pattern}' matches no MatMul or Gemm of {job.ModelPath}");
         // New tensors go to a scratch file beside the output, so memory holds one layer's weights, not the model's.
         using var spill = OutputPaths.AttachSpill(loaded, job.OutPath);
         var before = ModelFiles.Of(loaded);
@@ -109,6 +112,37 @@ internal static class QuantizeCommand
         throw new OnnxQuantException(modelPath,
             $"has no MatMul or Gemm that can be quantized with these options ({Reasons(table.All.Select(c => c.Reason))}); see `onnxquant inspect` for each node's verdict",
             ExitCode.Unsupported);
+    }
+
+    // Calibrating on ids needs no tokenizer, but held-out text does, and arrays (.npz) need held-out arrays: say what is
+    // missing before calibrating, not after the model is written.
+    private static void EnsureVerificationCanRead(QuantizeJob job, ParseResult parse, VerifyOptions verify)
+    {
+        var data = parse.GetValue(job.Calibration.Data) ?? [];
+        string? held = verify.TextPath;
+        if (data.Any(CalibrationData.IsArrays))
+        {
+            if (held is not null && CalibrationData.IsArrays(held))
+                return;
+            throw new OnnxQuantException(job.ModelPath,
+                "is calibrated on arrays (.npz), so held-out text cannot verify it. Give held-out arrays in the same form with --verify-data (a .npz), or skip the check with --no-verify",
+                ExitCode.Usage);
+        }
+        bool calibrationIsIds = parse.GetValue(job.Calibration.Stats) is not null || (data.Length > 0 && data.All(p => DataFiles.IsPreTokenized(p)));
+        if (!calibrationIsIds || held is not null && (DataFiles.IsPreTokenized(held) || CalibrationData.IsArrays(held)))
+            return;
+        try
+        {
+            TokenizerLoader.Load(verify.TokenizerPath, job.ModelPath, RunStage.Verification);
+        }
+        catch (OnnxQuantException e) when (verify.TokenizerPath is null)
+        {
+            string text = held is not null ? Path.GetFileName(held) : "the default held-out text (Persuasion)";
+            throw new OnnxQuantException(job.ModelPath,
+                $"has no tokenizer beside it (tokenizer.json, tokenizer.model, vocab.json + merges.txt or vocab.txt). The calibration data is token ids, but verification reads {text}, " +
+                "which needs the model's tokenizer. Give held-out token ids with --verify-data (an .ids or .jsonl file), a tokenizer with --tokenizer, " +
+                "or skip the check with --no-verify", ExitCode.Usage, e);
+        }
     }
 
     private static OnnxQuantException NothingQuantized(string modelPath, AnalysisStore analyses)

@@ -7,12 +7,12 @@ namespace OnnxQuant.Cli;
 
 /// <summary>
 /// The options `smooth` and `awq` share for the checks after writing: the held-out comparison (--verify-data,
-/// --verify-samples, --verify-length, --no-verify) and --latency, and the one way they become <see cref="VerifyOptions"/>
+/// --verify-samples, --verify-length, --no-verify, --task) and --latency, and the one way they become <see cref="VerifyOptions"/>
 /// within the model's context limit.
 /// </summary>
 internal sealed class VerificationArguments
 {
-    public Option<string?> Data { get; } = new("--verify-data") { Description = "Held-out text for verification (default: Persuasion, never used for calibration)." };
+    public Option<string?> Data { get; } = new("--verify-data") { Description = "Held-out data for verification, in the formats of --data: text, .jsonl or .ids (token ids need no tokenizer), or .npz arrays. Default: Persuasion, never used for calibration." };
 
     public Option<int> Samples { get; } = new("--verify-samples") { Description = "Held-out samples: sentences for encoders (default 256), windows of --verify-length tokens for causal LMs (default 16).", DefaultValueFactory = _ => 0 };
 
@@ -22,7 +22,10 @@ internal sealed class VerificationArguments
 
     public Option<int> Latency { get; } = new("--latency") { Description = "Also time one inference of this many tokens with both models (0: off).", DefaultValueFactory = _ => 0 };
 
-    public IEnumerable<Option> All => [Data, Samples, Length, Skip, Latency];
+    /// <summary>--task: how the model is measured (causal LM or encoder); by default from the graph's structure.</summary>
+    public TaskOption Task { get; } = new();
+
+    public IEnumerable<Option> All => [Data, Samples, Length, Task.Option, Skip, Latency];
 
     public bool Enabled(ParseResult parse) => !parse.GetValue(Skip);
 
@@ -33,7 +36,7 @@ internal sealed class VerificationArguments
     /// </summary>
     public VerifyOptions Options(ParseResult parse, SessionSettings session, string? tokenizer, ContextLimit? limit, bool causal, string modelPath, TextWriter notices)
     {
-        var options = new VerifyOptions { TextPath = parse.GetValue(Data), TokenizerPath = tokenizer, Session = session };
+        var options = new VerifyOptions { TextPath = parse.GetValue(Data), TokenizerPath = tokenizer, Task = Task.Value(parse), Session = session };
         if (parse.GetValue(Samples) is > 0 and var count)
             options = options with { Sentences = count, Windows = count };
         int length = parse.GetValue(Length);

@@ -8,7 +8,8 @@ namespace OnnxQuant.Fixtures;
 /// q/k/v MatMul+Add, attention masked by attention_mask, output MatMul+Add, residual + LayerNorm, fc1 MatMul+Add, GELU
 /// (Erf form), fc2 MatMul+Add, residual + LayerNorm; outputs <c>last_hidden_state</c> and <c>pooler_output</c>
 /// (Gemm transB=1 on the first token, Tanh). The norms are LayerNormalization, decomposed, or SkipLayerNormalization
-/// (<see cref="FixtureOptions.BertNorm"/>).
+/// (<see cref="FixtureOptions.BertNorm"/>). <see cref="FixtureFamily.Vit"/> is the same encoder fed float patches
+/// (pixel_values [batch, patches, Vocab]) through a patch projection instead of token embeddings, with no mask.
 /// Outliers: in a post-LN model the norm output is also the residual, so besides gamma/beta and the reading weights'
 /// rows the residual branch gets a <c>Mul(1/scale)</c> to keep the function; the last norm (the model output) is not scaled.
 /// </summary>
@@ -17,20 +18,9 @@ internal static class BertFixture
     public static List<OutlierSite> Build(GraphBuilder g, FixtureWeights w, FixtureOptions o)
     {
         var sites = new List<OutlierSite>();
-        var ids = g.Input("input_ids", DataType.Int64, "batch", "sequence");
-        var mask = g.Input("attention_mask", DataType.Int64, "batch", "sequence");
-        var types = g.Input("token_type_ids", DataType.Int64, "batch", "sequence");
-
-        var words = g.Op1("Gather", "/embeddings/word_embeddings/Gather", w.Embedding("embeddings.word_embeddings.weight", "word_embeddings", o.Vocab, o.Hidden), ids);
-        var tokenTypes = g.Op1("Gather", "/embeddings/token_type_embeddings/Gather", w.Embedding("embeddings.token_type_embeddings.weight", "token_type_embeddings", 2, o.Hidden), types);
-        var seqLen = Blocks.Dim(g, ids, 1, "/embeddings");
-        var range = g.Op("Range", "/embeddings/Range", new[] { g.Int64Scalar("/embeddings/Constant_zero", 0), seqLen, g.Int64Scalar("/embeddings/Constant_one", 1) },
-            outputType: DataType.Int64)[0];
-        var positions = g.Op1("Gather", "/embeddings/position_embeddings/Gather", w.Embedding("embeddings.position_embeddings.weight", "position_embeddings", o.MaxPositions, o.Hidden), range);
-        var summed = g.Op1("Add", "/embeddings/Add", g.Op1("Add", "/embeddings/Add", words, tokenTypes), positions);
+        var (summed, allowed) = o.Family == FixtureFamily.Vit ? PatchEmbeddings(g, w, o) : TokenEmbeddings(g, w, o);
         var hidden = FullNorm(g, w, o, summed, "embeddings.LayerNorm", "/embeddings/LayerNorm", scaled: true, out var factors);
 
-        var allowed = Blocks.KeyMask(g, mask, "/extended_attention_mask");
         for (int i = 0; i < o.Layers; i++)
         {
             string layer = $"/encoder/layer.{i}", role = $"encoder.layer.{i}";
@@ -65,6 +55,34 @@ internal static class BertFixture
         g.Op("Tanh", "/pooler/activation/Tanh", new[] { dense }, outputNames: new[] { "pooler_output" });
         g.Output("pooler_output", "batch", o.Hidden);
         return sites;
+    }
+
+    /// <summary>Word + token-type + position embeddings of input_ids, and the key mask from attention_mask.</summary>
+    private static (string Summed, string? Allowed) TokenEmbeddings(GraphBuilder g, FixtureWeights w, FixtureOptions o)
+    {
+        var ids = g.Input("input_ids", DataType.Int64, "batch", "sequence");
+        var mask = g.Input("attention_mask", DataType.Int64, "batch", "sequence");
+        var types = g.Input("token_type_ids", DataType.Int64, "batch", "sequence");
+        var words = g.Op1("Gather", "/embeddings/word_embeddings/Gather", w.Embedding("embeddings.word_embeddings.weight", "word_embeddings", o.Vocab, o.Hidden), ids);
+        var tokenTypes = g.Op1("Gather", "/embeddings/token_type_embeddings/Gather", w.Embedding("embeddings.token_type_embeddings.weight", "token_type_embeddings", 2, o.Hidden), types);
+        var positions = Positions(g, w, o, ids);
+        return (g.Op1("Add", "/embeddings/Add", g.Op1("Add", "/embeddings/Add", words, tokenTypes), positions), Blocks.KeyMask(g, mask, "/extended_attention_mask"));
+    }
+
+    /// <summary>A ViT's embedding: float pixel_values [batch, patches, Vocab values per patch] projected to Hidden, plus positions; no mask.</summary>
+    private static (string Summed, string? Allowed) PatchEmbeddings(GraphBuilder g, FixtureWeights w, FixtureOptions o)
+    {
+        var pixels = g.Input("pixel_values", g.FloatType, "batch", "patches", o.Vocab);
+        var patches = Linear(g, w, pixels, "embeddings.patch_embeddings.projection", "/embeddings/patch_embeddings/projection/MatMul", o.Vocab, o.Hidden);
+        return (g.Op1("Add", "/embeddings/Add", patches, Positions(g, w, o, pixels)), null);
+    }
+
+    private static string Positions(GraphBuilder g, FixtureWeights w, FixtureOptions o, string input)
+    {
+        var seqLen = Blocks.Dim(g, input, 1, "/embeddings");
+        var range = g.Op("Range", "/embeddings/Range", new[] { g.Int64Scalar("/embeddings/Constant_zero", 0), seqLen, g.Int64Scalar("/embeddings/Constant_one", 1) },
+            outputType: DataType.Int64)[0];
+        return g.Op1("Gather", "/embeddings/position_embeddings/Gather", w.Embedding("embeddings.position_embeddings.weight", "position_embeddings", o.MaxPositions, o.Hidden), range);
     }
 
     private static string? NodeOrNull(GraphBuilder g, string residual, string normOutput) => residual == normOutput ? null : g.ProducerOf(residual);

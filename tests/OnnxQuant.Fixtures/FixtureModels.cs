@@ -23,7 +23,7 @@ public static class FixtureModels
         {
             FixtureFamily.TorchLlama or FixtureFamily.OptimumLlama => TorchLlamaFixture.Build(graph, weights, options),
             FixtureFamily.GenAiLlama => GenAiLlamaFixture.Build(graph, weights, options),
-            FixtureFamily.Bert => BertFixture.Build(graph, weights, options),
+            FixtureFamily.Bert or FixtureFamily.Vit => BertFixture.Build(graph, weights, options),
             _ => throw new ArgumentOutOfRangeException(nameof(options), options.Family, "unknown fixture family"),
         };
         var description = new FixtureDescription(options, outliers.Channels, outliers.Scale, sites);

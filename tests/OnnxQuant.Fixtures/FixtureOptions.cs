@@ -12,6 +12,8 @@ public enum FixtureFamily
     OptimumLlama,
     /// <summary>BERT encoder: LayerNormalization (or decomposed / SkipLayerNormalization), biased linears, GELU, pooler.</summary>
     Bert,
+    /// <summary>A ViT-like encoder: the Bert encoder fed float pixel_values [batch, patches, Vocab] (no token ids, no text).</summary>
+    Vit,
 }
 
 /// <summary>How the decomposed RMSNorm of <see cref="FixtureFamily.TorchLlama"/> divides by the root mean square.</summary>

@@ -1,5 +1,4 @@
 using System.Text;
-using System.Text.Json;
 
 namespace OnnxQuant.Calibrate.Data;
 
@@ -10,7 +9,7 @@ public enum DataFormat
     Auto,
     /// <summary>Plain UTF-8 text, tokenized as one running text.</summary>
     Text,
-    /// <summary>One JSON value per line: a string, an object with a "text" field, or an array of token ids.</summary>
+    /// <summary>One JSON value per line: a string, {"text": ...}, an array of token ids or {"input_ids": [...]} (<see cref="DataFiles"/>).</summary>
     JsonLines,
     /// <summary>Token ids (integers separated by white space), used as they are.</summary>
     Ids,
@@ -37,9 +36,16 @@ public sealed record DataOptions
     public Vocabulary? Vocabulary { get; init; }
 }
 
-/// <summary>The token windows to run, each exactly <see cref="SequenceLength"/> ids.</summary>
+/// <summary>
+/// The token windows to run, each exactly <see cref="SequenceLength"/> ids; or, for non-text data (.npz), the
+/// <see cref="Feeds"/> with one empty placeholder per sample in <see cref="Samples"/> and a bound on each sample's
+/// activation rows as <see cref="SequenceLength"/>.
+/// </summary>
 public sealed record CalibrationDataset(IReadOnlyList<int[]> Samples, int SequenceLength, string Description, string TokenizerDescription)
 {
+    /// <summary>Feeds by input name for models that do not take token ids; null for token windows.</summary>
+    public ArrayFeeds? Feeds { get; init; }
+
     public long TotalTokens => (long)Samples.Count * SequenceLength;
 }
 
@@ -58,6 +64,8 @@ public static class CalibrationData
         if (options.SequenceLength <= 0)
             throw new OnnxQuantException(null, $"--seq-len must be at least 1 (got {options.SequenceLength})", ExitCode.Usage);
         var paths = options.Paths.Count > 0 ? options.Paths : [DefaultText.Find()];
+        if (paths.Any(IsArrays))
+            return LoadArrays(paths, options);
         var text = new StringBuilder();
         var ids = new List<int>();
         foreach (var path in paths)
@@ -65,12 +73,7 @@ public static class CalibrationData
             if (!File.Exists(path))
                 throw new OnnxQuantException(path, "does not exist (--data takes text, .jsonl or .ids files)");
             int before = ids.Count;
-            switch (FormatOf(path, options.Format))
-            {
-                case DataFormat.Ids: ReadIds(path, ids); break;
-                case DataFormat.JsonLines: ReadJsonLines(path, text, ids); break;
-                default: text.Append(File.ReadAllText(path)).Append('\n'); break;
-            }
+            DataFiles.Read(path, options.Format, text, ids);
             options.Vocabulary?.EnsureContains(ids, before, path, "--data");
         }
         string description = string.Join(", ", paths.Select(Path.GetFileName));
@@ -86,6 +89,20 @@ public static class CalibrationData
         }
         var samples = Windows(ids, options, prefix, suffix, description);
         return new CalibrationDataset(samples, options.SequenceLength, description, tokenizerDescription);
+    }
+
+    /// <summary>True for a .npz of arrays by input name (non-text data).</summary>
+    public static bool IsArrays(string path) => Path.GetExtension(path).Equals(".npz", StringComparison.OrdinalIgnoreCase);
+
+    // The first --samples rows of every array: a .npz is already a chosen set of samples, so no shuffle.
+    private static CalibrationDataset LoadArrays(IReadOnlyList<string> paths, DataOptions options)
+    {
+        if (paths.Count != 1)
+            throw new OnnxQuantException(null, $"--data takes one .npz file on its own (got {string.Join(", ", paths.Select(Path.GetFileName))})", ExitCode.Usage);
+        var feeds = ArrayFeeds.Load(paths[0]);
+        int count = Math.Min(options.Samples, feeds.Count);
+        var placeholders = Enumerable.Repeat(Array.Empty<int>(), count).ToList();
+        return new CalibrationDataset(placeholders, feeds.RowsPerSample, Path.GetFileName(paths[0]), "arrays by input name") { Feeds = feeds };
     }
 
     /// <summary>Picks <c>Samples</c> non-overlapping windows of the token stream with a seeded shuffle, in stream order.</summary>
@@ -117,69 +134,5 @@ public static class CalibrationData
             result.Add(sample);
         }
         return result;
-    }
-
-    private static DataFormat FormatOf(string path, DataFormat requested)
-    {
-        if (requested != DataFormat.Auto)
-            return requested;
-        return Path.GetExtension(path).ToLowerInvariant() switch
-        {
-            ".jsonl" or ".json" => DataFormat.JsonLines,
-            ".ids" => DataFormat.Ids,
-            _ => DataFormat.Text,
-        };
-    }
-
-    private static void ReadIds(string path, List<int> ids)
-    {
-        int line = 0;
-        foreach (var text in File.ReadLines(path))
-        {
-            line++;
-            foreach (var token in text.Split((char[]?)null, StringSplitOptions.RemoveEmptyEntries))
-            {
-                if (!int.TryParse(token, out int id) || id < 0)
-                    throw new OnnxQuantException(path, $"line {line}: '{token}' is not a token id (a non-negative integer)");
-                ids.Add(id);
-            }
-        }
-    }
-
-    private static void ReadJsonLines(string path, StringBuilder text, List<int> ids)
-    {
-        int line = 0;
-        foreach (var raw in File.ReadLines(path))
-        {
-            line++;
-            if (string.IsNullOrWhiteSpace(raw))
-                continue;
-            try
-            {
-                using var doc = JsonDocument.Parse(raw);
-                var e = doc.RootElement;
-                switch (e.ValueKind)
-                {
-                    case JsonValueKind.String:
-                        text.Append(e.GetString()).Append('\n');
-                        break;
-                    case JsonValueKind.Object when e.TryGetProperty("text", out var t) && t.ValueKind == JsonValueKind.String:
-                        text.Append(t.GetString()).Append('\n');
-                        break;
-                    case JsonValueKind.Array:
-                        foreach (var v in e.EnumerateArray())
-                            ids.Add(v.GetInt32());
-                        break;
-                    default:
-                        throw new OnnxQuantException(path, $"line {line}: expected a string, an object with a \"text\" field, or an array of token ids");
-                }
-            }
-            catch (Exception ex) when (ex is JsonException or FormatException or InvalidOperationException)
-            {
-                throw new OnnxQuantException(path, $"line {line} is not valid JSON for calibration data: {ex.Message}", ExitCode.BadInput, ex);
-            }
-        }
-        if (text.Length > 0 && ids.Count > 0)
-            throw new OnnxQuantException(path, "mixes text lines and token-id lines; use one kind per file");
     }
 }

@@ -54,7 +54,7 @@ public sealed record TensorError(string Linear, string Tensor, double RelativeEr
 }
 
 /// <summary>Per-linear output errors, worst (largest <see cref="TensorError.AddedError"/>) first, and the final output's.</summary>
-public sealed record NumericDiffReport(IReadOnlyList<TensorError> Linears, TensorError Output, ModelKind Kind, int Samples, string Data, string Device,
+public sealed record NumericDiffReport(IReadOnlyList<TensorError> Linears, TensorError Output, ModelTask Kind, int Samples, string Data, string Device,
     TimeSpan Elapsed)
 {
     /// <summary>Linears whose output tensor one of the models does not have (not compared).</summary>
@@ -130,15 +130,12 @@ public static class NumericDiff
         };
     }
 
-    // Causal LM when an output is named like logits; else an encoder's first [batch, sequence, hidden] output (as Verifier.Classify).
-    private static (ModelKind, string) Classify(OnnxModel model, string label)
+    // The task and the output to compare from the original's graph (docs/architecture.md, "Task from structure"), as eval and verification do.
+    private static (ModelTask, string) Classify(OnnxModel model, string label)
     {
-        var outputs = model.Graph.Outputs;
-        if (outputs.FirstOrDefault(o => o.Name.Contains("logits", StringComparison.OrdinalIgnoreCase)) is { } logits)
-            return (ModelKind.CausalLm, logits.Name);
-        if (outputs.FirstOrDefault(o => o.Type?.TensorType?.Shape?.Dim.Count == 3) is { } hidden)
-            return (ModelKind.Encoder, hidden.Name);
-        throw new OnnxQuantException(label, "has neither a logits output nor a [batch, sequence, hidden] output, so there is no text to run it on", ExitCode.Unsupported);
+        var verdict = ModelTaskDetection.Detect(model.Graph);
+        return (verdict.Task, verdict.Output ?? throw new OnnxQuantException(label,
+            $"has neither an output over the vocabulary nor a [batch, sequence, hidden] output ({verdict.Evidence}), so there is no text to run it on", ExitCode.Unsupported));
     }
 
     private static bool Computes(OnnxModel model, string tensor) => model.Graph.Producer(tensor) is not null;
@@ -149,11 +146,11 @@ public static class NumericDiff
         return SessionFactory.Open(recording.Serialize(outputs), settings, recording.ExternalDataFolder, label);
     }
 
-    private static (List<int[]> Samples, string Data) Samples(ModelKind kind, NumericDiffOptions options, string modelPath)
+    private static (List<int[]> Samples, string Data) Samples(ModelTask kind, NumericDiffOptions options, string modelPath)
     {
         if (options.Samples is <= 0)
             throw new OnnxQuantException(null, $"--samples must be at least 1 (got {options.Samples})", ExitCode.Usage);
-        if (options.DataPaths.Count > 0 || kind == ModelKind.CausalLm)
+        if (options.DataPaths.Count > 0 || kind == ModelTask.CausalLm)
         {
             var paths = options.DataPaths.Count > 0 ? options.DataPaths : [HeldOutText.FindDefault()];
             var data = CalibrationData.Load(new DataOptions
@@ -166,13 +163,13 @@ public static class NumericDiff
             return (data.Samples.ToList(), data.Description);
         }
         string text = HeldOutText.FindDefault();
-        var tokenizer = TokenizerLoader.Load(options.TokenizerPath, modelPath);
+        var tokenizer = TokenizerLoader.Load(options.TokenizerPath, modelPath, RunStage.Diff);
         return (HeldOutText.SentenceSamples(text, tokenizer, options.Samples ?? DefaultSentences, options.SequenceLength), Path.GetFileName(text));
     }
 
     private static (float[] Values, int Channels)[] RunOnce(InferenceSession session, int[] ids, IReadOnlyList<string> outputs, string label)
     {
-        var (names, values) = InputFeeds.Build(session.InputMetadata, [ids], label);
+        var (names, values) = InputFeeds.Build(session.InputMetadata, [ids], label, RunStage.Diff);
         try
         {
             using var runOptions = new RunOptions();
@@ -194,7 +191,7 @@ public static class NumericDiff
         }
         catch (OnnxRuntimeException e)
         {
-            throw OrtFailures.Translate(e, label, RunStage.Diff, ids.Length, "a held-out sample");
+            throw OrtFailures.Translate(e, label, RunStage.Diff, ids.Length, "a sample");
         }
         finally
         {

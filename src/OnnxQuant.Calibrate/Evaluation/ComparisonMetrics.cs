@@ -1,4 +1,5 @@
 using System.Numerics.Tensors;
+using OnnxQuant.Analysis;
 
 namespace OnnxQuant.Calibrate.Evaluation;
 
@@ -9,7 +10,7 @@ namespace OnnxQuant.Calibrate.Evaluation;
 /// </summary>
 internal sealed class ComparisonMetrics
 {
-    private readonly ModelKind _kind;
+    private readonly ModelTask _kind;
     private readonly bool _rejectNonFinite;
     private double _diffSquares, _referenceSquares, _maxAbs;
     private double _nll, _referenceNll;
@@ -19,7 +20,7 @@ internal sealed class ComparisonMetrics
     private bool _hasReference;
 
     /// <param name="rejectNonFinite">Fail on NaN or Inf logits instead of reporting a NaN perplexity.</param>
-    public ComparisonMetrics(ModelKind kind, bool rejectNonFinite = false) => (_kind, _rejectNonFinite) = (kind, rejectNonFinite);
+    public ComparisonMetrics(ModelTask kind, bool rejectNonFinite = false) => (_kind, _rejectNonFinite) = (kind, rejectNonFinite);
 
     /// <summary>Encoders: the mean-pooled embeddings of each sentence, model and reference, in order.</summary>
     public List<float[]> Pooled { get; } = new();
@@ -56,11 +57,17 @@ internal sealed class ComparisonMetrics
     /// <summary>One sentence of an encoder ([1, sequence, hidden]): error over every value, cosine of the mean-pooled embeddings.</summary>
     public void AddSentence(int[] ids, EvalOutput model, EvalOutput reference)
     {
+        _tokens += ids.Length;
+        AddSample(model, reference);
+    }
+
+    /// <summary>One sample of a model fed arrays (.npz), [1, ..., width]: error over every value, cosine of the outputs pooled over the rows.</summary>
+    public void AddSample(EvalOutput model, EvalOutput reference)
+    {
         CheckSameSize(model, reference, $"gives {reference.Values.Length} output values where {model.Label} gives {model.Values.Length}");
         _samples++;
-        _tokens += ids.Length;
         AddError(model.Values, reference.Values);
-        int sequence = (int)model.Shape[^2], width = (int)model.Shape[^1];
+        int width = (int)model.Shape[^1], sequence = model.Values.Length / Math.Max(1, width);
         var pooled = MeanPool(model.Values, sequence, width);
         var referencePooled = MeanPool(reference.Values, sequence, width);
         _cosines.Add(TensorPrimitives.CosineSimilarity(referencePooled, pooled));
@@ -82,11 +89,11 @@ internal sealed class ComparisonMetrics
 
     public double MaxAbsError => _maxAbs;
 
-    public double? Top1Agreement => _kind == ModelKind.CausalLm && _predictions > 0 ? (double)_agreements / _predictions : null;
+    public double? Top1Agreement => _kind == ModelTask.CausalLm && _predictions > 0 ? (double)_agreements / _predictions : null;
 
-    public double? Perplexity => _kind == ModelKind.CausalLm && _scored > 0 ? Math.Exp(_nll / _scored) : null;
+    public double? Perplexity => _kind == ModelTask.CausalLm && _scored > 0 ? Math.Exp(_nll / _scored) : null;
 
-    public double? ReferencePerplexity => _hasReference && _kind == ModelKind.CausalLm && _scored > 0 ? Math.Exp(_referenceNll / _scored) : null;
+    public double? ReferencePerplexity => _hasReference && _kind == ModelTask.CausalLm && _scored > 0 ? Math.Exp(_referenceNll / _scored) : null;
 
     public double? MeanCosine => _cosines.Count > 0 ? _cosines.Average() : null;
 

@@ -1,3 +1,6 @@
+using OnnxQuant.Analysis;
+using OnnxQuant.Calibrate.Data;
+
 namespace OnnxQuant.Calibrate.Evaluation;
 
 /// <summary>
@@ -24,12 +27,26 @@ internal static class EmbeddingEvaluator
     public static ComparisonMetrics Compare(EvalSession model, EvalSession reference, IReadOnlyList<int[]> sentences,
         IProgress<(int Done, int Total)>? progress, CancellationToken cancel)
     {
-        var metrics = new ComparisonMetrics(ModelKind.Encoder);
+        var metrics = new ComparisonMetrics(ModelTask.Encoder);
         for (int i = 0; i < sentences.Count; i++)
         {
             cancel.ThrowIfCancellationRequested();
             metrics.AddSentence(sentences[i], model.Run(sentences[i]), reference.Run(sentences[i]));
             progress?.Report((i + 1, sentences.Count));
+        }
+        return metrics;
+    }
+
+    /// <summary>Runs both models on the first <paramref name="count"/> samples of non-text feeds and compares their outputs.</summary>
+    public static ComparisonMetrics Compare(EvalSession model, EvalSession reference, ArrayFeeds feeds, int count,
+        IProgress<(int Done, int Total)>? progress, CancellationToken cancel)
+    {
+        var metrics = new ComparisonMetrics(ModelTask.Encoder);
+        for (int i = 0; i < count; i++)
+        {
+            cancel.ThrowIfCancellationRequested();
+            metrics.AddSample(model.Run(feeds, i), reference.Run(feeds, i));
+            progress?.Report((i + 1, count));
         }
         return metrics;
     }

@@ -1,3 +1,4 @@
+using OnnxQuant.Analysis;
 using OnnxQuant.Calibrate.Sessions;
 
 namespace OnnxQuant.Calibrate.Evaluation;
@@ -34,6 +35,9 @@ public sealed record EvalOptions
 
     /// <summary>Timed runs per latency figure (after two warm-up runs).</summary>
     public int LatencyRuns { get; init; } = 10;
+
+    /// <summary>Causal LM or encoder as the user said (--task); null decides from the graph.</summary>
+    public ModelTask? Task { get; init; }
 
     public SessionSettings Session { get; init; } = new();
 }

@@ -1,3 +1,5 @@
+using OnnxQuant.Analysis;
+
 namespace OnnxQuant.Calibrate.Evaluation;
 
 /// <summary>The result of `onnxquant eval`.</summary>
@@ -7,7 +9,7 @@ public sealed record EvalReport
 
     public string? Reference { get; init; }
 
-    public ModelKind Kind { get; init; }
+    public ModelTask Kind { get; init; }
 
     /// <summary>The output measured (logits, or the hidden states).</summary>
     public string Output { get; init; } = "";

@@ -1,6 +1,7 @@
 using System.Runtime.InteropServices;
 using Microsoft.ML.OnnxRuntime;
 using Microsoft.ML.OnnxRuntime.Tensors;
+using OnnxQuant.Calibrate.Data;
 using OnnxQuant.Calibrate.Recording;
 using OnnxQuant.Calibrate.Sessions;
 
@@ -15,7 +16,26 @@ internal sealed record EvalSession(InferenceSession Session, string Output, stri
     /// <summary>Runs one sequence and returns the measured output ([1, sequence, width]).</summary>
     public EvalOutput Run(int[] ids)
     {
-        var (names, values) = InputFeeds.Build(Session.InputMetadata, [ids], Label, Stage);
+        var output = Run(InputFeeds.Build(Session.InputMetadata, [ids], Label, Stage), ids.Length,
+            Stage == RunStage.Verification ? "a held-out window" : "a window");
+        if (output.Shape.Length < 2 || output.Shape[^2] != ids.Length)
+            throw new OnnxQuantException(Label,
+                $"output '{Output}' has shape [{string.Join(",", output.Shape)}] for {ids.Length} input tokens; expected [1, {ids.Length}, width]", ExitCode.Unsupported);
+        return output;
+    }
+
+    /// <summary>Runs sample <paramref name="index"/> of non-text feeds (.npz) and returns the measured output, [1, ..., width].</summary>
+    public EvalOutput Run(ArrayFeeds feeds, int index)
+    {
+        var output = Run(feeds.Build(Session.InputMetadata, index, 1, Label), 0, $"sample {index + 1}");
+        if (output.Shape.Length < 2)
+            throw new OnnxQuantException(Label, $"output '{Output}' has shape [{string.Join(",", output.Shape)}]; expected [1, ..., width]", ExitCode.Unsupported);
+        return output;
+    }
+
+    private EvalOutput Run((List<string> Names, List<OrtValue> Values) feeds, int length, string what)
+    {
+        var (names, values) = feeds;
         try
         {
             using var runOptions = new RunOptions();
@@ -27,15 +47,11 @@ internal sealed record EvalSession(InferenceSession Session, string Output, stri
                 TensorElementType.Float16 => ToFloats(results[0].GetTensorDataAsSpan<Float16>()),
                 _ => throw new OnnxQuantException(Label, $"output '{Output}' is {info.ElementDataType}, not float", ExitCode.Unsupported),
             };
-            var shape = info.Shape;
-            if (shape.Length < 2 || shape[^2] != ids.Length)
-                throw new OnnxQuantException(Label,
-                    $"output '{Output}' has shape [{string.Join(",", shape)}] for {ids.Length} input tokens; expected [1, {ids.Length}, width]", ExitCode.Unsupported);
-            return new EvalOutput(data, shape, Label);
+            return new EvalOutput(data, info.Shape, Label);
         }
         catch (OnnxRuntimeException e)
         {
-            throw OrtFailures.Translate(e, Label, Stage, ids.Length, Stage == RunStage.Verification ? "a held-out window" : "a window");
+            throw OrtFailures.Translate(e, Label, Stage, length, what);
         }
         finally
         {
@@ -43,6 +59,7 @@ internal sealed record EvalSession(InferenceSession Session, string Output, stri
         }
     }
 
+    /// <summary>float16 values as float32 (also the numeric diff's conversion).</summary>
     internal static float[] ToFloats(ReadOnlySpan<Float16> half)
     {
         var result = new float[half.Length];

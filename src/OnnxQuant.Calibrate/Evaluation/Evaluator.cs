@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using OnnxQuant.Analysis;
 using OnnxQuant.Calibrate.Data;
 using OnnxQuant.Calibrate.Sessions;
 
@@ -14,11 +15,11 @@ public static class Evaluator
     public static EvalReport Run(string modelPath, EvalOptions options, IProgress<(int Done, int Total)>? progress = null, CancellationToken cancel = default)
     {
         var clock = Stopwatch.StartNew();
-        using var pair = ModelPair.Open(modelPath, options.ReferencePath, options.Session, RunStage.Evaluation);
+        using var pair = ModelPair.Open(modelPath, options.ReferencePath, options.Session, RunStage.Evaluation, options.Task);
         var (kind, output, model, reference) = (pair.Kind, pair.Output, pair.Model, pair.Reference);
-        if (kind == ModelKind.Encoder && reference is null)
+        if (kind == ModelTask.Encoder && reference is null)
             throw new OnnxQuantException(modelPath,
-                $"is an encoder (no logits output, measured on '{output}'), so it has no perplexity; pass --reference ORIGINAL.onnx to compare its sentence embeddings with the original's", ExitCode.Usage);
+                $"is measured as an encoder (on '{output}'), so it has no perplexity; pass --reference ORIGINAL.onnx to compare its sentence embeddings with the original's, or --task causal-lm if it is a causal LM", ExitCode.Usage);
 
         string textPath = options.TextPath ?? HeldOutText.FindDefault();
         string text = HeldOutText.Read(textPath);
@@ -26,7 +27,7 @@ public static class Evaluator
         PerplexityResult? perplexity = null;
         EmbeddingResult? embedding = null;
         int[] prefill;
-        if (kind == ModelKind.CausalLm)
+        if (kind == ModelTask.CausalLm)
         {
             var stream = tokenizer.Prefix.Concat(tokenizer.Encode(text)).ToArray();
             prefill = stream;

@@ -14,12 +14,12 @@ internal sealed class ModelPair : IDisposable
     private readonly OpenedSession _model;
     private readonly OpenedSession? _reference;
 
-    private ModelPair(OpenedSession model, OpenedSession? reference, ModelKind kind, EvalSession session, EvalSession? referenceSession)
+    private ModelPair(OpenedSession model, OpenedSession? reference, ModelTask kind, EvalSession session, EvalSession? referenceSession)
     {
         (_model, _reference, Kind, Model, Reference) = (model, reference, kind, session, referenceSession);
     }
 
-    public ModelKind Kind { get; }
+    public ModelTask Kind { get; }
 
     public EvalSession Model { get; }
 
@@ -32,21 +32,24 @@ internal sealed class ModelPair : IDisposable
 
     public string? Notice => _model.Notice;
 
-    /// <summary>Opens both; the reference must be of the same kind and have the model's measured output.</summary>
-    public static ModelPair Open(string modelPath, string? referencePath, SessionSettings settings, RunStage stage)
+    /// <summary>
+    /// Opens both; the model must have the reference's measured output. The task is read from the reference's graph when
+    /// there is one (the float original: a quantized head can hide the vocabulary width), else the model's, unless
+    /// <paramref name="task"/> forces it (--task).
+    /// </summary>
+    public static ModelPair Open(string modelPath, string? referencePath, SessionSettings settings, RunStage stage, ModelTask? task = null)
     {
-        var model = OpenChecked(modelPath, settings);
+        var (model, modelVerdict) = OpenChecked(modelPath, settings, task);
         OpenedSession? reference = null;
         try
         {
-            reference = referencePath is null ? null : OpenChecked(referencePath, settings);
-            var (kind, output) = Classify(model.Session, modelPath);
-            if (reference is not null)
-            {
-                var (referenceKind, _) = Classify(reference.Session, referencePath!);
-                if (referenceKind != kind || !reference.Session.OutputMetadata.ContainsKey(output))
-                    throw new OnnxQuantException(referencePath, $"is not comparable with {modelPath}: it has no {(kind == ModelKind.CausalLm ? "logits" : "hidden-state")} output '{output}'", ExitCode.BadInput);
-            }
+            TaskVerdict? referenceVerdict = null;
+            if (referencePath is not null)
+                (reference, referenceVerdict) = OpenChecked(referencePath, settings, task);
+            var verdict = referenceVerdict ?? modelVerdict;
+            var (kind, output) = (verdict.Task, verdict.Output ?? throw NothingToMeasure(referencePath ?? modelPath, verdict));
+            if (!model.Session.OutputMetadata.ContainsKey(output))
+                throw new OnnxQuantException(modelPath, $"is not comparable with {referencePath}: it has no {(kind == ModelTask.CausalLm ? "logits" : "hidden-state")} output '{output}'", ExitCode.BadInput);
             return new ModelPair(model, reference, kind, new EvalSession(model.Session, output, modelPath, stage),
                 reference is null ? null : new EvalSession(reference.Session, output, referencePath!, stage));
         }
@@ -58,27 +61,21 @@ internal sealed class ModelPair : IDisposable
         }
     }
 
-    /// <summary>Causal LM when an output is named like logits; else an encoder with a [batch, sequence, hidden] output.</summary>
-    private static (ModelKind Kind, string Output) Classify(InferenceSession session, string label)
-    {
-        var outputs = session.OutputMetadata;
-        var logits = outputs.Keys.FirstOrDefault(n => n.Contains("logits", StringComparison.OrdinalIgnoreCase));
-        if (logits is not null)
-            return (ModelKind.CausalLm, logits);
-        var hidden = outputs.FirstOrDefault(kv => kv.Value.IsTensor && kv.Value.Dimensions.Length == 3);
-        if (hidden.Key is not null)
-            return (ModelKind.Encoder, hidden.Key);
-        throw new OnnxQuantException(label, "has neither a logits output nor a [batch, sequence, hidden] output, so there is nothing to verify on text", ExitCode.Unsupported);
-    }
+    private static OnnxQuantException NothingToMeasure(string label, TaskVerdict verdict) => new(label,
+        $"has neither an output over the vocabulary nor a [batch, sequence, hidden] output ({verdict.Evidence}), so there is nothing to measure on text", ExitCode.Unsupported);
 
-    private static OpenedSession OpenChecked(string path, SessionSettings settings)
+    private static (OpenedSession Session, TaskVerdict Verdict) OpenChecked(string path, SessionSettings settings, ModelTask? task)
     {
         // The loader's checks first (protobuf, external data locations and lengths, types and shapes of the linears):
         // ONNX Runtime would read an absolute or '..' location without a word, and its own errors are terse.
+        TaskVerdict verdict;
         using (var checkedModel = ModelFile.Load(path))
+        {
             ModelChecks.EnsureComputable(checkedModel);
+            verdict = ModelTaskDetection.Detect(checkedModel.Graph, task);
+        }
         string folder = Path.GetDirectoryName(Path.GetFullPath(path)) ?? ".";
-        return SessionFactory.Open(File.ReadAllBytes(path), settings, folder, path);
+        return (SessionFactory.Open(File.ReadAllBytes(path), settings, folder, path), verdict);
     }
 
     public void Dispose()

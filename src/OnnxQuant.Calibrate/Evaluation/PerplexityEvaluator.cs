@@ -1,3 +1,5 @@
+using OnnxQuant.Analysis;
+
 namespace OnnxQuant.Calibrate.Evaluation;
 
 /// <summary>
@@ -42,7 +44,7 @@ internal static class PerplexityEvaluator
     public static ComparisonMetrics Compare(EvalSession model, EvalSession? reference, int count, Func<int, LmWindow> windowAt,
         bool rejectNonFinite, IProgress<(int Done, int Total)>? progress, CancellationToken cancel)
     {
-        var metrics = new ComparisonMetrics(ModelKind.CausalLm, rejectNonFinite);
+        var metrics = new ComparisonMetrics(ModelTask.CausalLm, rejectNonFinite);
         for (int i = 0; i < count; i++)
         {
             cancel.ThrowIfCancellationRequested();

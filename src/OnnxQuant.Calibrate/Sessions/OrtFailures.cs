@@ -37,9 +37,8 @@ public static partial class OrtFailures
     /// <summary>The option that sets the sequence length at <paramref name="stage"/> (each command has the one of its stage).</summary>
     public static string LengthOption(RunStage stage) => stage switch
     {
-        RunStage.Calibration => "--seq-len",
+        RunStage.Calibration or RunStage.Diff => "--seq-len",
         RunStage.Verification => "--verify-length",
-        RunStage.Diff => "--seq-len",
         _ => "--context",
     };
 

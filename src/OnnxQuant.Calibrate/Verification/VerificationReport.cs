@@ -1,3 +1,4 @@
+using OnnxQuant.Analysis;
 using OnnxQuant.Calibrate.Evaluation;
 
 namespace OnnxQuant.Calibrate.Verification;
@@ -5,7 +6,7 @@ namespace OnnxQuant.Calibrate.Verification;
 /// <summary>Original versus emitted model on held-out data.</summary>
 public sealed record VerificationReport
 {
-    public ModelKind Kind { get; init; }
+    public ModelTask Kind { get; init; }
 
     /// <summary>The output compared (logits, or the hidden states).</summary>
     public string Output { get; init; } = "";

@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using OnnxQuant.Analysis;
 using OnnxQuant.Calibrate.Data;
 using OnnxQuant.Calibrate.Evaluation;
 using OnnxQuant.Calibrate.Sessions;
@@ -26,12 +27,16 @@ public sealed record VerifyOptions
     /// <summary>Causal LMs: tokens per window.</summary>
     public int WindowLength { get; init; } = 256;
 
+    /// <summary>Causal LM or encoder as the user said (--task); null decides from the graph.</summary>
+    public ModelTask? Task { get; init; }
+
     public SessionSettings Session { get; init; } = new();
 }
 
 /// <summary>
 /// Runs the original and the emitted model on held-out text and compares them: the output error, and for causal LMs
-/// perplexity of both and top-1 next-token agreement, for encoders the cosine of their mean-pooled embeddings.
+/// perplexity of both and top-1 next-token agreement, for encoders the cosine of their mean-pooled embeddings; models
+/// fed arrays (.npz) like encoders, sample by sample.
 /// The smooth and awq commands' check: `eval`'s comparison (<see cref="ModelPair"/>, <see cref="ComparisonMetrics"/>) on
 /// its own samples, evenly spaced windows or sentences, with every position of a window compared.
 /// </summary>
@@ -41,20 +46,21 @@ public static class Verifier
         CancellationToken cancel = default)
     {
         var clock = Stopwatch.StartNew();
-        using var pair = ModelPair.Open(emittedPath, originalPath, options.Session, RunStage.Verification);
+        using var pair = ModelPair.Open(emittedPath, originalPath, options.Session, RunStage.Verification, options.Task);
         string textPath = options.TextPath ?? HeldOutText.FindDefault();
-        var tokenizer = TokenizerLoader.Load(options.TokenizerPath, originalPath, RunStage.Verification);
         ComparisonMetrics metrics;
-        if (pair.Kind == ModelKind.Encoder)
+        if (CalibrationData.IsArrays(textPath))
         {
-            var sentences = HeldOutText.SentenceSamples(textPath, tokenizer, options.Sentences, options.MaxSentenceTokens);
-            metrics = EmbeddingEvaluator.Compare(pair.Model, pair.Reference!, sentences, progress, cancel);
+            var feeds = ArrayFeeds.Load(textPath);
+            metrics = EmbeddingEvaluator.Compare(pair.Model, pair.Reference!, feeds, Math.Min(feeds.Count, options.Sentences), progress, cancel);
         }
         else
         {
-            var windows = WindowSamples(textPath, tokenizer, options);
-            metrics = PerplexityEvaluator.Compare(pair.Model, pair.Reference, windows.Count,
-                i => new LmWindow(windows[i], 1, 0, windows[i].Length), rejectNonFinite: false, progress, cancel);
+            var samples = HeldOutSamples.Load(textPath, originalPath, options, pair.Kind);
+            metrics = pair.Kind == ModelTask.Encoder
+                ? EmbeddingEvaluator.Compare(pair.Model, pair.Reference!, samples, progress, cancel)
+                : PerplexityEvaluator.Compare(pair.Model, pair.Reference, samples.Count,
+                    i => new LmWindow(samples[i], 1, 0, samples[i].Length), rejectNonFinite: false, progress, cancel);
         }
         return new VerificationReport
         {
@@ -81,18 +87,9 @@ public static class Verifier
     /// </summary>
     public static LatencyReport MeasureLatency(string originalPath, string emittedPath, int tokens, int runs, VerifyOptions options)
     {
-        using var pair = ModelPair.Open(emittedPath, originalPath, options.Session, RunStage.Verification);
-        var tokenizer = TokenizerLoader.Load(options.TokenizerPath, originalPath, RunStage.Verification);
-        string text = HeldOutText.Read(options.TextPath ?? HeldOutText.FindDefault());
-        var ids = tokenizer.Encode(text[..Math.Min(text.Length, 40 * tokens)]);
-        var sample = HeldOutText.Windows(ids, 1, tokens, tokenizer.Prefix)[0];
+        using var pair = ModelPair.Open(emittedPath, originalPath, options.Session, RunStage.Verification, options.Task);
+        var sample = HeldOutSamples.LatencySample(options.TextPath ?? HeldOutText.FindDefault(), originalPath, options, tokens);
         var (emittedMs, originalMs) = LatencyProbe.Medians(pair.Model, pair.Reference, sample, runs);
         return new LatencyReport(tokens, runs, originalMs!.Value, emittedMs, pair.Device);
-    }
-
-    private static IReadOnlyList<int[]> WindowSamples(string textPath, CalibrationTokenizer tokenizer, VerifyOptions options)
-    {
-        var ids = tokenizer.Encode(HeldOutText.Read(textPath));
-        return HeldOutText.Windows(ids, options.Windows, options.WindowLength, tokenizer.Prefix);
     }
 }

@@ -27,6 +27,24 @@ public sealed class CalibrationDataTests : IDisposable
     }
 
     [Fact]
+    public void Json_lines_may_be_input_ids_objects_whose_attention_mask_drops_padding()
+    {
+        File.WriteAllLines(Path.Combine(_folder, "batch.jsonl"),
+        [
+            "{\"input_ids\": [11, 12, 13, 0, 0], \"attention_mask\": [1, 1, 1, 0, 0]}",
+            "{\"input_ids\": [14, 15, 16]}",
+        ]);
+        string path = Path.Combine(_folder, "batch.jsonl");
+
+        var data = CalibrationData.Load(new DataOptions { Paths = [path], Samples = 2, SequenceLength = 3 }, "no-tokenizer-here.onnx");
+
+        Assert.Equal(new[] { new[] { 11, 12, 13 }, new[] { 14, 15, 16 } }, data.Samples);
+        File.WriteAllLines(path, ["{\"input_ids\": [1, 2], \"attention_mask\": [1]}"]);
+        var e = Assert.Throws<OnnxQuantException>(() => CalibrationData.Load(new DataOptions { Paths = [path], Samples = 1, SequenceLength = 1 }, "m.onnx"));
+        Assert.Contains("line 1: \"attention_mask\" must hold one 0 or 1 per input id (2 ids, 1 mask entries)", e.Message);
+    }
+
+    [Fact]
     public void Too_little_text_is_a_clear_error_with_the_numbers()
     {
         File.WriteAllText(Path.Combine(_folder, "short.ids"), string.Join(" ", Enumerable.Range(0, 50)));

@@ -35,23 +35,25 @@ public sealed class KeptOutputTests : IDisposable
     }
 
     [Fact]
-    public void Smooth_keeps_its_model_and_warns_when_verification_finds_no_tokenizer()
+    public void Smooth_keeps_its_model_and_warns_when_the_held_out_ids_are_too_few_for_one_window()
     {
         string output = _temp.File("q.onnx");
+        string held = _temp.File("held.ids");
+        File.WriteAllText(held, "5 6 7 8 9 10 11 12");
 
-        var result = CliHarness.Run(["smooth", TinyLlama(tokenizer: false), "--data", Ids(), .. Small, "--json", "-o", output]);
+        var result = CliHarness.Run(["smooth", TinyLlama(tokenizer: false), "--data", Ids(), .. Small, "--verify-data", held, "--json", "-o", output]);
 
         Assert.True(result.ExitCode == 0, result.Error);
         Assert.True(File.Exists(output), $"{output} was taken back; stderr: {result.Error}");
         Assert.True(new FileInfo(output).Length > 0);
         string flat = string.Join(" ", result.Error.Split('\n').Select(l => l.Trim()));
         Assert.Contains("warning: verification did not run:", flat);
-        Assert.Contains("no tokenizer found", flat);
+        Assert.Contains("8 tokens, too few for one window of 256", flat);
         Assert.Contains($"{output} was written and is kept", flat);
         Assert.DoesNotContain("error:", result.Error);
         var verification = result.Json().GetProperty("verification");
         Assert.False(verification.GetProperty("ran").GetBoolean());
-        Assert.Contains("--tokenizer", verification.GetProperty("reason").GetString());
+        Assert.Contains("too few for one window", verification.GetProperty("reason").GetString());
         Assert.False(verification.TryGetProperty("relative_error", out _));
     }
 

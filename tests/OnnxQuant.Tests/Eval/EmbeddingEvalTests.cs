@@ -1,3 +1,4 @@
+using OnnxQuant.Analysis;
 using OnnxQuant.Calibrate.Data;
 using OnnxQuant.Calibrate.Evaluation;
 using OnnxQuant.Calibrate.Sessions;
@@ -43,7 +44,7 @@ public class EmbeddingEvalTests
         double agreement = Enumerable.Range(0, a.Count).Count(i => Nearest(a, i) == Nearest(b, i)) / (double)a.Count;
 
         var e = report.Embedding!;
-        Assert.Equal(ModelKind.Encoder, report.Kind);
+        Assert.Equal(ModelTask.Encoder, report.Kind);
         Assert.Equal("last_hidden_state", report.Output);
         Assert.Equal(24, e.Sentences);
         Assert.Equal(cosines.Average(), e.MeanCosine, 1e-5);

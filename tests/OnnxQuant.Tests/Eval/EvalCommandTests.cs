@@ -1,3 +1,4 @@
+using OnnxQuant.IO;
 using OnnxQuant.Fixtures;
 using OnnxQuant.Tests.Cli;
 
@@ -16,7 +17,8 @@ public class EvalCommandTests
         var result = CliHarness.Run("eval", model, "--data", text, "--tokenizer", EvalTestData.AustenTokenizer, "--reference", other,
             "--context", "128", "--stride", "64", "--max-tokens", "600", "--latency", "256", "--latency-runs", "3", "--device", "cpu", "--json");
 
-        Assert.Equal((0, ""), (result.ExitCode, result.Error));
+        Assert.True(result.ExitCode == 0, result.Error);
+        Assert.DoesNotContain("error", result.Error);
         var json = result.Json();
         Assert.Equal("CausalLm", json.GetProperty("kind").GetString());
         Assert.Equal("text.txt", json.GetProperty("data").GetString());
@@ -30,6 +32,50 @@ public class EvalCommandTests
         // 256 tokens through a 4096-wide LM head cost far more than one token.
         Assert.True(l.GetProperty("prefill_ms").GetDouble() > l.GetProperty("step_ms").GetDouble());
         Assert.True(l.GetProperty("reference_prefill_ms").GetDouble() > l.GetProperty("reference_step_ms").GetDouble());
+    }
+
+    [Fact]
+    public void ARedirectedStderrShowsWhatIsEvaluatedAndALinePerTenthOfTheWindows()
+    {
+        using var folder = new TempFolder();
+        string model = FixtureModels.Save(EvalTestData.Lm(0), folder.Path, "a.onnx");
+        string text = EvalTestData.PersuasionExcerpt(folder, 6000);
+
+        var result = CliHarness.Run("eval", model, "--data", text, "--tokenizer", EvalTestData.AustenTokenizer,
+            "--context", "64", "--max-tokens", "1280", "--device", "cpu", "--json");
+
+        Assert.True(result.ExitCode == 0, result.Error);
+        var lines = result.Error.Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        // The first line comes before tokenizing, so a long text is never silent; then 20 windows, a line per tenth.
+        Assert.Equal($"evaluating {model} on text.txt", lines[0]);
+        var progress = lines.Skip(1).Where(l => l.StartsWith("  evaluating: ")).ToList();
+        Assert.Equal(new[] { 1, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20 }.Select(i => $"  evaluating: {i}/20"), progress);
+        Assert.Equal(20, result.Json().GetProperty("perplexity").GetProperty("windows").GetInt32());
+    }
+
+    // Issue 11, failure 4: the task comes from the graph, not from an output named "logits"; --task overrides it.
+    [Fact]
+    public void Eval_measures_perplexity_of_a_causal_lm_whose_logits_are_not_named_logits_and_task_overrides_it()
+    {
+        using var folder = new TempFolder();
+        string model = folder.File("renamed.onnx");
+        ModelFile.Save(OnnxModel.FromProto(EvalTestData.RenamedLm(symbolicVocab: true)), model);
+        string text = EvalTestData.PersuasionExcerpt(folder, 3000);
+        string[] common = ["eval", model, "--data", text, "--tokenizer", EvalTestData.AustenTokenizer, "--context", "64", "--max-tokens", "256", "--device", "cpu"];
+
+        var result = CliHarness.Run([.. common, "--json"]);
+
+        Assert.True(result.ExitCode == 0, result.Error);
+        var json = result.Json();
+        Assert.Equal(("CausalLm", "output"), (json.GetProperty("kind").GetString(), json.GetProperty("output").GetString()));
+        // An untrained 4096-token LM is near-uniform: its perplexity is of the order of the vocabulary.
+        Assert.InRange(json.GetProperty("perplexity").GetProperty("perplexity").GetDouble(), 1000, 20000);
+
+        var forced = CliHarness.Run([.. common, "--task", "encoder"]);
+
+        Assert.Equal((int)ExitCode.Usage, forced.ExitCode);
+        Assert.Contains("is measured as an encoder", forced.Error);
+        Assert.Contains("--reference", forced.Error);
     }
 
     [Fact]

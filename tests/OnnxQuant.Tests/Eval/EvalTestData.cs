@@ -1,3 +1,4 @@
+using Onnx;
 using Microsoft.ML.OnnxRuntime;
 using OnnxQuant.Fixtures;
 using OnnxQuant.Tests.Cli;
@@ -18,6 +19,21 @@ internal static class EvalTestData
     {
         Family = FixtureFamily.TorchLlama, Layers = 2, Hidden = 64, Heads = 4, Intermediate = 176, Vocab = 4096, Seed = seed,
     };
+
+/// <summary>The eval LM with its logits output renamed to "output" and, optionally, its vocabulary dimension made symbolic.</summary>
+    public static ModelProto RenamedLm(bool symbolicVocab)
+    {
+        var proto = FixtureModels.Build(EvalTestData.Lm(0));
+        var output = proto.Graph.Output.Single(o => o.Name == "logits");
+        foreach (var node in proto.Graph.Node)
+            for (int i = 0; i < node.Output.Count; i++)
+                if (node.Output[i] == "logits")
+                    node.Output[i] = "output";
+        output.Name = "output";
+        if (symbolicVocab)
+            output.Type.TensorType.Shape.Dim[^1] = new TensorShapeProto.Types.Dimension { DimParam = "vocab" };
+        return proto;
+    }
 
     public static FixtureOptions Bert(int seed) => new() { Family = FixtureFamily.Bert, Layers = 2, Hidden = 64, Heads = 4, Intermediate = 128, Vocab = 256, Seed = seed };
 

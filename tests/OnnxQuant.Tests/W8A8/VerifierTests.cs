@@ -1,3 +1,4 @@
+using OnnxQuant.Analysis;
 using OnnxQuant.Calibrate.Evaluation;
 using OnnxQuant.Calibrate.Sessions;
 using OnnxQuant.Calibrate.Verification;
@@ -18,7 +19,7 @@ public class VerifierTests
     public void ACausalLmComparedWithItselfAgreesEverywhere()
     {
         var report = Verifier.Compare(AustenLm, AustenLm, new VerifyOptions { Windows = 2, WindowLength = 64, Session = Cpu });
-        Assert.Equal(ModelKind.CausalLm, report.Kind);
+        Assert.Equal(ModelTask.CausalLm, report.Kind);
         Assert.Equal("persuasion.txt", report.Data);
         Assert.Equal(2, report.Samples);
         Assert.Equal(128, report.Tokens);
@@ -64,7 +65,7 @@ public class VerifierTests
         }
         var verify = new VerifyOptions { Sentences = 12, Session = Cpu };
         var same = Verifier.Compare(original, original, verify);
-        Assert.Equal(ModelKind.Encoder, same.Kind);
+        Assert.Equal(ModelTask.Encoder, same.Kind);
         Assert.Equal(12, same.Samples);
         Assert.Equal(1.0, same.MeanCosine!.Value, 6);
         Assert.Null(same.PerplexityOriginal);
