@@ -20,9 +20,7 @@ public static class LinearAnalysis
 
     private static void Visit(Graph graph, string? scope, LinearSelection selection, List<LinearCandidate> rows)
     {
-        foreach (var node in graph.Nodes)
-            if (IsLinearOp(node))
-                rows.Add(Classify(graph, node, scope, selection));
+        rows.AddRange(ClassifyGraph(graph, scope, selection));
         foreach (var node in graph.Nodes)
             foreach (var attribute in SubgraphBodies.Attributes(node))
             {
@@ -30,6 +28,10 @@ public static class LinearAnalysis
                 Visit(body, SubgraphBodies.Scope(scope, node, attribute), selection, rows);
             }
     }
+
+    /// <summary>The verdicts on the MatMul/Gemm nodes of <paramref name="graph"/> itself (not its bodies), in node order.</summary>
+    public static List<LinearCandidate> ClassifyGraph(Graph graph, string? scope, LinearSelection selection) =>
+        graph.Nodes.Where(IsLinearOp).Select(n => Classify(graph, n, scope, selection)).ToList();
 
     public static bool IsLinearOp(NodeProto node) => node.IsOnnx("MatMul") || node.IsOnnx("Gemm");
 
@@ -132,6 +134,13 @@ public sealed record LinearCandidate(string Name, string Op, string? Scope, stri
 
     /// <summary>"LM head (--include-lm-head to quantize it)", "excluded: --exclude 'fc*'".</summary>
     public string ReasonText => Detail is null ? KeepReasons.Describe(Reason) : $"{KeepReasons.Describe(Reason)}: {Detail}";
+
+    /// <summary>
+    /// The quantizable candidate as the <see cref="LinearNode"/> a rewrite computes with; its weight chain must have been
+    /// folded first (the fold-weights pass runs first in every preset).
+    /// </summary>
+    public LinearNode RequireLinear(Graph graph) => LinearNode.TryCreate(graph, Node)
+        ?? throw new InvalidOperationException($"linear '{QualifiedName}' reads its weight through {WeightVia}; fold its weight chain first (the fold-weights pass)");
 
     /// <summary>The name and, for a body's node, where it lives: "If_3/then_branch/MatMul_1".</summary>
     public string QualifiedName => Scope is null ? Name : $"{Scope}/{Name}";

@@ -24,11 +24,11 @@ public sealed class FoldWeightChainsPass(LinearSelection selection) : IGraphPass
     private bool Fold(Graph graph, string? scope, List<PassReportRow> rows)
     {
         int before = rows.Count;
-        foreach (var node in graph.Nodes.Where(LinearAnalysis.IsLinearOp).ToList())
+        foreach (var candidate in LinearAnalysis.ClassifyGraph(graph, scope, selection))
         {
-            var candidate = LinearAnalysis.Classify(graph, node, scope, selection);
             if (!candidate.Quantizable || candidate.WeightVia is null)
                 continue;
+            var node = candidate.Node;
             var chain = WeightChain.Resolve(graph, node.Input[1]).Chain!;
             string name = graph.UniqueValueName($"{chain.Root}_folded");
             graph.SetInitializer(chain.Evaluate(graph, name));

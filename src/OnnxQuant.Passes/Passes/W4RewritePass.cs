@@ -65,7 +65,7 @@ public sealed class W4RewritePass : IGraphPass
 
     private bool RewriteGraph(Graph graph, string? scope, List<W4Decision> decisions, PassContext context)
     {
-        var candidates = graph.Nodes.Where(LinearAnalysis.IsLinearOp).Select(n => LinearAnalysis.Classify(graph, n, scope, _options.Selection)).ToList();
+        var candidates = LinearAnalysis.ClassifyGraph(graph, scope, _options.Selection);
         var removedValues = new HashSet<string>(StringComparer.Ordinal);
         int done = 0, rewritten = 0;
         foreach (var candidate in candidates)
@@ -77,9 +77,7 @@ public sealed class W4RewritePass : IGraphPass
                 decisions.Add(new W4Decision(candidate.Name, scope, candidate.K, candidate.N, candidate.Reason, candidate.Detail, null, 0, 0));
                 continue;
             }
-            var linear = LinearNode.TryCreate(graph, candidate.Node)
-                ?? throw new InvalidOperationException($"linear '{candidate.QualifiedName}' reads its weight through {candidate.WeightVia}; run {nameof(FoldWeightChainsPass)} first");
-            decisions.Add(Rewrite(graph, linear, scope, removedValues));
+            decisions.Add(Rewrite(graph, candidate.RequireLinear(graph), scope, removedValues));
             rewritten++;
         }
         if (scope is null)

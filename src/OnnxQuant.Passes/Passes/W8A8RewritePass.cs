@@ -55,7 +55,7 @@ public sealed class W8A8RewritePass(W8A8Options options, LinearSelection selecti
 
     private bool RewriteGraph(Graph graph, string? scope, long opset, ActivationRanges ranges, List<W8A8Decision> decisions, PassContext context)
     {
-        var candidates = graph.Nodes.Where(LinearAnalysis.IsLinearOp).Select(n => LinearAnalysis.Classify(graph, n, scope, selection)).ToList();
+        var candidates = LinearAnalysis.ClassifyGraph(graph, scope, selection);
         foreach (var kept in candidates.Where(c => !c.Quantizable))
             decisions.Add(Kept(kept, kept.Reason, kept.Detail));
         var emitter = new GraphEmitter(graph, opset);
@@ -72,8 +72,7 @@ public sealed class W8A8RewritePass(W8A8Options options, LinearSelection selecti
                     decisions.Add(Kept(c, c.ActivationCalibrated ? KeepReason.NoStatistics : KeepReason.SubgraphNotCalibrated, null));
                 continue;
             }
-            var linears = group.Select(c => LinearNode.TryCreate(graph, c.Node)
-                ?? throw new InvalidOperationException($"linear '{c.QualifiedName}' reads its weight through {c.WeightVia}; run {nameof(FoldWeightChainsPass)} first")).ToList();
+            var linears = group.Select(c => c.RequireLinear(graph)).ToList();
             string scheme = "w8a8-" + options.Format.ToString().ToLowerInvariant();
             emitter.Provenance = new Provenance(scheme, ProvenanceRole.ActivationQuantizer, group.Select(c => c.Name).ToList());
             var quantized = ActivationFront.Emit(emitter, group.Key, linears[0].WeightType, options.Format, ranges.TensorAbsMax(group.Key),
