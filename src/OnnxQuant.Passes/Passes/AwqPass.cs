@@ -148,7 +148,7 @@ public sealed class AwqPass : IGraphPass
             return Left(AwqStatus.NotExact);
 
         var search = _options.Search with { Quantization = _options.Search.Quantization with { ScaleType = consumers[0].WeightType } };
-        var rows = EvenlySpacedRows(stats, search.MaxRows, out int rowCount);
+        var rows = stats.EvenlySpacedRows(search.MaxRows, out int rowCount);
         var view = MatrixView.Of(rows, rowCount, stats.Channels);
         var weights = consumers.Select(c => new AwqWeight(c.Name, c.ReadWeightKN(graph), c.N)).ToList();
         long parameters = weights.Sum(w => (long)w.Values.Length);
@@ -212,17 +212,6 @@ public sealed class AwqPass : IGraphPass
             ConstantEdits.RewriteWeight(graph, consumer, w);
         }
         return blocks == 0 ? 0 : (double)clippedBlocks / blocks;
-    }
-
-    private static float[] EvenlySpacedRows(ActivationStats stats, int max, out int count)
-    {
-        count = Math.Min(max, stats.SampleRowCount);
-        if (count == stats.SampleRowCount)
-            return stats.SampleRows;
-        var result = new float[(long)count * stats.Channels];
-        for (int i = 0; i < count; i++)
-            stats.SampleRow((int)((long)i * stats.SampleRowCount / count)).CopyTo(result.AsSpan(i * stats.Channels, stats.Channels));
-        return result;
     }
 
     private static PassReportRow ToRow(AwqDecision d)

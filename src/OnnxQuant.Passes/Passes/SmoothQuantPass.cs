@@ -203,19 +203,9 @@ public sealed class SmoothQuantPass : IGraphPass
     {
         long totalN = quantized.Sum(c => (long)c.N);
         int rows = AlphaSearch.RowsFor(stats.Channels, totalN, stats.SampleRowCount);
-        var sample = EvenlySpacedRows(stats, rows);
+        var sample = stats.EvenlySpacedRows(rows, out rows);
         var weights = quantized.Select(c => new SearchWeight(c.Name, c.ReadWeightKN(graph), c.K, c.N)).ToList();
         return AlphaSearch.Run(sample, rows, absMax, weights, weightMax, scheme, _options.AlphaGrid);
-    }
-
-    private static float[] EvenlySpacedRows(ActivationStats stats, int count)
-    {
-        if (count >= stats.SampleRowCount)
-            return stats.SampleRows;
-        var result = new float[(long)count * stats.Channels];
-        for (int i = 0; i < count; i++)
-            stats.SampleRow((int)((long)i * stats.SampleRowCount / count)).CopyTo(result.AsSpan(i * stats.Channels, stats.Channels));
-        return result;
     }
 
     private static PassReportRow ToRow(SmoothingDecision d) => new(d.Activation, new Dictionary<string, string>

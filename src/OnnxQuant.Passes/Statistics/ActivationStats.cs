@@ -54,6 +54,18 @@ public sealed class ActivationStats
 
     public ReadOnlySpan<float> SampleRow(int row) => SampleRows.AsSpan(row * Channels, Channels);
 
+    /// <summary>At most <paramref name="max"/> sample rows, evenly spaced ([count, Channels]); all of them when there are no more.</summary>
+    public float[] EvenlySpacedRows(int max, out int count)
+    {
+        count = Math.Min(max, SampleRowCount);
+        if (count == SampleRowCount)
+            return SampleRows;
+        var result = new float[(long)count * Channels];
+        for (int i = 0; i < count; i++)
+            SampleRow((int)((long)i * SampleRowCount / count)).CopyTo(result.AsSpan(i * Channels, Channels));
+        return result;
+    }
+
     /// <summary>max over channels of AbsMax divided by its median: how much the worst channel stands out.</summary>
     public float MaxOverMedian()
     {
