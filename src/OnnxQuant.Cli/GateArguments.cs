@@ -42,16 +42,16 @@ internal sealed class GateArguments
     }
 
     /// <summary>
-    /// Refuses, before any work, gates that could not be measured: verification off (<paramref name="verifyOff"/> names
-    /// what turned it off), or a figure the model's task does not have. <paramref name="fromRecipe"/> names gates by recipe key.
+    /// Refuses, before any work, gates that could not be measured: nothing to measure (<paramref name="whyNot"/> says
+    /// why), or a figure the model's task does not have. <paramref name="fromRecipe"/> names gates by recipe key.
     /// </summary>
-    public static void EnsureMeasurable(GateBounds bounds, bool verifies, string verifyOff, ModelTask task, string modelPath, bool fromRecipe)
+    public static void EnsureMeasurable(GateBounds bounds, bool verifies, string whyNot, ModelTask task, string modelPath, bool fromRecipe)
     {
         foreach (var (gate, _) in bounds.Given)
         {
             string name = fromRecipe ? GateBounds.RecipeKey(gate) : GateBounds.OptionName(gate);
             if (!verifies)
-                throw new OnnxQuantException(modelPath, $"cannot be gated with {name}: {verifyOff} turns verification off, so the figure would never be measured. Drop the gate or let verification run", ExitCode.Usage);
+                throw new OnnxQuantException(modelPath, $"cannot be gated with {name}: {whyNot}, so the figure would never be measured (a gate that cannot be measured is not a pass). Drop the gate or let the comparison run", ExitCode.Usage);
             if (!GateBounds.Measures(gate, task))
                 throw new OnnxQuantException(modelPath,
                     $"is measured as {(task == ModelTask.CausalLm ? "a causal LM (perplexity, top-1 agreement)" : "an encoder (embedding cosine)")}, which has no figure for {name}. " +

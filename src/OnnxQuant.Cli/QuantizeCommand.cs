@@ -62,7 +62,7 @@ internal static class QuantizeCommand
         // Lengths are settled before calibrating: a verification length above the model's context fails now, not after the work.
         var limits = SequenceLimits.Find(loaded.Graph);
         var task = ModelTaskDetection.Detect(loaded.Graph, recipe.Verification.Task).Task;
-        GateArguments.EnsureMeasurable(recipe.Gates, recipe.Verification.Enabled, job.FromRecipe ? "verification.enabled false" : "--no-verify", task,
+        GateArguments.EnsureMeasurable(recipe.Gates, recipe.Verification.Enabled, job.FromRecipe ? "the recipe's verification.enabled is false" : "--no-verify turns verification off", task,
             job.ModelPath, job.FromRecipe);
         bool causal = task == ModelTask.CausalLm;
         string? tokenizer = recipe.Calibration.Tokenizer;
