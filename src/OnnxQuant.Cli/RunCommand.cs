@@ -64,8 +64,9 @@ public static class RunCommand
 }
 
 /// <summary>What `run` tells at the end; also its --json document.</summary>
-public sealed record RunSummary(string Model, string Output, string Recipe, IReadOnlyList<RunStepSummary> Passes, int Linears, int LinearsW8A8,
-    int LinearsW4, IReadOnlyList<KeptLinear> LinearsKept, double CompileSeconds, VerificationOutcome? Verification, LatencyReport? Latency,
+public sealed record RunSummary(string Model, string Output, string Recipe, IReadOnlyList<RunStepSummary> Passes, int Linears,
+    [property: System.Text.Json.Serialization.JsonPropertyName("linears_w8a8")] int LinearsW8A8,
+    [property: System.Text.Json.Serialization.JsonPropertyName("linears_w4")] int LinearsW4, IReadOnlyList<KeptLinear> LinearsKept, double CompileSeconds, VerificationOutcome? Verification, LatencyReport? Latency,
     IReadOnlyList<GateResult> Gates)
 {
     internal static RunSummary Create(string model, string output, string recipe, QuantizeOutcome outcome)

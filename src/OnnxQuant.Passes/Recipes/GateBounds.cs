@@ -60,7 +60,7 @@ public sealed record GateBounds
     public static string? RangeError(Gate gate, double bound) => gate switch
     {
         _ when !double.IsFinite(bound) => "must be a finite number",
-        Gate.MaxPplIncrease when bound < 0 => "must be a percentage of at least 0",
+        Gate.MaxPplIncrease when bound < -100 => "must be a percentage of at least -100 (a negative bound demands a lower perplexity)",
         Gate.MinCosine when bound is < -1 or > 1 => "must be between -1 and 1",
         Gate.MinTop1 when bound is < 0 or > 100 => "must be a percentage between 0 and 100",
         _ => null,

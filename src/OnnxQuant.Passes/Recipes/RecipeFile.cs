@@ -199,17 +199,19 @@ public static class RecipeFile
         LinearScheme? given = f?.Choice("default", SchemeNames, Schemes);
         if (given is null && present.Count > 1)
             throw new RecipeError("linears.default", "is missing: with both a w8a8 and a w4 rewrite, say which scheme linears no override matches get (\"w8a8\", \"w4\" or \"float\")");
-        var scheme = given ?? (present.Count == 1 ? present[0] : LinearScheme.Float);
-        if (!Has(scheme))
-            throw new RecipeError("linears.default", $"is \"{Name(scheme)}\", but no pass in \"passes\" applies it");
+        var fallback = given ?? (present.Count == 1 ? present[0] : LinearScheme.Float);
+        if (!Has(fallback))
+            throw new RecipeError("linears.default", $"is \"{Name(fallback)}\", but no pass in \"passes\" applies it");
         var overrides = new List<SchemeOverride>();
         var entries = f?.Array("overrides") ?? [];
         for (int i = 0; i < entries.Count; i++)
         {
             var o = new JsonFields(entries[i], $"linears.overrides[{i}]");
-            string match = o.String("match") ?? throw new RecipeError(o.KeyPath("match"), "is missing: a glob (*, ?) or /regex/ over node names");
-            var target = o.Choice("scheme", SchemeNames, Schemes) ?? throw new RecipeError(o.KeyPath("scheme"), "is missing: \"w8a8\", \"w4\" or \"float\"");
+            string? pattern = o.String("match");
+            LinearScheme? scheme = o.Choice("scheme", SchemeNames, Schemes);
             o.Done();
+            string match = pattern ?? throw new RecipeError(o.KeyPath("match"), "is missing: a glob (*, ?) or /regex/ over node names");
+            var target = scheme ?? throw new RecipeError(o.KeyPath("scheme"), "is missing: \"w8a8\", \"w4\" or \"float\"");
             try
             {
                 _ = new LinearSelection([match]);
@@ -224,7 +226,7 @@ public static class RecipeFile
         }
         bool lmHead = f?.Bool("includeLmHead", false) ?? false;
         f?.Done();
-        return new LinearAssignment(scheme, lmHead, overrides);
+        return new LinearAssignment(fallback, lmHead, overrides);
     }
 
     private static CalibrationSettings ReadCalibration(JsonFields? f, string folder)
@@ -271,7 +273,7 @@ public static class RecipeFile
             return GateBounds.None;
         var gates = new GateBounds
         {
-            MaxPplIncrease = f.Number("maxPplIncrease", 0, double.MaxValue),
+            MaxPplIncrease = f.Number("maxPplIncrease", -100, double.MaxValue),
             MinCosine = f.Number("minCosine", -1, 1),
             MinTop1 = f.Number("minTop1", 0, 100),
         };

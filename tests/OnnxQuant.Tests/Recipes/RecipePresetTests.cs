@@ -12,7 +12,7 @@ public sealed class RecipePresetTests
     {
         new[] { "smooth", "--alpha", "auto", "--exclude", "*down_proj*", "--samples", "8", "--seq-len", "64", "--no-verify" },
         new[] { "smooth", "--format", "dynamic", "--alpha", "0.55", "--include-lm-head", "--samples", "8", "--seq-len", "64", "--no-verify" },
-        new[] { "awq", "--group-size", "64", "--grid", "5", "--exclude", "/layers\\.1\\./", "--samples", "8", "--seq-len", "64", "--no-verify" },
+        new[] { "awq", "--group-size", "64", "--grid", "5", "--exclude", "/layers\\.1\\//", "--samples", "8", "--seq-len", "64", "--no-verify" },
     };
 
     [Theory]

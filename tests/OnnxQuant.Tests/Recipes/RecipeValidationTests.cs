@@ -56,7 +56,7 @@ public sealed class RecipeValidationTests
             { "recipe": 1, "passes": [ {{Fold}}, { "pass": "w8a8", "format": "dynamic" }, { "pass": "w4-rewrite" } ],
               "linears": { "default": "float", "overrides": [
                 { "match": "*self_attn*", "scheme": "w8a8" },
-                { "match": "/layers\\.1\\./", "scheme": "w4" } ] } }
+                { "match": "/model/layers.1/*", "scheme": "w4" } ] } }
             """);
         var run = CliHarness.Run("run", recipe, TinyLlama, "-o", temp.File("out.onnx"));
         Assert.Equal(2, run.ExitCode);
