@@ -59,9 +59,9 @@ internal sealed class GateArguments
         }
     }
 
-    /// <summary>The verdict on a verification (every gate fails when it did not run).</summary>
-    public static IReadOnlyList<GateResult> Check(GateBounds bounds, VerificationReport? report) =>
-        Check(bounds, gate => report is null ? null : gate switch
+    /// <summary>The verdict on a verification (every gate fails when it did not run); <paramref name="fromRecipe"/> names gates by recipe key.</summary>
+    public static IReadOnlyList<GateResult> Check(GateBounds bounds, VerificationReport? report, bool fromRecipe = false) =>
+        Check(bounds, fromRecipe, gate => report is null ? null : gate switch
         {
             Gate.MaxPplIncrease => report.PerplexityEmitted is { } e && report.PerplexityOriginal is { } o ? (e / o - 1) * 100 : null,
             Gate.MinCosine => report.MeanCosine,
@@ -70,17 +70,18 @@ internal sealed class GateArguments
 
     /// <summary>The verdict on `eval`'s comparison with --reference.</summary>
     public static IReadOnlyList<GateResult> Check(GateBounds bounds, EvalReport report) =>
-        Check(bounds, gate => gate switch
+        Check(bounds, false, gate => gate switch
         {
             Gate.MaxPplIncrease => report.Perplexity?.RelativeIncrease * 100,
             Gate.MinCosine => report.Embedding?.MeanCosine,
             _ => report.Perplexity?.Top1Agreement * 100,
         });
 
-    private static List<GateResult> Check(GateBounds bounds, Func<Gate, double?> figure) =>
-        bounds.Given.Select(g => figure(g.Gate) is { } measured
-            ? new GateResult(g.Gate, GateBounds.OptionName(g.Gate), g.Bound, measured, GateBounds.Passes(g.Gate, measured, g.Bound))
-            : new GateResult(g.Gate, GateBounds.OptionName(g.Gate), g.Bound, null, false)).ToList();
+    private static List<GateResult> Check(GateBounds bounds, bool fromRecipe, Func<Gate, double?> figure) =>
+        bounds.Given.Select(g => (Name: fromRecipe ? GateBounds.RecipeKey(g.Gate) : GateBounds.OptionName(g.Gate), g.Gate, g.Bound, Measured: figure(g.Gate)))
+            .Select(g => g.Measured is { } measured
+                ? new GateResult(g.Gate, g.Name, g.Bound, measured, GateBounds.Passes(g.Gate, measured, g.Bound))
+                : new GateResult(g.Gate, g.Name, g.Bound, null, false)).ToList();
 
     /// <summary>Names the failed gates on stderr (figure against bound) and gives the exit code: 6 when any failed, else 0.</summary>
     public static int Verdict(CliContext context, IReadOnlyList<GateResult> results, string? keptModel)

@@ -107,7 +107,7 @@ internal static class QuantizeCommand
 
         var (verification, timing) = AfterWrite.Check(context, stages, job.ModelPath, job.OutPath, recipe.Verification.Enabled,
             job.LatencyTokens, job.LatencyRuns, verifyOptions);
-        var gates = recipe.Gates.Any ? GateArguments.Check(recipe.Gates, verification?.Report) : [];
+        var gates = recipe.Gates.Any ? GateArguments.Check(recipe.Gates, verification?.Report, job.FromRecipe) : [];
         if (verification is not null)
             ModelProvenance.AddVerification(job.OutPath, CalibrationDigest.VerificationJson(verification, gates));
         return new QuantizeOutcome(table, calibrated, analyses, steps, before, compileSeconds, verification, timing, gates);

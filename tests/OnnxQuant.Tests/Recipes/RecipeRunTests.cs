@@ -59,6 +59,7 @@ public sealed class RecipeRunTests
         Assert.Equal(json.GetProperty("verification").GetProperty("relative_error").GetDouble(),
             verification.RootElement.GetProperty("relative_error").GetDouble());
         var gate = verification.RootElement.GetProperty("gates")[0];
+        Assert.Equal("gates.maxPplIncrease", gate.GetProperty("option").GetString());
         Assert.Equal(json.GetProperty("gates")[0].GetProperty("measured").GetDouble(), gate.GetProperty("measured").GetDouble());
 
         // inspect shows the entries; diff against the input names the recipe as new.
