@@ -32,4 +32,16 @@ public class TensorDecodeTests
         Assert.Equal(expected.AsSpan(1000 * n, 37 * n).ToArray(), band);
         Assert.Throws<ArgumentOutOfRangeException>(() => tensor.DecodeRange((long)(k - 36) * n, band));
     }
+
+    [Fact]
+    public void ParallelFp16EncodingEqualsTheSerialConversion()
+    {
+        var rng = new Random(4);
+        var values = new float[(3 << 20) + 123]; // three full slices and a partial one
+        for (int i = 0; i < values.Length; i++) values[i] = (float)(rng.NextDouble() * 200 - 100);
+        var expected = new Half[values.Length];
+        System.Numerics.Tensors.TensorPrimitives.ConvertToHalf(values, expected);
+        var tensor = Tensor.FromFloats("t", values, [values.Length], TensorProto.Types.DataType.Float16);
+        Assert.Equal(System.Runtime.InteropServices.MemoryMarshal.AsBytes(expected.AsSpan()).ToArray(), tensor.RawBytes.ToArray());
+    }
 }
