@@ -3,8 +3,8 @@ namespace OnnxQuant.Numerics;
 /// <summary>
 /// The minimum of a loss over grid points 0..count-1 from a few of them: golden-section narrowing of the index range
 /// (each step compares two interior points and drops the side of the larger loss), then every point of the last few.
-/// Exact when the loss is unimodal along the grid, which the SmoothQuant alpha and AWQ ratio curves are in practice
-/// (docs/architecture.md, "Search cost"); 20 points cost 9-11 evaluations instead of 20. Deterministic: the same
+/// Exact when the loss is unimodal along the grid; 20 points cost 9-11 evaluations instead of 20. The alpha and AWQ
+/// ratio curves are not always unimodal, so the searches use it only when asked (docs/architecture.md, "Search cost"). Deterministic: the same
 /// points in the same order for the same losses, ties going to the lower index.
 /// </summary>
 public static class BracketSearch

@@ -33,8 +33,8 @@ public sealed record AlphaChoice(float? Alpha, double Error, double UnsmoothedEr
 }
 
 /// <summary>
-/// Chooses SmoothQuant's alpha for one group by a search over a grid (golden-section narrowing by default, see
-/// <see cref="BracketSearch"/>; every point with <c>bracketed: false</c>): for each candidate, s from the calibrated maxima, the
+/// Chooses SmoothQuant's alpha for one group by a search over a grid (every point by default; golden-section narrowing,
+/// <see cref="BracketSearch"/>, with <c>bracketed: true</c>, see docs/architecture.md, "Search cost"): for each candidate, s from the calibrated maxima, the
 /// recorded activation rows divided by s and fake-quantized as the W8A8 graph will (static per-tensor or per-token), each
 /// consumer's weight multiplied by s and fake-quantized per output channel; the loss is the sum over consumers of the
 /// relative squared error of the output against the unquantized product. "No smoothing" competes too. With float
@@ -54,7 +54,7 @@ public static class AlphaSearch
 
     public static AlphaChoice Run(ReadOnlySpan<float> rows, int rowCount, ReadOnlySpan<float> activationAbsMax, IReadOnlyList<SearchWeight> weights,
         ReadOnlySpan<float> weightRowAbsMax, FakeQuantScheme scheme, IReadOnlyList<float>? grid = null, bool allowNoSmoothing = true,
-        bool bracketed = true)
+        bool bracketed = false)
     {
         int k = activationAbsMax.Length;
         if (rowCount <= 0 || rows.Length != (long)rowCount * k)
