@@ -48,7 +48,8 @@ internal sealed class CalibrationArguments
     /// Reads --stats (checked against the model) or calibrates on the data within the model's context
     /// (<paramref name="limits"/>), with a progress bar and a line on <paramref name="stages"/>.
     /// </summary>
-    public CalibrationInput Obtain(CliContext context, ParseResult parse, OnnxModel loaded, string modelPath, SessionSettings session, SequenceLimits limits, TextWriter stages)
+    public CalibrationInput Obtain(CliContext context, ParseResult parse, OnnxModel loaded, string modelPath, SessionSettings session, SequenceLimits limits, TextWriter stages,
+        int sampleRows = 512)
     {
         if (parse.GetValue(Stats) is { } statsPath)
         {
@@ -57,7 +58,7 @@ internal sealed class CalibrationArguments
             return new CalibrationInput(statistics, null, null);
         }
         var dataOptions = DataOptions(parse);
-        var options = new CalibrationOptions { SampleRowsPerTensor = 512, Seed = dataOptions.Seed };
+        var options = new CalibrationOptions { SampleRowsPerTensor = sampleRows, Seed = dataOptions.Seed };
         var run = ContextLengths.Calibrate(context, parse, SequenceLength, loaded, modelPath, dataOptions, options, session, limits, stages,
             dataset => stages.WriteLine(dataset.Feeds is null
                 ? $"calibrating on {dataset.Description}: {dataset.Samples.Count} x {dataset.SequenceLength} tokens"

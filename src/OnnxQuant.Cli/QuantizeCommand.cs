@@ -21,6 +21,9 @@ internal sealed record QuantizeJob(
     SessionSettings Session, string StageLine, VerificationArguments Verification, int LatencyRuns)
 {
     public Action<CalibrationInput, AnalysisStore>? Prepare { get; init; }
+
+    /// <summary>Activation rows kept per tensor when the command calibrates (GPTQ's H wants more than AWQ's searches).</summary>
+    public int SampleRows { get; init; } = 512;
 }
 
 /// <summary>What the skeleton did, for the command's summary.</summary>
@@ -69,7 +72,7 @@ internal static class QuantizeCommand
         var clock = Stopwatch.StartNew();
 
         var calibrated = job.Pipeline.NeedsCalibration || parse.GetValue(job.Calibration.Stats) is not null
-            ? job.Calibration.Obtain(context, parse, loaded, job.ModelPath, job.Session, limits, stages)
+            ? job.Calibration.Obtain(context, parse, loaded, job.ModelPath, job.Session, limits, stages, job.SampleRows)
             : new CalibrationInput(new CalibrationStats(ModelFingerprint.Compute(loaded.Graph), new CalibrationInfo(), []), null, null);
         // Now with its notice, after calibration's; with the limit calibration found by running the model, if it had to.
         var verifyOptions = job.Verification.Options(parse, job.Session, tokenizer, limits.Context ?? calibrated.Probed, causal, job.ModelPath, stages);

@@ -6,8 +6,12 @@ public sealed record GptqOptions
     /// <summary>Added to H's diagonal as a fraction of its mean diagonal before factoring (the reference default 1%).</summary>
     public float Dampening { get; init; } = 0.01f;
 
-    /// <summary>Round input rows in order of decreasing H diagonal (largest activation energy first), with static groups.</summary>
-    public bool ActOrder { get; init; }
+    /// <summary>
+    /// Round input rows in order of decreasing H diagonal (largest activation energy first), with static groups. On by
+    /// default: without it GPTQ did worse than RTN on a fixture with outlier channels (held-out logits error 0.262 vs
+    /// 0.252; 0.167 with it), and MiniLM's held-out cosine went 0.9734 -> 0.9759 with it.
+    /// </summary>
+    public bool ActOrder { get; init; } = true;
 
     /// <summary>Input rows rounded between two lazy (batched) updates of the remaining rows.</summary>
     public int LazyBlock { get; init; } = 128;
