@@ -97,6 +97,24 @@ public sealed class GptqPassTests
     }
 
     [Fact]
+    public void MaxSizeBoundsEveryInitializerByteOfTheEmittedModel()
+    {
+        var h = new AwqFixtureHarness(Fixture(FixtureFamily.TorchLlama), samples: 4, sequence: 32);
+        var rewrite = new W4RewriteOptions { Quantization = Q32 };
+        static long InitializerBytes(byte[] model) => ModelProto.Parser.ParseFrom(model).Graph.Initializer.Sum(t => (long)t.RawData.Length);
+        long all4 = InitializerBytes(h.Apply(new W4RewritePass(rewrite)));
+        long limit = all4 + 40_000;   // room for a few 8-bit linears, not for all
+        var bytes = h.Apply(new MixedPrecisionPass(new MixedPrecisionOptions(new SizeBudget.MaxBytes(limit), rewrite)), new W4RewritePass(rewrite));
+        var plan = h.Last.Get<BitsPlan>("test");
+        long emitted = InitializerBytes(bytes);
+        _output.WriteLine($"all at 4 bits {all4} bytes, limit {limit}, emitted {emitted}, {plan.Bits.Values.Count(b => b == 8)} linears at 8 bits");
+        Assert.True(emitted <= limit, $"{emitted} bytes over the {limit} limit");
+        Assert.Equal(all4 + plan.PlannedBytes - plan.Choices.Sum(c => c.Bytes4), emitted);
+        Assert.Contains(plan.Bits.Values, b => b == 8);
+        Assert.Contains(plan.Bits.Values, b => b == 4);
+    }
+
+    [Fact]
     public void MoreBudgetNeverLowersAnyLinearsBitsOnTheFixture()
     {
         var h = new AwqFixtureHarness(Fixture(FixtureFamily.Bert), samples: 4, sequence: 32);
