@@ -52,7 +52,7 @@ internal static class BenchPlan
             { SampleRows = GptqSampleRows },
     ];
 
-    /// <summary>What `onnxquant awq` keeps when it calibrates for GPTQ itself (AwqCommand.GptqSampleRows).</summary>
+    /// <summary>What `onnxquant awq` keeps when it calibrates for GPTQ itself (CalibrationSettings.GptqSampleRows, the default of a recipe that rounds with GPTQ or plans bits).</summary>
     public const int GptqSampleRows = 2048;
 
     private static string[] Smooth(PassInputs p, params string[] smoothing) =>

@@ -9,6 +9,7 @@ using OnnxQuant.Calibrate.Verification;
 using OnnxQuant.Gptq;
 using OnnxQuant.Passes;
 using OnnxQuant.Quantization;
+using OnnxQuant.Recipes;
 
 namespace OnnxQuant.Cli;
 
@@ -90,12 +91,14 @@ public static class AwqCommand
         var device = new Option<ExecutionDevice>("--device") { Description = "auto tries CUDA and falls back to the CPU; cpu never touches CUDA.", DefaultValueFactory = _ => ExecutionDevice.Auto };
         var threads = new Option<int>("--threads") { Description = "ONNX Runtime threads (0: one per core).", DefaultValueFactory = _ => 0 };
         var json = CliContext.JsonOption();
+        var gates = new GateArguments();
+        var printRecipe = new Option<bool>("--print-recipe") { Description = "Print the recipe this command line amounts to (docs/recipes.md) and stop; `onnxquant run` on it writes the same model." };
         var command = new Command("awq", "Quantize weights to 4 bits (MatMulNBits, W4A16) with activation-aware scaling (AWQ) or round-to-nearest.")
         {
             model, output, method, groupSize, symmetric, accuracy, lmHead, exclude, clip, noClip, duo, noDuo, blockLoss, grid, actOrder, noActOrder, damp, bitsBudget, maxSize,
             device, threads, json,
         };
-        foreach (var option in calibrationArguments.All.Concat(verification.All))
+        foreach (var option in calibrationArguments.All.Concat(verification.All).Concat(gates.All).Append(printRecipe))
             command.Options.Add(option);
         command.SetAction(parse => CommandRunner.Run(context, parse, () =>
         {
@@ -123,48 +126,45 @@ public static class AwqCommand
                 throw new OnnxQuantException(null, "--act-order and --no-act-order contradict each other; give one", ExitCode.Usage);
             if ((parse.GetValue(actOrder) || parse.GetValue(noActOrder)) && !how.UsesGptq())
                 throw new OnnxQuantException(null, "--act-order and --no-act-order are GPTQ options; give --method gptq or awq-gptq with them", ExitCode.Usage);
+            if (ContextLengths.Explicit(parse, damp) && !how.UsesGptq())
+                throw new OnnxQuantException(null, "--damp is a GPTQ option; give --method gptq or awq-gptq with it", ExitCode.Usage);
             var budget = Budget(parse.GetValue(bitsBudget), parse.GetValue(maxSize));
             string outPath = parse.GetValue(output) ?? DefaultOutput(modelPath, how);
             var session = new SessionSettings { Device = parse.GetValue(device), Threads = Math.Max(0, parse.GetValue(threads)), Verbose = parse.GetValue(context.Verbose) };
-            var selection = new LinearSelection(parse.GetValue(exclude), parse.GetValue(lmHead));
+            _ = new LinearSelection(parse.GetValue(exclude)); // a bad pattern is a usage error before anything else
             var quant = new Int4QuantOptions { BlockSize = block, Scheme = parse.GetValue(symmetric) ? Int4Scheme.Symmetric : Int4Scheme.Asymmetric };
 
             var rewrite = new W4RewriteOptions
             {
-                Quantization = quant, AccuracyLevel = level, Selection = selection,
+                Quantization = quant, AccuracyLevel = level,
                 Rounding = how.UsesGptq() ? WeightRounding.Gptq : WeightRounding.Rtn,
-                Gptq = new GptqOptions { Dampening = (float)dampening, ActOrder = !parse.GetValue(noActOrder) },
+                // Without GPTQ the settings stay at their defaults: the recipe writes them only for GPTQ rounding.
+                Gptq = how.UsesGptq() ? new GptqOptions { Dampening = (float)dampening, ActOrder = !parse.GetValue(noActOrder) } : new GptqOptions(),
             };
             var search = how.SearchesScales() ? new AwqPassOptions
             {
                 Search = new AwqOptions { Quantization = quant, GridPoints = gridPoints, Clip = !parse.GetValue(noClip), DuoScaling = !parse.GetValue(noDuo) },
                 BlockLoss = parse.GetValue(blockLoss),
             } : null;
-            var job = new QuantizeJob(modelPath, outPath, Presets.Awq(rewrite, search, budget), selection, calibrationArguments, session,
-                StageLine(how, block, budget),
-                verification, 10)
+            // GPTQ and a bits budget calibrate with more rows (the recipe's calibration.sampleRows; Recipe.SampleRows).
+            var recipe = RecipePresets.Awq(parse.GetValue(exclude) ?? [], parse.GetValue(lmHead), rewrite, search, budget,
+                calibrationArguments.Settings(parse), verification.Settings(parse), gates.Bounds(parse));
+            if (parse.GetValue(printRecipe))
             {
-                // GPTQ's H = XᵀX needs rows well beyond K (1536 in MiniLM's MLP); mixed precision also holds a quarter back.
-                SampleRows = how.UsesGptq() || budget is not null ? GptqSampleRows : 512,
-                Prepare = search is { BlockLoss: true } ? (calibrated, analyses) =>
-                {
-                    var dataset = calibrated.Dataset ?? CalibrationData.Load(calibrationArguments.DataOptions(parse), modelPath);
-                    analyses.Set<IBlockEvaluator>(new OrtBlockEvaluator(BlockWindows(dataset), session));
-                } : null,
-            };
-            var outcome = QuantizeCommand.Run(context, parse, job);
+                context.Out.WriteLine(RecipeWriter.Format(recipe));
+                return (int)ExitCode.Ok;
+            }
+            var job = new QuantizeJob(modelPath, outPath, recipe, session, StageLine(how, block, budget), parse.GetValue(verification.Latency), 10);
+            var outcome = QuantizeCommand.Run(context, job);
             var summary = AwqSummary.Create(modelPath, outPath, how, quant, level, OutputBytes(outPath), outcome, budget);
             if (parse.GetValue(json))
                 JsonOutput.Write(context.Out, summary);
             else
                 AwqSummary.Print(context.CreateConsole(), summary);
-            return (int)ExitCode.Ok;
+            return GateArguments.Verdict(context, outcome.Gates, outPath);
         }));
         return command;
     }
-
-    /// <summary>Rows kept per tensor for GPTQ and mixed precision: 512 rows gave MiniLM a held-out cosine of 0.964, 2048 gave 0.973.</summary>
-    public const int GptqSampleRows = 2048;
 
     private static string DefaultOutput(string modelPath, AwqMethod method)
     {
@@ -181,7 +181,7 @@ public static class AwqCommand
         if (maxMb is { } m && !(m > 0 && m < 1e9))
             throw new OnnxQuantException(null, $"--max-size must be a positive size in MB (got {m.ToString(CultureInfo.InvariantCulture)})", ExitCode.Usage);
         return bits is { } avg ? new SizeBudget.AverageBits(avg)
-            : maxMb is { } mb ? new SizeBudget.MaxBytes((long)Math.Floor(mb * 1048576))
+            : maxMb is { } mb ? new SizeBudget.MaxBytes((long)Math.Floor(mb * SizeBudget.BytesPerMb))
             : null;
     }
 
@@ -192,13 +192,6 @@ public static class AwqCommand
         return how.SearchesScales()
             ? $"searching AWQ scales and rewriting to {bits}, {rounding} (blocks of {block})"
             : $"rewriting to {bits}, {rounding} (blocks of {block})";
-    }
-
-    // A few hundred tokens of whole windows: attention mixes a sequence's tokens, so the block loss runs real sequences.
-    private static List<int[]> BlockWindows(CalibrationDataset dataset)
-    {
-        int length = Math.Min(dataset.SequenceLength, 128);
-        return dataset.Samples.Take(4).Select(s => s[..length]).ToList();
     }
 
     private static long OutputBytes(string path)

@@ -29,6 +29,9 @@ public sealed record AwqSummary(
     /// <summary>The mixed precision plan's budget and outcome; null without --bits-budget / --max-size.</summary>
     public MixedPrecisionSummary? MixedPrecision { get; init; }
 
+    /// <summary>The accuracy gates given and their verdicts (empty when none).</summary>
+    public IReadOnlyList<GateResult> Gates { get; init; } = [];
+
     /// <summary>7B = 32 layers x (4 x 4096^2 + 3 x 4096 x 11008) parameters, searched on 512 rows.</summary>
     public const double Parameters7B = 32.0 * (4.0 * 4096 * 4096 + 3.0 * 4096 * 11008);
 
@@ -72,6 +75,7 @@ public sealed record AwqSummary(
             Linears = bits,
             GptqSeconds = rewrite.Result.Metrics.GetValueOrDefault("gptq_seconds"),
             MixedPrecision = mixed,
+            Gates = outcome.Gates,
         };
     }
 

@@ -18,6 +18,9 @@ public abstract record SizeBudget
 
     /// <summary>All initializer bytes of the emitted model (weights as emitted plus every other constant).</summary>
     public sealed record MaxBytes(long Bytes) : SizeBudget;
+
+    /// <summary>--max-size and a recipe's maxSizeMb count MB of 1,048,576 bytes.</summary>
+    public const double BytesPerMb = 1048576;
 }
 
 /// <summary>Settings of <see cref="MixedPrecisionPass"/>; rounding, grid and selection are the rewrite's.</summary>
@@ -73,10 +76,12 @@ public sealed class MixedPrecisionPass : IGraphPass
         if (budget < minimum)
             throw new OnnxQuantException(null, _options.Budget switch
             {
-                SizeBudget.AverageBits a => $"--bits-budget {a.Bits.ToString("0.###", CultureInfo.InvariantCulture)} is below what every linear takes at 4 bits "
-                    + $"({(8.0 * minimum / parameters).ToString("0.###", CultureInfo.InvariantCulture)} average bits with blocks of {rewrite.Quantization.BlockSize}); give at least that, or a larger --group-size",
-                _ => $"--max-size leaves {Math.Max(0, budget)} bytes for the linears' weights but 4 bits take {minimum}; give a larger --max-size "
-                    + $"(at least {((_options.Budget as SizeBudget.MaxBytes)!.Bytes - budget + minimum + 999_999) / 1_000_000} MB)",
+                // The same pass runs for `awq` and for a recipe: name both spellings of the setting.
+                SizeBudget.AverageBits a => $"--bits-budget {a.Bits.ToString("0.###", CultureInfo.InvariantCulture)} (a recipe's bitsBudget) is below what every linear takes at 4 bits "
+                    + $"({(8.0 * minimum / parameters).ToString("0.###", CultureInfo.InvariantCulture)} average bits with blocks of {rewrite.Quantization.BlockSize}); give at least that, "
+                    + "or larger blocks (--group-size, a recipe's blockSize)",
+                _ => $"--max-size (a recipe's maxSizeMb) leaves {Math.Max(0, budget)} bytes for the linears' weights but 4 bits take {minimum}; give a larger size "
+                    + $"(at least {(Math.Ceiling(((_options.Budget as SizeBudget.MaxBytes)!.Bytes - budget + minimum) / SizeBudget.BytesPerMb * 100) / 100).ToString("0.00", CultureInfo.InvariantCulture)} MB of 1,048,576 bytes)",
             }, ExitCode.Usage);
         var plan = BitsPlanner.Assign(choices, budget);
         context.Analyses.Set(plan);

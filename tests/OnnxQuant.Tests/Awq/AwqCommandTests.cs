@@ -69,6 +69,7 @@ public sealed class AwqCommandTests : IDisposable
     [InlineData("--clip", "--no-clip", 2, "--clip and --no-clip contradict each other")]
     [InlineData("--act-order", "--no-clip", 2, "--act-order and --no-act-order are GPTQ options")]
     [InlineData("--damp", "0", 2, "--damp must be in (0, 1]")]
+    [InlineData("--damp", "0.05", 2, "--damp is a GPTQ option")]
     [InlineData("--bits-budget", "40", 2, "--bits-budget must be an average in (0, 32]")]
     [InlineData("--max-size", "-1", 2, "--max-size must be a positive size in MB")]
     public void BadOptionsAreUsageErrors(string option, string value, int exitCode, string message)
@@ -115,7 +116,7 @@ public sealed class AwqCommandTests : IDisposable
         Assert.Equal(2, low.ExitCode);
         // The paragraph is wrapped to the terminal width.
         string paragraph = System.Text.RegularExpressions.Regex.Replace(low.Error, @"\s+", " ");
-        Assert.Contains("--bits-budget 4.5 is below what every linear takes at 4 bits (5.125 average bits with blocks of 32)", paragraph);
+        Assert.Contains("--bits-budget 4.5 (a recipe's bitsBudget) is below what every linear takes at 4 bits (5.125 average bits with blocks of 32)", paragraph);
         Assert.False(File.Exists(_temp.File("low.onnx")));
     }
 
