@@ -7,13 +7,18 @@ using OnnxQuant.Quantization;
 // Speed of AWQ's search on one Llama-shaped decoder layer with random weights and outlier activation channels:
 // seconds per group and per layer, the matrix throughput reached, and the projected time for a 7B model.
 // Usage: dotnet run -c Release --project bench/OnnxQuant.Bench.Awq [--hidden 4096] [--intermediate 11008] [--rows 512]
-//        [--grid 20] [--clip-steps 20] [--no-clip] [--gemm]
+//        [--grid 20] [--clip-steps 20] [--no-clip] [--gemm] [--gptq]   (--gptq: GPTQ on the layer instead; use --rows 2048)
 var settings = BenchSettings.Parse(args);
 CultureInfo.DefaultThreadCurrentCulture = CultureInfo.InvariantCulture;
 Console.WriteLine($"machine: {Environment.ProcessorCount} logical cores, {(System.Runtime.Intrinsics.Vector512.IsHardwareAccelerated ? "AVX-512" : "AVX2")} kernel");
 if (settings.GemmOnly)
 {
     GemmThroughput.Run();
+    return;
+}
+if (args.Contains("--gptq"))
+{
+    GptqLayerBench.Run(settings);
     return;
 }
 

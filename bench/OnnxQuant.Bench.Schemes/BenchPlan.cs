@@ -20,7 +20,11 @@ internal sealed record BenchModel(
 internal sealed record PassInputs(BenchModel Model, string StatsPath, string OutputPath);
 
 /// <summary>A quantization scheme: the `onnxquant` arguments that produce it (null for the FP32 original).</summary>
-internal sealed record Scheme(string Name, string Label, Func<PassInputs, string[]>? PassArgs);
+internal sealed record Scheme(string Name, string Label, Func<PassInputs, string[]>? PassArgs)
+{
+    /// <summary>Activation rows per tensor its --stats keep: GPTQ's H gets `calibrate --sample-rows 2048`, the others the default 512.</summary>
+    public int SampleRows { get; init; } = 512;
+}
 
 /// <summary>The models and schemes of the bench, and the settings of full and --quick runs.</summary>
 internal static class BenchPlan
@@ -40,7 +44,16 @@ internal static class BenchPlan
         new("w8a8-sq-auto-u8", "W8A8 SmoothQuant auto, uint8 activations (CPU)", p => Smooth(p, "--alpha", "auto", "--uint8-activations")),
         new("w4-rtn-g128", "W4 RTN g128", p => ["awq", p.Model.ModelPath, "-o", p.OutputPath, "--method", "rtn", "--group-size", "128", "--no-verify", "--device", "cpu", "--json"]),
         new("w4-awq-g128", "W4 AWQ g128", p => ["awq", p.Model.ModelPath, "-o", p.OutputPath, "--method", "awq", "--group-size", "128", "--stats", p.StatsPath, "--no-verify", "--device", "cpu", "--json"]),
+        new("w4-gptq-g128", "W4 GPTQ g128", p => ["awq", p.Model.ModelPath, "-o", p.OutputPath, "--method", "gptq", "--group-size", "128", "--stats", p.StatsPath, "--no-verify", "--device", "cpu", "--json"])
+            { SampleRows = GptqSampleRows },
+        new("w4-awq-gptq-g128", "W4 AWQ-GPTQ g128", p => ["awq", p.Model.ModelPath, "-o", p.OutputPath, "--method", "awq-gptq", "--group-size", "128", "--stats", p.StatsPath, "--no-verify", "--device", "cpu", "--json"])
+            { SampleRows = GptqSampleRows },
+        new("mixed-bits5-g128", "Mixed 4/8/float, --bits-budget 5, AWQ-GPTQ g128", p => ["awq", p.Model.ModelPath, "-o", p.OutputPath, "--method", "awq-gptq", "--group-size", "128", "--bits-budget", "5", "--stats", p.StatsPath, "--no-verify", "--device", "cpu", "--json"])
+            { SampleRows = GptqSampleRows },
     ];
+
+    /// <summary>What `onnxquant awq` keeps when it calibrates for GPTQ itself (CalibrationSettings.GptqSampleRows, the default of a recipe that rounds with GPTQ or plans bits).</summary>
+    public const int GptqSampleRows = 2048;
 
     private static string[] Smooth(PassInputs p, params string[] smoothing) =>
         ["smooth", p.Model.ModelPath, "-o", p.OutputPath, .. smoothing, "--stats", p.StatsPath, "--no-verify", "--device", "cpu", "--json"];

@@ -17,12 +17,19 @@ internal sealed class BenchRunner(string onnxquant, string root, string outFolde
         string folder = Path.Combine(outFolder, model.Name);
         Directory.CreateDirectory(folder);
         string stats = Path.Combine(folder, "model.calib");
-        var calibration = Calibrate(model, stats);
+        var calibration = Calibrate(model, stats, 512);
+        // Schemes that keep more rows per tensor (GPTQ) get their own statistics, calibrated on the same samples.
+        var moreRows = schemes.Select(s => s.SampleRows).Where(r => r != 512).Distinct()
+            .ToDictionary(r => r, r => (Path: Path.Combine(folder, $"model.{r}rows.calib"), Ok: false));
+        foreach (var r in moreRows.Keys.ToList())
+            moreRows[r] = (moreRows[r].Path, Calibrate(model, moreRows[r].Path, r) is not null);
         var rows = new List<SchemeRow>();
         foreach (var scheme in schemes)
         {
             log.WriteLine($"[{DateTime.UtcNow:HH:mm:ss}] {model.Name}: {scheme.Name}");
-            var row = RunScheme(model, scheme, stats, folder, calibration is not null);
+            var row = moreRows.TryGetValue(scheme.SampleRows, out var own)
+                ? RunScheme(model, scheme, own.Path, folder, own.Ok)
+                : RunScheme(model, scheme, stats, folder, calibration is not null);
             log.WriteLine(row.Error is null
                 ? $"    size {row.SizeBytes / 1e6:0.00} MB, pass {row.PassSeconds?.ToString("0.0", Inv) ?? "-"} s, loss {row.AccuracyLossPercent?.ToString("0.000", Inv) ?? "-"}%, prefill {row.PrefillMs?.ToString("0.0", Inv)} ms"
                 : $"    failed: {row.Error}");
@@ -31,9 +38,10 @@ internal sealed class BenchRunner(string onnxquant, string root, string outFolde
         return (calibration, rows);
     }
 
-    private CalibrationRow? Calibrate(BenchModel model, string stats)
+    private CalibrationRow? Calibrate(BenchModel model, string stats, int sampleRows)
     {
         string[] args = ["calibrate", model.ModelPath, "-o", stats, "--samples", CalibrationSamples.ToString(Inv), "--seq-len", model.CalibrationTokens.ToString(Inv),
+            "--sample-rows", sampleRows.ToString(Inv),
             .. model.TokenizerArgs, "--device", "cpu", "--json"];
         var result = ChildRun.Run(onnxquant, args, root);
         if (result.ExitCode != 0)

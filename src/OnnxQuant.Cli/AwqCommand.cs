@@ -6,6 +6,7 @@ using OnnxQuant.Calibrate.BlockEvaluation;
 using OnnxQuant.Calibrate.Data;
 using OnnxQuant.Calibrate.Sessions;
 using OnnxQuant.Calibrate.Verification;
+using OnnxQuant.Gptq;
 using OnnxQuant.Passes;
 using OnnxQuant.Quantization;
 using OnnxQuant.Recipes;
@@ -19,11 +20,42 @@ public enum AwqMethod
     Awq,
     /// <summary>Plain round-to-nearest: no calibration.</summary>
     Rtn,
+    /// <summary>GPTQ rounding from the calibration rows' H = XᵀX, no scaling.</summary>
+    Gptq,
+    /// <summary>AWQ's scales (and clipping) folded first, then GPTQ rounding of the scaled weights.</summary>
+    AwqGptq,
+}
+
+/// <summary>The --method words.</summary>
+public static class AwqMethods
+{
+    public static readonly string[] Words = ["awq", "rtn", "gptq", "awq-gptq"];
+
+    public static AwqMethod Parse(string word) => word switch
+    {
+        "rtn" => AwqMethod.Rtn,
+        "gptq" => AwqMethod.Gptq,
+        "awq-gptq" => AwqMethod.AwqGptq,
+        _ => AwqMethod.Awq,
+    };
+
+    public static string Word(this AwqMethod method) => method switch
+    {
+        AwqMethod.Rtn => "rtn",
+        AwqMethod.Gptq => "gptq",
+        AwqMethod.AwqGptq => "awq-gptq",
+        _ => "awq",
+    };
+
+    public static bool SearchesScales(this AwqMethod method) => method is AwqMethod.Awq or AwqMethod.AwqGptq;
+
+    public static bool UsesGptq(this AwqMethod method) => method is AwqMethod.Gptq or AwqMethod.AwqGptq;
 }
 
 /// <summary>
-/// `onnxquant awq model.onnx [--data ...] [-o out.onnx] [--method awq|rtn] [--group-size N] [--symmetric] ...`:
-/// calibrate (unless --stats or rtn), search AWQ scales, rewrite linears to MatMulNBits, write, verify on held-out text.
+/// `onnxquant awq model.onnx [--data ...] [-o out.onnx] [--method awq|rtn|gptq|awq-gptq] [--group-size N] [--symmetric]
+/// [--bits-budget B | --max-size MB] ...`: calibrate (unless --stats or rtn), search AWQ scales, plan bits per linear,
+/// rewrite linears to MatMulNBits (RTN or GPTQ rounding), write, verify on held-out text.
 /// </summary>
 public static class AwqCommand
 {
@@ -33,7 +65,18 @@ public static class AwqCommand
         var calibrationArguments = new CalibrationArguments();
         var verification = new VerificationArguments();
         var output = new Option<string?>("--output", "-o") { Description = "The quantized model to write (default: <model>.awq.onnx or <model>.rtn.onnx)." };
-        var method = new Option<AwqMethod>("--method") { Description = "awq (default) searches per-group scales on calibration data; rtn is plain round-to-nearest.", DefaultValueFactory = _ => AwqMethod.Awq };
+        var method = new Option<string>("--method")
+        {
+            Description = "awq (default) searches per-group scales on calibration data; rtn is plain round-to-nearest; gptq rounds with GPTQ "
+                + "(errors compensated through the calibration rows' XᵀX); awq-gptq folds AWQ's scales, then rounds with GPTQ.",
+            DefaultValueFactory = _ => "awq",
+        };
+        method.AcceptOnlyFromAmong(AwqMethods.Words);
+        var actOrder = new Option<bool>("--act-order") { Description = "GPTQ: round inputs in order of decreasing activation energy, static groups keep the block layout (the default; accepted so scripts can say so)." };
+        var noActOrder = new Option<bool>("--no-act-order") { Description = "GPTQ: round inputs in their own order, each group's grid fitted on the weights as updated so far." };
+        var damp = new Option<double>("--damp") { Description = "GPTQ: dampening added to XᵀX's diagonal, as a fraction of its mean (0 < d <= 1).", DefaultValueFactory = _ => 0.01 };
+        var bitsBudget = new Option<double?>("--bits-budget") { Description = "Mixed precision: average bits per weight of the quantized linears (B, scales and zero points as emitted); each linear gets 4, 8 or float bits by its measured output error." };
+        var maxSize = new Option<double?>("--max-size") { Description = "Mixed precision: the emitted model's initializers at most this many MB (1 MB = 1,048,576 bytes); linears get 4, 8 or float bits by measured error." };
         var groupSize = new Option<int>("--group-size") { Description = "Weights per 4-bit block along K: 32, 64, 128 or 256.", DefaultValueFactory = _ => 128 };
         var symmetric = new Option<bool>("--symmetric") { Description = "Symmetric blocks (implicit zero point 8) instead of asymmetric with zero points." };
         var accuracy = new Option<int>("--accuracy-level") { Description = "MatMulNBits accuracy_level: 0 unset, 1 fp32, 2 fp16, 3 bf16, 4 int8 compute.", DefaultValueFactory = _ => 0 };
@@ -52,7 +95,7 @@ public static class AwqCommand
         var printRecipe = new Option<bool>("--print-recipe") { Description = "Print the recipe this command line amounts to (docs/recipes.md) and stop; `onnxquant run` on it writes the same model." };
         var command = new Command("awq", "Quantize weights to 4 bits (MatMulNBits, W4A16) with activation-aware scaling (AWQ) or round-to-nearest.")
         {
-            model, output, method, groupSize, symmetric, accuracy, lmHead, exclude, clip, noClip, duo, noDuo, blockLoss, grid,
+            model, output, method, groupSize, symmetric, accuracy, lmHead, exclude, clip, noClip, duo, noDuo, blockLoss, grid, actOrder, noActOrder, damp, bitsBudget, maxSize,
             device, threads, json,
         };
         foreach (var option in calibrationArguments.All.Concat(verification.All).Concat(gates.All).Append(printRecipe))
@@ -60,7 +103,7 @@ public static class AwqCommand
         command.SetAction(parse => CommandRunner.Run(context, parse, () =>
         {
             string modelPath = parse.GetValue(model)!;
-            var how = parse.GetValue(method);
+            var how = AwqMethods.Parse(parse.GetValue(method) ?? "awq");
             int block = parse.GetValue(groupSize);
             if (block is not (32 or 64 or 128 or 256))
                 throw new OnnxQuantException(null, $"--group-size must be 32, 64, 128 or 256 (got {block.ToString(CultureInfo.InvariantCulture)})", ExitCode.Usage);
@@ -76,31 +119,44 @@ public static class AwqCommand
                 throw new OnnxQuantException(null, $"--grid must be 1..1000 (got {gridPoints.ToString(CultureInfo.InvariantCulture)})", ExitCode.Usage);
             if (parse.GetValue(blockLoss) && (parse.GetValue(calibrationArguments.Data) ?? []).Any(CalibrationData.IsArrays))
                 throw new OnnxQuantException(null, "--block-loss runs the blocks on token windows; with arrays (.npz) as --data, leave it off", ExitCode.Usage);
+            double dampening = parse.GetValue(damp);
+            if (!(dampening > 0 && dampening <= 1))
+                throw new OnnxQuantException(null, $"--damp must be in (0, 1] (got {dampening.ToString(CultureInfo.InvariantCulture)})", ExitCode.Usage);
+            if (parse.GetValue(actOrder) && parse.GetValue(noActOrder))
+                throw new OnnxQuantException(null, "--act-order and --no-act-order contradict each other; give one", ExitCode.Usage);
+            if ((parse.GetValue(actOrder) || parse.GetValue(noActOrder)) && !how.UsesGptq())
+                throw new OnnxQuantException(null, "--act-order and --no-act-order are GPTQ options; give --method gptq or awq-gptq with them", ExitCode.Usage);
+            if (ContextLengths.Explicit(parse, damp) && !how.UsesGptq())
+                throw new OnnxQuantException(null, "--damp is a GPTQ option; give --method gptq or awq-gptq with it", ExitCode.Usage);
+            var budget = Budget(parse.GetValue(bitsBudget), parse.GetValue(maxSize));
             string outPath = parse.GetValue(output) ?? DefaultOutput(modelPath, how);
             var session = new SessionSettings { Device = parse.GetValue(device), Threads = Math.Max(0, parse.GetValue(threads)), Verbose = parse.GetValue(context.Verbose) };
             _ = new LinearSelection(parse.GetValue(exclude)); // a bad pattern is a usage error before anything else
             var quant = new Int4QuantOptions { BlockSize = block, Scheme = parse.GetValue(symmetric) ? Int4Scheme.Symmetric : Int4Scheme.Asymmetric };
 
-            var rewrite = new W4RewriteOptions { Quantization = quant, AccuracyLevel = level };
-            var search = how == AwqMethod.Awq ? new AwqPassOptions
+            var rewrite = new W4RewriteOptions
+            {
+                Quantization = quant, AccuracyLevel = level,
+                Rounding = how.UsesGptq() ? WeightRounding.Gptq : WeightRounding.Rtn,
+                // Without GPTQ the settings stay at their defaults: the recipe writes them only for GPTQ rounding.
+                Gptq = how.UsesGptq() ? new GptqOptions { Dampening = (float)dampening, ActOrder = !parse.GetValue(noActOrder) } : new GptqOptions(),
+            };
+            var search = how.SearchesScales() ? new AwqPassOptions
             {
                 Search = new AwqOptions { Quantization = quant, GridPoints = gridPoints, Clip = !parse.GetValue(noClip), DuoScaling = !parse.GetValue(noDuo) },
                 BlockLoss = parse.GetValue(blockLoss),
             } : null;
-            var recipe = RecipePresets.Awq(parse.GetValue(exclude) ?? [], parse.GetValue(lmHead), rewrite, search,
+            // GPTQ and a bits budget calibrate with more rows (the recipe's calibration.sampleRows; Recipe.SampleRows).
+            var recipe = RecipePresets.Awq(parse.GetValue(exclude) ?? [], parse.GetValue(lmHead), rewrite, search, budget,
                 calibrationArguments.Settings(parse), verification.Settings(parse), gates.Bounds(parse));
             if (parse.GetValue(printRecipe))
             {
                 context.Out.WriteLine(RecipeWriter.Format(recipe));
                 return (int)ExitCode.Ok;
             }
-            var job = new QuantizeJob(modelPath, outPath, recipe, session,
-                how == AwqMethod.Awq
-                    ? $"searching AWQ scales and rewriting to 4-bit MatMulNBits (blocks of {block})"
-                    : $"rewriting to 4-bit MatMulNBits, round-to-nearest (blocks of {block})",
-                parse.GetValue(verification.Latency), 10);
+            var job = new QuantizeJob(modelPath, outPath, recipe, session, StageLine(how, block, budget), parse.GetValue(verification.Latency), 10);
             var outcome = QuantizeCommand.Run(context, job);
-            var summary = AwqSummary.Create(modelPath, outPath, how, quant, level, OutputBytes(outPath), outcome);
+            var summary = AwqSummary.Create(modelPath, outPath, how, quant, level, OutputBytes(outPath), outcome, budget);
             if (parse.GetValue(json))
                 JsonOutput.Write(context.Out, summary);
             else
@@ -113,7 +169,29 @@ public static class AwqCommand
     private static string DefaultOutput(string modelPath, AwqMethod method)
     {
         string folder = Path.GetDirectoryName(modelPath) ?? "";
-        return Path.Combine(folder, $"{Path.GetFileNameWithoutExtension(modelPath)}.{(method == AwqMethod.Awq ? "awq" : "rtn")}.onnx");
+        return Path.Combine(folder, $"{Path.GetFileNameWithoutExtension(modelPath)}.{method.Word()}.onnx");
+    }
+
+    private static SizeBudget? Budget(double? bits, double? maxMb)
+    {
+        if (bits is not null && maxMb is not null)
+            throw new OnnxQuantException(null, "--bits-budget and --max-size both set the size; give one", ExitCode.Usage);
+        if (bits is { } b && !(b > 0 && b <= 32))
+            throw new OnnxQuantException(null, $"--bits-budget must be an average in (0, 32] bits per weight (got {b.ToString(CultureInfo.InvariantCulture)})", ExitCode.Usage);
+        if (maxMb is { } m && !(m > 0 && m < 1e9))
+            throw new OnnxQuantException(null, $"--max-size must be a positive size in MB (got {m.ToString(CultureInfo.InvariantCulture)})", ExitCode.Usage);
+        return bits is { } avg ? new SizeBudget.AverageBits(avg)
+            : maxMb is { } mb ? new SizeBudget.MaxBytes((long)Math.Floor(mb * SizeBudget.BytesPerMb))
+            : null;
+    }
+
+    private static string StageLine(AwqMethod how, int block, SizeBudget? budget)
+    {
+        string rounding = how.UsesGptq() ? "GPTQ rounding" : "round-to-nearest";
+        string bits = budget is null ? "4-bit MatMulNBits" : "MatMulNBits at 4 or 8 bits (or float) by measured error within the size budget";
+        return how.SearchesScales()
+            ? $"searching AWQ scales and rewriting to {bits}, {rounding} (blocks of {block})"
+            : $"rewriting to {bits}, {rounding} (blocks of {block})";
     }
 
     private static long OutputBytes(string path)

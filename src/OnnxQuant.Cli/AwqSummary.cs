@@ -20,6 +20,15 @@ public sealed record AwqSummary(
     /// <summary>Every linear kept in floating point, with its reason (QuantizedLinears + KeptLinears = every MatMul/Gemm).</summary>
     public IReadOnlyList<KeptLinear> Kept { get; init; } = [];
 
+    /// <summary>Every MatMul/Gemm with its bits (4, 8, 32 for float by the budget, 0 kept for another reason) and rounding.</summary>
+    public IReadOnlyList<LinearBits> Linears { get; init; } = [];
+
+    /// <summary>Seconds of GPTQ (H, its factor and the rounding) inside the rewrite; 0 without GPTQ.</summary>
+    public double GptqSeconds { get; init; }
+
+    /// <summary>The mixed precision plan's budget and outcome; null without --bits-budget / --max-size.</summary>
+    public MixedPrecisionSummary? MixedPrecision { get; init; }
+
     /// <summary>The accuracy gates given and their verdicts (empty when none).</summary>
     public IReadOnlyList<GateResult> Gates { get; init; } = [];
 
@@ -27,7 +36,7 @@ public sealed record AwqSummary(
     public const double Parameters7B = 32.0 * (4.0 * 4096 * 4096 + 3.0 * 4096 * 11008);
 
     internal static AwqSummary Create(string model, string output, AwqMethod method, Int4QuantOptions quant, int accuracyLevel, long bytesAfter,
-        QuantizeOutcome outcome)
+        QuantizeOutcome outcome, SizeBudget? budget = null)
     {
         var steps = outcome.Steps;
         var rewrite = steps.Single(s => s.Pass == "w4-rewrite");
@@ -41,7 +50,20 @@ public sealed record AwqSummary(
         var kept = linears.Where(d => !d.Quantized)
             .Select(d => new KeptLinear(d.Scope is null ? d.Linear : $"{d.Scope}/{d.Linear}", d.Reason, d.Detail is null ? KeepReasons.Describe(d.Reason) : $"{KeepReasons.Describe(d.Reason)}: {d.Detail}"))
             .ToList();
-        return new AwqSummary(model, output, method.ToString().ToLowerInvariant(), quant.BlockSize, quant.Scheme.ToString().ToLowerInvariant(), accuracyLevel,
+        var plan = outcome.Analyses.Find<BitsPlan>();
+        var planStep = steps.SingleOrDefault(s => s.Pass == "bits-plan");
+        var choices = plan?.Choices.ToDictionary(c => c.Linear, StringComparer.Ordinal);
+        var bits = linears.Select(d =>
+        {
+            var c = d.Scope is null ? choices?.GetValueOrDefault(d.Linear) : null;
+            return new LinearBits(d.Scope is null ? d.Linear : $"{d.Scope}/{d.Linear}", d.K, d.N, d.Bits,
+                d.Quantized ? (d.Rounding == WeightRounding.Gptq ? "gptq" : "rtn") : "-", d.BytesAfter, c?.Error4, c?.Error8);
+        }).ToList();
+        var mixed = plan is null || planStep is null ? null : new MixedPrecisionSummary(
+            budget switch { SizeBudget.AverageBits a => $"--bits-budget {a.Bits.ToString(CultureInfo.InvariantCulture)}", SizeBudget.MaxBytes m => $"--max-size {m.Bytes} bytes", _ => "-" },
+            plan.BudgetBytes, plan.PlannedBytes, plan.AverageBits, plan.Bits.Values.Count(b => b == 4), plan.Bits.Values.Count(b => b == 8),
+            plan.Bits.Values.Count(b => b == BitsPlan.Float), planStep.Elapsed.TotalSeconds);
+        return new AwqSummary(model, output, method.Word(), quant.BlockSize, quant.Scheme.ToString().ToLowerInvariant(), accuracyLevel,
             outcome.Before.TotalBytes, bytesAfter, linears.Count(d => d.Quantized), kept.Count,
             outcome.Calibration.Result?.Elapsed.TotalSeconds, search?.Elapsed.TotalSeconds ?? 0, rewrite.Elapsed.TotalSeconds, outcome.CompileSeconds,
             groups.Count, outcome.Analyses.Find<AwqReport>()?.Decisions.Count(d => d.IsScaled) ?? 0,
@@ -50,6 +72,9 @@ public sealed record AwqSummary(
             groups, outcome.Verification, outcome.Latency)
         {
             Kept = kept,
+            Linears = bits,
+            GptqSeconds = rewrite.Result.Metrics.GetValueOrDefault("gptq_seconds"),
+            MixedPrecision = mixed,
             Gates = outcome.Gates,
         };
     }
@@ -63,6 +88,21 @@ public sealed record AwqSummary(
         console.MarkupLineInterpolated($"size {Mb(s.BytesBefore)} -> {Mb(s.BytesAfter)} ({F((double)s.BytesAfter / s.BytesBefore, "P0")})");
         string calibration = s.CalibrationSeconds is { } c ? $"calibration {F(c, "0.0")} s, " : "";
         console.MarkupLineInterpolated($"time: {calibration}search {F(s.SearchSeconds, "0.0")} s, rewrite {F(s.RewriteSeconds, "0.0")} s, total {F(s.TotalSeconds, "0.0")} s");
+        if (s.GptqSeconds > 0)
+            console.MarkupLineInterpolated($"GPTQ: {s.Linears.Count(l => l.Rounding == "gptq")} linears in {F(s.GptqSeconds, "0.0")} s (H, its factor and the rounding)");
+        if (s.MixedPrecision is { } mp)
+        {
+            console.MarkupLineInterpolated($"mixed precision ({mp.Budget}): {mp.FourBit} at 4 bits, {mp.EightBit} at 8 bits, {mp.Float} float; weights {mp.PlannedBytes} of {mp.BudgetBytes} budget bytes, {F(mp.AverageBits, "0.000")} average bits; planned in {F(mp.Seconds, "0.0")} s");
+            var bitsTable = new Table().Border(TableBorder.Simple).Title("bits per linear (error: relative output error on held-out rows)");
+            foreach (var h in new[] { "linear", "shape", "bits", "rounding", "error at 4", "error at 8", "bytes" })
+                bitsTable.AddColumn(h);
+            foreach (var l in s.Linears.Where(l => l.Bits != 0))
+                bitsTable.AddRow(Markup.Escape(Short(l.Linear)), $"{l.K}x{l.N}", l.Bits == BitsPlan.Float ? "float" : l.Bits.ToString(inv), l.Rounding,
+                    l.Error4 is { } e4 ? F(e4, "0.00000") : "-", l.Error8 is { } e8 ? F(e8, "0.0000000") : "-", l.Bytes.ToString(inv));
+            console.Write(bitsTable);
+        }
+        else if (s.Linears.Any(l => l.Bits != 0))
+            console.MarkupLineInterpolated($"bits: every quantized linear at 4 ({(s.Linears.Any(l => l.Rounding == "gptq") ? "GPTQ" : "round-to-nearest")} rounding; --json lists them)");
         if (s.GroupDetails.Count > 0)
         {
             var table = new Table().Border(TableBorder.Simple).Title("AWQ groups (loss: mean squared output error on the recorded rows)");
@@ -93,6 +133,12 @@ public sealed record AwqSummary(
 
     private static string Short(string name) => name.Length <= 44 ? name : "…" + name[^43..];
 }
+
+/// <summary>One MatMul/Gemm's bits in the summary: 4 or 8 (MatMulNBits), 32 (float by the budget), 0 (kept for another reason).</summary>
+public sealed record LinearBits(string Linear, int K, int N, int Bits, string Rounding, long Bytes, double? Error4, double? Error8);
+
+/// <summary>The size budget, the weight bytes it allowed and used, and how many linears got each width.</summary>
+public sealed record MixedPrecisionSummary(string Budget, long BudgetBytes, long PlannedBytes, double AverageBits, int FourBit, int EightBit, int Float, double Seconds);
 
 public sealed record AwqGroupSummary(string Activation, string Target, IReadOnlyList<string> Consumers, string Status, string Loss, float Ratio,
     double RtnLoss, double AwqLoss, double LossRatio, double? ClippedFraction, double Seconds);

@@ -58,10 +58,11 @@ internal sealed class CalibrationArguments
 
     /// <summary>
     /// Reads the statistics file (checked against the model) or calibrates on the data within the model's context
-    /// (<paramref name="limits"/>), with a progress bar and a line on <paramref name="stages"/>. <paramref name="seqLenName"/>
-    /// names the length in errors (--seq-len, or the recipe's calibration.seqLen).
+    /// (<paramref name="limits"/>), keeping <paramref name="sampleRows"/> activation rows per tensor, with a progress bar and a
+    /// line on <paramref name="stages"/>. <paramref name="seqLenName"/> names the length in errors (--seq-len, or the
+    /// recipe's calibration.seqLen).
     /// </summary>
-    public static CalibrationInput Obtain(CliContext context, CalibrationSettings settings, string seqLenName, OnnxModel loaded, string modelPath,
+    public static CalibrationInput Obtain(CliContext context, CalibrationSettings settings, int sampleRows, string seqLenName, OnnxModel loaded, string modelPath,
         SessionSettings session, SequenceLimits limits, TextWriter stages)
     {
         if (settings.Stats is { } statsPath)
@@ -71,7 +72,7 @@ internal sealed class CalibrationArguments
             return new CalibrationInput(statistics, null, null);
         }
         var dataOptions = DataOptions(settings);
-        var options = new CalibrationOptions { SampleRowsPerTensor = 512, Seed = dataOptions.Seed };
+        var options = new CalibrationOptions { SampleRowsPerTensor = sampleRows, Seed = dataOptions.Seed };
         var run = ContextLengths.Calibrate(context, settings.SeqLen, CalibrationSettings.DefaultSeqLen, seqLenName, loaded, modelPath, dataOptions, options, session, limits, stages,
             dataset => stages.WriteLine(dataset.Feeds is null
                 ? $"calibrating on {dataset.Description}: {dataset.Samples.Count} x {dataset.SequenceLength} tokens"

@@ -77,7 +77,7 @@ internal static class QuantizeCommand
         var clock = Stopwatch.StartNew();
 
         var calibrated = pipeline.NeedsCalibration || recipe.Calibration.Stats is not null
-            ? CalibrationArguments.Obtain(context, recipe.Calibration, job.SeqLenName, loaded, job.ModelPath, job.Session, limits, stages)
+            ? CalibrationArguments.Obtain(context, recipe.Calibration, recipe.SampleRows, job.SeqLenName, loaded, job.ModelPath, job.Session, limits, stages)
             : new CalibrationInput(new CalibrationStats(inputFingerprint, new CalibrationInfo(), []), null, null);
         // Now with its notice, after calibration's; with the limit calibration found by running the model, if it had to.
         var verifyOptions = VerificationArguments.Options(recipe.Verification, job.VerifyLengthName, job.Session, tokenizer, limits.Context ?? calibrated.Probed,

@@ -28,6 +28,8 @@ public enum KeepReason
     SubgraphNotCalibrated,
     /// <summary>Its activation has no calibration statistics (a static activation scale needs them).</summary>
     NoStatistics,
+    /// <summary>Mixed precision kept it in float: its measured error saved the most per byte within the size budget.</summary>
+    BitsBudget,
 }
 
 public static class KeepReasons
@@ -48,6 +50,7 @@ public static class KeepReasons
         KeepReason.LmHead => "LM head (--include-lm-head to quantize it)",
         KeepReason.SubgraphNotCalibrated => "inside a subgraph, input not calibrated",
         KeepReason.NoStatistics => "no calibration statistics",
+        KeepReason.BitsBudget => "float by the bits budget",
         _ => reason.ToString(),
     };
 

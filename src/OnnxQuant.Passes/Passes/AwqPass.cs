@@ -96,17 +96,19 @@ public sealed class AwqPass : IGraphPass
         var graph = model.Graph;
         var groups = SmoothingGroups.Find(graph);
         var decisions = new List<AwqDecision>();
+        var rescaled = new Dictionary<string, RescaledInput>(StringComparer.Ordinal);
         bool changed = false;
         for (int i = 0; i < groups.Count; i++)
         {
             context.Cancellation.ThrowIfCancellationRequested();
             context.Progress?.Report(new PassProgress(Name, i, groups.Count, groups[i].Activation));
-            var decision = Search(model, groups[i], stats, blockEvaluator, context.Cancellation);
+            var decision = Search(model, groups[i], stats, blockEvaluator, rescaled, context.Cancellation);
             decisions.Add(decision);
             changed |= decision.Status is AwqStatus.Scaled or AwqStatus.Clipped or AwqStatus.ScaledClipped;
         }
         context.Progress?.Report(new PassProgress(Name, groups.Count, groups.Count));
         context.Analyses.Set(new AwqReport(decisions));
+        context.Analyses.Set(new InputRescaling(rescaled));
         SmoothingRecord.Append(model, decisions.Zip(groups).Where(p => p.First.IsScaled).Select(p => new SmoothedGroup(p.First.Activation,
             SmoothingMethod.Awq, p.First.Fold, p.First.Target, p.First.Consumers, p.First.Ratio, 0, SmoothedGroup.RescaledBy(p.Second))).ToList());
         var searched = decisions.Where(d => d.Rows > 0).ToList();
@@ -126,7 +128,8 @@ public sealed class AwqPass : IGraphPass
         };
     }
 
-    private AwqDecision Search(OnnxModel model, SmoothingGroup group, CalibrationStats calibration, IBlockEvaluator? blockEvaluator, CancellationToken cancel)
+    private AwqDecision Search(OnnxModel model, SmoothingGroup group, CalibrationStats calibration, IBlockEvaluator? blockEvaluator,
+        Dictionary<string, RescaledInput> rescaled, CancellationToken cancel)
     {
         var graph = model.Graph;
         var clock = Stopwatch.StartNew();
@@ -168,7 +171,11 @@ public sealed class AwqPass : IGraphPass
 
         bool scaled = result.Ratio > 0f;
         if (scaled)
+        {
             group.Apply(graph, result.Scales);
+            foreach (var name in names)
+                rescaled[name] = new RescaledInput(group.Activation, result.Scales);
+        }
 
         double? clipped = null;
         if (search.Clip)

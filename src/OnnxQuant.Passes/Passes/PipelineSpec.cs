@@ -40,6 +40,13 @@ public sealed record AwqSpec(AwqPassOptions Options) : PassSpec
     public override IGraphPass Create() => new AwqPass(Options);
 }
 
+public sealed record MixedPrecisionSpec(MixedPrecisionOptions Options) : PassSpec
+{
+    public override string Name => "bits-plan";
+
+    public override IGraphPass Create() => new MixedPrecisionPass(Options);
+}
+
 public sealed record W4RewriteSpec(W4RewriteOptions Options) : PassSpec
 {
     public override string Name => "w4-rewrite";
@@ -62,8 +69,9 @@ public sealed record PipelineSpec(IReadOnlyList<PassSpec> Passes)
     }
 
     /// <summary>Whether a pass reads calibration statistics (so the command must calibrate before running it).</summary>
-    public bool NeedsCalibration => Passes.Any(p => p is SmoothQuantSpec or AwqSpec
-        || p is W8A8RewriteSpec { Options.Format: not W8A8Format.Dynamic });
+    public bool NeedsCalibration => Passes.Any(p => p is SmoothQuantSpec or AwqSpec or MixedPrecisionSpec
+        || p is W8A8RewriteSpec { Options.Format: not W8A8Format.Dynamic }
+        || p is W4RewriteSpec { Options.Rounding: WeightRounding.Gptq });
 
     /// <summary>"fold-weights -> smoothquant -> w8a8".</summary>
     public override string ToString() => string.Join(" -> ", Passes.Select(p => p.Name));
@@ -83,12 +91,18 @@ public static class Presets
         return new PipelineSpec(passes);
     }
 
-    /// <summary>W4A16: fold weight chains, search AWQ scales (unless <paramref name="awq"/> is null: round-to-nearest), rewrite to MatMulNBits.</summary>
-    public static PipelineSpec Awq(W4RewriteOptions rewrite, AwqPassOptions? awq)
+    /// <summary>
+    /// W4A16: fold weight chains, search AWQ scales (unless <paramref name="awq"/> is null), plan bits per linear under
+    /// <paramref name="budget"/> (mixed precision, when given), rewrite to MatMulNBits rounding as <paramref name="rewrite"/>
+    /// says (round-to-nearest or GPTQ: AWQ + GPTQ is AWQ's scales folded first, then GPTQ's rounding).
+    /// </summary>
+    public static PipelineSpec Awq(W4RewriteOptions rewrite, AwqPassOptions? awq, SizeBudget? budget = null)
     {
         var passes = new List<PassSpec> { new FoldWeightsSpec(rewrite.Selection) };
         if (awq is not null)
             passes.Add(new AwqSpec(awq with { Selection = rewrite.Selection, Search = awq.Search with { Quantization = rewrite.Quantization } }));
+        if (budget is not null)
+            passes.Add(new MixedPrecisionSpec(new MixedPrecisionOptions(budget, rewrite)));
         passes.Add(new W4RewriteSpec(rewrite));
         return new PipelineSpec(passes);
     }

@@ -2,9 +2,11 @@ using System.Globalization;
 using System.Numerics.Tensors;
 using Onnx;
 using OnnxQuant.Analysis;
+using OnnxQuant.Gptq;
 using OnnxQuant.IO;
 using OnnxQuant.IR;
 using OnnxQuant.Quantization;
+using OnnxQuant.Statistics;
 
 namespace OnnxQuant.Passes;
 
@@ -19,6 +21,11 @@ public sealed record W4RewriteOptions
 
     /// <summary>Which linears to quantize: by default all but the LM head (logits are the most sensitive), minus --exclude patterns.</summary>
     public LinearSelection Selection { get; init; } = new();
+
+    /// <summary>Round to nearest, or GPTQ from the calibration rows (<see cref="CalibrationStats"/> in the pipeline's analyses).</summary>
+    public WeightRounding Rounding { get; init; } = WeightRounding.Rtn;
+
+    public GptqOptions Gptq { get; init; } = new();
 }
 
 /// <summary>
@@ -26,6 +33,8 @@ public sealed record W4RewriteOptions
 /// (docs/architecture.md, "MatMulNBits"): the logical [K, N] weight is quantized round-to-nearest, packed [N, k_blocks, block/2], scales
 /// [N, k_blocks] in the weight's float type, packed zero points unless symmetric, and a MatMul's bias Add (or Gemm's C)
 /// folded into input 5. Whatever chose the weights before (AWQ scaling and clipping) has already written them.
+/// With <see cref="WeightRounding.Gptq"/> the codes come from GPTQ instead of RTN (same grid and layout); with a
+/// <see cref="BitsPlan"/> in the analyses (mixed precision) a linear is written at 8 bits or kept in float as planned.
 /// </summary>
 public sealed class W4RewritePass : IGraphPass
 {
@@ -47,7 +56,10 @@ public sealed class W4RewritePass : IGraphPass
     public PassResult Run(OnnxModel model, PassContext context)
     {
         var decisions = new List<W4Decision>();
-        bool changed = SubgraphBodies.RewriteAll(model.Graph, null, (graph, scope) => RewriteGraph(graph, scope, decisions, context));
+        var plan = context.Analyses.Find<BitsPlan>();
+        var stats = _options.Rounding == WeightRounding.Gptq ? context.Analyses.Get<CalibrationStats>(Name) : null;
+        var rounder = new LinearRounder(_options.Rounding, _options.Gptq, stats, context.Analyses.Find<InputRescaling>(), plan is null ? RowSplit.All : RowSplit.Fit);
+        bool changed = SubgraphBodies.RewriteAll(model.Graph, null, (graph, scope) => RewriteGraph(graph, scope, decisions, context, rounder, plan));
         context.Analyses.Set(new W4Report(decisions));
         var rows = decisions.Select(Row).ToList();
         if (!changed)
@@ -60,11 +72,14 @@ public sealed class W4RewritePass : IGraphPass
                 ["quantized_linears"] = decisions.Count(d => d.Quantized),
                 ["weight_bytes_before"] = decisions.Sum(d => d.BytesBefore),
                 ["weight_bytes_after"] = decisions.Sum(d => d.BytesAfter),
+                ["gptq_seconds"] = rounder.GptqSeconds,
+                ["gptq_linears"] = decisions.Count(d => d.Rounding == WeightRounding.Gptq),
+                ["eight_bit_linears"] = decisions.Count(d => d.Bits == 8),
             },
         };
     }
 
-    private bool RewriteGraph(Graph graph, string? scope, List<W4Decision> decisions, PassContext context)
+    private bool RewriteGraph(Graph graph, string? scope, List<W4Decision> decisions, PassContext context, LinearRounder rounder, BitsPlan? plan)
     {
         var candidates = LinearAnalysis.ClassifyGraph(graph, scope, _options.Selection);
         var removedValues = new HashSet<string>(StringComparer.Ordinal);
@@ -78,7 +93,15 @@ public sealed class W4RewritePass : IGraphPass
                 decisions.Add(new W4Decision(candidate.Name, scope, candidate.K, candidate.N, candidate.Reason, candidate.Detail, null, 0, 0));
                 continue;
             }
-            decisions.Add(Rewrite(graph, candidate.RequireLinear(graph), scope, removedValues));
+            var linear = candidate.RequireLinear(graph);
+            int bits = plan?.BitsOf(linear.Name) ?? 4;
+            if (bits == BitsPlan.Float)
+            {
+                long floatBytes = graph.GetConstant(linear.WeightName)?.ByteLength ?? 0;
+                decisions.Add(new W4Decision(candidate.Name, scope, candidate.K, candidate.N, KeepReason.BitsBudget, null, null, floatBytes, floatBytes) { Bits = BitsPlan.Float });
+                continue;
+            }
+            decisions.Add(Rewrite(graph, linear, scope, removedValues, rounder, bits));
             rewritten++;
         }
         if (scope is null)
@@ -91,13 +114,29 @@ public sealed class W4RewritePass : IGraphPass
         return true;
     }
 
-    private W4Decision Rewrite(Graph graph, LinearNode linear, string? scope, HashSet<string> removedValues)
+    private W4Decision Rewrite(Graph graph, LinearNode linear, string? scope, HashSet<string> removedValues, LinearRounder rounder, int bits)
     {
         var type = linear.WeightType;
         var options = _options.Quantization with { ScaleType = type };
         var bias = linear.ReadBias(graph);
-        var quantized = Int4PackedQuantizer.Quantize(RowReader(graph, linear), linear.K, linear.N, options);
-        var packed = MatMulNBitsPacker.Pack(quantized, FreeBaseName(graph, linear.WeightName), type, bias, _options.AccuracyLevel);
+        // Plain 4-bit round-to-nearest streams the weight band by band (Int4PackedQuantizer: the same codes as
+        // Int4BlockQuantizer, bit for bit); GPTQ and 8-bit blocks need the whole weight and take the array path.
+        MatMulNBitsWeights packed;
+        double relativeError;
+        bool usedGptq = false;
+        if (bits == 4 && _options.Rounding == WeightRounding.Rtn)
+        {
+            var streamed = Int4PackedQuantizer.Quantize(RowReader(graph, linear), linear.K, linear.N, options);
+            packed = MatMulNBitsPacker.Pack(streamed, FreeBaseName(graph, linear.WeightName), type, bias, _options.AccuracyLevel);
+            relativeError = streamed.RelativeError;
+        }
+        else
+        {
+            var weight = linear.ReadWeightKN(graph);
+            var quantized = rounder.Quantize(linear, weight, bits, options, out usedGptq);
+            packed = MatMulNBitsPacker.Pack(quantized, FreeBaseName(graph, linear.WeightName), type, bias, _options.AccuracyLevel);
+            relativeError = RelativeError(weight, quantized);
+        }
         foreach (var t in packed.Initializers)
         {
             graph.UniqueValueName(t.Name); // reserves the (free) name
@@ -115,14 +154,18 @@ public sealed class W4RewritePass : IGraphPass
         graph.ReplaceNode(linear.Node, node);
 
         long before = graph.GetConstant(linear.WeightName)?.ByteLength ?? 0;
-        long after = packed.Initializers.Sum(t => t.ByteLength) - (packed.Bias?.ByteLength ?? 0);
-        return new W4Decision(linear.Name, scope, linear.K, linear.N, KeepReason.None, null, quantized.RelativeError, before, after);
+        long after = packed.WeightBytes;
+        return new W4Decision(linear.Name, scope, linear.K, linear.N, KeepReason.None, null, relativeError, before, after)
+        {
+            Bits = bits,
+            Rounding = usedGptq ? WeightRounding.Gptq : WeightRounding.Rtn,
+        };
     }
 
     // The packer derives its tensors' names from the base name; pick one for which none of them is taken yet.
     private static string FreeBaseName(Graph graph, string weightName)
     {
-        string[] suffixes = ["_Q4", "_scales", "_zero_points", "_bias"];
+        string[] suffixes = ["_Q4", "_Q8", "_scales", "_zero_points", "_bias"];
         for (int i = 0; ; i++)
         {
             string candidate = i == 0 ? weightName : $"{weightName}_{i}";
@@ -147,12 +190,44 @@ public sealed class W4RewritePass : IGraphPass
         };
     }
 
+    // ||W - dequant(Q)|| / ||W|| row by row, without materialising the dequantized weight: for a 7B MLP weight that and
+    // the difference would be two more fp32 copies (360 MB) on top of the weight being quantized.
+    private static double RelativeError(float[] weight, QuantizedBlocks q)
+    {
+        int k = q.K, n = q.N, kBlocks = q.KBlocks, bs = q.BlockSize;
+        var errors = new double[k];
+        var norms = new double[k];
+        Parallel.For(0, k, row =>
+        {
+            int b = row / bs, i = row % bs;
+            var src = weight.AsSpan(row * n, n);
+            double error = 0, norm = 0;
+            for (int col = 0; col < n; col++)
+            {
+                int block = col * kBlocks + b;
+                float w = src[col];
+                float d = w - (q.Codes[block * bs + i] - q.ZeroPoints[block]) * q.Scales[block];
+                error += d * d;
+                norm += w * w;
+            }
+            errors[row] = error;
+            norms[row] = norm;
+        });
+        double e = 0, total = 0;
+        for (int row = 0; row < k; row++)
+        {
+            e += errors[row];
+            total += norms[row];
+        }
+        return total > 0 ? Math.Sqrt(e / total) : 0;
+    }
+
     private static PassReportRow Row(W4Decision d)
     {
         var columns = new Dictionary<string, string>
         {
             ["shape"] = $"{d.K}x{d.N}",
-            ["status"] = d.Quantized ? "MatMulNBits" : "kept: " + (d.Detail is null ? KeepReasons.Describe(d.Reason) : $"{KeepReasons.Describe(d.Reason)}: {d.Detail}"),
+            ["status"] = d.Quantized ? (d.Bits == 8 ? "MatMulNBits 8-bit" : "MatMulNBits") : "kept: " + (d.Detail is null ? KeepReasons.Describe(d.Reason) : $"{KeepReasons.Describe(d.Reason)}: {d.Detail}"),
         };
         if (d.WeightError is { } e)
         {
@@ -168,6 +243,12 @@ public sealed class W4RewritePass : IGraphPass
 public sealed record W4Decision(string Linear, string? Scope, int K, int N, KeepReason Reason, string? Detail, double? WeightError, long BytesBefore, long BytesAfter)
 {
     public bool Quantized => Reason == KeepReason.None;
+
+    /// <summary>4 or 8 when quantized; <see cref="BitsPlan.Float"/> when mixed precision kept it in float; 0 when kept for another reason.</summary>
+    public int Bits { get; init; }
+
+    /// <summary>How its codes were rounded (GPTQ falls back to RTN for an input without calibration rows).</summary>
+    public WeightRounding Rounding { get; init; }
 }
 
 /// <summary>The 4-bit rewrite's decision on every MatMul/Gemm of the model (left in the pipeline's <see cref="AnalysisStore"/>).</summary>

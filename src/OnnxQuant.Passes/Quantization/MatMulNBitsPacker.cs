@@ -5,10 +5,14 @@ using OnnxQuant.IR;
 
 namespace OnnxQuant.Quantization;
 
-/// <summary>The initializers and attributes of one com.microsoft MatMulNBits node (4 bits).</summary>
+/// <summary>The initializers and attributes of one com.microsoft MatMulNBits node (4 or 8 bits).</summary>
 public sealed record MatMulNBitsWeights(int K, int N, int BlockSize, int AccuracyLevel, Tensor B, Tensor Scales, Tensor? ZeroPoints, Tensor? Bias)
 {
-    public const int Bits = 4;
+    /// <summary>The node's bits attribute: 4 unless the weights were quantized to 8 bits (mixed precision).</summary>
+    public int Bits { get; init; } = 4;
+
+    /// <summary>Bytes of the quantized weight as emitted: B, scales and zero points (the bias is not part of the weight).</summary>
+    public long WeightBytes => B.ByteLength + Scales.ByteLength + (ZeroPoints?.ByteLength ?? 0);
 
     /// <summary>The tensors to add to the graph as initializers.</summary>
     public IEnumerable<Tensor> Initializers =>
@@ -42,13 +46,20 @@ public static class MatMulNBitsPacker
             throw new ArgumentException($"bias has {bias.Length} values; the weight has N = {quantized.N} columns");
 
         int n = quantized.N, kBlocks = quantized.KBlocks;
-        var b = Tensor.FromUInt8s($"{baseName}_Q4", PackCodes(quantized.Codes), new long[] { n, kBlocks, quantized.BlockSize / 2 });
+        bool eight = quantized.Bits == 8;
+        // 8 bits: one code per byte, B [N, k_blocks, block_size], zero points [N, k_blocks] one per byte (same codes
+        // layout, no nibbles). The initializer names keep the _Q4 suffix for 4 bits and say _Q8 for 8.
+        var b = eight
+            ? Tensor.FromUInt8s($"{baseName}_Q8", quantized.Codes, new long[] { n, kBlocks, quantized.BlockSize })
+            : Tensor.FromUInt8s($"{baseName}_Q4", PackCodes(quantized.Codes), new long[] { n, kBlocks, quantized.BlockSize / 2 });
         var scales = Tensor.FromFloats($"{baseName}_scales", quantized.Scales, new long[] { n, kBlocks }, activationType);
         Tensor? zeroPoints = quantized.Options.Scheme == Int4Scheme.Symmetric
             ? null
-            : Tensor.FromUInt8s($"{baseName}_zero_points", PackZeroPoints(quantized.ZeroPoints, n, kBlocks), new long[] { n, (kBlocks + 1) / 2 });
+            : eight
+                ? Tensor.FromUInt8s($"{baseName}_zero_points", quantized.ZeroPoints, new long[] { n, kBlocks })
+                : Tensor.FromUInt8s($"{baseName}_zero_points", PackZeroPoints(quantized.ZeroPoints, n, kBlocks), new long[] { n, (kBlocks + 1) / 2 });
         Tensor? biasTensor = bias.Length == 0 ? null : Tensor.FromFloats($"{baseName}_bias", bias, new long[] { n }, activationType);
-        return new MatMulNBitsWeights(quantized.K, n, quantized.BlockSize, accuracyLevel, b, scales, zeroPoints, biasTensor);
+        return new MatMulNBitsWeights(quantized.K, n, quantized.BlockSize, accuracyLevel, b, scales, zeroPoints, biasTensor) { Bits = quantized.Bits };
     }
 
     /// <summary>
@@ -141,7 +152,7 @@ public static class MatMulNBitsPacker
         return Nodes.Create(OpType, inputs, new[] { output }, name, Nodes.MicrosoftDomain)
             .With("K", weights.K)
             .With("N", weights.N)
-            .With("bits", MatMulNBitsWeights.Bits)
+            .With("bits", weights.Bits)
             .With("block_size", weights.BlockSize)
             .With("accuracy_level", weights.AccuracyLevel);
     }

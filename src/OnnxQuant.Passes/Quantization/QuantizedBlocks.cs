@@ -51,16 +51,21 @@ public sealed record Int4QuantOptions
 }
 
 /// <summary>
-/// A [K, N] weight quantized to 4-bit codes in blocks of <see cref="BlockSize"/> along K, one column at a time.
+/// A [K, N] weight quantized to 4-bit (or, for mixed precision, 8-bit: <see cref="Bits"/>) codes in blocks of
+/// <see cref="BlockSize"/> along K, one column at a time. The block grid is the same at both widths: only the code range
+/// (0..2^bits - 1) and the symmetric zero point (2^(bits - 1)) change.
 /// Layouts follow MatMulNBits (before nibble packing): codes [N, KBlocks, BlockSize] (one byte per code, 0..15; the
 /// zero-padded tail of the last block holds the zero point, i.e. the value 0), scales and zero points [N, KBlocks].
-/// For <see cref="Int4Scheme.Symmetric"/> every zero point is 8.
+/// For <see cref="Int4Scheme.Symmetric"/> every zero point is 8 (128 at 8 bits).
 /// </summary>
 public sealed class QuantizedBlocks
 {
-    public QuantizedBlocks(int k, int n, Int4QuantOptions options, byte[] codes, float[] scales, byte[] zeroPoints)
+    public QuantizedBlocks(int k, int n, Int4QuantOptions options, byte[] codes, float[] scales, byte[] zeroPoints, int bits = 4)
     {
         options.Validate();
+        if (bits is not (4 or 8))
+            throw new ArgumentOutOfRangeException(nameof(bits), bits, "block quantization writes 4 or 8 bits");
+        Bits = bits;
         if (k <= 0 || n <= 0)
             throw new ArgumentOutOfRangeException(nameof(k), $"weight shape [{k}, {n}] must be positive");
         K = k;
@@ -72,14 +77,17 @@ public sealed class QuantizedBlocks
             throw new ArgumentException($"codes hold {codes.LongLength} values; [N={n}, k_blocks={KBlocks}, block={options.BlockSize}] needs {blocks * options.BlockSize}");
         if (scales.LongLength != blocks || zeroPoints.LongLength != blocks)
             throw new ArgumentException($"scales ({scales.LongLength}) and zero points ({zeroPoints.LongLength}) must hold N * k_blocks = {blocks} values");
-        if (codes.AsSpan().IndexOfAnyInRange((byte)16, byte.MaxValue) is var badCode and >= 0)
+        if (bits == 4 && codes.AsSpan().IndexOfAnyInRange((byte)16, byte.MaxValue) is var badCode and >= 0)
             throw new ArgumentException($"code {codes[badCode]} at {badCode} is not a 4-bit value");
-        if (zeroPoints.AsSpan().IndexOfAnyInRange((byte)16, byte.MaxValue) is var badZero and >= 0)
+        if (bits == 4 && zeroPoints.AsSpan().IndexOfAnyInRange((byte)16, byte.MaxValue) is var badZero and >= 0)
             throw new ArgumentException($"zero point {zeroPoints[badZero]} at {badZero} is not a 4-bit value");
         Codes = codes;
         Scales = scales;
         ZeroPoints = zeroPoints;
     }
+
+    /// <summary>Bits per code: 4 (two codes per byte once packed) or 8 (one per byte).</summary>
+    public int Bits { get; }
 
     public int K { get; }
 

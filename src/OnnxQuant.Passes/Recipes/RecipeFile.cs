@@ -1,6 +1,7 @@
 using System.Text.Json;
 using OnnxQuant.Analysis;
 using OnnxQuant.Awq;
+using OnnxQuant.Gptq;
 using OnnxQuant.Passes;
 using OnnxQuant.Passes.W8A8;
 using OnnxQuant.Quantization;
@@ -22,6 +23,8 @@ public static class RecipeFile
     internal static readonly W8A8Format[] Formats = [W8A8Format.Int8, W8A8Format.Dynamic, W8A8Format.QLinear, W8A8Format.Qdq];
     internal static readonly string[] ScopeNames = ["all", "norm-inputs"];
     internal static readonly SmoothingScope[] Scopes = [SmoothingScope.All, SmoothingScope.NormInputs];
+    internal static readonly string[] RoundingNames = ["rtn", "gptq"];
+    internal static readonly WeightRounding[] Roundings = [WeightRounding.Rtn, WeightRounding.Gptq];
     internal static readonly string[] TaskNames = ["causal-lm", "encoder"];
     internal static readonly ModelTask[] Tasks = [ModelTask.CausalLm, ModelTask.Encoder];
 
@@ -81,15 +84,16 @@ public static class RecipeFile
 
     private static PassSpec ReadPass(JsonFields f)
     {
-        string name = f.String("pass") ?? throw new RecipeError(f.KeyPath("pass"), "is missing: name the pass (fold-weights, smoothquant, w8a8, awq, w4-rewrite)");
+        string name = f.String("pass") ?? throw new RecipeError(f.KeyPath("pass"), "is missing: name the pass (fold-weights, smoothquant, w8a8, awq, bits-plan, w4-rewrite)");
         PassSpec spec = name switch
         {
             "fold-weights" => new FoldWeightsSpec(new LinearSelection()),
             "smoothquant" => new SmoothQuantSpec(ReadSmoothQuant(f)),
             "w8a8" => new W8A8RewriteSpec(ReadW8A8(f), new LinearSelection()),
             "awq" => new AwqSpec(ReadAwq(f)),
+            "bits-plan" => new MixedPrecisionSpec(new MixedPrecisionOptions(ReadBudget(f), new W4RewriteOptions())),
             "w4-rewrite" => new W4RewriteSpec(ReadW4(f)),
-            _ => throw new RecipeError(f.KeyPath("pass"), $"must be one of \"fold-weights\", \"smoothquant\", \"w8a8\", \"awq\", \"w4-rewrite\" (got \"{name}\")"),
+            _ => throw new RecipeError(f.KeyPath("pass"), $"must be one of \"fold-weights\", \"smoothquant\", \"w8a8\", \"awq\", \"bits-plan\", \"w4-rewrite\" (got \"{name}\")"),
         };
         f.Done();
         return spec;
@@ -158,11 +162,42 @@ public static class RecipeFile
         int block = f.Int("blockSize", 32, 256) ?? new Int4QuantOptions().BlockSize;
         if (block is not (32 or 64 or 128 or 256))
             throw new RecipeError(f.KeyPath("blockSize"), $"must be 32, 64, 128 or 256 (got {block})");
-        return new W4RewriteOptions
+        var rounding = f.Choice("rounding", RoundingNames, Roundings) ?? WeightRounding.Rtn;
+        var gptqDefaults = new GptqOptions();
+        double? damp = f.Number("damp", 0, 1);
+        if (damp is <= 0)
+            throw new RecipeError(f.KeyPath("damp"), "must be above 0 and at most 1 (a fraction of XᵀX's mean diagonal; got 0)");
+        bool actOrderGiven = f.Get("actOrder") is not null;
+        bool actOrder = f.Bool("actOrder", gptqDefaults.ActOrder);
+        var options = new W4RewriteOptions
         {
             Quantization = new Int4QuantOptions { BlockSize = block, Scheme = f.Bool("symmetric", false) ? Int4Scheme.Symmetric : Int4Scheme.Asymmetric },
             AccuracyLevel = f.Int("accuracyLevel", 0, 4) ?? 0,
+            Rounding = rounding,
+            Gptq = gptqDefaults with { Dampening = damp is { } d ? (float)d : gptqDefaults.Dampening, ActOrder = actOrder },
         };
+        f.Done(); // a misspelt key is reported before what its absence implies
+        // GPTQ's settings with round-to-nearest would be silently ignored: most likely "rounding" was forgotten.
+        if (rounding == WeightRounding.Rtn && (damp is not null || actOrderGiven))
+            throw new RecipeError(f.KeyPath(damp is not null ? "damp" : "actOrder"), "is a GPTQ setting: give \"rounding\": \"gptq\" with it, or leave it out");
+        return options;
+    }
+
+    // Exactly one of the two sizes; the plan's rounding, grid and selection are the w4-rewrite entry's (Recipe.Pipeline).
+    private static SizeBudget ReadBudget(JsonFields f)
+    {
+        double? bits = f.Number("bitsBudget", 0, 32);
+        double? megabytes = f.Number("maxSizeMb", 0, 1e9);
+        f.Done(); // a misspelt key is reported before the missing one
+        if (bits is not null && megabytes is not null)
+            throw new RecipeError(f.KeyPath("maxSizeMb"), "and bitsBudget both set the size; give one");
+        if (bits is <= 0)
+            throw new RecipeError(f.KeyPath("bitsBudget"), "must be an average above 0 and at most 32 bits per weight (got 0)");
+        if (megabytes is <= 0)
+            throw new RecipeError(f.KeyPath("maxSizeMb"), "must be a positive size in MB (got 0)");
+        return bits is { } b ? new SizeBudget.AverageBits(b)
+            : megabytes is { } mb ? new SizeBudget.MaxBytes((long)Math.Floor(mb * SizeBudget.BytesPerMb))
+            : throw new RecipeError(f.KeyPath("bitsBudget"), "is missing: give bitsBudget (average bits per weight) or maxSizeMb (the emitted model's initializers in MB)");
     }
 
     // fold-weights first; each pass once; each search before the rewrite it measures for.
@@ -184,6 +219,14 @@ public static class RecipeFile
             int r = Index("w4-rewrite");
             if (r < 0 || r < a)
                 throw new RecipeError($"passes[{a}].pass", "\"awq\" must be followed by \"w4-rewrite\" (it searches scales for that rewrite)");
+        }
+        if (Index("bits-plan") is >= 0 and var plan)
+        {
+            int r = Index("w4-rewrite");
+            if (r < 0 || r < plan)
+                throw new RecipeError($"passes[{plan}].pass", "\"bits-plan\" must be followed by \"w4-rewrite\" (it plans the bits of that rewrite)");
+            if (Index("awq") is >= 0 and var search && search > plan)
+                throw new RecipeError($"passes[{plan}].pass", "\"bits-plan\" must come after \"awq\" (it measures the weights as AWQ scaled them)");
         }
     }
 
@@ -244,6 +287,7 @@ public static class RecipeFile
             Samples = f.Int("samples", 1, 1_000_000) ?? 128,
             SeqLen = f.Int("seqLen", 2, 1 << 20),
             Seed = f.Int("seed", int.MinValue, int.MaxValue) ?? 0,
+            SampleRows = f.Int("sampleRows", 1, MaxSampleRows),
         };
         f.Done();
         if (settings.Stats is not null && settings.Data.Count > 0)
@@ -280,6 +324,9 @@ public static class RecipeFile
         f.Done();
         return gates;
     }
+
+    /// <summary>Activation rows per tensor a recipe may ask for (65536 rows of a 4096-wide tensor are 1 GiB).</summary>
+    public const int MaxSampleRows = 65536;
 
     /// <summary>"w8a8", "w4" or "float", as a recipe spells the scheme.</summary>
     public static string Name(LinearScheme scheme) => SchemeNames[Array.IndexOf(Schemes, scheme)];

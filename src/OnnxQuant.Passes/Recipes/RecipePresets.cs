@@ -22,13 +22,18 @@ public static class RecipePresets
         return new Recipe(passes, Assignment(LinearScheme.W8A8, exclude, includeLmHead), calibration, verification, gates);
     }
 
-    /// <summary>Fold weight chains, search AWQ scales (unless <paramref name="awq"/> is null: round-to-nearest), rewrite to MatMulNBits.</summary>
-    public static Recipe Awq(IEnumerable<string> exclude, bool includeLmHead, W4RewriteOptions rewrite, AwqPassOptions? awq,
+    /// <summary>
+    /// Fold weight chains, search AWQ scales (unless <paramref name="awq"/> is null), plan bits per linear under
+    /// <paramref name="budget"/> (mixed precision, unless null), rewrite to MatMulNBits with the rewrite's rounding (RTN or GPTQ).
+    /// </summary>
+    public static Recipe Awq(IEnumerable<string> exclude, bool includeLmHead, W4RewriteOptions rewrite, AwqPassOptions? awq, SizeBudget? budget,
         CalibrationSettings calibration, VerificationSettings verification, GateBounds gates)
     {
         var passes = new List<PassSpec> { new FoldWeightsSpec(new LinearSelection()) };
         if (awq is not null)
             passes.Add(new AwqSpec(awq));
+        if (budget is not null)
+            passes.Add(new MixedPrecisionSpec(new MixedPrecisionOptions(budget, rewrite)));
         passes.Add(new W4RewriteSpec(rewrite));
         return new Recipe(passes, Assignment(LinearScheme.W4, exclude, includeLmHead), calibration, verification, gates);
     }

@@ -25,7 +25,7 @@ public static class RecipeWriter
                 WritePass(w, pass);
             w.WriteEndArray();
             WriteLinears(w, recipe.Linears);
-            WriteCalibration(w, recipe.Calibration);
+            WriteCalibration(w, recipe.Calibration, recipe.SampleRows);
             WriteVerification(w, recipe.Verification);
             w.WriteStartObject("gates");
             WriteNullable(w, "maxPplIncrease", recipe.Gates.MaxPplIncrease);
@@ -80,10 +80,23 @@ public static class RecipeWriter
                 w.WriteBoolean("insertMul", a.InsertMul);
                 w.WriteBoolean("blockLoss", a.BlockLoss);
                 break;
+            case MixedPrecisionSpec { Options.Budget: var budget }:
+                // Bytes over 2^20 and back is exact, so maxSizeMb reads back to the same byte budget.
+                WriteNullable(w, "bitsBudget", (budget as SizeBudget.AverageBits)?.Bits);
+                WriteNullable(w, "maxSizeMb", budget is SizeBudget.MaxBytes m ? m.Bytes / SizeBudget.BytesPerMb : null);
+                break;
             case W4RewriteSpec { Options: var r }:
                 w.WriteNumber("blockSize", r.Quantization.BlockSize);
                 w.WriteBoolean("symmetric", r.Quantization.Scheme == Int4Scheme.Symmetric);
                 w.WriteNumber("accuracyLevel", r.AccuracyLevel);
+                w.WriteString("rounding", Pick(RecipeFile.RoundingNames, RecipeFile.Roundings, r.Rounding));
+                // GPTQ's settings mean nothing to round-to-nearest, and the reader refuses them there.
+                bool gptq = r.Rounding == WeightRounding.Gptq;
+                WriteNullable(w, "damp", gptq ? Math.Round(r.Gptq.Dampening, 6) : null);
+                if (gptq)
+                    w.WriteBoolean("actOrder", r.Gptq.ActOrder);
+                else
+                    w.WriteNull("actOrder");
                 break;
         }
         w.WriteEndObject();
@@ -106,7 +119,7 @@ public static class RecipeWriter
         w.WriteEndObject();
     }
 
-    private static void WriteCalibration(Utf8JsonWriter w, CalibrationSettings c)
+    private static void WriteCalibration(Utf8JsonWriter w, CalibrationSettings c, int sampleRows)
     {
         w.WriteStartObject("calibration");
         w.WriteStartArray("data");
@@ -118,6 +131,7 @@ public static class RecipeWriter
         w.WriteNumber("samples", c.Samples);
         WriteNullable(w, "seqLen", c.SeqLen);
         w.WriteNumber("seed", c.Seed);
+        w.WriteNumber("sampleRows", sampleRows);
         w.WriteEndObject();
     }
 

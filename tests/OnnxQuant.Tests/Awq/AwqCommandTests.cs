@@ -67,6 +67,11 @@ public sealed class AwqCommandTests : IDisposable
     [InlineData("--accuracy-level", "7", 2, "--accuracy-level must be 0..4")]
     [InlineData("--grid", "0", 2, "--grid must be 1..1000")]
     [InlineData("--clip", "--no-clip", 2, "--clip and --no-clip contradict each other")]
+    [InlineData("--act-order", "--no-clip", 2, "--act-order and --no-act-order are GPTQ options")]
+    [InlineData("--damp", "0", 2, "--damp must be in (0, 1]")]
+    [InlineData("--damp", "0.05", 2, "--damp is a GPTQ option")]
+    [InlineData("--bits-budget", "40", 2, "--bits-budget must be an average in (0, 32]")]
+    [InlineData("--max-size", "-1", 2, "--max-size must be a positive size in MB")]
     public void BadOptionsAreUsageErrors(string option, string value, int exitCode, string message)
     {
         string model = FixtureModels.Save(Options, _temp.Path);
@@ -74,6 +79,45 @@ public sealed class AwqCommandTests : IDisposable
         Assert.Equal(exitCode, result.ExitCode);
         Assert.Contains(message, result.Error);
         Assert.False(File.Exists(_temp.File("model.rtn.onnx")));
+    }
+
+    [Fact]
+    public void AwqGptqUnderABitsBudgetListsEveryLinearsBitsAndStaysWithinIt()
+    {
+        string model = FixtureModels.Save(Options, _temp.Path);
+        string ids = _temp.File("calib.ids");
+        var rng = new Random(2);
+        File.WriteAllText(ids, string.Join(" ", Enumerable.Range(0, 2048).Select(_ => rng.Next(Options.Vocab))));
+        var run = CliHarness.Run("awq", model, "--data", ids, "--samples", "8", "--seq-len", "64", "--group-size", "32", "--device", "cpu",
+            "--method", "awq-gptq", "--bits-budget", "6", "--no-verify", "--json", "-o", _temp.File("mixed.onnx"));
+        Assert.Equal(0, run.ExitCode);
+        var json = run.Json();
+        Assert.Equal("awq-gptq", json.GetProperty("method").GetString());
+        var mixed = json.GetProperty("mixed_precision");
+        Assert.True(mixed.GetProperty("average_bits").GetDouble() <= 6);
+        Assert.True(mixed.GetProperty("planned_bytes").GetInt64() <= mixed.GetProperty("budget_bytes").GetInt64());
+        var linears = json.GetProperty("linears").EnumerateArray().ToList();
+        Assert.Equal(19, linears.Count);   // every MatMul/Gemm, kept ones with bits 0
+        var quantized = linears.Where(l => l.GetProperty("bits").GetInt32() is 4 or 8).ToList();
+        Assert.Equal(14, quantized.Count);
+        Assert.All(quantized, l => Assert.Equal("gptq", l.GetProperty("rounding").GetString()));
+        int eight = linears.Count(l => l.GetProperty("bits").GetInt32() == 8);
+        Assert.Equal(mixed.GetProperty("eight_bit").GetInt32(), eight);
+        Assert.True(eight > 0);
+        using var written = ModelFile.Load(_temp.File("mixed.onnx"));
+        Assert.Equal(eight, written.Graph.Nodes.Count(n => n.IsMicrosoft("MatMulNBits") && n.Attribute.Single(a => a.Name == "bits").I == 8));
+        // The emitted linears' weight bytes are the planned ones.
+        long emitted = written.Graph.Nodes.Where(n => n.IsMicrosoft("MatMulNBits"))
+            .Sum(n => n.Input.Skip(1).Take(3).Where(i => i.Length > 0).Sum(i => written.Graph.GetInitializer(i)!.ByteLength));
+        Assert.Equal(mixed.GetProperty("planned_bytes").GetInt64(), emitted);
+
+        var low = CliHarness.Run("awq", model, "--data", ids, "--samples", "2", "--seq-len", "32", "--group-size", "32", "--device", "cpu",
+            "--method", "gptq", "--bits-budget", "4.5", "--no-verify", "-o", _temp.File("low.onnx"));
+        Assert.Equal(2, low.ExitCode);
+        // The paragraph is wrapped to the terminal width.
+        string paragraph = System.Text.RegularExpressions.Regex.Replace(low.Error, @"\s+", " ");
+        Assert.Contains("--bits-budget 4.5 (a recipe's bitsBudget) is below what every linear takes at 4 bits (5.125 average bits with blocks of 32)", paragraph);
+        Assert.False(File.Exists(_temp.File("low.onnx")));
     }
 
     [Fact]

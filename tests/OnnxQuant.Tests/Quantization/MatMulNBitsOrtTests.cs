@@ -70,6 +70,43 @@ public sealed class MatMulNBitsOrtTests : IDisposable
         Assert.True(wrongDiff > 0.05 * QuantTestData.MaxAbs(expected));
     }
 
+    public static TheoryData<int, int, int, int, Int4Scheme, bool> EightBitCases => new()
+    {
+        // M, K, N, block, scheme, fp16: ONNX Runtime 1.31's CPU kernel takes bits = 8 (mixed precision emits it)
+        { 3, 200, 24, 64, Int4Scheme.Asymmetric, false },  // K padded, one zero point byte per block
+        { 2, 256, 16, 128, Int4Scheme.Symmetric, false },  // default zero point 128
+        { 2, 77, 16, 32, Int4Scheme.Asymmetric, true },
+    };
+
+    [Theory]
+    [MemberData(nameof(EightBitCases))]
+    public void OrtRunsEightBitBlocksAsTheDequantizedProduct(int m, int k, int n, int blockSize, Int4Scheme scheme, bool fp16)
+    {
+        var type = fp16 ? TensorProto.Types.DataType.Float16 : TensorProto.Types.DataType.Float;
+        var w = QuantTestData.Weight(k, n, seed: k * 5 + n);
+        var x = QuantTestData.Activations(m, k, seed: m + 2 * k);
+        if (fp16)
+            x = QuantTestData.ThroughHalf(x);
+        var options = new Int4QuantOptions { BlockSize = blockSize, Scheme = scheme, ScaleType = type };
+        var q = OnnxQuant.Gptq.GptqQuantizer.Quantize(w, k, n, null, options, bits: 8);
+        Assert.Equal(8, q.Bits);
+        Assert.Contains(q.Codes, c => c > 15); // really 8-bit codes
+        var packed = MatMulNBitsPacker.Pack(q, "w", type);
+        Assert.Equal(new long[] { n, q.KBlocks, blockSize }, packed.B.Shape);
+        Assert.Equal(8, MatMulNBitsPacker.BuildNode(packed, "A", "Y", "n").Attribute.Single(a => a.Name == "bits").I);
+
+        var dequantized = DequantizeFromParts(q);
+        // 8 bits: the weight error is at most half a step of 1/255 of the block range.
+        double worstWeight = w.Zip(dequantized, (a, b) => Math.Abs(a - b)).Max();
+        Assert.True(worstWeight < 0.01 * w.Max(Math.Abs), $"8-bit weight error {worstWeight}");
+        var expected = QuantTestData.MatMul(x, dequantized, m, k, n, null);
+        var tolerance = Tolerances(x, dequantized, m, k, n, expected, fp16);
+        var actual = RunOrt(packed, x, m, k, n, type);
+        double worst = WorstRatio(expected, actual, tolerance, out double maxDiff);
+        _output.WriteLine($"8-bit: max |ORT - reference| = {maxDiff:g3}, worst diff / tolerance = {worst:g3}");
+        Assert.True(worst <= 1, $"ORT's 8-bit MatMulNBits differs from X·dequant(W): max diff {maxDiff}, {worst:g3}x the tolerance");
+    }
+
     /// <summary>dequant(W) [K, N] evaluated from the parts, independently of QuantizedBlocks.Dequantize.</summary>
     private static float[] DequantizeFromParts(QuantizedBlocks q)
     {

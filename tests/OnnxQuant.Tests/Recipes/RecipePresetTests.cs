@@ -1,3 +1,4 @@
+using OnnxQuant.Passes;
 using OnnxQuant.Recipes;
 using OnnxQuant.Tests.Cli;
 
@@ -13,6 +14,8 @@ public sealed class RecipePresetTests
         new[] { "smooth", "--alpha", "auto", "--exclude", "*down_proj*", "--samples", "8", "--seq-len", "64", "--no-verify" },
         new[] { "smooth", "--format", "dynamic", "--alpha", "0.55", "--include-lm-head", "--samples", "8", "--seq-len", "64", "--no-verify" },
         new[] { "awq", "--group-size", "64", "--grid", "5", "--exclude", "/layers\\.1\\//", "--samples", "8", "--seq-len", "64", "--no-verify" },
+        // GPTQ rounding after AWQ's scales, a bits plan, and the 2048 sample rows such a recipe calibrates with.
+        new[] { "awq", "--method", "awq-gptq", "--bits-budget", "5", "--damp", "0.05", "--group-size", "64", "--grid", "5", "--samples", "8", "--seq-len", "64", "--no-verify" },
     };
 
     [Theory]
@@ -57,5 +60,33 @@ public sealed class RecipePresetTests
         Assert.Equal(LinearScheme.W4, recipe.Linears.Default);
         Assert.Equal([new SchemeOverride("*q_proj*", LinearScheme.Float)], recipe.Linears.Overrides);
         Assert.Equal(3, recipe.Gates.MaxPplIncrease);
+    }
+
+    [Fact]
+    public void The_printed_recipe_states_gptq_and_the_size_budget()
+    {
+        var printed = CliHarness.Run("awq", TinyLlama, "--method", "gptq", "--no-act-order", "--damp", "0.05", "--max-size", "1.5", "--print-recipe");
+        Assert.True(printed.ExitCode == 0, printed.Error);
+        var recipe = RecipeFile.Parse(printed.Out, "printed.json");
+        Assert.Equal(["fold-weights", "bits-plan", "w4-rewrite"], recipe.Passes.Select(p => p.Name).ToArray());
+        var plan = Assert.IsType<MixedPrecisionSpec>(recipe.Passes[1]);
+        Assert.Equal(new SizeBudget.MaxBytes(1_572_864), plan.Options.Budget);
+        var rewrite = Assert.IsType<W4RewriteSpec>(recipe.Passes[2]);
+        Assert.Equal(WeightRounding.Gptq, rewrite.Options.Rounding);
+        Assert.Equal(0.05f, rewrite.Options.Gptq.Dampening);
+        Assert.False(rewrite.Options.Gptq.ActOrder);
+        Assert.Equal(CalibrationSettings.GptqSampleRows, recipe.SampleRows);
+        // The plan measures with the rewrite's own rounding and settings.
+        var planned = recipe.Pipeline().Passes.OfType<MixedPrecisionSpec>().Single();
+        Assert.Equal(WeightRounding.Gptq, planned.Options.Rewrite.Rounding);
+        Assert.False(planned.Options.Rewrite.Gptq.ActOrder);
+
+        // Round-to-nearest without a plan calibrates (when it must) with 512 rows; GPTQ's keys are null there.
+        var rtn = CliHarness.Run("awq", TinyLlama, "--method", "rtn", "--print-recipe");
+        Assert.Equal(0, rtn.ExitCode);
+        Assert.Contains("\"rounding\": \"rtn\"", rtn.Out);
+        Assert.Contains("\"damp\": null", rtn.Out);
+        Assert.Contains("\"sampleRows\": 512", rtn.Out);
+        Assert.Equal(CalibrationSettings.DefaultSampleRows, RecipeFile.Parse(rtn.Out, "rtn.json").SampleRows);
     }
 }

@@ -30,6 +30,18 @@ public sealed class RecipeValidationTests
         { $$"""{ "recipe": 1, "passes": [ {{Fold}}, { "pass": "w8a8" } ], "gates": { "minTop1": 50 }, "verification": { "enabled": false } }""", "gates.minTop1" },
         { $$"""{ "recipe": 1, "passes": [ {{Fold}}, { "pass": "w8a8" } ], "gate": { "minTop1": 50 } }""", "gate" },
         { $$"""{ "recipe": 2, "passes": [ {{Fold}} ] }""", "recipe" },
+        { $$"""{ "recipe": 1, "passes": [ {{Fold}}, { "pass": "w4-rewrite", "rounding": "optimal" } ] }""", "passes[1].rounding" },
+        { $$"""{ "recipe": 1, "passes": [ {{Fold}}, { "pass": "w4-rewrite", "rounding": "gptq", "damp": 0 } ] }""", "passes[1].damp" },
+        { $$"""{ "recipe": 1, "passes": [ {{Fold}}, { "pass": "w4-rewrite", "rounding": "gptq", "actOrder": "yes" } ] }""", "passes[1].actOrder" },
+        { $$"""{ "recipe": 1, "passes": [ {{Fold}}, { "pass": "w4-rewrite", "actOrder": false } ] }""", "passes[1].actOrder" },
+        { $$"""{ "recipe": 1, "passes": [ {{Fold}}, { "pass": "w4-rewrite", "rounding": "rtn", "damp": 0.05 } ] }""", "passes[1].damp" },
+        { $$"""{ "recipe": 1, "passes": [ {{Fold}}, { "pass": "bits-plan" }, { "pass": "w4-rewrite" } ] }""", "passes[1].bitsBudget" },
+        { $$"""{ "recipe": 1, "passes": [ {{Fold}}, { "pass": "bits-plan", "bitsBudget": 5, "maxSizeMb": 3 }, { "pass": "w4-rewrite" } ] }""", "passes[1].maxSizeMb" },
+        { $$"""{ "recipe": 1, "passes": [ {{Fold}}, { "pass": "bits-plan", "bitsBudget": 40 }, { "pass": "w4-rewrite" } ] }""", "passes[1].bitsBudget" },
+        { $$"""{ "recipe": 1, "passes": [ {{Fold}}, { "pass": "bits-plan", "bitBudget": 5 }, { "pass": "w4-rewrite" } ] }""", "passes[1].bitBudget" },
+        { $$"""{ "recipe": 1, "passes": [ {{Fold}}, { "pass": "w4-rewrite" }, { "pass": "bits-plan", "bitsBudget": 5 } ] }""", "passes[2].pass" },
+        { $$"""{ "recipe": 1, "passes": [ {{Fold}}, { "pass": "bits-plan", "bitsBudget": 5 }, { "pass": "awq" }, { "pass": "w4-rewrite" } ] }""", "passes[1].pass" },
+        { $$"""{ "recipe": 1, "passes": [ {{Fold}}, { "pass": "w4-rewrite" } ], "calibration": { "sampleRows": 0 } }""", "calibration.sampleRows" },
     };
 
     [Theory]
