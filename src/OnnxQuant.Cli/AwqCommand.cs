@@ -44,13 +44,14 @@ public static class AwqCommand
         var noDuo = new Option<bool>("--no-duo-scaling") { Description = "Search s = mean|x|^r (the original AWQ) instead of mean|x|^r / mean|w|^(1-r) (AutoAWQ's duo scaling, the default)." };
         var blockLoss = new Option<bool>("--block-loss") { Description = "Score scales by the output of the attention/MLP block a group feeds (runs it in ONNX Runtime) instead of the group's own outputs." };
         var grid = new Option<int>("--grid") { Description = "Grid points for the scale exponent r in [0, 1).", DefaultValueFactory = _ => 20 };
+        var target = TargetOption.Create();
         var device = new Option<ExecutionDevice>("--device") { Description = "auto tries CUDA and falls back to the CPU; cpu never touches CUDA.", DefaultValueFactory = _ => ExecutionDevice.Auto };
         var threads = new Option<int>("--threads") { Description = "ONNX Runtime threads (0: one per core).", DefaultValueFactory = _ => 0 };
         var json = CliContext.JsonOption();
         var command = new Command("awq", "Quantize weights to 4 bits (MatMulNBits, W4A16) with activation-aware scaling (AWQ) or round-to-nearest.")
         {
             model, output, method, groupSize, symmetric, accuracy, lmHead, exclude, clip, noClip, duo, noDuo, blockLoss, grid,
-            device, threads, json,
+            target, device, threads, json,
         };
         foreach (var option in calibrationArguments.All.Concat(verification.All))
             command.Options.Add(option);
@@ -90,6 +91,7 @@ public static class AwqCommand
                     : $"rewriting to 4-bit MatMulNBits, round-to-nearest (blocks of {block})",
                 verification, 10)
             {
+                Target = parse.GetValue(target),
                 Prepare = search is { BlockLoss: true } ? (calibrated, analyses) =>
                 {
                     var dataset = calibrated.Dataset ?? CalibrationData.Load(calibrationArguments.DataOptions(parse), modelPath);

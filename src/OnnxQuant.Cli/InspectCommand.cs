@@ -1,29 +1,44 @@
 using System.CommandLine;
 using OnnxQuant.Analysis;
 using OnnxQuant.IO;
+using OnnxQuant.Placement;
 
 namespace OnnxQuant.Cli;
 
-/// <summary>`onnxquant inspect model.onnx [--json]`: what the model is and what OnnxQuant can quantize in it.</summary>
+/// <summary>
+/// `onnxquant inspect model.onnx [--ep cpu|cuda|tensorrt|dml] [--json]`: what the model is, what OnnxQuant can quantize in
+/// it and, with --ep, which nodes that execution provider has no kernel for.
+/// </summary>
 public static class InspectCommand
 {
     public static Command Create(CliContext context)
     {
         var model = new Argument<string>("model") { Description = "The ONNX model file." };
         var json = CliContext.JsonOption();
+        var ep = new Option<ExecutionProvider?>("--ep")
+        {
+            Description = "List the nodes this ONNX Runtime execution provider has no kernel for (cpu, cuda, tensorrt, dml; from ORT 1.31's registrations).",
+        };
         var command = new Command("inspect", "Show a model's header, inputs/outputs, ops, parameters and its quantizable linears.")
         {
             model,
+            ep,
             json,
         };
         command.SetAction(parse => CommandRunner.Run(context, parse, () =>
         {
             using var loaded = ModelFile.Load(parse.GetValue(model)!);
             var summary = ModelSummary.Create(loaded);
+            var placement = parse.GetValue(ep) is { } provider ? PlacementCheck.Check(loaded, provider) : null;
             if (parse.GetValue(json))
-                JsonOutput.Write(context.Out, summary);
+                JsonOutput.Write<object>(context.Out, placement is null ? summary : PlacementPrinter.WithPlacement(summary, placement));
             else
-                InspectPrinter.Print(context.CreateConsole(), summary);
+            {
+                var console = context.CreateConsole();
+                InspectPrinter.Print(console, summary);
+                if (placement is not null)
+                    PlacementPrinter.Print(console, placement);
+            }
             return (int)ExitCode.Ok;
         }));
         return command;

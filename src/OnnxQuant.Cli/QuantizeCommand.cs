@@ -7,6 +7,7 @@ using OnnxQuant.Calibrate.Verification;
 using OnnxQuant.IO;
 using OnnxQuant.Passes;
 using OnnxQuant.Passes.W8A8;
+using OnnxQuant.Placement;
 using OnnxQuant.Statistics;
 
 namespace OnnxQuant.Cli;
@@ -21,6 +22,9 @@ internal sealed record QuantizeJob(
     SessionSettings Session, string StageLine, VerificationArguments Verification, int LatencyRuns)
 {
     public Action<CalibrationInput, AnalysisStore>? Prepare { get; init; }
+
+    /// <summary>The provider the output is meant for: nodes it has no kernel for are named before the model is written.</summary>
+    public DeploymentTarget? Target { get; init; }
 }
 
 /// <summary>What the skeleton did, for the command's summary.</summary>
@@ -87,6 +91,8 @@ internal static class QuantizeCommand
         });
         if (rewrites && !steps[^1].Result.Changed)
             throw NothingQuantized(job.ModelPath, analyses);
+        if (job.Target is { } target)
+            WarnAboutFallbacks(stages, loaded, target);
         ModelFile.Save(loaded, job.OutPath, cancel: context.Cancellation);
         double compileSeconds = clock.Elapsed.TotalSeconds;
         stages.WriteLine($"wrote {job.OutPath}");
@@ -94,6 +100,14 @@ internal static class QuantizeCommand
         var (verification, timing) = AfterWrite.Check(context, stages, job.ModelPath, job.OutPath, job.Verification.Enabled(parse),
             parse.GetValue(job.Verification.Latency), job.LatencyRuns, verifyOptions);
         return new QuantizeOutcome(table, calibrated, analyses, steps, before, compileSeconds, verification, timing);
+    }
+
+    // Before writing: the nodes the chosen provider has no kernel for (ONNX Runtime would run them elsewhere, with copies).
+    private static void WarnAboutFallbacks(TextWriter stages, OnnxModel model, DeploymentTarget target)
+    {
+        var report = PlacementCheck.Check(model, DeploymentTargets.Provider(target));
+        if (report.Fallbacks.Count > 0)
+            stages.WriteLine(PlacementPrinter.Warning(report, ExecutionProviders.Key(report.Provider)));
     }
 
     // Every linear kept for a reason no option changes, or every one excluded: say so before calibrating.

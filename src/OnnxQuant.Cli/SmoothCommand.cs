@@ -5,6 +5,7 @@ using OnnxQuant.Calibrate.Verification;
 using OnnxQuant.Analysis;
 using OnnxQuant.Passes;
 using OnnxQuant.Passes.W8A8;
+using OnnxQuant.Placement;
 
 namespace OnnxQuant.Cli;
 
@@ -30,13 +31,14 @@ public static class SmoothCommand
         var lmHead = new Option<bool>("--include-lm-head") { Description = "Quantize the LM head (the linear producing the logits) too." };
         var reducedRange = new Option<bool>("--reduced-range") { Description = "7-bit weights (±63): exact on CPUs without VNNI, whose int8 kernel saturates 16-bit pair sums with full-range weights." };
         var unsigned = new Option<bool>("--uint8-activations") { Description = "uint8 activations (zero point 128) for ONNX Runtime's fast CPU kernels (int8 x int8 MatMulInteger is slow there); the CUDA EP runs int8 activations only." };
+        var target = TargetOption.Create();
         var device = new Option<ExecutionDevice>("--device") { Description = "auto tries CUDA and falls back to the CPU; cpu never touches CUDA.", DefaultValueFactory = _ => ExecutionDevice.Auto };
         var threads = new Option<int>("--threads") { Description = "ONNX Runtime threads (0: one per core).", DefaultValueFactory = _ => 0 };
         var json = CliContext.JsonOption();
         var command = new Command("smooth", "SmoothQuant W8A8: migrate activation outliers into the weights, then quantize weights and activations to int8.")
         {
             model, output, noQuantize, alpha, format, insertMul, scope, exclude, lmHead, reducedRange, unsigned,
-            device, threads, json,
+            target, device, threads, json,
         };
         foreach (var option in calibrationArguments.All.Concat(verification.All))
             command.Options.Add(option);
@@ -52,7 +54,14 @@ public static class SmoothCommand
             if (Path.GetFullPath(outPath) == Path.GetFullPath(modelPath))
                 throw new OnnxQuantException(outPath, "is the input model; write the result to another file", ExitCode.Usage);
             var session = new SessionSettings { Device = parse.GetValue(device), Threads = Math.Max(0, parse.GetValue(threads)), Verbose = parse.GetValue(context.Verbose) };
-            var w8a8 = new W8A8Options { Format = parse.GetValue(format), ReducedRangeWeights = parse.GetValue(reducedRange), UnsignedActivations = parse.GetValue(unsigned) };
+            var chosenTarget = parse.GetValue(target);
+            var w8a8 = new W8A8Options
+            {
+                // --target picks the form its provider runs; an explicit --format or --uint8-activations still wins.
+                Format = chosenTarget is { } t && !ContextLengths.Explicit(parse, format) ? DeploymentTargets.Format(t) : parse.GetValue(format),
+                ReducedRangeWeights = parse.GetValue(reducedRange),
+                UnsignedActivations = chosenTarget is { } u && !ContextLengths.Explicit(parse, unsigned) ? DeploymentTargets.UnsignedActivations(u) : parse.GetValue(unsigned),
+            };
             var selection = new LinearSelection(parse.GetValue(exclude), parse.GetValue(lmHead));
 
             var smoothing = noSmoothing ? null : new SmoothQuantOptions
@@ -64,7 +73,7 @@ public static class SmoothCommand
             var pipeline = Presets.Smooth(selection, smoothing, quantize ? w8a8 : null);
             var job = new QuantizeJob(modelPath, outPath, pipeline, selection, calibrationArguments, session,
                 quantize ? $"smoothing (alpha {parse.GetValue(alpha)}) and rewriting to W8A8 {w8a8.Format.ToString().ToLowerInvariant()}" : $"smoothing (alpha {parse.GetValue(alpha)})",
-                verification, 20);
+                verification, 20) { Target = chosenTarget };
             var outcome = QuantizeCommand.Run(context, parse, job);
 
             var summary = SmoothSummary.Create(modelPath, outPath, quantize ? w8a8 : null, parse.GetValue(alpha)!, outcome);
