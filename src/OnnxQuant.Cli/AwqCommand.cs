@@ -28,7 +28,7 @@ public static class AwqCommand
 {
     public static Command Create(CliContext context)
     {
-        var model = new Argument<string>("model") { Description = "The ONNX model file." };
+        var model = new Argument<string>("model") { Description = "The ONNX model file, or an ONNX Runtime GenAI model folder (then the output is a folder too)." };
         var calibrationArguments = new CalibrationArguments();
         var verification = new VerificationArguments();
         var output = new Option<string?>("--output", "-o") { Description = "The quantized model to write (default: <model>.awq.onnx or <model>.rtn.onnx)." };
@@ -57,7 +57,7 @@ public static class AwqCommand
             command.Options.Add(option);
         command.SetAction(parse => CommandRunner.Run(context, parse, () =>
         {
-            string modelPath = parse.GetValue(model)!;
+            string modelArgument = parse.GetValue(model)!;
             var how = parse.GetValue(method);
             int block = parse.GetValue(groupSize);
             if (block is not (32 or 64 or 128 or 256))
@@ -74,7 +74,7 @@ public static class AwqCommand
                 throw new OnnxQuantException(null, $"--grid must be 1..1000 (got {gridPoints.ToString(CultureInfo.InvariantCulture)})", ExitCode.Usage);
             if (parse.GetValue(blockLoss) && (parse.GetValue(calibrationArguments.Data) ?? []).Any(CalibrationData.IsArrays))
                 throw new OnnxQuantException(null, "--block-loss runs the blocks on token windows; with arrays (.npz) as --data, leave it off", ExitCode.Usage);
-            string outPath = parse.GetValue(output) ?? DefaultOutput(modelPath, how);
+            var (modelPath, outPath, genai) = GenAiOutput.Resolve(modelArgument, parse.GetValue(output), how == AwqMethod.Awq ? "awq" : "rtn", m => DefaultOutput(m, how));
             var session = new SessionSettings { Device = parse.GetValue(device), Threads = Math.Max(0, parse.GetValue(threads)), Verbose = parse.GetValue(context.Verbose) };
             var selection = new LinearSelection(parse.GetValue(exclude), parse.GetValue(lmHead));
             var quant = new Int4QuantOptions { BlockSize = block, Scheme = parse.GetValue(symmetric) ? Int4Scheme.Symmetric : Int4Scheme.Asymmetric };
@@ -92,6 +92,7 @@ public static class AwqCommand
                 verification, 10)
             {
                 Target = parse.GetValue(target),
+                GenAi = genai,
                 Prepare = search is { BlockLoss: true } ? (calibrated, analyses) =>
                 {
                     var dataset = calibrated.Dataset ?? CalibrationData.Load(calibrationArguments.DataOptions(parse), modelPath);

@@ -23,6 +23,9 @@ internal sealed record QuantizeJob(
 {
     public Action<CalibrationInput, AnalysisStore>? Prepare { get; init; }
 
+    /// <summary>Set when the input is an ONNX Runtime GenAI folder: the output is a folder with its other files copied.</summary>
+    public GenAiOutput? GenAi { get; init; }
+
     /// <summary>The provider the output is meant for: nodes it has no kernel for are named before the model is written.</summary>
     public DeploymentTarget? Target { get; init; }
 }
@@ -41,6 +44,22 @@ internal static class QuantizeCommand
 {
     /// <summary>Stage lines ("calibrating ...", a line per tenth of each pass, "wrote ...") go to stderr, also when it is a log file.</summary>
     public static QuantizeOutcome Run(CliContext context, ParseResult parse, QuantizeJob job)
+    {
+        if (job.GenAi is not { } genai)
+            return RunCore(context, parse, job);
+        try
+        {
+            return RunCore(context, parse, job);
+        }
+        finally
+        {
+            // A folder this run created and wrote nothing into goes again (a failure before the save).
+            if (genai.Created && Directory.Exists(genai.OutputFolder) && !Directory.EnumerateFileSystemEntries(genai.OutputFolder).Any())
+                Directory.Delete(genai.OutputFolder);
+        }
+    }
+
+    private static QuantizeOutcome RunCore(CliContext context, ParseResult parse, QuantizeJob job)
     {
         var stages = context.Error;
         using var loaded = ModelFile.Load(job.ModelPath);
@@ -96,6 +115,11 @@ internal static class QuantizeCommand
         ModelFile.Save(loaded, job.OutPath, cancel: context.Cancellation);
         double compileSeconds = clock.Elapsed.TotalSeconds;
         stages.WriteLine($"wrote {job.OutPath}");
+        if (job.GenAi is { } genai)
+        {
+            var copied = genai.Input.CopyCompanions(genai.OutputFolder, loaded.ExternalDataPaths);
+            stages.WriteLine($"wrote ONNX Runtime GenAI folder {genai.OutputFolder}: {genai.Input.ModelFileName} quantized, copied {string.Join(", ", copied)}");
+        }
 
         var (verification, timing) = AfterWrite.Check(context, stages, job.ModelPath, job.OutPath, job.Verification.Enabled(parse),
             parse.GetValue(job.Verification.Latency), job.LatencyRuns, verifyOptions);

@@ -18,7 +18,7 @@ public static class SmoothCommand
 {
     public static Command Create(CliContext context)
     {
-        var model = new Argument<string>("model") { Description = "The ONNX model file." };
+        var model = new Argument<string>("model") { Description = "The ONNX model file, or an ONNX Runtime GenAI model folder (then the output is a folder too)." };
         var calibrationArguments = new CalibrationArguments();
         var verification = new VerificationArguments();
         var output = new Option<string?>("--output", "-o") { Description = "The model to write (default: <model>.sq.onnx, or <model>.smoothed.onnx with --no-quantize)." };
@@ -44,13 +44,15 @@ public static class SmoothCommand
             command.Options.Add(option);
         command.SetAction(parse => CommandRunner.Run(context, parse, () =>
         {
-            string modelPath = parse.GetValue(model)!;
+            string modelArgument = parse.GetValue(model)!;
             bool quantize = !parse.GetValue(noQuantize);
             bool noSmoothing = parse.GetValue(alpha)!.Equals("none", StringComparison.OrdinalIgnoreCase);
             if (noSmoothing && !quantize)
                 throw new OnnxQuantException(null, "--alpha none with --no-quantize would leave the model as it is", ExitCode.Usage);
             float? fixedAlpha = noSmoothing ? null : ParseAlpha(parse.GetValue(alpha)!);
-            string outPath = parse.GetValue(output) ?? DefaultOutput(modelPath, quantize);
+            if (parse.GetValue(output) is { } o && Path.GetFullPath(o) == Path.GetFullPath(modelArgument))
+                throw new OnnxQuantException(o, "is the input model; write the result to another file", ExitCode.Usage);
+            var (modelPath, outPath, genai) = GenAiOutput.Resolve(modelArgument, parse.GetValue(output), quantize ? "sq" : "smoothed", m => DefaultOutput(m, quantize));
             if (Path.GetFullPath(outPath) == Path.GetFullPath(modelPath))
                 throw new OnnxQuantException(outPath, "is the input model; write the result to another file", ExitCode.Usage);
             var session = new SessionSettings { Device = parse.GetValue(device), Threads = Math.Max(0, parse.GetValue(threads)), Verbose = parse.GetValue(context.Verbose) };
@@ -73,7 +75,7 @@ public static class SmoothCommand
             var pipeline = Presets.Smooth(selection, smoothing, quantize ? w8a8 : null);
             var job = new QuantizeJob(modelPath, outPath, pipeline, selection, calibrationArguments, session,
                 quantize ? $"smoothing (alpha {parse.GetValue(alpha)}) and rewriting to W8A8 {w8a8.Format.ToString().ToLowerInvariant()}" : $"smoothing (alpha {parse.GetValue(alpha)})",
-                verification, 20) { Target = chosenTarget };
+                verification, 20) { Target = chosenTarget, GenAi = genai };
             var outcome = QuantizeCommand.Run(context, parse, job);
 
             var summary = SmoothSummary.Create(modelPath, outPath, quantize ? w8a8 : null, parse.GetValue(alpha)!, outcome);

@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""Build an ONNX Runtime GenAI model folder from the trained Austen LM (models/austen-lm/model.onnx).
+"""Build an ONNX Runtime GenAI model folder (models/austen-genai/) from the trained Austen LM (models/austen-lm/model.onnx).
 
 The trained weights are read from models/austen-lm/model.onnx (its checkpoint is not in the repository and torch is
 not needed): the same network is written again with onnx.helper as a decoder with a KV cache, in the I/O layout that
@@ -20,7 +20,7 @@ Also writes genai_config.json, tokenizer.json (Hugging Face byte-level BPE, from
 tokenizer_config.json, then checks numerically (numpy) that the graph equals model.onnx on the reference tokens, both in
 one pass and as prefill + one-token decode steps through the KV cache.
 
-Usage: /usr/bin/python3 models/austen-genai/build_genai.py
+Usage: /usr/bin/python3 models/austen-lm/export_genai.py   (writes models/austen-genai/)
 """
 import json
 import os
@@ -30,8 +30,8 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-SOURCE = os.path.join(HERE, "..", "austen-lm")
+SOURCE = os.path.dirname(os.path.abspath(__file__))
+HERE = os.path.join(SOURCE, "..", "austen-genai")
 sys.path.insert(0, SOURCE)
 import check_onnx_numpy  # noqa: E402
 
@@ -175,7 +175,7 @@ def build():
             inputs.append(helper.make_tensor_value_info("past_key_values.%d.%s" % (i, kind), f32, kv_shape))
             outputs.append(helper.make_tensor_value_info("present.%d.%s" % (i, kind), f32, present_shape))
     graph = helper.make_graph(b.nodes, "austen-lm-genai", inputs, outputs, b.inits)
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], producer_name="austen-genai/build_genai.py")
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], producer_name="austen-lm/export_genai.py")
     model.ir_version = 8
     onnx.checker.check_model(model, full_check=True)
     return model
