@@ -13,7 +13,7 @@ public static class InspectCommand
 {
     public static Command Create(CliContext context)
     {
-        var model = new Argument<string>("model") { Description = "The ONNX model file." };
+        var model = new Argument<string>("model") { Description = "The ONNX model file (or an ONNX Runtime GenAI folder)." };
         var json = CliContext.JsonOption();
         var ep = new Option<ExecutionProvider?>("--ep")
         {
@@ -27,7 +27,8 @@ public static class InspectCommand
         };
         command.SetAction(parse => CommandRunner.Run(context, parse, () =>
         {
-            using var loaded = ModelFile.Load(parse.GetValue(model)!);
+            // A GenAI folder is inspected through the decoder its genai_config.json names.
+            using var loaded = ModelFile.Load(GenAiFolder.Find(parse.GetValue(model)!)?.ModelPath ?? parse.GetValue(model)!);
             var summary = ModelSummary.Create(loaded);
             var placement = parse.GetValue(ep) is { } provider ? PlacementCheck.Check(loaded, provider) : null;
             if (parse.GetValue(json))

@@ -106,6 +106,12 @@ public sealed class GenAiFolderTests : IDisposable
         Assert.NotEqual(0, missing.ExitCode);
         Assert.False(Directory.Exists(failed));
 
+        // inspect reads a GenAI folder through its decoder; the FP32 KV-cache graph has a CUDA kernel for every node.
+        var inspect = CliHarness.Run("inspect", copy, "--ep", "cuda", "--json");
+        Assert.True(inspect.ExitCode == 0, inspect.Error);
+        Assert.Equal(15, inspect.Json().GetProperty("inputs").GetArrayLength());
+        Assert.Equal(0, inspect.Json().GetProperty("placement").GetProperty("fallbacks").GetArrayLength());
+
         var plain = CliHarness.Run("smooth", _temp.Path, "--no-verify");
         Assert.Equal((int)ExitCode.BadInput, plain.ExitCode);
         Assert.Contains("is a folder without genai_config.json", plain.Error);
