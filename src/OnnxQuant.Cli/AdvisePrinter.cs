@@ -1,6 +1,6 @@
 using System.Globalization;
-using System.Text.Json.Nodes;
 using OnnxQuant.Advice;
+using OnnxQuant.Recipes;
 using Spectre.Console;
 
 namespace OnnxQuant.Cli;
@@ -8,7 +8,7 @@ namespace OnnxQuant.Cli;
 /// <summary>Renders `advise`: per-layer outliers and errors, the ranking, the recommendation and its recipe.</summary>
 public static class AdvisePrinter
 {
-    public static void Print(IAnsiConsole console, string modelPath, AdviceReport report, JsonObject recipe)
+    public static void Print(IAnsiConsole console, string modelPath, AdviceReport report, Recipe recipe)
     {
         var schemes = AdviceSchemes.All;
         var layers = new Table().Border(TableBorder.Simple)
@@ -31,7 +31,7 @@ public static class AdvisePrinter
         string target = report.Target is { } t ? $" for {t.ToString().ToLowerInvariant()}" : "";
         console.WriteLine($"Recommended{target}: {AdviceSchemes.Describe(r.Scheme)}, expected error {F(r.ExpectedError, "0.0000")}{(r.KeepInFloat.Count > 0 ? $", keeping {r.KeepInFloat.Count} linear(s) in float ({string.Join(", ", r.KeepInFloat)})" : "")} ({r.Why}).");
         console.WriteLine("Recipe (save it and run `onnxquant run recipe.json MODEL`):");
-        console.WriteLine(AdviceRecipe.Format(recipe));
+        console.WriteLine(RecipeWriter.Format(recipe));
     }
 
     private static double Rms(IEnumerable<double> values) => Math.Sqrt(values.Average(v => v * v));

@@ -8,6 +8,7 @@ using OnnxQuant.Calibrate.Sessions;
 using OnnxQuant.Calibrate.Verification;
 using OnnxQuant.Passes;
 using OnnxQuant.Quantization;
+using OnnxQuant.Recipes;
 
 namespace OnnxQuant.Cli;
 
@@ -48,12 +49,14 @@ public static class AwqCommand
         var device = new Option<ExecutionDevice>("--device") { Description = "auto tries CUDA and falls back to the CPU; cpu never touches CUDA.", DefaultValueFactory = _ => ExecutionDevice.Auto };
         var threads = new Option<int>("--threads") { Description = "ONNX Runtime threads (0: one per core).", DefaultValueFactory = _ => 0 };
         var json = CliContext.JsonOption();
+        var gates = new GateArguments();
+        var printRecipe = new Option<bool>("--print-recipe") { Description = "Print the recipe this command line amounts to (docs/recipes.md) and stop; `onnxquant run` on it writes the same model." };
         var command = new Command("awq", "Quantize weights to 4 bits (MatMulNBits, W4A16) with activation-aware scaling (AWQ) or round-to-nearest.")
         {
             model, output, method, groupSize, symmetric, accuracy, lmHead, exclude, clip, noClip, duo, noDuo, blockLoss, grid,
             target, device, threads, json,
         };
-        foreach (var option in calibrationArguments.All.Concat(verification.All))
+        foreach (var option in calibrationArguments.All.Concat(verification.All).Concat(gates.All).Append(printRecipe))
             command.Options.Add(option);
         command.SetAction(parse => CommandRunner.Run(context, parse, () =>
         {
@@ -74,38 +77,37 @@ public static class AwqCommand
                 throw new OnnxQuantException(null, $"--grid must be 1..1000 (got {gridPoints.ToString(CultureInfo.InvariantCulture)})", ExitCode.Usage);
             if (parse.GetValue(blockLoss) && (parse.GetValue(calibrationArguments.Data) ?? []).Any(CalibrationData.IsArrays))
                 throw new OnnxQuantException(null, "--block-loss runs the blocks on token windows; with arrays (.npz) as --data, leave it off", ExitCode.Usage);
-            var (modelPath, outPath, genai) = GenAiOutput.Resolve(modelArgument, parse.GetValue(output), how == AwqMethod.Awq ? "awq" : "rtn", m => DefaultOutput(m, how));
             var session = new SessionSettings { Device = parse.GetValue(device), Threads = Math.Max(0, parse.GetValue(threads)), Verbose = parse.GetValue(context.Verbose) };
-            var selection = new LinearSelection(parse.GetValue(exclude), parse.GetValue(lmHead));
+            _ = new LinearSelection(parse.GetValue(exclude)); // a bad pattern is a usage error before anything else
             var quant = new Int4QuantOptions { BlockSize = block, Scheme = parse.GetValue(symmetric) ? Int4Scheme.Symmetric : Int4Scheme.Asymmetric };
 
-            var rewrite = new W4RewriteOptions { Quantization = quant, AccuracyLevel = level, Selection = selection };
+            var rewrite = new W4RewriteOptions { Quantization = quant, AccuracyLevel = level };
             var search = how == AwqMethod.Awq ? new AwqPassOptions
             {
                 Search = new AwqOptions { Quantization = quant, GridPoints = gridPoints, Clip = !parse.GetValue(noClip), DuoScaling = !parse.GetValue(noDuo) },
                 BlockLoss = parse.GetValue(blockLoss),
             } : null;
-            var job = new QuantizeJob(modelPath, outPath, Presets.Awq(rewrite, search), selection, calibrationArguments, session,
+            var recipe = RecipePresets.Awq(parse.GetValue(exclude) ?? [], parse.GetValue(lmHead), rewrite, search,
+                calibrationArguments.Settings(parse), verification.Settings(parse), gates.Bounds(parse));
+            if (parse.GetValue(printRecipe))
+            {
+                context.Out.WriteLine(RecipeWriter.Format(recipe));
+                return (int)ExitCode.Ok;
+            }
+            // Last before the work: for a GenAI folder this creates the output folder.
+            var (modelPath, outPath, genai) = GenAiOutput.Resolve(modelArgument, parse.GetValue(output), how == AwqMethod.Awq ? "awq" : "rtn", m => DefaultOutput(m, how));
+            var job = new QuantizeJob(modelPath, outPath, recipe, session,
                 how == AwqMethod.Awq
                     ? $"searching AWQ scales and rewriting to 4-bit MatMulNBits (blocks of {block})"
                     : $"rewriting to 4-bit MatMulNBits, round-to-nearest (blocks of {block})",
-                verification, 10)
-            {
-                Target = parse.GetValue(target),
-                GenAi = genai,
-                Prepare = search is { BlockLoss: true } ? (calibrated, analyses) =>
-                {
-                    var dataset = calibrated.Dataset ?? CalibrationData.Load(calibrationArguments.DataOptions(parse), modelPath);
-                    analyses.Set<IBlockEvaluator>(new OrtBlockEvaluator(BlockWindows(dataset), session));
-                } : null,
-            };
-            var outcome = QuantizeCommand.Run(context, parse, job);
+                parse.GetValue(verification.Latency), 10) { Target = parse.GetValue(target), GenAi = genai };
+            var outcome = QuantizeCommand.Run(context, job);
             var summary = AwqSummary.Create(modelPath, outPath, how, quant, level, OutputBytes(outPath), outcome);
             if (parse.GetValue(json))
                 JsonOutput.Write(context.Out, summary);
             else
                 AwqSummary.Print(context.CreateConsole(), summary);
-            return (int)ExitCode.Ok;
+            return GateArguments.Verdict(context, outcome.Gates, outPath);
         }));
         return command;
     }
@@ -114,13 +116,6 @@ public static class AwqCommand
     {
         string folder = Path.GetDirectoryName(modelPath) ?? "";
         return Path.Combine(folder, $"{Path.GetFileNameWithoutExtension(modelPath)}.{(method == AwqMethod.Awq ? "awq" : "rtn")}.onnx");
-    }
-
-    // A few hundred tokens of whole windows: attention mixes a sequence's tokens, so the block loss runs real sequences.
-    private static List<int[]> BlockWindows(CalibrationDataset dataset)
-    {
-        int length = Math.Min(dataset.SequenceLength, 128);
-        return dataset.Samples.Take(4).Select(s => s[..length]).ToList();
     }
 
     private static long OutputBytes(string path)

@@ -20,6 +20,9 @@ public sealed record AwqSummary(
     /// <summary>Every linear kept in floating point, with its reason (QuantizedLinears + KeptLinears = every MatMul/Gemm).</summary>
     public IReadOnlyList<KeptLinear> Kept { get; init; } = [];
 
+    /// <summary>The accuracy gates given and their verdicts (empty when none).</summary>
+    public IReadOnlyList<GateResult> Gates { get; init; } = [];
+
     /// <summary>7B = 32 layers x (4 x 4096^2 + 3 x 4096 x 11008) parameters, searched on 512 rows.</summary>
     public const double Parameters7B = 32.0 * (4.0 * 4096 * 4096 + 3.0 * 4096 * 11008);
 
@@ -47,6 +50,7 @@ public sealed record AwqSummary(
             groups, outcome.Verification, outcome.Latency)
         {
             Kept = kept,
+            Gates = outcome.Gates,
         };
     }
 

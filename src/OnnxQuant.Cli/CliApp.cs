@@ -26,6 +26,7 @@ public static class CliApp
             AwqCommand.Create(context),
             EvalCommand.Create(context),
             AdviseCommand.Create(context),
+            RunCommand.Create(context),
         };
 
         var parse = root.Parse(args);

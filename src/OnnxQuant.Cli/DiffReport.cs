@@ -10,4 +10,8 @@ namespace OnnxQuant.Cli;
 /// per-linear errors (worst first) and the --exclude option for the worst only with --numeric.
 /// </summary>
 public sealed record DiffReport(ModelFiles Before, ModelFiles After, IReadOnlyList<LinearChange> Linears, IReadOnlyList<string> ComputedProducts,
-    GraphChanges Graph, ModelDiff? Nodes, NumericDiffReport? Numeric, string? KeepWorstInFloat);
+    GraphChanges Graph, ModelDiff? Nodes, NumericDiffReport? Numeric, string? KeepWorstInFloat)
+{
+    /// <summary>The onnxquant.* provenance entries of both models side by side (docs/recipes.md).</summary>
+    public IReadOnlyList<OnnxQuant.Recipes.ProvenanceChange> Provenance { get; init; } = [];
+}

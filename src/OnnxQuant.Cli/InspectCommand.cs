@@ -2,6 +2,7 @@ using System.CommandLine;
 using OnnxQuant.Analysis;
 using OnnxQuant.IO;
 using OnnxQuant.Placement;
+using OnnxQuant.Recipes;
 
 namespace OnnxQuant.Cli;
 
@@ -29,7 +30,10 @@ public static class InspectCommand
         {
             // A GenAI folder is inspected through the decoder its genai_config.json names.
             using var loaded = ModelFile.Load(GenAiFolder.Find(parse.GetValue(model)!)?.ModelPath ?? parse.GetValue(model)!);
-            var summary = ModelSummary.Create(loaded);
+            var summary = ModelSummary.Create(loaded) with
+            {
+                Provenance = ModelProvenance.Read(loaded.Header).Select(e => new MetadataEntry(e.Key, e.Value)).ToList(),
+            };
             var placement = parse.GetValue(ep) is { } provider ? PlacementCheck.Check(loaded, provider) : null;
             if (parse.GetValue(json))
                 JsonOutput.Write<object>(context.Out, placement is null ? summary : PlacementPrinter.WithPlacement(summary, placement));

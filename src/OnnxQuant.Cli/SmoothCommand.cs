@@ -6,6 +6,7 @@ using OnnxQuant.Analysis;
 using OnnxQuant.Passes;
 using OnnxQuant.Passes.W8A8;
 using OnnxQuant.Placement;
+using OnnxQuant.Recipes;
 
 namespace OnnxQuant.Cli;
 
@@ -35,12 +36,14 @@ public static class SmoothCommand
         var device = new Option<ExecutionDevice>("--device") { Description = "auto tries CUDA and falls back to the CPU; cpu never touches CUDA.", DefaultValueFactory = _ => ExecutionDevice.Auto };
         var threads = new Option<int>("--threads") { Description = "ONNX Runtime threads (0: one per core).", DefaultValueFactory = _ => 0 };
         var json = CliContext.JsonOption();
+        var gates = new GateArguments();
+        var printRecipe = new Option<bool>("--print-recipe") { Description = "Print the recipe this command line amounts to (docs/recipes.md) and stop; `onnxquant run` on it writes the same model." };
         var command = new Command("smooth", "SmoothQuant W8A8: migrate activation outliers into the weights, then quantize weights and activations to int8.")
         {
             model, output, noQuantize, alpha, format, insertMul, scope, exclude, lmHead, reducedRange, unsigned,
             target, device, threads, json,
         };
-        foreach (var option in calibrationArguments.All.Concat(verification.All))
+        foreach (var option in calibrationArguments.All.Concat(verification.All).Concat(gates.All).Append(printRecipe))
             command.Options.Add(option);
         command.SetAction(parse => CommandRunner.Run(context, parse, () =>
         {
@@ -52,9 +55,6 @@ public static class SmoothCommand
             float? fixedAlpha = noSmoothing ? null : ParseAlpha(parse.GetValue(alpha)!);
             if (parse.GetValue(output) is { } o && Path.GetFullPath(o) == Path.GetFullPath(modelArgument))
                 throw new OnnxQuantException(o, "is the input model; write the result to another file", ExitCode.Usage);
-            var (modelPath, outPath, genai) = GenAiOutput.Resolve(modelArgument, parse.GetValue(output), quantize ? "sq" : "smoothed", m => DefaultOutput(m, quantize));
-            if (Path.GetFullPath(outPath) == Path.GetFullPath(modelPath))
-                throw new OnnxQuantException(outPath, "is the input model; write the result to another file", ExitCode.Usage);
             var session = new SessionSettings { Device = parse.GetValue(device), Threads = Math.Max(0, parse.GetValue(threads)), Verbose = parse.GetValue(context.Verbose) };
             var chosenTarget = parse.GetValue(target);
             var w8a8 = new W8A8Options
@@ -64,7 +64,7 @@ public static class SmoothCommand
                 ReducedRangeWeights = parse.GetValue(reducedRange),
                 UnsignedActivations = chosenTarget is { } u && !ContextLengths.Explicit(parse, unsigned) ? DeploymentTargets.UnsignedActivations(u) : parse.GetValue(unsigned),
             };
-            var selection = new LinearSelection(parse.GetValue(exclude), parse.GetValue(lmHead));
+            _ = new LinearSelection(parse.GetValue(exclude)); // a bad pattern is a usage error before anything else
 
             var smoothing = noSmoothing ? null : new SmoothQuantOptions
             {
@@ -72,18 +72,28 @@ public static class SmoothCommand
                 InsertMul = parse.GetValue(insertMul) ?? quantize,
                 Scope = parse.GetValue(scope),
             };
-            var pipeline = Presets.Smooth(selection, smoothing, quantize ? w8a8 : null);
-            var job = new QuantizeJob(modelPath, outPath, pipeline, selection, calibrationArguments, session,
+            var recipe = RecipePresets.Smooth(parse.GetValue(exclude) ?? [], parse.GetValue(lmHead), smoothing, quantize ? w8a8 : null,
+                calibrationArguments.Settings(parse), verification.Settings(parse), gates.Bounds(parse));
+            if (parse.GetValue(printRecipe))
+            {
+                context.Out.WriteLine(RecipeWriter.Format(recipe));
+                return (int)ExitCode.Ok;
+            }
+            // Last before the work: for a GenAI folder this creates the output folder.
+            var (modelPath, outPath, genai) = GenAiOutput.Resolve(modelArgument, parse.GetValue(output), quantize ? "sq" : "smoothed", m => DefaultOutput(m, quantize));
+            if (Path.GetFullPath(outPath) == Path.GetFullPath(modelPath))
+                throw new OnnxQuantException(outPath, "is the input model; write the result to another file", ExitCode.Usage);
+            var job = new QuantizeJob(modelPath, outPath, recipe, session,
                 quantize ? $"smoothing (alpha {parse.GetValue(alpha)}) and rewriting to W8A8 {w8a8.Format.ToString().ToLowerInvariant()}" : $"smoothing (alpha {parse.GetValue(alpha)})",
-                verification, 20) { Target = chosenTarget, GenAi = genai };
-            var outcome = QuantizeCommand.Run(context, parse, job);
+                parse.GetValue(verification.Latency), 20) { Target = chosenTarget, GenAi = genai };
+            var outcome = QuantizeCommand.Run(context, job);
 
             var summary = SmoothSummary.Create(modelPath, outPath, quantize ? w8a8 : null, parse.GetValue(alpha)!, outcome);
             if (parse.GetValue(json))
                 JsonOutput.Write(context.Out, summary);
             else
                 SmoothSummary.Print(context.CreateConsole(), summary);
-            return (int)ExitCode.Ok;
+            return GateArguments.Verdict(context, outcome.Gates, outPath);
         }));
         return command;
     }

@@ -17,6 +17,9 @@ public sealed record SmoothSummary(
     /// <summary>Every MatMul/Gemm of the input model: quantized + kept add up to it when the rewrite ran.</summary>
     public int Linears { get; init; }
 
+    /// <summary>The accuracy gates given and their verdicts (empty when none).</summary>
+    public IReadOnlyList<GateResult> Gates { get; init; } = [];
+
     internal static SmoothSummary Create(string model, string output, W8A8Options? w8a8, string alpha, QuantizeOutcome outcome)
     {
         var stats = outcome.Calibration.Stats;
@@ -31,6 +34,7 @@ public sealed record SmoothSummary(
             FileBytes(model), FileBytes(output), groups, linears.Count(l => l.Quantized), kept, outcome.Verification, outcome.Latency)
         {
             Linears = outcome.Linears.Count,
+            Gates = outcome.Gates,
         };
     }
 

@@ -1,5 +1,8 @@
 using System.Text.Json;
 using OnnxQuant.Advice;
+using OnnxQuant.Analysis;
+using OnnxQuant.IO;
+using OnnxQuant.Recipes;
 using OnnxQuant.Tests.Cli;
 using OnnxQuant.Tests.Support;
 
@@ -101,6 +104,37 @@ public sealed class AdviseTests : IDisposable
     {
         string model = RequiredArtifact.MiniLmModel;
         AssertRankingAgrees("minilm", Advise(model, Calibrate(model)));
+    }
+
+    [Fact]
+    public void The_recipe_advise_prints_runs_with_onnxquant_run_and_is_the_one_the_written_model_records()
+    {
+        string model = Path.Combine(CliHarness.RepoRoot(), "models", "tiny-llama", "model.onnx");
+        var advise = CliHarness.Run("advise", model, "--samples", "8", "--seq-len", "64", "--device", "cpu", "--print-recipe");
+        Assert.True(advise.ExitCode == 0, advise.Error);
+        var printed = RecipeFile.Parse(advise.Out, _temp.File("advice.json"));
+        Assert.Equal(8, printed.Calibration.Samples);
+        Assert.Equal(64, printed.Calibration.SeqLen);
+        string recipePath = _temp.File("advice.json");
+        File.WriteAllText(recipePath, advise.Out);
+
+        string output = _temp.File("advised.onnx");
+        var run = CliHarness.Run("run", recipePath, model, "-o", output, "--device", "cpu", "--json");
+        Assert.True(run.ExitCode == 0, run.Error);
+        var summary = run.Json();
+        // Every linear the recipe sends to its rewrite is quantized; the ones it keeps in float are not.
+        bool w4 = printed.Linears.Default == LinearScheme.W4;
+        int quantized = summary.GetProperty(w4 ? "linears_w4" : "linears_w8a8").GetInt32();
+        using var input = ModelFile.Load(model);
+        var table = LinearAnalysis.Analyze(input.Graph, printed.Linears.Quantized());
+        Assert.Equal(table.Quantizable.Count(), quantized);
+        Assert.True(quantized > 0);
+        Assert.Equal(0, summary.GetProperty(w4 ? "linears_w8a8" : "linears_w4").GetInt32());
+
+        // The written model records the same recipe.
+        using var written = ModelFile.Load(output);
+        string recorded = ModelProvenance.Read(written.Header).Single(e => e.Key == ModelProvenance.RecipeKey).Value;
+        Assert.Equal(RecipeWriter.Format(printed), RecipeWriter.Format(RecipeFile.Parse(recorded, recipePath)));
     }
 
     [Fact]

@@ -1,6 +1,9 @@
 using OnnxQuant.Advice;
 using OnnxQuant.Cli;
+using OnnxQuant.Passes;
+using OnnxQuant.Passes.W8A8;
 using OnnxQuant.Placement;
+using OnnxQuant.Recipes;
 using OnnxQuant.Statistics;
 
 namespace OnnxQuant.Tests.Advice;
@@ -56,18 +59,58 @@ public sealed class AdvisorTests
         var report = Advisor.Advise(Layers(), DeploymentTarget.TensorRt, 0.04);
         Assert.Equal(AdviceScheme.W8A8SmoothQuant, report.Recommendation.Scheme);
         Assert.Equal([AdviceScheme.W8A8Naive, AdviceScheme.W8A8SmoothQuant], report.Schemes.Where(s => s.Available).Select(s => s.Scheme));
-        var info = new CalibrationInfo { Samples = 32, SequenceLength = 128 };
-        var trt = AdviceRecipe.Build(report, info, includeLmHead: false);
-        Assert.Equal("qdq", (string)trt["passes"]![2]!["format"]!);
+        var trt = Build(report);
+        Assert.Equal(["fold-weights", "smoothquant", "w8a8"], trt.Passes.Select(p => p.Name));
+        Assert.Equal(W8A8Format.Qdq, trt.Passes.OfType<W8A8RewriteSpec>().Single().Options.Format);
+        Assert.False(trt.Passes.OfType<W8A8RewriteSpec>().Single().Options.UnsignedActivations);
 
-        var cpu = AdviceRecipe.Build(Advisor.Advise(Layers(), DeploymentTarget.Cpu, null), info, false);
-        Assert.True((bool)cpu["passes"]![2]!["uint8Activations"]!);
-        Assert.Equal(128, (int)cpu["calibration"]!["seqLen"]!);
+        var cpu = Build(Advisor.Advise(Layers(), DeploymentTarget.Cpu, null));
+        Assert.Equal(W8A8Format.Int8, cpu.Passes.OfType<W8A8RewriteSpec>().Single().Options.Format);
+        Assert.True(cpu.Passes.OfType<W8A8RewriteSpec>().Single().Options.UnsignedActivations);
+        Assert.Equal(128, cpu.Calibration.SeqLen);
+        Assert.Equal(32, cpu.Calibration.Samples);
+        Assert.Null(cpu.Calibration.Stats);
 
-        var w4 = AdviceRecipe.Build(Advisor.Advise(Layers(), DeploymentTarget.Cuda, 0.04), info, false);
-        Assert.Equal(["fold-weights", "awq", "w4-rewrite"], w4["passes"]!.AsArray().Select(p => (string)p!["pass"]!));
-        Assert.Equal("w4", (string)w4["linears"]!["default"]!);
-        Assert.Equal(["l0", "l1"], w4["linears"]!["overrides"]!.AsArray().Select(o => (string)o!["match"]!).Order());
-        Assert.All(w4["linears"]!["overrides"]!.AsArray(), o => Assert.Equal("float", (string)o!["scheme"]!));
+        var w4 = Build(Advisor.Advise(Layers(), DeploymentTarget.Cuda, 0.04), exclude: ["lm_*"]);
+        Assert.Equal(["fold-weights", "awq", "w4-rewrite"], w4.Passes.Select(p => p.Name));
+        Assert.Equal(LayerEstimates.BlockSize, w4.Passes.OfType<W4RewriteSpec>().Single().Options.Quantization.BlockSize);
+        Assert.Equal(LinearScheme.W4, w4.Linears.Default);
+        // advise's --exclude and the linears it keeps in float both become float overrides.
+        Assert.Equal(["l0", "l1", "lm_*"], w4.Linears.Overrides.Select(o => o.Match).Order());
+        Assert.All(w4.Linears.Overrides, o => Assert.Equal(LinearScheme.Float, o.Scheme));
     }
+
+    [Fact]
+    public void Every_recipe_advise_can_print_is_read_back_by_RecipeFile_as_the_same_recipe()
+    {
+        var targets = new DeploymentTarget?[] { null, DeploymentTarget.Cpu, DeploymentTarget.Cuda, DeploymentTarget.TensorRt };
+        var bounds = new double?[] { null, 0.04, 0.015, 0.001 };
+        var printed = new HashSet<string>();
+        foreach (var target in targets)
+            foreach (var bound in bounds)
+            {
+                string text = RecipeWriter.Format(Build(Advisor.Advise(Layers(), target, bound), exclude: ["/^l1[0-9]$/"]));
+                var parsed = RecipeFile.Parse(text, "advice.json");
+                // Canonical text: what parses back prints the same, so `run` executes exactly what advise printed.
+                Assert.Equal(text, RecipeWriter.Format(parsed));
+                printed.Add(string.Join(",", parsed.Passes.Select(p => p.Name)));
+            }
+        // The rules above reach both families: SmoothQuant W8A8 and AWQ W4.
+        Assert.Contains("fold-weights,smoothquant,w8a8", printed);
+        Assert.Contains("fold-weights,awq,w4-rewrite", printed);
+
+        // Each scheme's own recipe parses too (per-token dynamic and RTN read no statistics).
+        foreach (var scheme in AdviceSchemes.All)
+        {
+            var report = Advisor.Advise(Layers(), null, null);
+            var forced = report with { Recommendation = report.Recommendation with { Scheme = scheme } };
+            var recipe = Build(forced);
+            string text = RecipeWriter.Format(recipe);
+            Assert.Equal(text, RecipeWriter.Format(RecipeFile.Parse(text, "advice.json")));
+            Assert.Equal(scheme is not (AdviceScheme.W8A8PerToken or AdviceScheme.W4Rtn), recipe.Pipeline().NeedsCalibration);
+        }
+    }
+
+    private static Recipe Build(AdviceReport report, string[]? exclude = null) =>
+        AdviceRecipe.Build(report, exclude ?? [], includeLmHead: false, new CalibrationInfo { Samples = 32, SequenceLength = 128, Seed = 3 }, new CalibrationSettings());
 }

@@ -112,6 +112,31 @@ public sealed class GenAiFolderTests : IDisposable
         Assert.Equal(15, inspect.Json().GetProperty("inputs").GetArrayLength());
         Assert.Equal(0, inspect.Json().GetProperty("placement").GetProperty("fallbacks").GetArrayLength());
 
+        // `run` takes the folder too: the recipe a command line prints writes a folder named after the recipe, and
+        // inspect shows that decoder's provenance and its placement together.
+        string notMade = _temp.File("not-made");
+        var print = CliHarness.Run("smooth", copy, "-o", notMade, "--alpha", "none", "--format", "dynamic", "--no-verify", "--print-recipe");
+        Assert.True(print.ExitCode == 0, print.Error);
+        Assert.False(Directory.Exists(notMade)); // printing a recipe creates no output folder
+        string recipe = _temp.File("dyn.json");
+        File.WriteAllText(recipe, print.Out);
+        var recipeRun = CliHarness.Run("run", recipe, copy, "--device", "cpu", "--json");
+        Assert.True(recipeRun.ExitCode == 0, recipeRun.Error);
+        string byRecipe = copy + "-dyn";
+        Assert.Contains($"wrote ONNX Runtime GenAI folder {byRecipe}", recipeRun.Error);
+        Assert.Equal(Directory.GetFiles(output).Select(Path.GetFileName).Order(), Directory.GetFiles(byRecipe).Select(Path.GetFileName).Order());
+        Assert.Equal(42, recipeRun.Json().GetProperty("linears_w8a8").GetInt32());
+        var both = CliHarness.Run("inspect", byRecipe, "--ep", "cuda", "--json").Json();
+        var provenance = both.GetProperty("provenance").EnumerateArray().ToDictionary(e => e.GetProperty("key").GetString()!, e => e.GetProperty("value").GetString()!);
+        Assert.Contains("\"format\":\"dynamic\"", provenance["onnxquant.recipe"]);
+        // The dynamic form computes per-token int8 scales with plain ops and multiplies s8 x s8: every judged node has a
+        // CUDA kernel, its 42 MatMulIntegers among them.
+        var placement = both.GetProperty("placement");
+        Assert.Equal(0, placement.GetProperty("fallbacks").GetArrayLength());
+        using (var written = ModelFile.Load(Path.Combine(byRecipe, "model.onnx")))
+            Assert.Equal(42, written.Graph.Nodes.Count(n => n.OpType == "MatMulInteger"));
+        Assert.True(placement.GetProperty("judged").GetInt32() > 42);
+
         var plain = CliHarness.Run("smooth", _temp.Path, "--no-verify");
         Assert.Equal((int)ExitCode.BadInput, plain.ExitCode);
         Assert.Contains("is a folder without genai_config.json", plain.Error);

@@ -101,6 +101,20 @@ public sealed class PlacementTests : IDisposable
         Assert.Equal(matMulIntegers, FallbackNodes(Placement(cpu, "tensorrt")).Where(n => matMulIntegers.Contains(n)).ToList());
     }
 
+    [Theory]
+    [InlineData("cpu", "int8", true), InlineData("cuda", "int8", false), InlineData("tensorrt", "qdq", false)]
+    public void The_target_chooses_the_format_the_printed_recipe_records(string target, string format, bool uint8)
+    {
+        var run = CliHarness.Run("smooth", "model.onnx", "--target", target, "--print-recipe");
+        Assert.True(run.ExitCode == 0, run.Error);
+        var w8a8 = OnnxQuant.Recipes.RecipeFile.Parse(run.Out, "r.json").Passes.OfType<OnnxQuant.Passes.W8A8RewriteSpec>().Single().Options;
+        Assert.Equal(format, w8a8.Format.ToString().ToLowerInvariant());
+        Assert.Equal(uint8, w8a8.UnsignedActivations);
+        // An explicit --format still wins over the target's choice.
+        var explicitFormat = CliHarness.Run("smooth", "model.onnx", "--target", target, "--format", "qlinear", "--print-recipe");
+        Assert.Contains("\"format\": \"qlinear\"", explicitFormat.Out);
+    }
+
     [Fact]
     public void A_target_whose_provider_lacks_an_emitted_kernel_is_warned_about_before_the_model_is_written()
     {
