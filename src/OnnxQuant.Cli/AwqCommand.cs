@@ -61,7 +61,7 @@ public static class AwqCommand
 {
     public static Command Create(CliContext context)
     {
-        var model = new Argument<string>("model") { Description = "The ONNX model file." };
+        var model = new Argument<string>("model") { Description = "The ONNX model file, or an ONNX Runtime GenAI model folder (then the output is a folder too)." };
         var calibrationArguments = new CalibrationArguments();
         var verification = new VerificationArguments();
         var output = new Option<string?>("--output", "-o") { Description = "The quantized model to write (default: <model>.awq.onnx or <model>.rtn.onnx)." };
@@ -88,6 +88,7 @@ public static class AwqCommand
         var noDuo = new Option<bool>("--no-duo-scaling") { Description = "Search s = mean|x|^r (the original AWQ) instead of mean|x|^r / mean|w|^(1-r) (AutoAWQ's duo scaling, the default)." };
         var blockLoss = new Option<bool>("--block-loss") { Description = "Score scales by the output of the attention/MLP block a group feeds (runs it in ONNX Runtime) instead of the group's own outputs." };
         var grid = new Option<int>("--grid") { Description = "Grid points for the scale exponent r in [0, 1).", DefaultValueFactory = _ => 20 };
+        var target = TargetOption.Create();
         var device = new Option<ExecutionDevice>("--device") { Description = "auto tries CUDA and falls back to the CPU; cpu never touches CUDA.", DefaultValueFactory = _ => ExecutionDevice.Auto };
         var threads = new Option<int>("--threads") { Description = "ONNX Runtime threads (0: one per core).", DefaultValueFactory = _ => 0 };
         var json = CliContext.JsonOption();
@@ -96,13 +97,13 @@ public static class AwqCommand
         var command = new Command("awq", "Quantize weights to 4 bits (MatMulNBits, W4A16) with activation-aware scaling (AWQ) or round-to-nearest.")
         {
             model, output, method, groupSize, symmetric, accuracy, lmHead, exclude, clip, noClip, duo, noDuo, blockLoss, grid, actOrder, noActOrder, damp, bitsBudget, maxSize,
-            device, threads, json,
+            target, device, threads, json,
         };
         foreach (var option in calibrationArguments.All.Concat(verification.All).Concat(gates.All).Append(printRecipe))
             command.Options.Add(option);
         command.SetAction(parse => CommandRunner.Run(context, parse, () =>
         {
-            string modelPath = parse.GetValue(model)!;
+            string modelArgument = parse.GetValue(model)!;
             var how = AwqMethods.Parse(parse.GetValue(method) ?? "awq");
             int block = parse.GetValue(groupSize);
             if (block is not (32 or 64 or 128 or 256))
@@ -129,7 +130,6 @@ public static class AwqCommand
             if (ContextLengths.Explicit(parse, damp) && !how.UsesGptq())
                 throw new OnnxQuantException(null, "--damp is a GPTQ option; give --method gptq or awq-gptq with it", ExitCode.Usage);
             var budget = Budget(parse.GetValue(bitsBudget), parse.GetValue(maxSize));
-            string outPath = parse.GetValue(output) ?? DefaultOutput(modelPath, how);
             var session = new SessionSettings { Device = parse.GetValue(device), Threads = Math.Max(0, parse.GetValue(threads)), Verbose = parse.GetValue(context.Verbose) };
             _ = new LinearSelection(parse.GetValue(exclude)); // a bad pattern is a usage error before anything else
             var quant = new Int4QuantOptions { BlockSize = block, Scheme = parse.GetValue(symmetric) ? Int4Scheme.Symmetric : Int4Scheme.Asymmetric };
@@ -154,7 +154,10 @@ public static class AwqCommand
                 context.Out.WriteLine(RecipeWriter.Format(recipe));
                 return (int)ExitCode.Ok;
             }
-            var job = new QuantizeJob(modelPath, outPath, recipe, session, StageLine(how, block, budget), parse.GetValue(verification.Latency), 10);
+            // Last before the work: for a GenAI folder this creates the output folder.
+            var (modelPath, outPath, genai) = GenAiOutput.Resolve(modelArgument, parse.GetValue(output), how.Word(), m => DefaultOutput(m, how));
+            var job = new QuantizeJob(modelPath, outPath, recipe, session, StageLine(how, block, budget), parse.GetValue(verification.Latency), 10)
+                { Target = parse.GetValue(target), GenAi = genai };
             var outcome = QuantizeCommand.Run(context, job);
             var summary = AwqSummary.Create(modelPath, outPath, how, quant, level, OutputBytes(outPath), outcome, budget);
             if (parse.GetValue(json))

@@ -8,6 +8,7 @@ using OnnxQuant.Calibrate.Verification;
 using OnnxQuant.IO;
 using OnnxQuant.Passes;
 using OnnxQuant.Passes.W8A8;
+using OnnxQuant.Placement;
 using OnnxQuant.Recipes;
 using OnnxQuant.Statistics;
 
@@ -18,6 +19,12 @@ namespace OnnxQuant.Cli;
 internal sealed record QuantizeJob(
     string ModelPath, string OutPath, Recipe Recipe, SessionSettings Session, string StageLine, int LatencyTokens, int LatencyRuns, string? RecipePath = null)
 {
+    /// <summary>Set when the input is an ONNX Runtime GenAI folder: the output is a folder with its other files copied.</summary>
+    public GenAiOutput? GenAi { get; init; }
+
+    /// <summary>The provider the output is meant for: nodes it has no kernel for are named before the model is written.</summary>
+    public DeploymentTarget? Target { get; init; }
+
     public bool FromRecipe => RecipePath is not null;
 
     public string SeqLenName => FromRecipe ? "calibration.seqLen" : "--seq-len";
@@ -40,6 +47,22 @@ internal static class QuantizeCommand
 {
     /// <summary>Stage lines ("calibrating ...", a line per tenth of each pass, "wrote ...") go to stderr, also when it is a log file.</summary>
     public static QuantizeOutcome Run(CliContext context, QuantizeJob job)
+    {
+        if (job.GenAi is not { } genai)
+            return RunCore(context, job);
+        try
+        {
+            return RunCore(context, job);
+        }
+        finally
+        {
+            // A folder this run created and wrote nothing into goes again (a failure before the save).
+            if (genai.Created && Directory.Exists(genai.OutputFolder) && !Directory.EnumerateFileSystemEntries(genai.OutputFolder).Any())
+                Directory.Delete(genai.OutputFolder);
+        }
+    }
+
+    private static QuantizeOutcome RunCore(CliContext context, QuantizeJob job)
     {
         var stages = context.Error;
         var recipe = job.Recipe;
@@ -100,10 +123,17 @@ internal static class QuantizeCommand
         });
         if (rewrites && !steps.Any(s => s.Pass is "w8a8" or "w4-rewrite" && s.Result.Changed))
             throw NothingQuantized(job.ModelPath, analyses);
+        if (job.Target is { } target)
+            WarnAboutFallbacks(stages, loaded, target);
         ModelProvenance.Stamp(loaded, ToolVersion.Text, recipe, inputFingerprint, CalibrationDigest.Of(calibrated, recipe.Calibration));
         ModelFile.Save(loaded, job.OutPath, cancel: context.Cancellation);
         double compileSeconds = clock.Elapsed.TotalSeconds;
         stages.WriteLine($"wrote {job.OutPath}");
+        if (job.GenAi is { } genai)
+        {
+            var copied = genai.Input.CopyCompanions(genai.OutputFolder, loaded.ExternalDataPaths);
+            stages.WriteLine($"wrote ONNX Runtime GenAI folder {genai.OutputFolder}: {genai.Input.ModelFileName} quantized, copied {string.Join(", ", copied)}");
+        }
 
         var (verification, timing) = AfterWrite.Check(context, stages, job.ModelPath, job.OutPath, recipe.Verification.Enabled,
             job.LatencyTokens, job.LatencyRuns, verifyOptions);
@@ -142,6 +172,14 @@ internal static class QuantizeCommand
     {
         int length = Math.Min(dataset.SequenceLength, 128);
         return dataset.Samples.Take(4).Select(s => s[..length]).ToList();
+    }
+
+    // Before writing: the nodes the chosen provider has no kernel for (ONNX Runtime would run them elsewhere, with copies).
+    private static void WarnAboutFallbacks(TextWriter stages, OnnxModel model, DeploymentTarget target)
+    {
+        var report = PlacementCheck.Check(model, DeploymentTargets.Provider(target));
+        if (report.Fallbacks.Count > 0)
+            stages.WriteLine(PlacementPrinter.Warning(report, ExecutionProviders.Key(report.Provider)));
     }
 
     // Every linear kept for a reason no option changes, or every one excluded: say so before calibrating.

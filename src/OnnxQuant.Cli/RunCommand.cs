@@ -11,7 +11,7 @@ using Spectre.Console;
 namespace OnnxQuant.Cli;
 
 /// <summary>
-/// `onnxquant run recipe.json model.onnx [-o out.onnx]`: validates the recipe (docs/recipes.md) before any work, then runs
+/// `onnxquant run recipe.json model.onnx|genai-folder [-o out]`: validates the recipe (docs/recipes.md) before any work, then runs
 /// it through the same skeleton as `smooth` and `awq` (<see cref="QuantizeCommand"/>): each rewrite only on the linears
 /// the recipe assigns it, provenance in the written model, gates after verification (exit 6).
 /// </summary>
@@ -20,8 +20,8 @@ public static class RunCommand
     public static Command Create(CliContext context)
     {
         var recipeFile = new Argument<string>("recipe") { Description = "The recipe file (JSON; docs/recipes.md)." };
-        var model = new Argument<string>("model") { Description = "The ONNX model file." };
-        var output = new Option<string?>("--output", "-o") { Description = "The model to write (default: <model>.<recipe name>.onnx beside the model)." };
+        var model = new Argument<string>("model") { Description = "The ONNX model file, or an ONNX Runtime GenAI model folder (then the output is a folder too)." };
+        var output = new Option<string?>("--output", "-o") { Description = "The model to write (default: <model>.<recipe name>.onnx beside the model; for a GenAI folder, <folder>-<recipe name>)." };
         var latency = new Option<int>("--latency") { Description = "Also time one inference of this many tokens with both models (0: off).", DefaultValueFactory = _ => 0 };
         var device = new Option<ExecutionDevice>("--device") { Description = "auto tries CUDA and falls back to the CPU; cpu never touches CUDA.", DefaultValueFactory = _ => ExecutionDevice.Auto };
         var threads = new Option<int>("--threads") { Description = "ONNX Runtime threads (0: one per core).", DefaultValueFactory = _ => 0 };
@@ -33,17 +33,22 @@ public static class RunCommand
         command.SetAction(parse => CommandRunner.Run(context, parse, () =>
         {
             string recipePath = parse.GetValue(recipeFile)!;
-            string modelPath = parse.GetValue(model)!;
+            string modelArgument = parse.GetValue(model)!;
             var recipe = RecipeFile.Read(recipePath);
-            string outPath = parse.GetValue(output) ?? DefaultOutput(modelPath, recipePath);
-            if (Path.GetFullPath(outPath) == Path.GetFullPath(modelPath))
-                throw new OnnxQuantException(outPath, "is the input model; write the result to another file", ExitCode.Usage);
+            if (parse.GetValue(output) is { } o && Path.GetFullPath(o) == Path.GetFullPath(modelArgument))
+                throw new OnnxQuantException(o, "is the input model; write the result to another file", ExitCode.Usage);
             var session = new SessionSettings
             {
                 Device = parse.GetValue(device), Threads = EvalCommand.AtLeast(parse.GetValue(threads), 0, "--threads"), Verbose = parse.GetValue(context.Verbose),
             };
+            int latencyTokens = EvalCommand.AtLeast(parse.GetValue(latency), 0, "--latency");
+            // Last before the work: for a GenAI folder this creates the output folder (named after the recipe).
+            var (modelPath, outPath, genai) = GenAiOutput.Resolve(modelArgument, parse.GetValue(output), Path.GetFileNameWithoutExtension(recipePath),
+                m => DefaultOutput(m, recipePath));
+            if (Path.GetFullPath(outPath) == Path.GetFullPath(modelPath))
+                throw new OnnxQuantException(outPath, "is the input model; write the result to another file", ExitCode.Usage);
             var job = new QuantizeJob(modelPath, outPath, recipe, session, $"running {recipe.Pipeline()}",
-                EvalCommand.AtLeast(parse.GetValue(latency), 0, "--latency"), 10, recipePath);
+                latencyTokens, 10, recipePath) { GenAi = genai };
             var outcome = QuantizeCommand.Run(context, job);
             var summary = RunSummary.Create(modelPath, outPath, recipePath, outcome);
             if (parse.GetValue(json))

@@ -5,6 +5,7 @@ using OnnxQuant.Calibrate.Verification;
 using OnnxQuant.Analysis;
 using OnnxQuant.Passes;
 using OnnxQuant.Passes.W8A8;
+using OnnxQuant.Placement;
 using OnnxQuant.Recipes;
 
 namespace OnnxQuant.Cli;
@@ -18,7 +19,7 @@ public static class SmoothCommand
 {
     public static Command Create(CliContext context)
     {
-        var model = new Argument<string>("model") { Description = "The ONNX model file." };
+        var model = new Argument<string>("model") { Description = "The ONNX model file, or an ONNX Runtime GenAI model folder (then the output is a folder too)." };
         var calibrationArguments = new CalibrationArguments();
         var verification = new VerificationArguments();
         var output = new Option<string?>("--output", "-o") { Description = "The model to write (default: <model>.sq.onnx, or <model>.smoothed.onnx with --no-quantize)." };
@@ -31,6 +32,7 @@ public static class SmoothCommand
         var lmHead = new Option<bool>("--include-lm-head") { Description = "Quantize the LM head (the linear producing the logits) too." };
         var reducedRange = new Option<bool>("--reduced-range") { Description = "7-bit weights (±63): exact on CPUs without VNNI, whose int8 kernel saturates 16-bit pair sums with full-range weights." };
         var unsigned = new Option<bool>("--uint8-activations") { Description = "uint8 activations (zero point 128) for ONNX Runtime's fast CPU kernels (int8 x int8 MatMulInteger is slow there); the CUDA EP runs int8 activations only." };
+        var target = TargetOption.Create();
         var device = new Option<ExecutionDevice>("--device") { Description = "auto tries CUDA and falls back to the CPU; cpu never touches CUDA.", DefaultValueFactory = _ => ExecutionDevice.Auto };
         var threads = new Option<int>("--threads") { Description = "ONNX Runtime threads (0: one per core).", DefaultValueFactory = _ => 0 };
         var json = CliContext.JsonOption();
@@ -39,23 +41,29 @@ public static class SmoothCommand
         var command = new Command("smooth", "SmoothQuant W8A8: migrate activation outliers into the weights, then quantize weights and activations to int8.")
         {
             model, output, noQuantize, alpha, format, insertMul, scope, exclude, lmHead, reducedRange, unsigned,
-            device, threads, json,
+            target, device, threads, json,
         };
         foreach (var option in calibrationArguments.All.Concat(verification.All).Concat(gates.All).Append(printRecipe))
             command.Options.Add(option);
         command.SetAction(parse => CommandRunner.Run(context, parse, () =>
         {
-            string modelPath = parse.GetValue(model)!;
+            string modelArgument = parse.GetValue(model)!;
             bool quantize = !parse.GetValue(noQuantize);
             bool noSmoothing = parse.GetValue(alpha)!.Equals("none", StringComparison.OrdinalIgnoreCase);
             if (noSmoothing && !quantize)
                 throw new OnnxQuantException(null, "--alpha none with --no-quantize would leave the model as it is", ExitCode.Usage);
             float? fixedAlpha = noSmoothing ? null : ParseAlpha(parse.GetValue(alpha)!);
-            string outPath = parse.GetValue(output) ?? DefaultOutput(modelPath, quantize);
-            if (Path.GetFullPath(outPath) == Path.GetFullPath(modelPath))
-                throw new OnnxQuantException(outPath, "is the input model; write the result to another file", ExitCode.Usage);
+            if (parse.GetValue(output) is { } o && Path.GetFullPath(o) == Path.GetFullPath(modelArgument))
+                throw new OnnxQuantException(o, "is the input model; write the result to another file", ExitCode.Usage);
             var session = new SessionSettings { Device = parse.GetValue(device), Threads = Math.Max(0, parse.GetValue(threads)), Verbose = parse.GetValue(context.Verbose) };
-            var w8a8 = new W8A8Options { Format = parse.GetValue(format), ReducedRangeWeights = parse.GetValue(reducedRange), UnsignedActivations = parse.GetValue(unsigned) };
+            var chosenTarget = parse.GetValue(target);
+            var w8a8 = new W8A8Options
+            {
+                // --target picks the form its provider runs; an explicit --format or --uint8-activations still wins.
+                Format = chosenTarget is { } t && !ContextLengths.Explicit(parse, format) ? DeploymentTargets.Format(t) : parse.GetValue(format),
+                ReducedRangeWeights = parse.GetValue(reducedRange),
+                UnsignedActivations = chosenTarget is { } u && !ContextLengths.Explicit(parse, unsigned) ? DeploymentTargets.UnsignedActivations(u) : parse.GetValue(unsigned),
+            };
             _ = new LinearSelection(parse.GetValue(exclude)); // a bad pattern is a usage error before anything else
 
             var smoothing = noSmoothing ? null : new SmoothQuantOptions
@@ -71,9 +79,13 @@ public static class SmoothCommand
                 context.Out.WriteLine(RecipeWriter.Format(recipe));
                 return (int)ExitCode.Ok;
             }
+            // Last before the work: for a GenAI folder this creates the output folder.
+            var (modelPath, outPath, genai) = GenAiOutput.Resolve(modelArgument, parse.GetValue(output), quantize ? "sq" : "smoothed", m => DefaultOutput(m, quantize));
+            if (Path.GetFullPath(outPath) == Path.GetFullPath(modelPath))
+                throw new OnnxQuantException(outPath, "is the input model; write the result to another file", ExitCode.Usage);
             var job = new QuantizeJob(modelPath, outPath, recipe, session,
                 quantize ? $"smoothing (alpha {parse.GetValue(alpha)}) and rewriting to W8A8 {w8a8.Format.ToString().ToLowerInvariant()}" : $"smoothing (alpha {parse.GetValue(alpha)})",
-                parse.GetValue(verification.Latency), 20);
+                parse.GetValue(verification.Latency), 20) { Target = chosenTarget, GenAi = genai };
             var outcome = QuantizeCommand.Run(context, job);
 
             var summary = SmoothSummary.Create(modelPath, outPath, quantize ? w8a8 : null, parse.GetValue(alpha)!, outcome);

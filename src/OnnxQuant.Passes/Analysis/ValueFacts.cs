@@ -100,6 +100,11 @@ public sealed class ValueFacts
         {
             type = DataType.Int64;
         }
+        else if (QuantizedOutputType(node) is { } quantized)
+        {
+            // The quantization ops' output types follow their zero points or scales (what placement checks read).
+            type = quantized;
+        }
         else if (Unary.Contains(op))
         {
             channels = input0 is null ? null : ChannelsOf(input0);
@@ -128,6 +133,23 @@ public sealed class ValueFacts
             _types.TryAdd(output, t);
         if (channels is > 1)
             _channels.TryAdd(output, channels.Value);
+    }
+
+    // Output element types of the quantization ops, or null for any other op (or when the deciding input is unknown).
+    private DataType? QuantizedOutputType(NodeProto node)
+    {
+        DataType? Of(int index) => node.InputAt(index) is { Length: > 0 } v ? TypeOf(v) : null;
+        return node.OpType switch
+        {
+            "QuantizeLinear" => node.InputAt(2) is { Length: > 0 } ? Of(2) : DataType.Uint8,
+            "DynamicQuantizeLinear" => DataType.Uint8,
+            "MatMulInteger" => DataType.Int32,
+            "DequantizeLinear" => Of(1),
+            "QLinearMatMul" => Of(7),
+            "MatMulIntegerToFloat" => Of(2),
+            "DynamicQuantizeMatMul" => Of(0),
+            _ => null,
+        };
     }
 
     // Broadcasting over the last axis: the known sizes above 1 must agree, else nothing is claimed.

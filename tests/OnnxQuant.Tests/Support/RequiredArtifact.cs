@@ -14,6 +14,8 @@ public enum Artifact
     OrtNode,
     /// <summary>Debian's chromium on PATH (renders the diff page headless).</summary>
     Chromium,
+    /// <summary>tools/genai-run built (an ONNX Runtime GenAI 0.18 consumer, NuGet Microsoft.ML.OnnxRuntimeGenAI).</summary>
+    GenAiRun,
 }
 
 /// <summary>
@@ -25,7 +27,7 @@ public enum Artifact
 /// </summary>
 public static class RequiredArtifact
 {
-    /// <summary>Comma-separated artifact keys (minilm, onnx, node, chromium) or "all" whose absence skips instead of failing.</summary>
+    /// <summary>Comma-separated artifact keys (minilm, onnx, node, chromium, genai) or "all" whose absence skips instead of failing.</summary>
     public const string AllowMissingVariable = "ONNXQUANT_ALLOW_MISSING";
 
     public static string MiniLmFolder => Path.Combine(CliHarness.RepoRoot(), "models", "minilm");
@@ -38,6 +40,11 @@ public static class RequiredArtifact
 
     public static string OrtNodeFolder => Path.Combine(CliHarness.RepoRoot(), "tools", "ort-node");
 
+    /// <summary>The built GenAI consumer (tools/genai-run); fails the test with the build command when it is missing.</summary>
+    public static string GenAiRunDll => Require(Artifact.GenAiRun, GenAiRunPath);
+
+    private static string GenAiRunPath => Path.Combine(CliHarness.RepoRoot(), "tools", "genai-run", "bin", "Release", "net10.0", "GenAiRun.dll");
+
     private static readonly Lazy<bool> PythonOnnx = new(ImportsOnnx);
 
     /// <summary>The key <see cref="AllowMissingVariable"/> lists the artifact under.</summary>
@@ -47,6 +54,7 @@ public static class RequiredArtifact
         Artifact.OnnxChecker => "onnx",
         Artifact.OrtNode => "node",
         Artifact.Chromium => "chromium",
+        Artifact.GenAiRun => "genai",
         _ => throw new ArgumentOutOfRangeException(nameof(artifact)),
     };
 
@@ -57,6 +65,7 @@ public static class RequiredArtifact
         Artifact.OnnxChecker => "apt-get install python3-onnx",
         Artifact.OrtNode => "apt-get install nodejs npm && (cd tools/ort-node && npm ci)",
         Artifact.Chromium => "apt-get install chromium",
+        Artifact.GenAiRun => "dotnet build tools/genai-run -c Release",
         _ => throw new ArgumentOutOfRangeException(nameof(artifact)),
     };
 
@@ -77,6 +86,8 @@ public static class RequiredArtifact
                     ? null : "tools/ort-node/node_modules/onnxruntime-node is absent";
             case Artifact.Chromium:
                 return FindOnPath("chromium") is null ? "`chromium` is not on PATH" : null;
+            case Artifact.GenAiRun:
+                return File.Exists(GenAiRunPath) ? null : "tools/genai-run/bin/Release/net10.0/GenAiRun.dll is absent";
             default:
                 throw new ArgumentOutOfRangeException(nameof(artifact));
         }
