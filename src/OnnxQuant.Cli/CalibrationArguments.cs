@@ -33,7 +33,18 @@ internal sealed class CalibrationArguments
 
     public Option<int> Seed { get; } = new("--seed") { Description = "Seed for picking calibration windows and sample rows.", DefaultValueFactory = _ => 0 };
 
-    public IEnumerable<Option> All => [Stats, Data, Tokenizer, Samples, SequenceLength, Seed];
+    public Option<bool> WholeGraph { get; } = WholeGraphOption();
+
+    public IEnumerable<Option> All => [Stats, Data, Tokenizer, Samples, SequenceLength, Seed, WholeGraph];
+
+    /// <summary>--whole-graph, shared with `calibrate`.</summary>
+    public static Option<bool> WholeGraphOption() => new("--whole-graph")
+    {
+        Description = "Calibrate in one ONNX Runtime session over the whole model instead of one session per attention/MLP block (the default when the model splits; it holds one block's weights at a time).",
+    };
+
+    public static CalibrationSessions SessionsOf(ParseResult parse, Option<bool> wholeGraph) =>
+        parse.GetValue(wholeGraph) ? CalibrationSessions.WholeGraph : CalibrationSessions.Layers;
 
     public DataOptions DataOptions(ParseResult parse) => new()
     {
@@ -57,7 +68,7 @@ internal sealed class CalibrationArguments
             return new CalibrationInput(statistics, null, null);
         }
         var dataOptions = DataOptions(parse);
-        var options = new CalibrationOptions { SampleRowsPerTensor = 512, Seed = dataOptions.Seed };
+        var options = new CalibrationOptions { SampleRowsPerTensor = 512, Seed = dataOptions.Seed, Sessions = SessionsOf(parse, WholeGraph) };
         var run = ContextLengths.Calibrate(context, parse, SequenceLength, loaded, modelPath, dataOptions, options, session, limits, stages,
             dataset => stages.WriteLine(dataset.Feeds is null
                 ? $"calibrating on {dataset.Description}: {dataset.Samples.Count} x {dataset.SequenceLength} tokens"
