@@ -85,7 +85,8 @@ internal static class LayerwiseCalibrator
         return new RunTotals(device, notice, 1, segments.Count, sessionTime, inferenceTime, reduceTime, reduceTime) { SpillBytes = carried.SpilledBytes };
     }
 
-    private static IDisposableReadOnlyCollection<OrtValue> RunBatch(InferenceSession session, RunOptions runOptions, Segment segment,
+    /// <summary>Runs one batch through a segment: graph inputs filled as calibration fills them, carried values from the store.</summary>
+    internal static IDisposableReadOnlyCollection<OrtValue> RunBatch(InferenceSession session, RunOptions runOptions, Segment segment,
         Dictionary<string, NodeMetadata> graphInputs, CarriedValues carried, CalibrationDataset data, int start, int index, List<int[]> samples,
         List<string> outputs, string label)
     {
