@@ -42,7 +42,8 @@ public sealed class SegmentModels
             graph.Input.Add(Dynamic(name, type, rank));
         }
         var read = new HashSet<string>(segment.Nodes.SelectMany(IR.Graph.NodeInputs), StringComparer.Ordinal);
-        graph.Initializer.AddRange(read.Where(n => _initializers.ContainsKey(n) && !_inputs.ContainsKey(n)).Select(n => _initializers[n]));
+        // An input that also has an initializer keeps it: ORT treats it as a default and never asks for a feed, as in the whole graph.
+        graph.Initializer.AddRange(read.Where(_initializers.ContainsKey).Select(n => _initializers[n]));
         var outputs = Outputs(segment);
         var declared = new HashSet<string>(outputs, StringComparer.Ordinal);
         var produced = new HashSet<string>(segment.Nodes.SelectMany(n => n.Output), StringComparer.Ordinal);
