@@ -19,10 +19,10 @@ if (args.Contains("--scale"))
     // The scale bench (bench/results/scale.md): calibrated commands too, at several depths.
     var depths = (Option("--layers") ?? "4,8").Split(',').Select(d => int.Parse(d, CultureInfo.InvariantCulture)).ToList();
     var stages = (Option("--stages") ?? "rtn,w8,smooth,awq").Split(',');
-    var scaleRows = ScaleBench.Run(cli, work, depths, stages, args.Contains("--keep"));
-    if (Option("--results") is { } scaleResults)
-        ScaleBench.Write(scaleResults, scaleRows,
-            $"dotnet run -c Release --project bench/OnnxQuant.Bench.Streaming -- <onnxquant.dll> <work> --scale --layers {string.Join(',', depths)} --results {scaleResults}", Machine());
+    string? scaleResults = Option("--results");
+    string command = $"dotnet run -c Release --project bench/OnnxQuant.Bench.Streaming -- <onnxquant.dll> <work> --scale --layers {string.Join(',', depths)} --results {scaleResults}";
+    var scaleRows = ScaleBench.Run(cli, work, depths, stages, args.Contains("--keep"),
+        rows => { if (scaleResults is not null) ScaleBench.Write(scaleResults, rows, command, Machine()); });
     return scaleRows.All(r => r.Run.ExitCode == 0) ? 0 : 1;
 }
 int layers = int.Parse(Option("--layers") ?? "8", CultureInfo.InvariantCulture);

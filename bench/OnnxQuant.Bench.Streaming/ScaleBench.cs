@@ -30,7 +30,9 @@ public static class ScaleBench
         new("awq", "`awq`", (m, o, d) => ["awq", m, "--data", d, "--samples", $"{Samples}", "--seq-len", $"{SequenceLength}", "--no-verify", "--json", "-o", o]),
     ];
 
-    public static List<ScaleRow> Run(string cli, string work, IReadOnlyList<int> depths, IReadOnlyList<string> stages, bool keepModels)
+    /// <param name="rowDone">Called with all rows so far after each command, so an interrupted run keeps what it measured.</param>
+    public static List<ScaleRow> Run(string cli, string work, IReadOnlyList<int> depths, IReadOnlyList<string> stages, bool keepModels,
+        Action<IReadOnlyList<ScaleRow>>? rowDone = null)
     {
         var rows = new List<ScaleRow>();
         foreach (int layers in depths)
@@ -56,6 +58,7 @@ public static class ScaleBench
                 if (run.ExitCode != 0)
                     Console.Error.WriteLine(run.Stderr);
                 rows.Add(row);
+                rowDone?.Invoke(rows);
                 File.Delete(output);
                 File.Delete(output + ".data");
             }
