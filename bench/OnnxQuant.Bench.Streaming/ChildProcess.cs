@@ -4,7 +4,7 @@ using System.Globalization;
 namespace OnnxQuant.Bench.Streaming;
 
 /// <summary>What one child run cost: wall time, peak resident set (the kernel's own maximum) and how it ended.</summary>
-public sealed record ChildRun(int ExitCode, double Seconds, long PeakRssBytes, string Stderr);
+public sealed record ChildRun(int ExitCode, double Seconds, long PeakRssBytes, string Stderr, string Stdout = "");
 
 /// <summary>
 /// Runs a command under <c>/usr/bin/time -v</c>, whose "Maximum resident set size" is the kernel's peak RSS of the
@@ -24,7 +24,6 @@ public static class ChildProcess
         var stdout = process.StandardOutput.ReadToEndAsync();
         string stderr = process.StandardError.ReadToEnd();
         process.WaitForExit();
-        _ = stdout.Result;
         double seconds = clock.Elapsed.TotalSeconds;
         long peakKb = 0;
         foreach (var line in stderr.Split('\n'))
@@ -33,6 +32,6 @@ public static class ChildProcess
             if (t.StartsWith("Maximum resident set size (kbytes):", StringComparison.Ordinal))
                 peakKb = long.Parse(t[(t.LastIndexOf(':') + 1)..].Trim(), CultureInfo.InvariantCulture);
         }
-        return new ChildRun(process.ExitCode, seconds, peakKb * 1024, stderr);
+        return new ChildRun(process.ExitCode, seconds, peakKb * 1024, stderr, stdout.Result);
     }
 }

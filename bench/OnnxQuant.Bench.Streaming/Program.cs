@@ -5,14 +5,27 @@ using OnnxQuant.Tests.Reliability;
 
 // Usage: streaming-bench <onnxquant.dll> <work-folder> [--layers N] [--results bench/results/streaming.md]
 //        streaming-bench <onnxquant.dll> <work-folder> --decode [--layers 8] [--runs 15] [--results bench/results/decode.md]
+//        streaming-bench <onnxquant.dll> <work-folder> --scale [--layers 4,8,32] [--stages rtn,w8,smooth,awq] [--keep] [--results bench/results/scale.md]
 // Generates a 7B-wide fp16 Llama of N layers (default 8: about 3.8 GB) streamed into <work-folder>, then runs each
 // pass as `dotnet <onnxquant.dll> ...` and records wall time and peak RSS of the child.
 if (args.Length < 2)
 {
     Console.Error.WriteLine("usage: streaming-bench <onnxquant.dll> <work-folder> [--layers N] [--results FILE] [--passes w4,w8,...]");
+    Console.Error.WriteLine("       streaming-bench <onnxquant.dll> <work-folder> --scale [--layers 4,8] [--stages rtn,w8,smooth,awq] [--keep] [--results FILE]");
     return 2;
 }
 string cli = Path.GetFullPath(args[0]), work = Path.GetFullPath(args[1]);
+if (args.Contains("--scale"))
+{
+    // The scale bench (bench/results/scale.md): calibrated commands too, at several depths.
+    var depths = (Option("--layers") ?? "4,8").Split(',').Select(d => int.Parse(d, CultureInfo.InvariantCulture)).ToList();
+    var stages = (Option("--stages") ?? "rtn,w8,smooth,awq").Split(',');
+    string? scaleResults = Option("--results");
+    string command = $"dotnet run -c Release --project bench/OnnxQuant.Bench.Streaming -- <onnxquant.dll> <work> --scale --layers {string.Join(',', depths)} --results {scaleResults}";
+    var scaleRows = ScaleBench.Run(cli, work, depths, stages, args.Contains("--keep"),
+        rows => { if (scaleResults is not null) ScaleBench.Write(scaleResults, rows, command, MachineText.Describe()); });
+    return scaleRows.All(r => r.Run.ExitCode == 0) ? 0 : 1;
+}
 int layers = int.Parse(Option("--layers") ?? "8", CultureInfo.InvariantCulture);
 string? results = Option("--results");
 var chosen = (Option("--passes") ?? string.Join(",", BenchPasses.All.Select(p => p.Key))).Split(',');

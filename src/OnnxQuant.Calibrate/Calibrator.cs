@@ -31,6 +31,25 @@ public sealed record CalibrationOptions
 
     /// <summary>Which activations to record; null records the input of every quantizable MatMul/Gemm.</summary>
     public IReadOnlyList<string>? Tensors { get; init; }
+
+    /// <summary>Block by block (the default, when the graph splits) or one session over the whole graph.</summary>
+    public CalibrationSessions Sessions { get; init; } = CalibrationSessions.Layers;
+
+    /// <summary>Where values carried between blocks spill beyond half of <see cref="MaxMemoryBytes"/>; null: the temp folder.</summary>
+    public string? SpillFolder { get; init; }
+}
+
+/// <summary>How calibration runs the model.</summary>
+public enum CalibrationSessions
+{
+    /// <summary>
+    /// One small session per attention/MLP block, in order, so ONNX Runtime holds one block's weights at a time; a graph
+    /// that cannot be split runs whole, with a notice.
+    /// </summary>
+    Layers,
+
+    /// <summary>One session over the whole graph (pruned to what the recorded tensors need).</summary>
+    WholeGraph,
 }
 
 /// <summary>Progress after each batch; the CLI draws it, the library only reports it.</summary>
@@ -44,14 +63,28 @@ public sealed record CalibrationProgress(int Run, int Runs, int SamplesDone, int
 public sealed record CalibrationResult(CalibrationStats Stats, string Device, string? Notice, int Runs, long Tokens, TimeSpan Elapsed,
     TimeSpan SessionTime, TimeSpan InferenceTime, TimeSpan ReductionTime, TimeSpan ReductionWait)
 {
+    /// <summary>ONNX Runtime sessions the model was split into (1: the whole graph).</summary>
+    public int Sessions { get; init; } = 1;
+
+    /// <summary>Bytes of values carried between block sessions that went to the scratch file (0 when all fit the budget).</summary>
+    public long CarriedSpillBytes { get; init; }
+
     /// <summary>Calibration tokens per second of wall time (each token counted once, however many runs).</summary>
     public double TokensPerSecond => Tokens / Math.Max(1e-9, Elapsed.TotalSeconds);
+}
+
+/// <summary>What one way of running calibration reports back.</summary>
+internal sealed record RunTotals(string Device, string? Notice, int Runs, int Sessions, TimeSpan SessionTime, TimeSpan InferenceTime,
+    TimeSpan ReductionTime, TimeSpan ReductionWait)
+{
+    public long SpillBytes { get; init; }
 }
 
 /// <summary>
 /// Runs the model on calibration windows and reduces the inputs of its quantizable linears to
 /// <see cref="ActivationStats"/> batch by batch. When one batch's recorded tensors would exceed the memory budget the
-/// tensors are split into groups, each recorded by its own pruned copy of the model over all samples.
+/// tensors are split into groups, each recorded by its own pruned copy of the model over all samples. By default the graph
+/// is first split into its blocks and run block by block (<see cref="LayerwiseCalibrator"/>); the statistics are the same.
 /// </summary>
 public static class Calibrator
 {
@@ -63,11 +96,62 @@ public static class Calibrator
         var tensors = SelectTensors(model, options, label);
         if (data.Samples.Count == 0)
             throw new OnnxQuantException(label, "there are no calibration samples");
+        var clock = Stopwatch.StartNew();
+        var names = tensors.Select(t => t.Name).ToList();
+        RunTotals totals;
+        Dictionary<string, TensorReducer> reducers;
+        string? splitNotice = null;
+        var split = options.Sessions == CalibrationSessions.Layers ? LayerSplit.Find(model, names) : null;
+        if (split is { CanSplit: true })
+        {
+            try
+            {
+                reducers = NewReducers(tensors, options);
+                totals = LayerwiseCalibrator.Run(model, split.Segments!, data, options, session, reducers, clock, progress, cancel);
+            }
+            catch (LayerwiseFailure e)
+            {
+                // The split graph failed where ORT ran; the whole graph reports the failure in its own terms (or works).
+                splitNotice = $"{label}: ONNX Runtime failed on block session {e.Segment + 1} of {split.Segments!.Count}; calibrating with one whole-graph session";
+                reducers = NewReducers(tensors, options);
+                totals = RunWholeGraph(model, data, options, session, tensors, reducers, clock, label, progress, cancel);
+            }
+        }
+        else
+        {
+            if (split is not null)
+                splitNotice = $"{label} cannot be split into blocks ({split.Reason}); calibrating with one whole-graph session";
+            reducers = NewReducers(tensors, options);
+            totals = RunWholeGraph(model, data, options, session, tensors, reducers, clock, label, progress, cancel);
+        }
+        var info = new CalibrationInfo
+        {
+            Samples = data.Samples.Count,
+            SequenceLength = data.SequenceLength,
+            Seed = options.Seed,
+            Data = data.Description,
+            Tokenizer = data.TokenizerDescription,
+        };
+        var stats = new CalibrationStats(ModelFingerprint.Compute(model.Graph), info, reducers.Values.Select(r => r.ToStats()));
+        StatsChecks.EnsureFinite(stats, label,
+            "the model computes NaN/Inf on the calibration data (NaN or Inf weights, or an overflow), so its statistics would be meaningless. Check the weights with `onnxquant inspect` and the model in ONNX Runtime");
+        string? notice = string.Join("; ", new[] { splitNotice, totals.Notice }.OfType<string>()) is { Length: > 0 } joined ? joined : null;
+        return new CalibrationResult(stats, totals.Device, notice, totals.Runs, data.TotalTokens, clock.Elapsed, totals.SessionTime, totals.InferenceTime,
+            totals.ReductionTime, totals.ReductionWait)
+        { Sessions = totals.Sessions, CarriedSpillBytes = totals.SpillBytes };
+    }
+
+    private static Dictionary<string, TensorReducer> NewReducers(List<RecordedTensor> tensors, CalibrationOptions options) =>
+        tensors.ToDictionary(t => t.Name, t => new TensorReducer(t.Name, t.Channels, options.SampleRowsPerTensor, (ulong)options.Seed), StringComparer.Ordinal);
+
+    // One session over the whole (pruned) graph; tensor groups over the memory budget get a run each.
+    private static RunTotals RunWholeGraph(OnnxModel model, CalibrationDataset data, CalibrationOptions options, SessionSettings session,
+        List<RecordedTensor> tensors, Dictionary<string, TensorReducer> reducers, Stopwatch clock, string label,
+        IProgress<CalibrationProgress>? progress, CancellationToken cancel)
+    {
         int batch = Math.Max(1, Math.Min(options.BatchSize, data.Samples.Count));
         // Two batches' outputs are alive at once (one reduced while the next is computed): each gets half the budget.
         var groups = RecordedTensor.Partition(tensors, (long)batch * data.SequenceLength, options.MaxMemoryBytes / 2);
-        var reducers = tensors.ToDictionary(t => t.Name, t => new TensorReducer(t.Name, t.Channels, options.SampleRowsPerTensor, (ulong)options.Seed), StringComparer.Ordinal);
-        var clock = Stopwatch.StartNew();
         var recording = new RecordingModel(model);
         var inferenceTime = TimeSpan.Zero;
         var reduceWait = TimeSpan.Zero;
@@ -127,18 +211,7 @@ public static class Calibrator
                 reducingOutputs?.Dispose();
             }
         }
-        var info = new CalibrationInfo
-        {
-            Samples = data.Samples.Count,
-            SequenceLength = data.SequenceLength,
-            Seed = options.Seed,
-            Data = data.Description,
-            Tokenizer = data.TokenizerDescription,
-        };
-        var stats = new CalibrationStats(ModelFingerprint.Compute(model.Graph), info, reducers.Values.Select(r => r.ToStats()));
-        StatsChecks.EnsureFinite(stats, label,
-            "the model computes NaN/Inf on the calibration data (NaN or Inf weights, or an overflow), so its statistics would be meaningless. Check the weights with `onnxquant inspect` and the model in ONNX Runtime");
-        return new CalibrationResult(stats, device, notice, groups.Count, data.TotalTokens, clock.Elapsed, sessionTime, inferenceTime, new TimeSpan(reduceTicks), reduceWait);
+        return new RunTotals(device, notice, groups.Count, 1, sessionTime, inferenceTime, new TimeSpan(reduceTicks), reduceWait);
     }
 
     private static List<RecordedTensor> SelectTensors(OnnxModel model, CalibrationOptions options, string label)
@@ -155,9 +228,9 @@ public static class Calibrator
         return options.Tensors.Distinct().Select(n => byName[n]).ToList();
     }
 
-    private sealed record BatchOutputs(IDisposableReadOnlyCollection<OrtValue> Values, TimeSpan Elapsed);
+    internal sealed record BatchOutputs(IDisposableReadOnlyCollection<OrtValue> Values, TimeSpan Elapsed);
 
-    private static BatchOutputs RunBatch(InferenceSession session, RunOptions runOptions, CalibrationDataset data, int start, List<int[]> samples,
+    internal static BatchOutputs RunBatch(InferenceSession session, RunOptions runOptions, CalibrationDataset data, int start, List<int[]> samples,
         List<string> names, string label, CancellationToken cancel)
     {
         var (inputNames, inputValues) = data.Feeds is { } feeds
@@ -188,7 +261,7 @@ public static class Calibrator
     }
 
     // Checked before the reduction starts: an exception from the thread pool would reach the user wrapped.
-    private static TensorElementType[] CheckOutputs(IReadOnlyList<OrtValue> outputs, List<string> names, Dictionary<string, TensorReducer> reducers)
+    internal static TensorElementType[] CheckOutputs(IReadOnlyList<OrtValue> outputs, List<string> names, Dictionary<string, TensorReducer> reducers)
     {
         var types = new TensorElementType[outputs.Count];
         for (int i = 0; i < outputs.Count; i++)
@@ -204,7 +277,7 @@ public static class Calibrator
         return types;
     }
 
-    private static void Finish(Task? reduction)
+    internal static void Finish(Task? reduction)
     {
         if (reduction is null)
             return;
@@ -218,7 +291,7 @@ public static class Calibrator
         }
     }
 
-    private static void Reduce(IReadOnlyList<OrtValue> outputs, List<string> names, TensorElementType[] types, Dictionary<string, TensorReducer> reducers, int threads)
+    internal static void Reduce(IReadOnlyList<OrtValue> outputs, List<string> names, TensorElementType[] types, Dictionary<string, TensorReducer> reducers, int threads)
     {
         var parallel = new ParallelOptions { MaxDegreeOfParallelism = threads > 0 ? threads : Environment.ProcessorCount };
         Parallel.For(0, outputs.Count, parallel, () => Array.Empty<float>(), (i, _, buffer) =>

@@ -1,6 +1,7 @@
 using System.CommandLine;
 using System.Globalization;
 using System.Text.Json.Nodes;
+using OnnxQuant.Calibrate;
 using OnnxQuant.Advice;
 using OnnxQuant.Analysis;
 using OnnxQuant.Calibrate.Sessions;
@@ -48,7 +49,8 @@ public static class AdviseCommand
                 throw new OnnxQuantException(modelPath, "has no MatMul or Gemm that can be quantized with these options; see `onnxquant inspect` for each node's verdict", ExitCode.Unsupported);
             var session = new SessionSettings { Device = parse.GetValue(device), Threads = Math.Max(0, parse.GetValue(threads)), Verbose = parse.GetValue(context.Verbose) };
             var calibration = calibrationArguments.Settings(parse);
-            var calibrated = CalibrationArguments.Obtain(context, calibration, calibration.SampleRows ?? CalibrationSettings.DefaultSampleRows, "--seq-len", loaded, modelPath, session, SequenceLimits.Find(loaded.Graph), context.Error);
+            var calibrated = CalibrationArguments.Obtain(context, calibration, calibration.SampleRows ?? CalibrationSettings.DefaultSampleRows, "--seq-len", loaded, modelPath, session, SequenceLimits.Find(loaded.Graph), context.Error,
+                CalibrationArguments.SessionsOf(parse, calibrationArguments.WholeGraph));
 
             var quantizable = table.Quantizable.Select(c => c.Name).ToHashSet(StringComparer.Ordinal);
             int tenth = -1;

@@ -1,5 +1,6 @@
 using System.CommandLine;
 using System.Globalization;
+using OnnxQuant.Calibrate;
 using OnnxQuant.Analysis;
 using OnnxQuant.Awq;
 using OnnxQuant.Calibrate.BlockEvaluation;
@@ -157,7 +158,7 @@ public static class AwqCommand
             // Last before the work: for a GenAI folder this creates the output folder.
             var (modelPath, outPath, genai) = GenAiOutput.Resolve(modelArgument, parse.GetValue(output), how.Word(), m => DefaultOutput(m, how));
             var job = new QuantizeJob(modelPath, outPath, recipe, session, StageLine(how, block, budget), parse.GetValue(verification.Latency), 10)
-                { Target = parse.GetValue(target), GenAi = genai };
+                { Target = parse.GetValue(target), GenAi = genai, Sessions = CalibrationArguments.SessionsOf(parse, calibrationArguments.WholeGraph) };
             var outcome = QuantizeCommand.Run(context, job);
             var summary = AwqSummary.Create(modelPath, outPath, how, quant, level, OutputBytes(outPath), outcome, budget);
             if (parse.GetValue(json))

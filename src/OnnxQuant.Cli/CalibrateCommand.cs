@@ -27,18 +27,19 @@ public static class CalibrateCommand
         var seqLen = new Option<int>("--seq-len") { Description = "Tokens per sample.", DefaultValueFactory = _ => 512 };
         var seed = new Option<int>("--seed") { Description = "Seed for picking text windows and sample rows.", DefaultValueFactory = _ => 0 };
         var batch = new Option<int>("--batch") { Description = "Samples per inference run.", DefaultValueFactory = _ => 1 };
-        var maxMemory = new Option<int>("--max-memory") { Description = "MiB the recorded activations may take (two batches are held at once); above it tensors are recorded in several runs.", DefaultValueFactory = _ => 2048 };
+        var maxMemory = new Option<int>("--max-memory") { Description = "MiB the recorded activations may take (two batches are held at once); above it tensors are recorded in several runs. Block by block, half of it holds the values carried between blocks; the rest spills to a scratch file.", DefaultValueFactory = _ => 2048 };
         var sampleRows = new Option<int>("--sample-rows") { Description = "Activation rows (tokens) kept per tensor for AWQ.", DefaultValueFactory = _ => 512 };
         var device = new Option<ExecutionDevice>("--device") { Description = "auto tries CUDA and falls back to the CPU; cpu never touches CUDA.", DefaultValueFactory = _ => ExecutionDevice.Auto };
         var threads = new Option<int>("--threads") { Description = "Threads for ONNX Runtime and the reduction (0: one per core).", DefaultValueFactory = _ => 0 };
         var stats = new Option<string?>("--stats") { Description = "Do not calibrate: summarise / draw this existing statistics file of the model." };
         var report = new Option<string?>("--report") { Description = "Draw per-channel max |x| of chosen tensors to this .html or .svg file." };
         var reportTensors = new Option<string[]>("--report-tensors") { Description = "Name fragments of tensors to draw (default: the most outlier-ridden).", AllowMultipleArgumentsPerToken = true };
+        var wholeGraph = CalibrationArguments.WholeGraphOption();
         var top = new Option<int>("--top") { Description = "Tensors listed in the summary.", DefaultValueFactory = _ => 10 };
         var json = CliContext.JsonOption();
         var command = new Command("calibrate", "Record activation statistics (per-channel max/mean |x|, ranges, sample rows) of the model's quantizable linears.")
         {
-            model, output, data, format, tokenizer, samples, seqLen, seed, batch, maxMemory, sampleRows, device, threads, stats, report, reportTensors, top, json,
+            model, output, data, format, tokenizer, samples, seqLen, seed, batch, maxMemory, sampleRows, wholeGraph, device, threads, stats, report, reportTensors, top, json,
         };
         command.SetAction(parse => CommandRunner.Run(context, parse, () =>
         {
@@ -75,6 +76,7 @@ public static class CalibrateCommand
                     MaxMemoryBytes = (long)Positive(parse.GetValue(maxMemory), "--max-memory") << 20,
                     SampleRowsPerTensor = Math.Max(0, parse.GetValue(sampleRows)),
                     Seed = dataOptions.Seed,
+                    Sessions = CalibrationArguments.SessionsOf(parse, wholeGraph),
                 };
                 var session = new SessionSettings { Device = parse.GetValue(device), Threads = Math.Max(0, parse.GetValue(threads)), Verbose = parse.GetValue(context.Verbose) };
                 written = parse.GetValue(output) ?? Path.ChangeExtension(modelPath, ".calib");

@@ -34,7 +34,18 @@ internal sealed class CalibrationArguments
 
     public Option<int> Seed { get; } = new("--seed") { Description = "Seed for picking calibration windows and sample rows.", DefaultValueFactory = _ => 0 };
 
-    public IEnumerable<Option> All => [Stats, Data, Tokenizer, Samples, SequenceLength, Seed];
+    public Option<bool> WholeGraph { get; } = WholeGraphOption();
+
+    public IEnumerable<Option> All => [Stats, Data, Tokenizer, Samples, SequenceLength, Seed, WholeGraph];
+
+    /// <summary>--whole-graph, shared with `calibrate`.</summary>
+    public static Option<bool> WholeGraphOption() => new("--whole-graph")
+    {
+        Description = "Calibrate in one ONNX Runtime session over the whole model instead of one session per attention/MLP block (the default when the model splits; it holds one block's weights at a time).",
+    };
+
+    public static CalibrationSessions SessionsOf(ParseResult parse, Option<bool> wholeGraph) =>
+        parse.GetValue(wholeGraph) ? CalibrationSessions.WholeGraph : CalibrationSessions.Layers;
 
     /// <summary>The options as a recipe's calibration settings (--seq-len only when given: the default is clamped, a given value is not).</summary>
     public CalibrationSettings Settings(ParseResult parse) => new()
@@ -63,7 +74,7 @@ internal sealed class CalibrationArguments
     /// recipe's calibration.seqLen).
     /// </summary>
     public static CalibrationInput Obtain(CliContext context, CalibrationSettings settings, int sampleRows, string seqLenName, OnnxModel loaded, string modelPath,
-        SessionSettings session, SequenceLimits limits, TextWriter stages)
+        SessionSettings session, SequenceLimits limits, TextWriter stages, CalibrationSessions sessions = CalibrationSessions.Layers)
     {
         if (settings.Stats is { } statsPath)
         {
@@ -72,7 +83,7 @@ internal sealed class CalibrationArguments
             return new CalibrationInput(statistics, null, null);
         }
         var dataOptions = DataOptions(settings);
-        var options = new CalibrationOptions { SampleRowsPerTensor = sampleRows, Seed = dataOptions.Seed };
+        var options = new CalibrationOptions { SampleRowsPerTensor = sampleRows, Seed = dataOptions.Seed, Sessions = sessions };
         var run = ContextLengths.Calibrate(context, settings.SeqLen, CalibrationSettings.DefaultSeqLen, seqLenName, loaded, modelPath, dataOptions, options, session, limits, stages,
             dataset => stages.WriteLine(dataset.Feeds is null
                 ? $"calibrating on {dataset.Description}: {dataset.Samples.Count} x {dataset.SequenceLength} tokens"

@@ -9,7 +9,7 @@ namespace OnnxQuant.Cli;
 /// <summary>What `calibrate` tells at the end; also its --json document.</summary>
 public sealed record CalibrationSummary(
     string Model, string? Output, string? Report, string Fingerprint, int Samples, int SequenceLength, string Data, string Tokenizer,
-    string? Device, int? Runs, double? ElapsedSeconds, double? TokensPerSecond, int TensorCount, IReadOnlyList<TensorSummary> Tensors)
+    string? Device, int? Runs, int? Sessions, double? ElapsedSeconds, double? TokensPerSecond, int TensorCount, IReadOnlyList<TensorSummary> Tensors)
 {
     public static CalibrationSummary Create(string model, string? output, string? report, CalibrationStats stats, CalibrationResult? result, int top)
     {
@@ -20,14 +20,14 @@ public sealed record CalibrationSummary(
                 o.Top.Select(c => new ChannelSummary(c.Channel, c.AbsMax, c.Ratio)).ToList());
         }).ToList();
         return new CalibrationSummary(model, output, report, stats.ModelFingerprint, stats.Info.Samples, stats.Info.SequenceLength,
-            stats.Info.Data, stats.Info.Tokenizer, result?.Device, result?.Runs, result?.Elapsed.TotalSeconds, result?.TokensPerSecond,
+            stats.Info.Data, stats.Info.Tokenizer, result?.Device, result?.Runs, result?.Sessions, result?.Elapsed.TotalSeconds, result?.TokensPerSecond,
             stats.Tensors.Count, tensors);
     }
 
     public static void Print(IAnsiConsole console, CalibrationSummary s)
     {
         var inv = CultureInfo.InvariantCulture;
-        string how = s.Device is null ? "" : string.Create(inv, $" on {s.Device} in {s.ElapsedSeconds:0.0} s ({s.TokensPerSecond:0} tokens/s{(s.Runs > 1 ? $", {s.Runs} runs" : "")})");
+        string how = s.Device is null ? "" : string.Create(inv, $" on {s.Device} in {s.ElapsedSeconds:0.0} s ({s.TokensPerSecond:0} tokens/s{(s.Runs > 1 ? $", {s.Runs} runs" : "")}{(s.Sessions > 1 ? $", block by block in {s.Sessions} sessions" : "")})");
         console.MarkupLineInterpolated($"[bold]{s.Model}[/]: {s.TensorCount} activation tensors, {s.Samples} samples x {s.SequenceLength} tokens of {s.Data} ({s.Tokenizer}){how}");
         if (s.Output is not null)
             console.MarkupLineInterpolated($"statistics written to [bold]{s.Output}[/]");

@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using OnnxQuant.Calibrate;
 using OnnxQuant.Analysis;
 using OnnxQuant.Awq;
 using OnnxQuant.Calibrate.BlockEvaluation;
@@ -24,6 +25,9 @@ internal sealed record QuantizeJob(
 
     /// <summary>The provider the output is meant for: nodes it has no kernel for are named before the model is written.</summary>
     public DeploymentTarget? Target { get; init; }
+
+    /// <summary>Block by block (the default where the model splits) or one whole-graph session; how to run, not what to compute, so not in the recipe.</summary>
+    public CalibrationSessions Sessions { get; init; } = CalibrationSessions.Layers;
 
     public bool FromRecipe => RecipePath is not null;
 
@@ -100,7 +104,7 @@ internal static class QuantizeCommand
         var clock = Stopwatch.StartNew();
 
         var calibrated = pipeline.NeedsCalibration || recipe.Calibration.Stats is not null
-            ? CalibrationArguments.Obtain(context, recipe.Calibration, recipe.SampleRows, job.SeqLenName, loaded, job.ModelPath, job.Session, limits, stages)
+            ? CalibrationArguments.Obtain(context, recipe.Calibration, recipe.SampleRows, job.SeqLenName, loaded, job.ModelPath, job.Session, limits, stages, job.Sessions)
             : new CalibrationInput(new CalibrationStats(inputFingerprint, new CalibrationInfo(), []), null, null);
         // Now with its notice, after calibration's; with the limit calibration found by running the model, if it had to.
         var verifyOptions = VerificationArguments.Options(recipe.Verification, job.VerifyLengthName, job.Session, tokenizer, limits.Context ?? calibrated.Probed,

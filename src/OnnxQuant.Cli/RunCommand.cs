@@ -1,5 +1,6 @@
 using System.CommandLine;
 using System.Globalization;
+using OnnxQuant.Calibrate;
 using OnnxQuant.Analysis;
 using OnnxQuant.Calibrate.Sessions;
 using OnnxQuant.Calibrate.Verification;
@@ -26,9 +27,10 @@ public static class RunCommand
         var device = new Option<ExecutionDevice>("--device") { Description = "auto tries CUDA and falls back to the CPU; cpu never touches CUDA.", DefaultValueFactory = _ => ExecutionDevice.Auto };
         var threads = new Option<int>("--threads") { Description = "ONNX Runtime threads (0: one per core).", DefaultValueFactory = _ => 0 };
         var json = CliContext.JsonOption();
+        var wholeGraph = CalibrationArguments.WholeGraphOption();
         var command = new Command("run", "Run a recipe file: passes in order, a scheme per linear by name pattern, calibration, verification and gates.")
         {
-            recipeFile, model, output, latency, device, threads, json,
+            recipeFile, model, output, latency, device, threads, wholeGraph, json,
         };
         command.SetAction(parse => CommandRunner.Run(context, parse, () =>
         {
@@ -48,7 +50,7 @@ public static class RunCommand
             if (Path.GetFullPath(outPath) == Path.GetFullPath(modelPath))
                 throw new OnnxQuantException(outPath, "is the input model; write the result to another file", ExitCode.Usage);
             var job = new QuantizeJob(modelPath, outPath, recipe, session, $"running {recipe.Pipeline()}",
-                latencyTokens, 10, recipePath) { GenAi = genai };
+                latencyTokens, 10, recipePath) { GenAi = genai, Sessions = CalibrationArguments.SessionsOf(parse, wholeGraph) };
             var outcome = QuantizeCommand.Run(context, job);
             var summary = RunSummary.Create(modelPath, outPath, recipePath, outcome);
             if (parse.GetValue(json))

@@ -1,5 +1,6 @@
 using System.CommandLine;
 using System.Globalization;
+using OnnxQuant.Calibrate;
 using OnnxQuant.Calibrate.Sessions;
 using OnnxQuant.Calibrate.Verification;
 using OnnxQuant.Analysis;
@@ -85,7 +86,8 @@ public static class SmoothCommand
                 throw new OnnxQuantException(outPath, "is the input model; write the result to another file", ExitCode.Usage);
             var job = new QuantizeJob(modelPath, outPath, recipe, session,
                 quantize ? $"smoothing (alpha {parse.GetValue(alpha)}) and rewriting to W8A8 {w8a8.Format.ToString().ToLowerInvariant()}" : $"smoothing (alpha {parse.GetValue(alpha)})",
-                parse.GetValue(verification.Latency), 20) { Target = chosenTarget, GenAi = genai };
+                parse.GetValue(verification.Latency), 20)
+                { Target = chosenTarget, GenAi = genai, Sessions = CalibrationArguments.SessionsOf(parse, calibrationArguments.WholeGraph) };
             var outcome = QuantizeCommand.Run(context, job);
 
             var summary = SmoothSummary.Create(modelPath, outPath, quantize ? w8a8 : null, parse.GetValue(alpha)!, outcome);

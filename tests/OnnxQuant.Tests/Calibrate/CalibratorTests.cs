@@ -99,9 +99,11 @@ public class CalibratorTests
         var o = new FixtureOptions { Family = FixtureFamily.TorchLlama, OutlierChannels = 2 };
         var proto = FixtureModels.Build(o);
         var data = RandomIds(3, 8, o.Vocab);
-        var one = CalibrateFixture(proto, data);
+        // The whole graph's session: block sessions record only their own tensors, so they never need several runs.
+        var whole = new CalibrationOptions { Sessions = CalibrationSessions.WholeGraph };
+        var one = CalibrateFixture(proto, data, whole);
         // 8 tokens x 64 channels x 4 bytes = 2 KiB per norm output: a 3 KiB budget fits one such tensor per run.
-        var split = CalibrateFixture(proto, data, new CalibrationOptions { MaxMemoryBytes = 3 << 10 });
+        var split = CalibrateFixture(proto, data, whole with { MaxMemoryBytes = 3 << 10 });
         Assert.Equal(1, one.Runs);
         Assert.True(split.Runs >= one.Stats.Tensors.Count - 1, $"expected about one run per tensor, got {split.Runs} for {one.Stats.Tensors.Count}");
         Assert.Equal(StatsFile.ToBytes(one.Stats), StatsFile.ToBytes(split.Stats));
@@ -156,7 +158,9 @@ public class CalibratorTests
         extra.Type.TensorType.Shape = new TensorShapeProto();
         extra.Type.TensorType.Shape.Dim.Add(new TensorShapeProto.Types.Dimension { DimValue = 3 });
         proto.Graph.Input.Add(extra);
-        var e = Assert.Throws<OnnxQuantException>(() => CalibrateFixture(proto, RandomIds(1, 4, 256)));
+        // The whole graph's session declares every input; a block session declares only those its nodes read, so an
+        // input nothing reads is never fed there.
+        var e = Assert.Throws<OnnxQuantException>(() => CalibrateFixture(proto, RandomIds(1, 4, 256), new CalibrationOptions { Sessions = CalibrationSessions.WholeGraph }));
         Assert.Contains("'pixel_values'", e.Message);
         Assert.Contains("input_ids", e.Message);
         Assert.Contains("attention_mask", e.Message);
