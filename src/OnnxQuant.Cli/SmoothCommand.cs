@@ -30,12 +30,13 @@ public static class SmoothCommand
         var lmHead = new Option<bool>("--include-lm-head") { Description = "Quantize the LM head (the linear producing the logits) too." };
         var reducedRange = new Option<bool>("--reduced-range") { Description = "7-bit weights (±63): exact on CPUs without VNNI, whose int8 kernel saturates 16-bit pair sums with full-range weights." };
         var unsigned = new Option<bool>("--uint8-activations") { Description = "uint8 activations (zero point 128) for ONNX Runtime's fast CPU kernels (int8 x int8 MatMulInteger is slow there); the CUDA EP runs int8 activations only." };
+        var floatOutliers = new Option<float?>("--float-outliers") { Description = "LLM.int8()'s rule: keep every activation channel whose calibrated max |x| exceeds this threshold (bitsandbytes uses 6.0) in floating point, instead of up to 4 channels where they halve the error. int8 and qlinear formats." };
         var device = new Option<ExecutionDevice>("--device") { Description = "auto tries CUDA and falls back to the CPU; cpu never touches CUDA.", DefaultValueFactory = _ => ExecutionDevice.Auto };
         var threads = new Option<int>("--threads") { Description = "ONNX Runtime threads (0: one per core).", DefaultValueFactory = _ => 0 };
         var json = CliContext.JsonOption();
         var command = new Command("smooth", "SmoothQuant W8A8: migrate activation outliers into the weights, then quantize weights and activations to int8.")
         {
-            model, output, noQuantize, alpha, format, insertMul, scope, exclude, lmHead, reducedRange, unsigned,
+            model, output, noQuantize, alpha, format, insertMul, scope, exclude, lmHead, reducedRange, unsigned, floatOutliers,
             device, threads, json,
         };
         foreach (var option in calibrationArguments.All.Concat(verification.All))
@@ -52,7 +53,13 @@ public static class SmoothCommand
             if (Path.GetFullPath(outPath) == Path.GetFullPath(modelPath))
                 throw new OnnxQuantException(outPath, "is the input model; write the result to another file", ExitCode.Usage);
             var session = new SessionSettings { Device = parse.GetValue(device), Threads = Math.Max(0, parse.GetValue(threads)), Verbose = parse.GetValue(context.Verbose) };
-            var w8a8 = new W8A8Options { Format = parse.GetValue(format), ReducedRangeWeights = parse.GetValue(reducedRange), UnsignedActivations = parse.GetValue(unsigned) };
+            var outlierThreshold = parse.GetValue(floatOutliers);
+            CheckFloatOutliers(outlierThreshold, parse.GetValue(format), quantize, noSmoothing);
+            var w8a8 = new W8A8Options
+            {
+                Format = parse.GetValue(format), ReducedRangeWeights = parse.GetValue(reducedRange), UnsignedActivations = parse.GetValue(unsigned),
+                FloatOutlierThreshold = outlierThreshold,
+            };
             var selection = new LinearSelection(parse.GetValue(exclude), parse.GetValue(lmHead));
 
             var smoothing = noSmoothing ? null : new SmoothQuantOptions
@@ -82,6 +89,21 @@ public static class SmoothCommand
     {
         string folder = Path.GetDirectoryName(Path.GetFullPath(modelPath)) ?? ".";
         return Path.Combine(folder, Path.GetFileNameWithoutExtension(modelPath) + (quantize ? ".sq.onnx" : ".smoothed.onnx"));
+    }
+
+    // The float channels are emitted beside a static int8 product only (int8, qlinear), and chosen by the smoothing pass.
+    private static void CheckFloatOutliers(float? threshold, W8A8Format format, bool quantize, bool noSmoothing)
+    {
+        if (threshold is not { } t)
+            return;
+        if (!float.IsFinite(t) || t <= 0)
+            throw new OnnxQuantException(null, $"--float-outliers must be a positive threshold on max |x| (got {t.ToString(CultureInfo.InvariantCulture)}); bitsandbytes uses 6.0", ExitCode.Usage);
+        if (!quantize)
+            throw new OnnxQuantException(null, "--float-outliers chooses channels of the W8A8 graph; drop --no-quantize or the option", ExitCode.Usage);
+        if (format is not (W8A8Format.Int8 or W8A8Format.QLinear))
+            throw new OnnxQuantException(null, $"--float-outliers needs --format int8 or qlinear (float channels beside a static int8 product); --format {format.ToString().ToLowerInvariant()} has none", ExitCode.Usage);
+        if (noSmoothing)
+            throw new OnnxQuantException(null, "--float-outliers is applied by the smoothing pass; use --alpha auto or a fixed alpha instead of --alpha none", ExitCode.Usage);
     }
 
     private static float? ParseAlpha(string text)

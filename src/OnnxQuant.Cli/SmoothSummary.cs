@@ -17,6 +17,9 @@ public sealed record SmoothSummary(
     /// <summary>Every MatMul/Gemm of the input model: quantized + kept add up to it when the rewrite ran.</summary>
     public int Linears { get; init; }
 
+    /// <summary>--float-outliers: channels whose calibrated max |x| exceeds it are in float (each group's FloatChannels); null when off.</summary>
+    public float? FloatOutlierThreshold { get; init; }
+
     internal static SmoothSummary Create(string model, string output, W8A8Options? w8a8, string alpha, QuantizeOutcome outcome)
     {
         var stats = outcome.Calibration.Stats;
@@ -31,6 +34,7 @@ public sealed record SmoothSummary(
             FileBytes(model), FileBytes(output), groups, linears.Count(l => l.Quantized), kept, outcome.Verification, outcome.Latency)
         {
             Linears = outcome.Linears.Count,
+            FloatOutlierThreshold = w8a8?.FloatOutlierThreshold,
         };
     }
 
@@ -102,6 +106,11 @@ public sealed record SmoothSummary(
         if (s.Format is not null)
         {
             console.MarkupLineInterpolated($"W8A8 {s.Format}{(s.ReducedRange ? " (7-bit weights)" : "")}: {s.LinearsQuantized} of {s.Linears} MatMul/Gemm quantized{KeptSummary.Text(s.LinearsKept)}");
+        }
+        if (s.FloatOutlierThreshold is { } t)
+        {
+            int channels = s.Groups.Sum(g => g.FloatChannels.Count), activations = s.Groups.Count(g => g.FloatChannels.Count > 0);
+            console.MarkupLineInterpolated($"float outliers (max |x| > {t.ToString("0.###", inv)}): {channels} channels of {activations} activations in floating point (column 'float ch.')");
         }
         if (s.Verification is { Reason: { } why })
             console.MarkupLineInterpolated($"held-out check: did not run: {why}");
