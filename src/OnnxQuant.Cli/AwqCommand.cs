@@ -36,7 +36,9 @@ public static class AwqCommand
         var groupSize = new Option<int>("--group-size") { Description = "Weights per 4-bit block along K: 32, 64, 128 or 256.", DefaultValueFactory = _ => 128 };
         var symmetric = new Option<bool>("--symmetric") { Description = "Symmetric blocks (implicit zero point 8) instead of asymmetric with zero points." };
         var accuracy = new Option<int>("--accuracy-level") { Description = "MatMulNBits accuracy_level: 0 unset, 1 fp32, 2 fp16, 3 bf16, 4 int8 compute.", DefaultValueFactory = _ => 0 };
-        var lmHead = new Option<bool>("--include-lm-head") { Description = "Quantize the output projection (lm_head) too." };
+        var lmHead = new Option<bool>("--include-lm-head") { Description = "Quantize the output projection (lm_head) too, round-to-nearest at --lm-head-bits." };
+        var lmHeadBits = new Option<int>("--lm-head-bits") { Description = "Bits of the LM head with --include-lm-head: 8 (default; a 4-bit head is the usual cause of a model repeating itself) or 4. MatMulNBits either way.", DefaultValueFactory = _ => 8 };
+        var embeddingBits = new Option<int?>("--quantize-embeddings") { Description = "Store the token embedding as 4- or 8-bit blocks (com.microsoft GatherBlockQuantized); a tied LM head at the same bits shares them." };
         var exclude = new Option<string[]>("--exclude") { Description = "Keep linears whose node name matches in floating point: globs (*, ?) or /regex/.", AllowMultipleArgumentsPerToken = true };
         var noClip = new Option<bool>("--no-clip") { Description = "Skip AWQ's per-block clip search (on by default: it lowered held-out error on MiniLM and tiny-llama)." };
         var clip = new Option<bool>("--clip") { Description = "Run the clip search (the default; accepted so scripts can say so)." };
@@ -49,7 +51,7 @@ public static class AwqCommand
         var json = CliContext.JsonOption();
         var command = new Command("awq", "Quantize weights to 4 bits (MatMulNBits, W4A16) with activation-aware scaling (AWQ) or round-to-nearest.")
         {
-            model, output, method, groupSize, symmetric, accuracy, lmHead, exclude, clip, noClip, duo, noDuo, blockLoss, grid,
+            model, output, method, groupSize, symmetric, accuracy, lmHead, lmHeadBits, embeddingBits, exclude, clip, noClip, duo, noDuo, blockLoss, grid,
             device, threads, json,
         };
         foreach (var option in calibrationArguments.All.Concat(verification.All))
@@ -75,7 +77,12 @@ public static class AwqCommand
                 throw new OnnxQuantException(null, "--block-loss runs the blocks on token windows; with arrays (.npz) as --data, leave it off", ExitCode.Usage);
             string outPath = parse.GetValue(output) ?? DefaultOutput(modelPath, how);
             var session = new SessionSettings { Device = parse.GetValue(device), Threads = Math.Max(0, parse.GetValue(threads)), Verbose = parse.GetValue(context.Verbose) };
-            var selection = new LinearSelection(parse.GetValue(exclude), parse.GetValue(lmHead));
+            int headBits = parse.GetValue(lmHeadBits);
+            if (headBits is not (4 or 8))
+                throw new OnnxQuantException(null, $"--lm-head-bits must be 4 or 8 (got {headBits.ToString(CultureInfo.InvariantCulture)})", ExitCode.Usage);
+            if (parse.GetValue(embeddingBits) is { } eb && eb is not (4 or 8))
+                throw new OnnxQuantException(null, $"--quantize-embeddings must be 4 or 8 (got {eb.ToString(CultureInfo.InvariantCulture)})", ExitCode.Usage);
+            var selection = new LinearSelection(parse.GetValue(exclude), parse.GetValue(lmHead), headBits);
             var quant = new Int4QuantOptions { BlockSize = block, Scheme = parse.GetValue(symmetric) ? Int4Scheme.Symmetric : Int4Scheme.Asymmetric };
 
             var rewrite = new W4RewriteOptions { Quantization = quant, AccuracyLevel = level, Selection = selection };
@@ -84,7 +91,8 @@ public static class AwqCommand
                 Search = new AwqOptions { Quantization = quant, GridPoints = gridPoints, Clip = !parse.GetValue(noClip), DuoScaling = !parse.GetValue(noDuo) },
                 BlockLoss = parse.GetValue(blockLoss),
             } : null;
-            var job = new QuantizeJob(modelPath, outPath, Presets.Awq(rewrite, search), selection, calibrationArguments, session,
+            var tables = new EmbeddingHeadOptions { EmbeddingBits = parse.GetValue(embeddingBits), BlockSize = block, Symmetric = quant.Scheme == Int4Scheme.Symmetric, AccuracyLevel = level };
+            var job = new QuantizeJob(modelPath, outPath, Presets.Awq(rewrite, search, tables), selection, calibrationArguments, session,
                 how == AwqMethod.Awq
                     ? $"searching AWQ scales and rewriting to 4-bit MatMulNBits (blocks of {block})"
                     : $"rewriting to 4-bit MatMulNBits, round-to-nearest (blocks of {block})",

@@ -20,6 +20,9 @@ public sealed record AwqSummary(
     /// <summary>Every linear kept in floating point, with its reason (QuantizedLinears + KeptLinears = every MatMul/Gemm).</summary>
     public IReadOnlyList<KeptLinear> Kept { get; init; } = [];
 
+    /// <summary>The token embeddings and LM head the embeddings pass handled (empty when it did not run).</summary>
+    public IReadOnlyList<QuantizedTable> Tables { get; init; } = [];
+
     /// <summary>7B = 32 layers x (4 x 4096^2 + 3 x 4096 x 11008) parameters, searched on 512 rows.</summary>
     public const double Parameters7B = 32.0 * (4.0 * 4096 * 4096 + 3.0 * 4096 * 11008);
 
@@ -35,11 +38,14 @@ public sealed record AwqSummary(
         double? perParamRow = search?.Result.Metrics.GetValueOrDefault("seconds_per_parameter_row");
         double? searchedParams = search?.Result.Metrics.GetValueOrDefault("searched_parameters");
         double? searchSeconds = search?.Result.Metrics.GetValueOrDefault("search_seconds");
-        var kept = linears.Where(d => !d.Quantized)
+        var tables = outcome.Analyses.Find<EmbeddingReport>()?.Tables ?? [];
+        // A head the embeddings pass quantized counts as quantized, not as kept.
+        var ownHeads = tables.Where(t => t.Role == TableRole.LmHead && t.Quantized).Select(t => t.Node).ToHashSet(StringComparer.Ordinal);
+        var kept = linears.Where(d => !d.Quantized && !(d.Scope is null && d.Reason == KeepReason.LmHeadOwnBits && ownHeads.Contains(d.Linear)))
             .Select(d => new KeptLinear(d.Scope is null ? d.Linear : $"{d.Scope}/{d.Linear}", d.Reason, d.Detail is null ? KeepReasons.Describe(d.Reason) : $"{KeepReasons.Describe(d.Reason)}: {d.Detail}"))
             .ToList();
         return new AwqSummary(model, output, method.ToString().ToLowerInvariant(), quant.BlockSize, quant.Scheme.ToString().ToLowerInvariant(), accuracyLevel,
-            outcome.Before.TotalBytes, bytesAfter, linears.Count(d => d.Quantized), kept.Count,
+            outcome.Before.TotalBytes, bytesAfter, linears.Count(d => d.Quantized) + ownHeads.Count, kept.Count,
             outcome.Calibration.Result?.Elapsed.TotalSeconds, search?.Elapsed.TotalSeconds ?? 0, rewrite.Elapsed.TotalSeconds, outcome.CompileSeconds,
             groups.Count, outcome.Analyses.Find<AwqReport>()?.Decisions.Count(d => d.IsScaled) ?? 0,
             searchedParams > 0 ? searchSeconds / searchedParams * 1e6 : null,
@@ -47,6 +53,7 @@ public sealed record AwqSummary(
             groups, outcome.Verification, outcome.Latency)
         {
             Kept = kept,
+            Tables = tables,
         };
     }
 
@@ -56,6 +63,8 @@ public sealed record AwqSummary(
         string F(double v, string format) => v.ToString(format, inv);
         console.MarkupLineInterpolated($"[bold]{s.Model}[/] -> [bold]{s.Output}[/]: {s.Method}, 4-bit {s.Scheme} blocks of {s.GroupSize}, accuracy_level {s.AccuracyLevel}");
         console.MarkupLineInterpolated($"{s.QuantizedLinears} of {s.QuantizedLinears + s.KeptLinears} MatMul/Gemm to MatMulNBits{KeptSummary.Text(s.Kept)}");
+        foreach (var table in s.Tables)
+            console.MarkupLineInterpolated($"{(table.Role == TableRole.Embedding ? "embedding" : "LM head")} {table.Tensor} [{table.Rows}x{table.Width}]: {TableText(table)}");
         console.MarkupLineInterpolated($"size {Mb(s.BytesBefore)} -> {Mb(s.BytesAfter)} ({F((double)s.BytesAfter / s.BytesBefore, "P0")})");
         string calibration = s.CalibrationSeconds is { } c ? $"calibration {F(c, "0.0")} s, " : "";
         console.MarkupLineInterpolated($"time: {calibration}search {F(s.SearchSeconds, "0.0")} s, rewrite {F(s.RewriteSeconds, "0.0")} s, total {F(s.TotalSeconds, "0.0")} s");
@@ -83,6 +92,17 @@ public sealed record AwqSummary(
         }
         if (s.Latency is { } t)
             console.MarkupLineInterpolated($"latency ({t.Tokens} tokens, {t.Device}): {F(t.OriginalMs, "0.0")} ms -> {F(t.EmittedMs, "0.0")} ms ({F(t.Speedup, "0.00")}x)");
+    }
+
+    // "GatherBlockQuantized 4-bit, blocks of 64, 45.9 MB -> 6.2 MB, weight error 0.0712; note".
+    private static string TableText(QuantizedTable t)
+    {
+        var inv = CultureInfo.InvariantCulture;
+        if (!t.Quantized)
+            return "kept in float" + (t.Note is null ? "" : $": {t.Note}");
+        string bytes = t.SharedWith is null ? $"{Mb(t.BytesBefore)} -> {Mb(t.BytesAfter)}" : $"no bytes of its own (shares {t.SharedWith})";
+        string error = t.WeightError is { } e ? $", weight error {e.ToString("0.0000", inv)}" : "";
+        return $"{t.Op} {t.Bits}-bit{(t.Symmetric ? " symmetric" : "")}, blocks of {t.BlockSize}, {bytes}{error}" + (t.Note is null ? "" : $"; {t.Note}");
     }
 
     private static string Mb(long bytes) => (bytes / 1048576.0).ToString("0.0", CultureInfo.InvariantCulture) + " MB";

@@ -12,15 +12,22 @@ public sealed class LinearSelection
 {
     private readonly IReadOnlyList<(string Pattern, Regex Regex)> _exclude;
 
-    public LinearSelection(IEnumerable<string>? exclude = null, bool includeLmHead = false)
+    public LinearSelection(IEnumerable<string>? exclude = null, bool includeLmHead = false, int? lmHeadBits = null)
     {
         _exclude = (exclude ?? []).Select(p => (p, ToRegex(p))).ToList();
         IncludeLmHead = includeLmHead;
+        LmHeadBits = includeLmHead ? lmHeadBits : null;
     }
 
     public static LinearSelection All { get; } = new([], includeLmHead: true);
 
     public bool IncludeLmHead { get; }
+
+    /// <summary>
+    /// With <see cref="IncludeLmHead"/>: the head's own bits. The head is then left out of the other linears' passes
+    /// (<see cref="KeepReason.LmHeadOwnBits"/>) and the embeddings and head pass quantizes it. Null: the head goes with the others.
+    /// </summary>
+    public int? LmHeadBits { get; }
 
     public IReadOnlyList<string> Patterns => _exclude.Select(e => e.Pattern).ToList();
 
@@ -30,8 +37,8 @@ public sealed class LinearSelection
         foreach (var (pattern, regex) in _exclude)
             if (regex.IsMatch(name))
                 return (KeepReason.ExcludedByPattern, $"--exclude '{pattern}'");
-        if (!IncludeLmHead && IsLmHead(graph, name, weight, output))
-            return (KeepReason.LmHead, null);
+        if ((!IncludeLmHead || LmHeadBits is not null) && IsLmHead(graph, name, weight, output))
+            return IncludeLmHead ? (KeepReason.LmHeadOwnBits, $"{LmHeadBits}-bit") : (KeepReason.LmHead, null);
         return null;
     }
 

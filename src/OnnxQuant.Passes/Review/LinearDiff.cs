@@ -141,7 +141,7 @@ public sealed record LinearDiff(IReadOnlyList<LinearChange> Linears, IReadOnlyLi
     private static LinearChange Row(LinearCandidate c, Graph before, EmittedNodes emitted, IReadOnlyList<NodeProto> nodes,
         NodeProto? floatNode, IReadOnlyList<SmoothedGroup> record)
     {
-        var role = c.Reason == KeepReason.LmHead ? LinearRole.Head : LinearRoles.FromName(c.Name);
+        var role = KeepReasons.IsLmHead(c.Reason) ? LinearRole.Head : LinearRoles.FromName(c.Name);
         var scheme = nodes.Count == 0 ? LinearScheme.Float : SchemeOf(Provenance.Of(nodes[0])!.Scheme);
         var nbits = nodes.FirstOrDefault(n => n.IsMicrosoft("MatMulNBits"));
         W4Layout? w4 = nbits is null ? null : new W4Layout((int)nbits.GetInt("bits", 4), (int)nbits.GetInt("block_size", 0),
