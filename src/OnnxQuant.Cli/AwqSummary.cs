@@ -63,8 +63,7 @@ public sealed record AwqSummary(
         string F(double v, string format) => v.ToString(format, inv);
         console.MarkupLineInterpolated($"[bold]{s.Model}[/] -> [bold]{s.Output}[/]: {s.Method}, 4-bit {s.Scheme} blocks of {s.GroupSize}, accuracy_level {s.AccuracyLevel}");
         console.MarkupLineInterpolated($"{s.QuantizedLinears} of {s.QuantizedLinears + s.KeptLinears} MatMul/Gemm to MatMulNBits{KeptSummary.Text(s.Kept)}");
-        foreach (var table in s.Tables)
-            console.MarkupLineInterpolated($"{(table.Role == TableRole.Embedding ? "embedding" : "LM head")} {table.Tensor} [{table.Rows}x{table.Width}]: {TableText(table)}");
+        TableLines.Print(console, s.Tables);
         console.MarkupLineInterpolated($"size {Mb(s.BytesBefore)} -> {Mb(s.BytesAfter)} ({F((double)s.BytesAfter / s.BytesBefore, "P0")})");
         string calibration = s.CalibrationSeconds is { } c ? $"calibration {F(c, "0.0")} s, " : "";
         console.MarkupLineInterpolated($"time: {calibration}search {F(s.SearchSeconds, "0.0")} s, rewrite {F(s.RewriteSeconds, "0.0")} s, total {F(s.TotalSeconds, "0.0")} s");
@@ -92,17 +91,6 @@ public sealed record AwqSummary(
         }
         if (s.Latency is { } t)
             console.MarkupLineInterpolated($"latency ({t.Tokens} tokens, {t.Device}): {F(t.OriginalMs, "0.0")} ms -> {F(t.EmittedMs, "0.0")} ms ({F(t.Speedup, "0.00")}x)");
-    }
-
-    // "GatherBlockQuantized 4-bit, blocks of 64, 45.9 MB -> 6.2 MB, weight error 0.0712; note".
-    private static string TableText(QuantizedTable t)
-    {
-        var inv = CultureInfo.InvariantCulture;
-        if (!t.Quantized)
-            return "kept in float" + (t.Note is null ? "" : $": {t.Note}");
-        string bytes = t.SharedWith is null ? $"{Mb(t.BytesBefore)} -> {Mb(t.BytesAfter)}" : $"no bytes of its own (shares {t.SharedWith})";
-        string error = t.WeightError is { } e ? $", weight error {e.ToString("0.0000", inv)}" : "";
-        return $"{t.Op} {t.Bits}-bit{(t.Symmetric ? " symmetric" : "")}, blocks of {t.BlockSize}, {bytes}{error}" + (t.Note is null ? "" : $"; {t.Note}");
     }
 
     private static string Mb(long bytes) => (bytes / 1048576.0).ToString("0.0", CultureInfo.InvariantCulture) + " MB";

@@ -10,4 +10,8 @@ namespace OnnxQuant.Cli;
 /// per-linear errors (worst first) and the --exclude option for the worst only with --numeric.
 /// </summary>
 public sealed record DiffReport(ModelFiles Before, ModelFiles After, IReadOnlyList<LinearChange> Linears, IReadOnlyList<string> ComputedProducts,
-    GraphChanges Graph, ModelDiff? Nodes, NumericDiffReport? Numeric, string? KeepWorstInFloat);
+    GraphChanges Graph, ModelDiff? Nodes, NumericDiffReport? Numeric, string? KeepWorstInFloat)
+{
+    /// <summary>Token embeddings and their form after (GatherBlockQuantized bits, block, bytes, a shared head).</summary>
+    public IReadOnlyList<EmbeddingChange> Embeddings { get; init; } = [];
+}

@@ -43,6 +43,8 @@ public static class InspectPrinter
             console.Write(linears);
         }
         console.WriteLine(SummaryLine(s));
+        foreach (var e in s.Embeddings)
+            console.WriteLine($"token embedding {e.Table} [{e.Rows}x{e.Width}]: {e.Form}{(e.BlockSize is { } b ? $", blocks of {b}" : "")}, {Format.Bytes(e.Bytes)}");
     }
 
     // "LayerNorm input_layernorm, gamma ln.weight": the kind, the node and the norm's gamma (beta and more are in --json).

@@ -31,12 +31,13 @@ public static class SmoothCommand
         var reducedRange = new Option<bool>("--reduced-range") { Description = "7-bit weights (±63): exact on CPUs without VNNI, whose int8 kernel saturates 16-bit pair sums with full-range weights." };
         var unsigned = new Option<bool>("--uint8-activations") { Description = "uint8 activations (zero point 128) for ONNX Runtime's fast CPU kernels (int8 x int8 MatMulInteger is slow there); the CUDA EP runs int8 activations only." };
         var floatOutliers = new Option<float?>("--float-outliers") { Description = "LLM.int8()'s rule: keep every activation channel whose calibrated max |x| exceeds this threshold (bitsandbytes uses 6.0) in floating point, instead of up to 4 channels where they halve the error. int8 and qlinear formats." };
+        var embeddingBits = new Option<int?>("--quantize-embeddings") { Description = "Store the token embedding as 4- or 8-bit blocks (com.microsoft GatherBlockQuantized, blocks of 128 or fewer)." };
         var device = new Option<ExecutionDevice>("--device") { Description = "auto tries CUDA and falls back to the CPU; cpu never touches CUDA.", DefaultValueFactory = _ => ExecutionDevice.Auto };
         var threads = new Option<int>("--threads") { Description = "ONNX Runtime threads (0: one per core).", DefaultValueFactory = _ => 0 };
         var json = CliContext.JsonOption();
         var command = new Command("smooth", "SmoothQuant W8A8: migrate activation outliers into the weights, then quantize weights and activations to int8.")
         {
-            model, output, noQuantize, alpha, format, insertMul, scope, exclude, lmHead, reducedRange, unsigned, floatOutliers,
+            model, output, noQuantize, alpha, format, insertMul, scope, exclude, lmHead, reducedRange, unsigned, floatOutliers, embeddingBits,
             device, threads, json,
         };
         foreach (var option in calibrationArguments.All.Concat(verification.All))
@@ -68,7 +69,10 @@ public static class SmoothCommand
                 InsertMul = parse.GetValue(insertMul) ?? quantize,
                 Scope = parse.GetValue(scope),
             };
-            var pipeline = Presets.Smooth(selection, smoothing, quantize ? w8a8 : null);
+            if (parse.GetValue(embeddingBits) is { } eb && eb is not (4 or 8))
+                throw new OnnxQuantException(null, $"--quantize-embeddings must be 4 or 8 (got {eb.ToString(CultureInfo.InvariantCulture)})", ExitCode.Usage);
+            var tables = new EmbeddingHeadOptions { EmbeddingBits = parse.GetValue(embeddingBits) };
+            var pipeline = Presets.Smooth(selection, smoothing, quantize ? w8a8 : null, tables);
             var job = new QuantizeJob(modelPath, outPath, pipeline, selection, calibrationArguments, session,
                 quantize ? $"smoothing (alpha {parse.GetValue(alpha)}) and rewriting to W8A8 {w8a8.Format.ToString().ToLowerInvariant()}" : $"smoothing (alpha {parse.GetValue(alpha)})",
                 verification, 20);

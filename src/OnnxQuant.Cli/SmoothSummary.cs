@@ -20,6 +20,9 @@ public sealed record SmoothSummary(
     /// <summary>--float-outliers: channels whose calibrated max |x| exceeds it are in float (each group's FloatChannels); null when off.</summary>
     public float? FloatOutlierThreshold { get; init; }
 
+    /// <summary>The token embeddings the embeddings pass handled (--quantize-embeddings; empty when it did not run).</summary>
+    public IReadOnlyList<QuantizedTable> Tables { get; init; } = [];
+
     internal static SmoothSummary Create(string model, string output, W8A8Options? w8a8, string alpha, QuantizeOutcome outcome)
     {
         var stats = outcome.Calibration.Stats;
@@ -35,6 +38,7 @@ public sealed record SmoothSummary(
         {
             Linears = outcome.Linears.Count,
             FloatOutlierThreshold = w8a8?.FloatOutlierThreshold,
+            Tables = outcome.Analyses.Find<EmbeddingReport>()?.Tables ?? [],
         };
     }
 
@@ -107,6 +111,7 @@ public sealed record SmoothSummary(
         {
             console.MarkupLineInterpolated($"W8A8 {s.Format}{(s.ReducedRange ? " (7-bit weights)" : "")}: {s.LinearsQuantized} of {s.Linears} MatMul/Gemm quantized{KeptSummary.Text(s.LinearsKept)}");
         }
+        TableLines.Print(console, s.Tables);
         if (s.FloatOutlierThreshold is { } t)
         {
             int channels = s.Groups.Sum(g => g.FloatChannels.Count), activations = s.Groups.Count(g => g.FloatChannels.Count > 0);

@@ -12,6 +12,12 @@ public sealed record TokenEmbedding(string Table, int Rows, int Width, TensorPro
 /// </summary>
 public sealed record LmHead(LinearCandidate Candidate, WeightChain Chain, string? TiedTo);
 
+/// <summary>
+/// A token embedding as `inspect` shows it: a float Gather's table, or a GatherBlockQuantized with its bits and block
+/// size; bytes are the table's, or the codes', scales' and zero points'.
+/// </summary>
+public sealed record EmbeddingSummary(string Node, string Table, int Rows, int Width, string Form, int? Bits, int? BlockSize, long Bytes);
+
 /// <summary>Finds the token embedding and the LM head a graph's vocabulary tables live in.</summary>
 public static class TokenTables
 {
@@ -64,6 +70,27 @@ public static class TokenTables
             return chain.IsDirect && node.GetInt("transB", 0) != 0;
         return chain.Steps.Count == 1 && chain.Steps[0].IsOnnx("Transpose")
             && (chain.Steps[0].GetInts("perm") is null || chain.Steps[0].GetInts("perm") is [1, 0]);
+    }
+
+    /// <summary>Every token embedding, float or GatherBlockQuantized (whose codes may come through a Reshape of a tied head's B).</summary>
+    public static IReadOnlyList<EmbeddingSummary> Summaries(Graph graph)
+    {
+        var result = Embeddings(graph).Select(e => new EmbeddingSummary(e.Gathers[0].Name, e.Table, e.Rows, e.Width, "Gather " + ElementType.Name(e.Type),
+            null, null, graph.GetInitializer(e.Table)!.ByteLength)).ToList();
+        var tokenInputs = graph.Inputs.Where(i => SequenceLimits.IsTokenInput(i.Name)).Select(i => i.Name).ToHashSet(StringComparer.Ordinal);
+        foreach (var node in graph.Nodes.Where(n => n.IsMicrosoft("GatherBlockQuantized") && n.Input.Count >= 3))
+        {
+            if (!tokenInputs.Contains(graph.StripCasts(node.Input[1])))
+                continue;
+            string codes = graph.ProducerIs(node.Input[0], "Reshape") is { } reshape ? reshape.Input[0] : node.Input[0];
+            if (graph.GetInitializer(codes) is not { } data || graph.GetInitializer(node.Input[2]) is not { Shape.Count: 2 } scales)
+                continue;
+            int bits = (int)node.GetInt("bits", 4);
+            long bytes = data.ByteLength + scales.ByteLength + (node.InputAt(3) is { Length: > 0 } zp ? graph.GetInitializer(zp)?.ByteLength ?? 0 : 0);
+            result.Add(new EmbeddingSummary(node.Name, codes, (int)scales.Shape[0], (int)(data.ElementCount / scales.Shape[0] * 8 / bits),
+                $"GatherBlockQuantized {bits}-bit", bits, (int)node.GetInt("block_size", 128), bytes));
+        }
+        return result;
     }
 
     private static bool IsFloatTable(Tensor? t) =>
