@@ -10,7 +10,7 @@ internal static class TableLines
     public static void Print(IAnsiConsole console, IReadOnlyList<QuantizedTable> tables)
     {
         foreach (var t in tables)
-            console.MarkupLineInterpolated($"{(t.Role == TableRole.Embedding ? "embedding" : "LM head")} {t.Tensor} [{t.Rows}x{t.Width}]: {Text(t)}");
+            console.MarkupLineInterpolated($"{(t.Role == TableRole.Embedding ? "embedding" : "LM head")} {t.Tensor} [[{t.Rows}x{t.Width}]]: {Text(t)}");
     }
 
     // "GatherBlockQuantized 4-bit, blocks of 64, 44.7 MB -> 6.0 MB, weight error 0.0712; note".

@@ -81,7 +81,7 @@ public sealed class EmbeddingHeadPass : IGraphPass
         var heads = _options.Selection.LmHeadBits is null ? [] : TokenTables.Heads(graph, _options.Selection, embeddings);
         var tables = new List<QuantizedTable>();
         var packedEmbeddings = new Dictionary<string, (PackedRowBlocks Packed, RowBlocks Blocks, double Error)>(StringComparer.Ordinal);
-        int step = 0, steps = embeddings.Count + heads.Count;
+        int step = 0, steps = (_options.EmbeddingBits is null ? 0 : embeddings.Count) + heads.Count;
 
         foreach (var embedding in _options.EmbeddingBits is null ? [] : embeddings)
         {

@@ -12,9 +12,9 @@ public sealed record PackedRowBlocks(int Rows, int Width, int Bits, int BlockSiz
 }
 
 /// <summary>
-/// Lays <see cref="RowBlocks"/> out for ONNX Runtime's com.microsoft ops (docs/architecture.md, "Quantized embeddings and
-/// LM head"). Codes pack 8 / bits per byte, element 2i of a row in the low nibble at 4 bits; zero points are
-/// [rows, blocks] bytes at 8 bits and two per byte (low nibble first, each row starting on a byte) at 4 bits; scales
+/// Lays <see cref="RowBlocks"/> out for ONNX Runtime's com.microsoft ops
+/// (docs/architecture.md, "Quantized embeddings and LM head"). Codes pack 8 / bits per byte, element 2i of a row in
+/// the low nibble at 4 bits; zero points are [rows, blocks] bytes at 8 bits and two per byte (low nibble first, each row starting on a byte) at 4 bits; scales
 /// are [rows, blocks] in the table's float type. GatherBlockQuantized reads the codes as [rows, width * bits / 8];
 /// MatMulNBits reads them as B [N, blocks, block * bits / 8], a row padded to whole blocks. When the width is a
 /// multiple of the block size the two are the same bytes, which is what lets a tied head and embedding share them.
