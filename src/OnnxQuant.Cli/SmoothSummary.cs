@@ -84,6 +84,14 @@ public sealed record SmoothSummary(
         return via < 0 ? node : $"{node} ({target[(via + 5)..]})";
     }
 
+    // "3 17 40"; with --float-outliers an activation can have hundreds: the first few and the count (--json lists all).
+    private static string FloatChannelsText(IReadOnlyList<int> channels) => channels.Count switch
+    {
+        0 => "-",
+        <= 8 => string.Join(" ", channels),
+        _ => string.Join(" ", channels.Take(6)) + $" … ({channels.Count})",
+    };
+
     public static void Print(IAnsiConsole console, SmoothSummary s)
     {
         var inv = CultureInfo.InvariantCulture;
@@ -97,7 +105,7 @@ public sealed record SmoothSummary(
                 Markup.Escape(string.Join(", ", g.Consumers.Select(ShortNode))),
                 Markup.Escape(FoldText(g)),
                 g.Alpha?.ToString("0.00", inv) ?? "-",
-                g.FloatChannels.Count == 0 ? "-" : string.Join(" ", g.FloatChannels),
+                FloatChannelsText(g.FloatChannels),
                 g.RatioBefore.ToString("0.0", inv),
                 g.RatioAfter.ToString("0.0", inv));
         console.Write(table);

@@ -38,7 +38,8 @@ public static class RowBlockQuantizer
 {
     public static bool IsSupportedBits(int bits) => bits is 4 or 8;
 
-    public static RowBlocks Quantize(ReadOnlySpan<float> table, int rows, int width, int bits, int blockSize, bool symmetric,
+    /// <summary>Quantizes <paramref name="table"/> ([rows, width] row-major; read, not copied: a 7B vocabulary table is GBs).</summary>
+    public static RowBlocks Quantize(float[] table, int rows, int width, int bits, int blockSize, bool symmetric,
         TensorProto.Types.DataType scaleType = TensorProto.Types.DataType.Float)
     {
         if (!IsSupportedBits(bits))
@@ -52,7 +53,7 @@ public static class RowBlockQuantizer
         var codes = new byte[(long)rows * width];
         var scales = new float[(long)rows * perRow];
         var zeroPoints = new byte[(long)rows * perRow];
-        var values = table.ToArray();
+        var values = table;
         int maxCode = (1 << bits) - 1, half = 1 << (bits - 1);
         // Rows are independent: parallel over row ranges once the table is big enough to pay for it.
         Parallel.For(0, rows, new ParallelOptions { MaxDegreeOfParallelism = (long)rows * width > 1 << 16 ? -1 : 1 }, row =>
