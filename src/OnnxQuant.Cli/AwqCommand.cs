@@ -8,6 +8,7 @@ using OnnxQuant.Calibrate.Sessions;
 using OnnxQuant.Calibrate.Verification;
 using OnnxQuant.Passes;
 using OnnxQuant.Quantization;
+using OnnxQuant.Recipes;
 
 namespace OnnxQuant.Cli;
 
@@ -49,12 +50,14 @@ public static class AwqCommand
         var device = new Option<ExecutionDevice>("--device") { Description = "auto tries CUDA and falls back to the CPU; cpu never touches CUDA.", DefaultValueFactory = _ => ExecutionDevice.Auto };
         var threads = new Option<int>("--threads") { Description = "ONNX Runtime threads (0: one per core).", DefaultValueFactory = _ => 0 };
         var json = CliContext.JsonOption();
+        var gates = new GateArguments();
+        var printRecipe = new Option<bool>("--print-recipe") { Description = "Print the recipe this command line amounts to (docs/recipes.md) and stop; `onnxquant run` on it writes the same model." };
         var command = new Command("awq", "Quantize weights to 4 bits (MatMulNBits, W4A16) with activation-aware scaling (AWQ) or round-to-nearest.")
         {
             model, output, method, groupSize, symmetric, accuracy, lmHead, lmHeadBits, embeddingBits, exclude, clip, noClip, duo, noDuo, blockLoss, grid,
             device, threads, json,
         };
-        foreach (var option in calibrationArguments.All.Concat(verification.All))
+        foreach (var option in calibrationArguments.All.Concat(verification.All).Concat(gates.All).Append(printRecipe))
             command.Options.Add(option);
         command.SetAction(parse => CommandRunner.Run(context, parse, () =>
         {
@@ -82,35 +85,37 @@ public static class AwqCommand
                 throw new OnnxQuantException(null, $"--lm-head-bits must be 4 or 8 (got {headBits.ToString(CultureInfo.InvariantCulture)})", ExitCode.Usage);
             if (parse.GetValue(embeddingBits) is { } eb && eb is not (4 or 8))
                 throw new OnnxQuantException(null, $"--quantize-embeddings must be 4 or 8 (got {eb.ToString(CultureInfo.InvariantCulture)})", ExitCode.Usage);
-            var selection = new LinearSelection(parse.GetValue(exclude), parse.GetValue(lmHead), headBits);
+            _ = new LinearSelection(parse.GetValue(exclude)); // a bad pattern is a usage error before anything else
             var quant = new Int4QuantOptions { BlockSize = block, Scheme = parse.GetValue(symmetric) ? Int4Scheme.Symmetric : Int4Scheme.Asymmetric };
 
-            var rewrite = new W4RewriteOptions { Quantization = quant, AccuracyLevel = level, Selection = selection };
+            var rewrite = new W4RewriteOptions { Quantization = quant, AccuracyLevel = level };
             var search = how == AwqMethod.Awq ? new AwqPassOptions
             {
                 Search = new AwqOptions { Quantization = quant, GridPoints = gridPoints, Clip = !parse.GetValue(noClip), DuoScaling = !parse.GetValue(noDuo) },
                 BlockLoss = parse.GetValue(blockLoss),
             } : null;
-            var tables = new EmbeddingHeadOptions { EmbeddingBits = parse.GetValue(embeddingBits), BlockSize = block, Symmetric = quant.Scheme == Int4Scheme.Symmetric, AccuracyLevel = level };
-            var job = new QuantizeJob(modelPath, outPath, Presets.Awq(rewrite, search, tables), selection, calibrationArguments, session,
+            // An included head gets its own bits in the embeddings pass (8 by default), not the linears' 4.
+            bool includeHead = parse.GetValue(lmHead);
+            var tables = RecipePresets.Embeddings(parse.GetValue(embeddingBits), includeHead ? headBits : null, block, quant.Scheme == Int4Scheme.Symmetric, level);
+            var recipe = RecipePresets.Awq(parse.GetValue(exclude) ?? [], includeHead, rewrite, search,
+                calibrationArguments.Settings(parse), verification.Settings(parse), gates.Bounds(parse), tables);
+            if (parse.GetValue(printRecipe))
+            {
+                context.Out.WriteLine(RecipeWriter.Format(recipe));
+                return (int)ExitCode.Ok;
+            }
+            var job = new QuantizeJob(modelPath, outPath, recipe, session,
                 how == AwqMethod.Awq
                     ? $"searching AWQ scales and rewriting to 4-bit MatMulNBits (blocks of {block})"
                     : $"rewriting to 4-bit MatMulNBits, round-to-nearest (blocks of {block})",
-                verification, 10)
-            {
-                Prepare = search is { BlockLoss: true } ? (calibrated, analyses) =>
-                {
-                    var dataset = calibrated.Dataset ?? CalibrationData.Load(calibrationArguments.DataOptions(parse), modelPath);
-                    analyses.Set<IBlockEvaluator>(new OrtBlockEvaluator(BlockWindows(dataset), session));
-                } : null,
-            };
-            var outcome = QuantizeCommand.Run(context, parse, job);
+                parse.GetValue(verification.Latency), 10);
+            var outcome = QuantizeCommand.Run(context, job);
             var summary = AwqSummary.Create(modelPath, outPath, how, quant, level, OutputBytes(outPath), outcome);
             if (parse.GetValue(json))
                 JsonOutput.Write(context.Out, summary);
             else
                 AwqSummary.Print(context.CreateConsole(), summary);
-            return (int)ExitCode.Ok;
+            return GateArguments.Verdict(context, outcome.Gates, outPath);
         }));
         return command;
     }
@@ -119,13 +124,6 @@ public static class AwqCommand
     {
         string folder = Path.GetDirectoryName(modelPath) ?? "";
         return Path.Combine(folder, $"{Path.GetFileNameWithoutExtension(modelPath)}.{(method == AwqMethod.Awq ? "awq" : "rtn")}.onnx");
-    }
-
-    // A few hundred tokens of whole windows: attention mixes a sequence's tokens, so the block loss runs real sequences.
-    private static List<int[]> BlockWindows(CalibrationDataset dataset)
-    {
-        int length = Math.Min(dataset.SequenceLength, 128);
-        return dataset.Samples.Take(4).Select(s => s[..length]).ToList();
     }
 
     private static long OutputBytes(string path)

@@ -23,6 +23,9 @@ public sealed record AwqSummary(
     /// <summary>The token embeddings and LM head the embeddings pass handled (empty when it did not run).</summary>
     public IReadOnlyList<QuantizedTable> Tables { get; init; } = [];
 
+    /// <summary>The accuracy gates given and their verdicts (empty when none).</summary>
+    public IReadOnlyList<GateResult> Gates { get; init; } = [];
+
     /// <summary>7B = 32 layers x (4 x 4096^2 + 3 x 4096 x 11008) parameters, searched on 512 rows.</summary>
     public const double Parameters7B = 32.0 * (4.0 * 4096 * 4096 + 3.0 * 4096 * 11008);
 
@@ -54,6 +57,7 @@ public sealed record AwqSummary(
         {
             Kept = kept,
             Tables = tables,
+            Gates = outcome.Gates,
         };
     }
 

@@ -4,6 +4,7 @@ using OnnxQuant.Calibrate;
 using OnnxQuant.Calibrate.Data;
 using OnnxQuant.Calibrate.Sessions;
 using OnnxQuant.IO;
+using OnnxQuant.Recipes;
 using OnnxQuant.Statistics;
 
 namespace OnnxQuant.Cli;
@@ -35,30 +36,43 @@ internal sealed class CalibrationArguments
 
     public IEnumerable<Option> All => [Stats, Data, Tokenizer, Samples, SequenceLength, Seed];
 
-    public DataOptions DataOptions(ParseResult parse) => new()
+    /// <summary>The options as a recipe's calibration settings (--seq-len only when given: the default is clamped, a given value is not).</summary>
+    public CalibrationSettings Settings(ParseResult parse) => new()
     {
-        Paths = parse.GetValue(Data) ?? [],
-        TokenizerPath = parse.GetValue(Tokenizer),
+        Data = parse.GetValue(Data) ?? [],
+        Stats = parse.GetValue(Stats),
+        Tokenizer = parse.GetValue(Tokenizer),
         Samples = parse.GetValue(Samples),
-        SequenceLength = parse.GetValue(SequenceLength),
+        SeqLen = ContextLengths.Explicit(parse, SequenceLength) ? parse.GetValue(SequenceLength) : null,
         Seed = parse.GetValue(Seed),
     };
 
-    /// <summary>
-    /// Reads --stats (checked against the model) or calibrates on the data within the model's context
-    /// (<paramref name="limits"/>), with a progress bar and a line on <paramref name="stages"/>.
-    /// </summary>
-    public CalibrationInput Obtain(CliContext context, ParseResult parse, OnnxModel loaded, string modelPath, SessionSettings session, SequenceLimits limits, TextWriter stages)
+    public static DataOptions DataOptions(CalibrationSettings settings) => new()
     {
-        if (parse.GetValue(Stats) is { } statsPath)
+        Paths = [.. settings.Data],
+        TokenizerPath = settings.Tokenizer,
+        Samples = settings.Samples,
+        SequenceLength = settings.SeqLen ?? CalibrationSettings.DefaultSeqLen,
+        Seed = settings.Seed,
+    };
+
+    /// <summary>
+    /// Reads the statistics file (checked against the model) or calibrates on the data within the model's context
+    /// (<paramref name="limits"/>), with a progress bar and a line on <paramref name="stages"/>. <paramref name="seqLenName"/>
+    /// names the length in errors (--seq-len, or the recipe's calibration.seqLen).
+    /// </summary>
+    public static CalibrationInput Obtain(CliContext context, CalibrationSettings settings, string seqLenName, OnnxModel loaded, string modelPath,
+        SessionSettings session, SequenceLimits limits, TextWriter stages)
+    {
+        if (settings.Stats is { } statsPath)
         {
             var statistics = StatsFile.Read(statsPath);
             statistics.EnsureMatches(loaded.Graph, statsPath);
             return new CalibrationInput(statistics, null, null);
         }
-        var dataOptions = DataOptions(parse);
+        var dataOptions = DataOptions(settings);
         var options = new CalibrationOptions { SampleRowsPerTensor = 512, Seed = dataOptions.Seed };
-        var run = ContextLengths.Calibrate(context, parse, SequenceLength, loaded, modelPath, dataOptions, options, session, limits, stages,
+        var run = ContextLengths.Calibrate(context, settings.SeqLen, CalibrationSettings.DefaultSeqLen, seqLenName, loaded, modelPath, dataOptions, options, session, limits, stages,
             dataset => stages.WriteLine(dataset.Feeds is null
                 ? $"calibrating on {dataset.Description}: {dataset.Samples.Count} x {dataset.SequenceLength} tokens"
                 : $"calibrating on {dataset.Description}: {dataset.Samples.Count} samples of arrays"));

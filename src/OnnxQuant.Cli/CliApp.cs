@@ -25,6 +25,7 @@ public static class CliApp
             SmoothCommand.Create(context),
             AwqCommand.Create(context),
             EvalCommand.Create(context),
+            RunCommand.Create(context),
         };
 
         var parse = root.Parse(args);

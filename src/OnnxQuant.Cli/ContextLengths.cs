@@ -20,13 +20,20 @@ internal static class ContextLengths
 {
     /// <summary>The value of <paramref name="option"/>, within <paramref name="limit"/>.</summary>
     /// <param name="use">What the length is used for, completing "note: ... runs at most N tokens (...); {use} N tokens".</param>
-    public static int Resolve(ParseResult parse, Option<int> option, ContextLimit? limit, string modelPath, TextWriter notices, string use)
+    public static int Resolve(ParseResult parse, Option<int> option, ContextLimit? limit, string modelPath, TextWriter notices, string use) =>
+        Resolve(Explicit(parse, option) ? parse.GetValue(option) : null, parse.GetValue(option), option.Name, limit, modelPath, notices, use);
+
+    /// <summary>
+    /// <paramref name="given"/> (named <paramref name="name"/>: an option or a recipe key) within <paramref name="limit"/>,
+    /// or <paramref name="fallback"/> clamped to it when none was given.
+    /// </summary>
+    public static int Resolve(int? given, int fallback, string name, ContextLimit? limit, string modelPath, TextWriter notices, string use)
     {
-        int value = parse.GetValue(option);
+        int value = given ?? fallback;
         if (limit is null || value <= limit.Length)
             return value;
-        if (Explicit(parse, option))
-            throw new OnnxQuantException(modelPath, limit.TooLong(option.Name, value), ExitCode.Usage);
+        if (given is not null)
+            throw new OnnxQuantException(modelPath, limit.TooLong(name, value), ExitCode.Usage);
         notices.WriteLine(Clamped(modelPath, limit, use));
         return limit.Length;
     }
@@ -39,10 +46,15 @@ internal static class ContextLengths
     /// again at that limit.
     /// </summary>
     public static CalibrationRun Calibrate(CliContext context, ParseResult parse, Option<int> seqLen, OnnxModel loaded, string modelPath,
+        DataOptions data, CalibrationOptions options, SessionSettings session, SequenceLimits limits, TextWriter notices, Action<CalibrationDataset>? starting = null) =>
+        Calibrate(context, Explicit(parse, seqLen) ? parse.GetValue(seqLen) : null, parse.GetValue(seqLen), seqLen.Name, loaded, modelPath, data, options, session, limits, notices, starting);
+
+    /// <summary>As above, with the length given (<paramref name="seqLen"/>, named <paramref name="name"/>) or null for <paramref name="fallback"/>.</summary>
+    public static CalibrationRun Calibrate(CliContext context, int? seqLen, int fallback, string name, OnnxModel loaded, string modelPath,
         DataOptions data, CalibrationOptions options, SessionSettings session, SequenceLimits limits, TextWriter notices, Action<CalibrationDataset>? starting = null)
     {
         var vocabulary = limits is { Vocabulary: { } size, EmbeddingTable: { } table } ? new Vocabulary(size, modelPath, table) : null;
-        data = data with { SequenceLength = Resolve(parse, seqLen, limits.Context, modelPath, notices, "calibrating on"), Vocabulary = vocabulary };
+        data = data with { SequenceLength = Resolve(seqLen, fallback, name, limits.Context, modelPath, notices, "calibrating on"), Vocabulary = vocabulary };
         CalibrationRun Run(DataOptions dataOptions, ContextLimit? probed)
         {
             var dataset = CalibrationData.Load(dataOptions, modelPath);
@@ -56,7 +68,7 @@ internal static class ContextLengths
         {
             return Run(data, null);
         }
-        catch (ContextTooLongException e) when (!Explicit(parse, seqLen))
+        catch (ContextTooLongException e) when (seqLen is null)
         {
             notices.WriteLine(Clamped(modelPath, e.Limit, "calibrating on"));
             return Run(data with { SequenceLength = e.Limit.Length }, e.Limit);

@@ -5,6 +5,7 @@ using OnnxQuant.Calibrate.Diff;
 using OnnxQuant.Calibrate.Report;
 using OnnxQuant.Calibrate.Sessions;
 using OnnxQuant.IO;
+using OnnxQuant.Recipes;
 using Spectre.Console;
 
 namespace OnnxQuant.Cli;
@@ -45,11 +46,13 @@ public static class DiffCommand
             string beforePath = parse.GetValue(before)!, afterPath = parse.GetValue(after)!;
             ModelDiff raw;
             LinearDiff linears;
+            IReadOnlyList<ProvenanceChange> provenance;
             using (var a = ModelFile.Load(beforePath))
             using (var b = ModelFile.Load(afterPath))
             {
                 raw = ModelDiff.Compare(a, b);
                 linears = LinearDiff.Compare(a, b, raw);
+                provenance = ProvenanceChange.Compare(a.Header, b.Header);
             }
             NumericDiffReport? errors = null;
             string? exclude = null;
@@ -77,7 +80,7 @@ public static class DiffCommand
             if (parse.GetValue(json))
             {
                 JsonOutput.Write(context.Out, new DiffReport(raw.Before, raw.After, linears.Linears, linears.ComputedProducts, linears.Graph,
-                    withNodes ? raw : null, errors, exclude) { Embeddings = linears.Embeddings });
+                    withNodes ? raw : null, errors, exclude) { Embeddings = linears.Embeddings, Provenance = provenance });
                 return (int)ExitCode.Ok;
             }
             var console = context.CreateConsole();
@@ -86,6 +89,7 @@ public static class DiffCommand
                 LinearDiffPrinter.Print(console, linears);
             if (withNodes && !raw.IsEmpty)
                 DiffPrinter.Print(console, raw);
+            DiffPrinter.PrintProvenance(console, provenance);
             if (errors is not null)
             {
                 console.WriteLine();

@@ -20,6 +20,22 @@ public static class DiffPrinter
             console.WriteLine($"graph {v.Kind} {v.Name}: {Value(v.Before)} -> {Value(v.After)}");
     }
 
+    /// <summary>The provenance entries (docs/recipes.md) of both models: same, or the fields that differ.</summary>
+    public static void PrintProvenance(IAnsiConsole console, IReadOnlyList<OnnxQuant.Recipes.ProvenanceChange> changes)
+    {
+        if (changes.Count == 0)
+            return;
+        var table = new Table().Border(TableBorder.Simple).Title("provenance").AddColumns("key", "before", "after");
+        foreach (var c in changes)
+        {
+            string verdict = c.Same ? "same" : c.Differences.Count > 0 ? "differs: " + Format.Names(c.Differences, 6) : "differs";
+            table.AddRow(Markup.Escape(c.Key), Markup.Escape(Short(c.Before)), Markup.Escape(c.Same ? verdict : $"{Short(c.After)} ({verdict})"));
+        }
+        console.Write(table);
+    }
+
+    private static string Short(string? value) => value is null ? "-" : value.Length <= 40 ? value : value[..39] + "…";
+
     /// <summary>The raw lists (--nodes): nodes and initializers by name.</summary>
     public static void Print(IAnsiConsole console, ModelDiff d)
     {

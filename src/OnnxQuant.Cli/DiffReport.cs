@@ -14,4 +14,7 @@ public sealed record DiffReport(ModelFiles Before, ModelFiles After, IReadOnlyLi
 {
     /// <summary>Token embeddings and their form after (GatherBlockQuantized bits, block, bytes, a shared head).</summary>
     public IReadOnlyList<EmbeddingChange> Embeddings { get; init; } = [];
+
+    /// <summary>The onnxquant.* provenance entries of both models side by side (docs/recipes.md).</summary>
+    public IReadOnlyList<OnnxQuant.Recipes.ProvenanceChange> Provenance { get; init; } = [];
 }

@@ -30,14 +30,20 @@ public static class EvalCommand
         var threads = new Option<int>("--threads") { Description = "ONNX Runtime intra-op threads (0: one per core).", DefaultValueFactory = _ => 0 };
         var task = new TaskOption();
         var json = CliContext.JsonOption();
+        var gates = new GateArguments();
         var command = new Command("eval", "Measure a model on held-out text: perplexity (causal LM) or embedding agreement with --reference (encoder).")
         {
             model, data, tokenizer, reference, contextTokens, stride, maxTokens, sentences, latency, latencyRuns, task.Option, device, threads, json,
         };
+        foreach (var option in gates.All)
+            command.Options.Add(option);
         command.SetAction(parse => CommandRunner.Run(context, parse, () =>
         {
             string modelPath = parse.GetValue(model)!;
-            var limit = ContextOf(modelPath);
+            var bounds = gates.Bounds(parse);
+            var (limit, detected) = ContextOf(modelPath, task.Value(parse));
+            // Gates compare with the reference: without one there is no figure to hold them to.
+            GateArguments.EnsureMeasurable(bounds, parse.GetValue(reference) is not null, "without --reference there is no original to compare with", detected, modelPath, fromRecipe: false);
             int windowLength = AtLeast(ContextLengths.Resolve(parse, contextTokens, limit, modelPath, context.Error, "evaluating on windows of"), 2, "--context");
             var options = new EvalOptions
             {
@@ -62,20 +68,33 @@ public static class EvalCommand
             var report = EvalProgress.Run(context, "evaluating", (progress, cancel) => Evaluator.Run(modelPath, options, progress, cancel));
             if (report.Notice is not null)
                 context.Error.WriteLine($"note: {report.Notice}");
+            var verdicts = bounds.Any ? GateArguments.Check(bounds, report) : [];
             if (parse.GetValue(json))
-                JsonOutput.Write(context.Out, report);
+                JsonOutput.Write(context.Out, WithGates(report, verdicts));
             else
                 EvalPrinter.Print(context.CreateConsole(), report);
-            return (int)ExitCode.Ok;
+            if (!parse.GetValue(json))
+                foreach (var verdict in verdicts)
+                    context.Out.WriteLine($"gate {verdict.Describe()}");
+            return GateArguments.Verdict(context, verdicts, null);
         }));
         return command;
     }
 
     // The longest sequence the model runs, from its structure (docs/architecture.md, "Context limits").
-    private static ContextLimit? ContextOf(string modelPath)
+    private static (ContextLimit? Limit, ModelTask Task) ContextOf(string modelPath, ModelTask? task)
     {
         using var loaded = ModelFile.Load(modelPath);
-        return SequenceLimits.Find(loaded.Graph).Context;
+        return (SequenceLimits.Find(loaded.Graph).Context, ModelTaskDetection.Detect(loaded.Graph, task).Task);
+    }
+
+    // The report's fields with a "gates" array beside them (only when gates were given: the document is unchanged otherwise).
+    private static System.Text.Json.Nodes.JsonNode WithGates(EvalReport report, IReadOnlyList<GateResult> verdicts)
+    {
+        var node = System.Text.Json.JsonSerializer.SerializeToNode(report, JsonOutput.Options)!;
+        if (verdicts.Count > 0)
+            node["gates"] = System.Text.Json.JsonSerializer.SerializeToNode(verdicts, JsonOutput.Options);
+        return node;
     }
 
     /// <summary>The value, or a usage error naming the option when it is below the minimum (shared by the commands' numeric options).</summary>

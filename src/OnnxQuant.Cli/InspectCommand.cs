@@ -1,6 +1,7 @@
 using System.CommandLine;
 using OnnxQuant.Analysis;
 using OnnxQuant.IO;
+using OnnxQuant.Recipes;
 
 namespace OnnxQuant.Cli;
 
@@ -19,7 +20,10 @@ public static class InspectCommand
         command.SetAction(parse => CommandRunner.Run(context, parse, () =>
         {
             using var loaded = ModelFile.Load(parse.GetValue(model)!);
-            var summary = ModelSummary.Create(loaded);
+            var summary = ModelSummary.Create(loaded) with
+            {
+                Provenance = ModelProvenance.Read(loaded.Header).Select(e => new MetadataEntry(e.Key, e.Value)).ToList(),
+            };
             if (parse.GetValue(json))
                 JsonOutput.Write(context.Out, summary);
             else

@@ -45,6 +45,31 @@ public static class InspectPrinter
         console.WriteLine(SummaryLine(s));
         foreach (var e in s.Embeddings)
             console.WriteLine($"token embedding {e.Table} [{e.Rows}x{e.Width}]: {e.Form}{(e.BlockSize is { } b ? $", blocks of {b}" : "")}, {Format.Bytes(e.Bytes)}");
+        if (s.Provenance.Count > 0)
+        {
+            var provenance = new Table().Border(TableBorder.Simple).Title("provenance (metadata_props)").AddColumns("key", "value");
+            foreach (var entry in s.Provenance)
+                provenance.AddRow(Markup.Escape(entry.Key), Markup.Escape(ProvenanceText(entry)));
+            console.Write(provenance);
+        }
+    }
+
+    // The recipe as its pass chain and linear assignment (the full text is in --json); other entries as they are.
+    private static string ProvenanceText(MetadataEntry entry)
+    {
+        if (entry.Key != OnnxQuant.Recipes.ModelProvenance.RecipeKey)
+            return entry.Value;
+        try
+        {
+            var recipe = OnnxQuant.Recipes.RecipeFile.Parse(entry.Value, "metadata");
+            var overrides = recipe.Linears.Overrides.Select(o => $"{o.Match} -> {OnnxQuant.Recipes.RecipeFile.Name(o.Scheme)}");
+            return $"{recipe.Pipeline()}; default {OnnxQuant.Recipes.RecipeFile.Name(recipe.Linears.Default)}" +
+                (recipe.Linears.Overrides.Count > 0 ? $"; {string.Join(", ", overrides)}" : "");
+        }
+        catch (OnnxQuantException)
+        {
+            return entry.Value;
+        }
     }
 
     // "LayerNorm input_layernorm, gamma ln.weight": the kind, the node and the norm's gamma (beta and more are in --json).

@@ -1,50 +1,55 @@
-using System.CommandLine;
 using System.Diagnostics;
 using OnnxQuant.Analysis;
+using OnnxQuant.Awq;
+using OnnxQuant.Calibrate.BlockEvaluation;
 using OnnxQuant.Calibrate.Data;
 using OnnxQuant.Calibrate.Sessions;
 using OnnxQuant.Calibrate.Verification;
 using OnnxQuant.IO;
 using OnnxQuant.Passes;
 using OnnxQuant.Passes.W8A8;
+using OnnxQuant.Recipes;
 using OnnxQuant.Statistics;
 
 namespace OnnxQuant.Cli;
 
-/// <summary>What a quantizing command asks the shared skeleton to do.</summary>
-/// <param name="Pipeline">The declared passes (a preset of <see cref="Presets"/>).</param>
-/// <param name="Selection">The linears the options keep or quantize (the same object the pipeline's passes hold).</param>
-/// <param name="Prepare">Adds command-specific facts to the analyses once the calibration is known (AWQ's block evaluator).</param>
-/// <param name="WithoutCalibration">Statistics to use when the pipeline needs none and no --stats was given.</param>
+/// <summary>What a quantizing command asks the shared skeleton to do: a recipe (a preset of `smooth`/`awq`, or a file for `run`) on a model.</summary>
+/// <param name="RecipePath">The recipe file `run` read, so messages name its keys; null when the recipe is a command line's.</param>
 internal sealed record QuantizeJob(
-    string ModelPath, string OutPath, PipelineSpec Pipeline, LinearSelection Selection, CalibrationArguments Calibration,
-    SessionSettings Session, string StageLine, VerificationArguments Verification, int LatencyRuns)
+    string ModelPath, string OutPath, Recipe Recipe, SessionSettings Session, string StageLine, int LatencyTokens, int LatencyRuns, string? RecipePath = null)
 {
-    public Action<CalibrationInput, AnalysisStore>? Prepare { get; init; }
+    public bool FromRecipe => RecipePath is not null;
+
+    public string SeqLenName => FromRecipe ? "calibration.seqLen" : "--seq-len";
+
+    public string VerifyLengthName => FromRecipe ? "verification.length" : "--verify-length";
 }
 
 /// <summary>What the skeleton did, for the command's summary.</summary>
 internal sealed record QuantizeOutcome(
     LinearTable Linears, CalibrationInput Calibration, AnalysisStore Analyses, IReadOnlyList<PipelineStep> Steps, ModelFiles Before,
-    double CompileSeconds, VerificationOutcome? Verification, LatencyReport? Latency);
+    double CompileSeconds, VerificationOutcome? Verification, LatencyReport? Latency, IReadOnlyList<GateResult> Gates);
 
 /// <summary>
-/// The one skeleton of `smooth` and `awq`: load -> analyse the linears (refusing a model with nothing to quantize before
-/// any calibration) -> calibrate or read --stats (only when a pass needs statistics) -> run the declared passes -> save ->
-/// verify -> hand the outcome to the command's summary.
+/// The one skeleton of `smooth`, `awq` and `run`: load -> analyse the linears (refusing a model with nothing to quantize,
+/// overlapping recipe overrides or unmeasurable gates before any calibration) -> calibrate or read the statistics file
+/// (only when a pass needs statistics) -> run the recipe's passes -> stamp provenance and save -> verify (its figures
+/// join the provenance) -> check the gates -> hand the outcome to the command's summary.
 /// </summary>
 internal static class QuantizeCommand
 {
     /// <summary>Stage lines ("calibrating ...", a line per tenth of each pass, "wrote ...") go to stderr, also when it is a log file.</summary>
-    public static QuantizeOutcome Run(CliContext context, ParseResult parse, QuantizeJob job)
+    public static QuantizeOutcome Run(CliContext context, QuantizeJob job)
     {
         var stages = context.Error;
+        var recipe = job.Recipe;
         using var loaded = ModelFile.Load(job.ModelPath);
         // Fail in the first second, not after calibration: unwritable output, or an output that is one of the inputs.
-        OutputPaths.CheckModel(job.OutPath, loaded,
-            [.. parse.GetValue(job.Calibration.Data) ?? [], parse.GetValue(job.Calibration.Stats), parse.GetValue(job.Verification.Data)]);
-        var table = LinearAnalysis.Analyze(loaded.Graph, job.Selection);
-        bool rewrites = job.Pipeline.Passes.Any(p => p is W8A8RewriteSpec or W4RewriteSpec);
+        OutputPaths.CheckModel(job.OutPath, loaded, [.. recipe.Calibration.Data, recipe.Calibration.Stats, recipe.Verification.Data]);
+        var pipeline = recipe.Pipeline();
+        var table = LinearAnalysis.Analyze(loaded.Graph, recipe.QuantizedLinears());
+        EnsureNoOverlap(job, table);
+        bool rewrites = pipeline.Passes.Any(p => p is W8A8RewriteSpec or W4RewriteSpec);
         int quantizedOps = loaded.Graph.Nodes.Count(LinearAnalysis.IsQuantizedLinearOp);
         if (rewrites)
         {
@@ -56,44 +61,87 @@ internal static class QuantizeCommand
         }
         // Lengths are settled before calibrating: a verification length above the model's context fails now, not after the work.
         var limits = SequenceLimits.Find(loaded.Graph);
-        bool causal = ModelTaskDetection.Detect(loaded.Graph, job.Verification.Task.Value(parse)).Task == ModelTask.CausalLm;
-        string? tokenizer = parse.GetValue(job.Calibration.Tokenizer);
-        var early = job.Verification.Options(parse, job.Session, tokenizer, limits.Context, causal, job.ModelPath, TextWriter.Null);
-        if (job.Verification.Enabled(parse))
-            EnsureVerificationCanRead(job, parse, early);
-        foreach (var pattern in job.Selection.UnmatchedPatterns(table.All.Select(c => c.Name)))
-            context.Error.WriteLine($"warning: --exclude '{pattern}' matches no MatMul or Gemm of {job.ModelPath}");
+        var task = ModelTaskDetection.Detect(loaded.Graph, recipe.Verification.Task).Task;
+        GateArguments.EnsureMeasurable(recipe.Gates, recipe.Verification.Enabled, job.FromRecipe ? "the recipe's verification.enabled is false" : "--no-verify turns verification off", task,
+            job.ModelPath, job.FromRecipe);
+        bool causal = task == ModelTask.CausalLm;
+        string? tokenizer = recipe.Calibration.Tokenizer;
+        var early = VerificationArguments.Options(recipe.Verification, job.VerifyLengthName, job.Session, tokenizer, limits.Context, causal, job.ModelPath, TextWriter.Null);
+        if (recipe.Verification.Enabled)
+            EnsureVerificationCanRead(job, early);
+        WarnUnmatched(context, job, table);
         // New tensors go to a scratch file beside the output, so memory holds one layer's weights, not the model's.
         using var spill = OutputPaths.AttachSpill(loaded, job.OutPath);
         var before = ModelFiles.Of(loaded);
+        string inputFingerprint = ModelFingerprint.Compute(loaded.Graph);
         var clock = Stopwatch.StartNew();
 
-        var calibrated = job.Pipeline.NeedsCalibration || parse.GetValue(job.Calibration.Stats) is not null
-            ? job.Calibration.Obtain(context, parse, loaded, job.ModelPath, job.Session, limits, stages)
-            : new CalibrationInput(new CalibrationStats(ModelFingerprint.Compute(loaded.Graph), new CalibrationInfo(), []), null, null);
+        var calibrated = pipeline.NeedsCalibration || recipe.Calibration.Stats is not null
+            ? CalibrationArguments.Obtain(context, recipe.Calibration, job.SeqLenName, loaded, job.ModelPath, job.Session, limits, stages)
+            : new CalibrationInput(new CalibrationStats(inputFingerprint, new CalibrationInfo(), []), null, null);
         // Now with its notice, after calibration's; with the limit calibration found by running the model, if it had to.
-        var verifyOptions = job.Verification.Options(parse, job.Session, tokenizer, limits.Context ?? calibrated.Probed, causal, job.ModelPath, stages);
+        var verifyOptions = VerificationArguments.Options(recipe.Verification, job.VerifyLengthName, job.Session, tokenizer, limits.Context ?? calibrated.Probed,
+            causal, job.ModelPath, stages);
         var analyses = new AnalysisStore();
         analyses.Set(calibrated.Stats);
         analyses.Set(ActivationRanges.From(calibrated.Stats));
-        job.Prepare?.Invoke(calibrated, analyses);
+        if (pipeline.Passes.OfType<AwqSpec>().Any(a => a.Options.BlockLoss))
+        {
+            var dataset = calibrated.Dataset ?? CalibrationData.Load(CalibrationArguments.DataOptions(recipe.Calibration), job.ModelPath);
+            analyses.Set<IBlockEvaluator>(new OrtBlockEvaluator(BlockWindows(dataset), job.Session));
+        }
 
         stages.WriteLine(job.StageLine);
-        var steps = job.Pipeline.Build().Run(loaded, new PassContext
+        var steps = pipeline.Build().Run(loaded, new PassContext
         {
             Cancellation = context.Cancellation,
             Progress = new AfterWrite.StageProgress(stages),
             Analyses = analyses,
         });
-        if (rewrites && !steps[^1].Result.Changed)
+        if (rewrites && !steps.Any(s => s.Pass is "w8a8" or "w4-rewrite" && s.Result.Changed))
             throw NothingQuantized(job.ModelPath, analyses);
+        ModelProvenance.Stamp(loaded, ToolVersion.Text, recipe, inputFingerprint, CalibrationDigest.Of(calibrated, recipe.Calibration));
         ModelFile.Save(loaded, job.OutPath, cancel: context.Cancellation);
         double compileSeconds = clock.Elapsed.TotalSeconds;
         stages.WriteLine($"wrote {job.OutPath}");
 
-        var (verification, timing) = AfterWrite.Check(context, stages, job.ModelPath, job.OutPath, job.Verification.Enabled(parse),
-            parse.GetValue(job.Verification.Latency), job.LatencyRuns, verifyOptions);
-        return new QuantizeOutcome(table, calibrated, analyses, steps, before, compileSeconds, verification, timing);
+        var (verification, timing) = AfterWrite.Check(context, stages, job.ModelPath, job.OutPath, recipe.Verification.Enabled,
+            job.LatencyTokens, job.LatencyRuns, verifyOptions);
+        var gates = recipe.Gates.Any ? GateArguments.Check(recipe.Gates, verification?.Report, job.FromRecipe) : [];
+        if (verification is not null)
+            ModelProvenance.AddVerification(job.OutPath, CalibrationDigest.VerificationJson(verification, gates));
+        return new QuantizeOutcome(table, calibrated, analyses, steps, before, compileSeconds, verification, timing, gates);
+    }
+
+    // Two overrides that give one linear different schemes: the recipe is ambiguous (same-scheme overlaps are harmless).
+    private static void EnsureNoOverlap(QuantizeJob job, LinearTable table)
+    {
+        var overrides = job.Recipe.Linears.Overrides;
+        foreach (var (first, second, linear) in job.Recipe.Linears.Overlaps(table.All.Select(c => c.Name)))
+            if (overrides[first].Scheme != overrides[second].Scheme)
+                throw new OnnxQuantException(job.RecipePath ?? job.ModelPath,
+                    $"has overlapping overrides: linears.overrides[{first}] ('{overrides[first].Match}' -> {RecipeFile.Name(overrides[first].Scheme)}) and " +
+                    $"linears.overrides[{second}] ('{overrides[second].Match}' -> {RecipeFile.Name(overrides[second].Scheme)}) both match '{linear}' of {job.ModelPath}. " +
+                    "Narrow one pattern so each linear gets one scheme", ExitCode.Usage);
+    }
+
+    // A pattern that matches nothing is most likely a typo.
+    private static void WarnUnmatched(CliContext context, QuantizeJob job, LinearTable table)
+    {
+        var names = table.All.Select(c => c.Name).ToList();
+        var overrides = job.Recipe.Linears.Overrides;
+        for (int i = 0; i < overrides.Count; i++)
+            if (!names.Any(n => LinearSelection.Matches(overrides[i].Match, n)))
+                context.Error.WriteLine(job.FromRecipe
+                    ? $"warning: linears.overrides[{i}].match '{overrides[i].Match}' of {job.RecipePath} matches no MatMul or Gemm of {job.ModelPath}"
+                    : $"warning: --exclude '{overrides[i].Match}' matches no MatMul or Gemm of {job.ModelPath}");
+    }
+
+    // A few hundred tokens of whole windows: attention mixes a sequence's tokens, so the block loss runs real sequences.
+    private static List<int[]> BlockWindows(CalibrationDataset dataset)
+    {
+        int length = Math.Min(dataset.SequenceLength, 128);
+        return dataset.Samples.Take(4).Select(s => s[..length]).ToList();
     }
 
     // Every linear kept for a reason no option changes, or every one excluded: say so before calibrating.
@@ -116,9 +164,9 @@ internal static class QuantizeCommand
 
     // Calibrating on ids needs no tokenizer, but held-out text does, and arrays (.npz) need held-out arrays: say what is
     // missing before calibrating, not after the model is written.
-    private static void EnsureVerificationCanRead(QuantizeJob job, ParseResult parse, VerifyOptions verify)
+    private static void EnsureVerificationCanRead(QuantizeJob job, VerifyOptions verify)
     {
-        var data = parse.GetValue(job.Calibration.Data) ?? [];
+        var data = job.Recipe.Calibration.Data;
         string? held = verify.TextPath;
         if (data.Any(CalibrationData.IsArrays))
         {
@@ -128,7 +176,7 @@ internal static class QuantizeCommand
                 "is calibrated on arrays (.npz), so held-out text cannot verify it. Give held-out arrays in the same form with --verify-data (a .npz), or skip the check with --no-verify",
                 ExitCode.Usage);
         }
-        bool calibrationIsIds = parse.GetValue(job.Calibration.Stats) is not null || (data.Length > 0 && data.All(p => DataFiles.IsPreTokenized(p)));
+        bool calibrationIsIds = job.Recipe.Calibration.Stats is not null || (data.Count > 0 && data.All(p => DataFiles.IsPreTokenized(p)));
         if (!calibrationIsIds || held is not null && (DataFiles.IsPreTokenized(held) || CalibrationData.IsArrays(held)))
             return;
         try

@@ -5,6 +5,7 @@ using OnnxQuant.Calibrate.Verification;
 using OnnxQuant.Analysis;
 using OnnxQuant.Passes;
 using OnnxQuant.Passes.W8A8;
+using OnnxQuant.Recipes;
 
 namespace OnnxQuant.Cli;
 
@@ -35,12 +36,14 @@ public static class SmoothCommand
         var device = new Option<ExecutionDevice>("--device") { Description = "auto tries CUDA and falls back to the CPU; cpu never touches CUDA.", DefaultValueFactory = _ => ExecutionDevice.Auto };
         var threads = new Option<int>("--threads") { Description = "ONNX Runtime threads (0: one per core).", DefaultValueFactory = _ => 0 };
         var json = CliContext.JsonOption();
+        var gates = new GateArguments();
+        var printRecipe = new Option<bool>("--print-recipe") { Description = "Print the recipe this command line amounts to (docs/recipes.md) and stop; `onnxquant run` on it writes the same model." };
         var command = new Command("smooth", "SmoothQuant W8A8: migrate activation outliers into the weights, then quantize weights and activations to int8.")
         {
             model, output, noQuantize, alpha, format, insertMul, scope, exclude, lmHead, reducedRange, unsigned, floatOutliers, embeddingBits,
             device, threads, json,
         };
-        foreach (var option in calibrationArguments.All.Concat(verification.All))
+        foreach (var option in calibrationArguments.All.Concat(verification.All).Concat(gates.All).Append(printRecipe))
             command.Options.Add(option);
         command.SetAction(parse => CommandRunner.Run(context, parse, () =>
         {
@@ -61,7 +64,7 @@ public static class SmoothCommand
                 Format = parse.GetValue(format), ReducedRangeWeights = parse.GetValue(reducedRange), UnsignedActivations = parse.GetValue(unsigned),
                 FloatOutlierThreshold = outlierThreshold,
             };
-            var selection = new LinearSelection(parse.GetValue(exclude), parse.GetValue(lmHead));
+            _ = new LinearSelection(parse.GetValue(exclude)); // a bad pattern is a usage error before anything else
 
             var smoothing = noSmoothing ? null : new SmoothQuantOptions
             {
@@ -71,19 +74,25 @@ public static class SmoothCommand
             };
             if (parse.GetValue(embeddingBits) is { } eb && eb is not (4 or 8))
                 throw new OnnxQuantException(null, $"--quantize-embeddings must be 4 or 8 (got {eb.ToString(CultureInfo.InvariantCulture)})", ExitCode.Usage);
-            var tables = new EmbeddingHeadOptions { EmbeddingBits = parse.GetValue(embeddingBits) };
-            var pipeline = Presets.Smooth(selection, smoothing, quantize ? w8a8 : null, tables);
-            var job = new QuantizeJob(modelPath, outPath, pipeline, selection, calibrationArguments, session,
+            var recipe = RecipePresets.Smooth(parse.GetValue(exclude) ?? [], parse.GetValue(lmHead), smoothing, quantize ? w8a8 : null,
+                calibrationArguments.Settings(parse), verification.Settings(parse), gates.Bounds(parse),
+                RecipePresets.Embeddings(parse.GetValue(embeddingBits), lmHeadBits: null));
+            if (parse.GetValue(printRecipe))
+            {
+                context.Out.WriteLine(RecipeWriter.Format(recipe));
+                return (int)ExitCode.Ok;
+            }
+            var job = new QuantizeJob(modelPath, outPath, recipe, session,
                 quantize ? $"smoothing (alpha {parse.GetValue(alpha)}) and rewriting to W8A8 {w8a8.Format.ToString().ToLowerInvariant()}" : $"smoothing (alpha {parse.GetValue(alpha)})",
-                verification, 20);
-            var outcome = QuantizeCommand.Run(context, parse, job);
+                parse.GetValue(verification.Latency), 20);
+            var outcome = QuantizeCommand.Run(context, job);
 
             var summary = SmoothSummary.Create(modelPath, outPath, quantize ? w8a8 : null, parse.GetValue(alpha)!, outcome);
             if (parse.GetValue(json))
                 JsonOutput.Write(context.Out, summary);
             else
                 SmoothSummary.Print(context.CreateConsole(), summary);
-            return (int)ExitCode.Ok;
+            return GateArguments.Verdict(context, outcome.Gates, outPath);
         }));
         return command;
     }

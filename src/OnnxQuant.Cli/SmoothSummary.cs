@@ -23,6 +23,9 @@ public sealed record SmoothSummary(
     /// <summary>The token embeddings the embeddings pass handled (--quantize-embeddings; empty when it did not run).</summary>
     public IReadOnlyList<QuantizedTable> Tables { get; init; } = [];
 
+    /// <summary>The accuracy gates given and their verdicts (empty when none).</summary>
+    public IReadOnlyList<GateResult> Gates { get; init; } = [];
+
     internal static SmoothSummary Create(string model, string output, W8A8Options? w8a8, string alpha, QuantizeOutcome outcome)
     {
         var stats = outcome.Calibration.Stats;
@@ -39,6 +42,7 @@ public sealed record SmoothSummary(
             Linears = outcome.Linears.Count,
             FloatOutlierThreshold = w8a8?.FloatOutlierThreshold,
             Tables = outcome.Analyses.Find<EmbeddingReport>()?.Tables ?? [],
+            Gates = outcome.Gates,
         };
     }
 

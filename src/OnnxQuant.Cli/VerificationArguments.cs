@@ -2,6 +2,7 @@ using System.CommandLine;
 using OnnxQuant.Analysis;
 using OnnxQuant.Calibrate.Sessions;
 using OnnxQuant.Calibrate.Verification;
+using OnnxQuant.Recipes;
 
 namespace OnnxQuant.Cli;
 
@@ -29,21 +30,32 @@ internal sealed class VerificationArguments
 
     public bool Enabled(ParseResult parse) => !parse.GetValue(Skip);
 
-    /// <summary>
-    /// The held-out check's settings: windows of --verify-length tokens (clamped to <paramref name="limit"/> with a
-    /// notice when it is the default, refused above it when given) for a causal LM; an encoder's sentences are cut to the
-    /// limit instead.
-    /// </summary>
-    public VerifyOptions Options(ParseResult parse, SessionSettings session, string? tokenizer, ContextLimit? limit, bool causal, string modelPath, TextWriter notices)
+    /// <summary>The options as a recipe's verification settings (--verify-length only when given: the default is clamped).</summary>
+    public VerificationSettings Settings(ParseResult parse) => new()
     {
-        var options = new VerifyOptions { TextPath = parse.GetValue(Data), TokenizerPath = tokenizer, Task = Task.Value(parse), Session = session };
-        if (parse.GetValue(Samples) is > 0 and var count)
+        Enabled = Enabled(parse),
+        Data = parse.GetValue(Data),
+        Samples = parse.GetValue(Samples) is > 0 and var count ? count : null,
+        Length = ContextLengths.Explicit(parse, Length) ? parse.GetValue(Length) : null,
+        Task = Task.Value(parse),
+    };
+
+    /// <summary>
+    /// The held-out check's settings: windows of the given length (clamped to <paramref name="limit"/> with a notice when
+    /// it is the default, refused above it when given; <paramref name="lengthName"/> names it) for a causal LM; an
+    /// encoder's sentences are cut to the limit instead.
+    /// </summary>
+    public static VerifyOptions Options(VerificationSettings settings, string lengthName, SessionSettings session, string? tokenizer, ContextLimit? limit,
+        bool causal, string modelPath, TextWriter notices)
+    {
+        var options = new VerifyOptions { TextPath = settings.Data, TokenizerPath = tokenizer, Task = settings.Task, Session = session };
+        if (settings.Samples is { } count)
             options = options with { Sentences = count, Windows = count };
-        int length = parse.GetValue(Length);
+        int length = settings.Length ?? VerificationSettings.DefaultLength;
         if (length < 2)
-            throw new OnnxQuantException(null, "--verify-length must be at least 2", ExitCode.Usage);
-        if (Enabled(parse) && causal)
-            length = ContextLengths.Resolve(parse, Length, limit, modelPath, notices, "verifying on windows of");
+            throw new OnnxQuantException(null, $"{lengthName} must be at least 2", ExitCode.Usage);
+        if (settings.Enabled && causal)
+            length = ContextLengths.Resolve(settings.Length, VerificationSettings.DefaultLength, lengthName, limit, modelPath, notices, "verifying on windows of");
         return options with
         {
             WindowLength = length,

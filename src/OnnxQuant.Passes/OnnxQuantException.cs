@@ -38,6 +38,8 @@ public enum ExitCode
     Unsupported = 4,
     /// <summary>The output could not be written.</summary>
     OutputError = 5,
+    /// <summary>An accuracy gate failed (the measured figure is outside its bound); the written model is kept.</summary>
+    GateFailed = 6,
     /// <summary>Interrupted (Ctrl-C); nothing half-written was left behind (a model written before the interrupt is kept).</summary>
     Interrupted = 130,
 }

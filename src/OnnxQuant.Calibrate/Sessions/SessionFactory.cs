@@ -64,7 +64,9 @@ public static class SessionFactory
                 if (settings.Device == ExecutionDevice.Cuda)
                     throw new OnnxQuantException(modelLabel,
                         $"--device cuda was asked for, but the CUDA execution provider could not start ({FirstLine(e.Message)}). " +
-                        "It needs an NVIDIA GPU with CUDA 13 and cuDNN 9 libraries on the library path; use --device cpu or auto", ExitCode.Unsupported, e);
+                        "It needs an NVIDIA GPU with CUDA 13 and cuDNN 9 libraries on the library path, and an ONNX Runtime built with CUDA: the installed " +
+                        $"dotnet tool bundles the CPU-only one, so set {OrtLibrary.Variable} to a CUDA-enabled libonnxruntime (README, \"Install\"). Or use --device cpu or auto",
+                        ExitCode.Unsupported, e);
                 return new OpenedSession(CreateCpu(model, settings, externalDataFolder, modelLabel), "cpu",
                     $"CUDA is not available ({_cudaFailure}); running on the CPU");
             }

@@ -6,18 +6,31 @@ namespace OnnxQuant.Analysis;
 /// <summary>
 /// Which linears get quantized: all constant-weight MatMul/Gemm nodes except those whose name matches an --exclude
 /// pattern (a glob with * and ?, or a regex written /like this/) and, unless included, the LM head (the linear named
-/// lm_head, or whose output reaches a graph output named like "logits" through Casts).
+/// lm_head, or whose output reaches a graph output named like "logits" through Casts). A recipe gives each rewrite pass
+/// its own selection (docs/recipes.md, "Linears"): the linears matching its <see cref="Only"/> patterns (when it has
+/// any), minus those matching an exclusion.
 /// </summary>
 public sealed class LinearSelection
 {
     private readonly IReadOnlyList<(string Pattern, Regex Regex)> _exclude;
+    private readonly IReadOnlyList<(string Pattern, Regex Regex)>? _only;
+    private readonly string _source;
 
-    public LinearSelection(IEnumerable<string>? exclude = null, bool includeLmHead = false, int? lmHeadBits = null)
+    /// <param name="only">When not null, only linears matching one of these patterns are selected (a recipe's overrides for this pass's scheme).</param>
+    /// <param name="source">How the detail of an exclusion names where the pattern came from ("--exclude", "the recipe").</param>
+    /// <param name="lmHeadBits">With <paramref name="includeLmHead"/>: the head's own bits (<see cref="LmHeadBits"/>).</param>
+    public LinearSelection(IEnumerable<string>? exclude = null, bool includeLmHead = false, IEnumerable<string>? only = null, string source = "--exclude",
+        int? lmHeadBits = null)
     {
-        _exclude = (exclude ?? []).Select(p => (p, ToRegex(p))).ToList();
+        _source = source;
+        _exclude = (exclude ?? []).Select(p => (p, ToRegex(p, source))).ToList();
+        _only = only?.Select(p => (p, ToRegex(p, source))).ToList();
         IncludeLmHead = includeLmHead;
         LmHeadBits = includeLmHead ? lmHeadBits : null;
     }
+
+    /// <summary>The patterns a linear must match to be selected; null when every linear may be.</summary>
+    public IReadOnlyList<string>? Only => _only?.Select(e => e.Pattern).ToList();
 
     public static LinearSelection All { get; } = new([], includeLmHead: true);
 
@@ -31,12 +44,17 @@ public sealed class LinearSelection
 
     public IReadOnlyList<string> Patterns => _exclude.Select(e => e.Pattern).ToList();
 
+    /// <summary>The same selection with the head at its own <paramref name="bits"/> (null: with the others); a recipe's embeddings pass sets them.</summary>
+    public LinearSelection WithLmHeadBits(int? bits) => bits == LmHeadBits ? this : new(Patterns, IncludeLmHead, Only, _source, bits);
+
     /// <summary>Null when the options leave the linear to be quantized, else why they keep it (the pattern as detail).</summary>
     public (KeepReason Reason, string? Detail)? Exclusion(Graph graph, string name, string weight, string output)
     {
         foreach (var (pattern, regex) in _exclude)
             if (regex.IsMatch(name))
-                return (KeepReason.ExcludedByPattern, $"--exclude '{pattern}'");
+                return (KeepReason.ExcludedByPattern, $"{_source} '{pattern}'");
+        if (_only is not null && !_only.Any(o => o.Regex.IsMatch(name)))
+            return (KeepReason.ExcludedByPattern, $"{_source}: not assigned to this pass");
         if ((!IncludeLmHead || LmHeadBits is not null) && IsLmHead(graph, name, weight, output))
             return IncludeLmHead ? (KeepReason.LmHeadOwnBits, $"{LmHeadBits}-bit") : (KeepReason.LmHead, null);
         return null;
@@ -48,7 +66,7 @@ public sealed class LinearSelection
     public IReadOnlyList<string> UnmatchedPatterns(IEnumerable<string> names)
     {
         var all = names.ToList();
-        return _exclude.Where(e => !all.Any(n => e.Regex.IsMatch(n))).Select(e => e.Pattern).ToList();
+        return _exclude.Concat(_only ?? []).Where(e => !all.Any(n => e.Regex.IsMatch(n))).Select(e => e.Pattern).ToList();
     }
 
     /// <summary>
@@ -72,11 +90,14 @@ public sealed class LinearSelection
         return false;
     }
 
+    /// <summary>Whether <paramref name="pattern"/> (a glob or /regex/) matches the whole of <paramref name="name"/> (a glob) or part of it (a regex).</summary>
+    public static bool Matches(string pattern, string name) => ToRegex(pattern, "pattern").IsMatch(name);
+
     // "/.../" is a regex; anything else a glob over the whole name.
-    private static Regex ToRegex(string pattern)
+    private static Regex ToRegex(string pattern, string source)
     {
         if (pattern.Length == 0)
-            throw new OnnxQuantException(null, "--exclude got an empty pattern", ExitCode.Usage);
+            throw new OnnxQuantException(null, $"{source} got an empty pattern", ExitCode.Usage);
         try
         {
             if (pattern.Length >= 2 && pattern[0] == '/' && pattern[^1] == '/')
@@ -86,7 +107,7 @@ public sealed class LinearSelection
         }
         catch (ArgumentException e)
         {
-            throw new OnnxQuantException(null, $"--exclude '{pattern}' is not a valid regular expression: {e.Message}", ExitCode.Usage, e);
+            throw new OnnxQuantException(null, $"{source} '{pattern}' is not a valid regular expression: {e.Message}", ExitCode.Usage, e);
         }
     }
 }

@@ -56,6 +56,9 @@ public static class ModelChecks
     /// </summary>
     public static void EnsureFinite(ReadOnlySpan<float> values, string tensorName, string? modelFile, string reader)
     {
+        // The vectorised test settles the usual case; only a bad weight is walked element by element to describe it.
+        if (System.Numerics.Tensors.TensorPrimitives.IsFiniteAll(values))
+            return;
         int nan = 0, inf = 0, first = -1;
         for (int i = 0; i < values.Length; i++)
         {

@@ -25,6 +25,9 @@ public sealed record ModelSummary(
     /// <summary>Token embeddings: float Gathers or GatherBlockQuantized (with bits, block size and bytes).</summary>
     public IReadOnlyList<EmbeddingSummary> Embeddings { get; init; } = [];
 
+    /// <summary>How OnnxQuant made the model (its onnxquant.* metadata_props, docs/recipes.md); empty for other models.</summary>
+    public IReadOnlyList<MetadataEntry> Provenance { get; init; } = [];
+
     public int QuantizableMatMuls => Linears.Count(l => l.Op == "MatMul" && l.Reason == KeepReason.None);
 
     public int QuantizableGemms => Linears.Count(l => l.Op == "Gemm" && l.Reason == KeepReason.None);
@@ -97,6 +100,8 @@ public sealed record ModelFiles(string? Path, long ModelBytes, IReadOnlyList<str
 }
 
 public sealed record OpsetEntry(string Domain, long Version);
+
+public sealed record MetadataEntry(string Key, string Value);
 
 public sealed record OpCount(string Op, int Count);
 

@@ -45,26 +45,40 @@ public static class AwqScaleSearch
         for (int j = 0; j < k; j++) x[j] = MathF.Max(meanAbs[j], Floor);
         float[]? w = options.DuoScaling ? NormalisedWeightMeans(consumers, k, options.Quantization.BlockSize) : null;
 
-        var losses = new double[options.GridPoints];
-        float[] best = Ones(k);
-        float bestRatio = 0f;
-        double bestLoss = double.PositiveInfinity;
-        for (int i = 0; i < options.GridPoints; i++)
+        float[] Candidate(int i)
+        {
+            if (i == 0)
+                return Ones(k);
+            var s = CandidateScales(x, w, (float)i / options.GridPoints);
+            return constrain is null ? s : constrain(s);
+        }
+        double Loss(int i)
         {
             cancel.ThrowIfCancellationRequested();
-            float r = (float)i / options.GridPoints;
-            var s = i == 0 ? Ones(k) : CandidateScales(x, w, r);
-            if (i > 0 && constrain is not null)
-                s = constrain(s);
-            losses[i] = loss(s);
-            if (losses[i] < bestLoss)
-            {
-                bestLoss = losses[i];
-                best = s;
-                bestRatio = r;
-            }
+            return loss(Candidate(i));
         }
+        // r = 0 (plain RTN) is always measured: it is the baseline the report compares against.
+        var (index, losses) = options.BracketedGrid
+            ? BracketSearch.Minimize(options.GridPoints, Loss, always: 0)
+            : FullGrid(options.GridPoints, Loss);
+        // The candidate is recomputed rather than kept from the search: cheap next to one loss, and nothing to hold.
+        float[] best = Candidate(index);
+        float bestRatio = (float)index / options.GridPoints;
+        double bestLoss = losses[index];
         return new AwqScaleResult(best, bestRatio, losses[0], bestLoss, losses);
+    }
+
+    private static (int Best, double[] Losses) FullGrid(int count, Func<int, double> loss)
+    {
+        var losses = new double[count];
+        int best = 0;
+        for (int i = 0; i < count; i++)
+        {
+            losses[i] = loss(i);
+            if (losses[i] < losses[best])
+                best = i;
+        }
+        return (best, losses);
     }
 
     /// <summary>Sum over consumers of the squared output error with scales s (all ones: RTN).</summary>

@@ -135,23 +135,49 @@ public sealed class Tensor
             throw new InvalidOperationException($"tensor '{Name}' is {ElementType.Name(DataType)}, not a float type");
         LargeAllocations.BeforeAllocating(ElementCount * sizeof(float));
         var result = new float[ElementCount];
-        if (_file is null)
+        if (_file is null && _bytes is null)
         {
             FloatCodec.Decode(RawBytes, DataType, result);
             return result;
         }
-        // A mapped tensor is decoded a slice at a time, each slice's pages dropped at once, so the read adds only the
-        // floats to the resident set, not the floats and the whole mapped tensor.
-        int size = ElementType.SizeOf(DataType);
-        const int sliceElements = 4 << 20;
-        for (long first = 0; first < result.LongLength; first += sliceElements)
+        // Decoded a slice at a time, slices in parallel (fp16 -> fp32 conversion is the bulk of reading a weight); a
+        // mapped slice's pages are dropped at once, so the read adds only the floats to the resident set.
+        const int sliceElements = 1 << 20;
+        int slices = (int)((result.LongLength + sliceElements - 1) / sliceElements);
+        Parallel.For(0, slices, i =>
         {
-            int count = (int)Math.Min(sliceElements, result.LongLength - first);
-            long offset = _offset + first * size;
-            FloatCodec.Decode(_file.Slice(offset, count * size), DataType, result.AsSpan((int)first, count));
-            _file.Release(offset, (long)count * size);
-        }
+            long first = (long)i * sliceElements;
+            DecodeRange(first, result.AsSpan((int)first, (int)Math.Min(sliceElements, result.LongLength - first)));
+        });
         return result;
+    }
+
+    /// <summary>
+    /// Decodes elements [first, first + destination.Length) to float32 (a row band of a weight, for quantizers that never
+    /// hold the whole weight as fp32). Mapped pages of the range are dropped once read. Safe to call concurrently.
+    /// </summary>
+    public void DecodeRange(long first, Span<float> destination)
+    {
+        if (!ElementType.IsFloat(DataType))
+            throw new InvalidOperationException($"tensor '{Name}' is {ElementType.Name(DataType)}, not a float type");
+        int size = ElementType.SizeOf(DataType);
+        if (first < 0 || first + destination.Length > ElementCount)
+            throw new ArgumentOutOfRangeException(nameof(first), $"elements [{first}, {first + destination.Length}) of tensor '{Name}' ({ElementCount} elements)");
+        long offset = first * size;
+        int bytes = destination.Length * size;
+        if (_bytes is not null)
+        {
+            FloatCodec.Decode(_bytes.AsSpan((int)offset, bytes), DataType, destination);
+        }
+        else if (_file is not null)
+        {
+            FloatCodec.Decode(_file.Slice(_offset + offset, bytes), DataType, destination);
+            _file.Release(_offset + offset, bytes);
+        }
+        else
+        {
+            FloatCodec.Decode(_spill!.Read(_offset + offset, bytes), DataType, destination);
+        }
     }
 
     /// <summary>Lets the OS drop this tensor's mapped pages from our resident set after a read (see <see cref="MappedFile.Release"/>).</summary>
@@ -194,7 +220,7 @@ public static class FloatCodec
             case TensorProto.Types.DataType.Float16:
             {
                 var bytes = new byte[values.Length * 2];
-                TensorPrimitives.ConvertToHalf(values, MemoryMarshal.Cast<byte, Half>(bytes.AsSpan()));
+                EncodeHalves(values, bytes);
                 return bytes;
             }
             case TensorProto.Types.DataType.Bfloat16:
@@ -213,6 +239,29 @@ public static class FloatCodec
             }
             default:
                 throw new ArgumentException($"{ElementType.Name(type)} is not a float type");
+        }
+    }
+
+    // fp32 -> fp16 of a rewritten weight (a fold's output): 1 M-element slices on every core when there are several.
+    private static unsafe void EncodeHalves(ReadOnlySpan<float> values, byte[] bytes)
+    {
+        const int slice = 1 << 20;
+        var halves = MemoryMarshal.Cast<byte, Half>(bytes.AsSpan());
+        if (values.Length < 2 * slice)
+        {
+            TensorPrimitives.ConvertToHalf(values, halves);
+            return;
+        }
+        fixed (float* source = values)
+        fixed (byte* destination = bytes)
+        {
+            nint src = (nint)source, dst = (nint)destination;
+            int length = values.Length;
+            Parallel.For(0, (length + slice - 1) / slice, i =>
+            {
+                int first = i * slice, count = Math.Min(slice, length - first);
+                TensorPrimitives.ConvertToHalf(new ReadOnlySpan<float>((float*)src + first, count), new Span<Half>((Half*)dst + first, count));
+            });
         }
     }
 

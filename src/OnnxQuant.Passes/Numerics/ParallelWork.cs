@@ -19,9 +19,23 @@ internal static class ParallelWork
             for (int i = 0; i < count; i++) body(i);
             return;
         }
+        Run(0, count, -1, body);
+    }
+
+    /// <summary>
+    /// Runs <paramref name="body"/> for from..to-1 on up to <paramref name="maxParallelism"/> threads (-1: all cores,
+    /// 1: in order on this thread), unwrapping a user-facing error as <see cref="For(int, long, Action{int})"/> does.
+    /// </summary>
+    public static void Run(int from, int to, int maxParallelism, Action<int> body)
+    {
+        if (maxParallelism == 1)
+        {
+            for (int i = from; i < to; i++) body(i);
+            return;
+        }
         try
         {
-            Parallel.For(0, count, body);
+            Parallel.For(from, to, new ParallelOptions { MaxDegreeOfParallelism = maxParallelism }, body);
         }
         catch (AggregateException e) when (e.Flatten().InnerExceptions.OfType<OnnxQuantException>().FirstOrDefault() is { } first)
         {

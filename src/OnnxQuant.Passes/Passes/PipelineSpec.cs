@@ -51,6 +51,9 @@ public sealed record EmbeddingHeadSpec(EmbeddingHeadOptions Options) : PassSpec
 {
     public override string Name => "embeddings";
 
+    /// <summary>The included LM head's own bits (null: the head, if included, goes with the other linears).</summary>
+    public int? LmHeadBits => Options.Selection.LmHeadBits;
+
     public override IGraphPass Create() => new EmbeddingHeadPass(Options);
 }
 

@@ -1,4 +1,5 @@
 using System.Globalization;
+using System.Numerics.Tensors;
 using Onnx;
 using OnnxQuant.Analysis;
 using OnnxQuant.IO;
@@ -94,9 +95,8 @@ public sealed class W4RewritePass : IGraphPass
     {
         var type = linear.WeightType;
         var options = _options.Quantization with { ScaleType = type };
-        var weight = linear.ReadWeightKN(graph);
         var bias = linear.ReadBias(graph);
-        var quantized = Int4BlockQuantizer.Quantize(weight, linear.K, linear.N, options);
+        var quantized = Int4PackedQuantizer.Quantize(RowReader(graph, linear), linear.K, linear.N, options);
         var packed = MatMulNBitsPacker.Pack(quantized, FreeBaseName(graph, linear.WeightName), type, bias, _options.AccuracyLevel);
         foreach (var t in packed.Initializers)
         {
@@ -116,7 +116,7 @@ public sealed class W4RewritePass : IGraphPass
 
         long before = graph.GetConstant(linear.WeightName)?.ByteLength ?? 0;
         long after = packed.Initializers.Sum(t => t.ByteLength) - (packed.Bias?.ByteLength ?? 0);
-        return new W4Decision(linear.Name, scope, linear.K, linear.N, KeepReason.None, null, RelativeError(weight, quantized), before, after);
+        return new W4Decision(linear.Name, scope, linear.K, linear.N, KeepReason.None, null, quantized.RelativeError, before, after);
     }
 
     // The packer derives its tensors' names from the base name; pick one for which none of them is taken yet.
@@ -131,36 +131,20 @@ public sealed class W4RewritePass : IGraphPass
         }
     }
 
-    // ||W - dequant(Q)|| / ||W|| row by row, without materialising the dequantized weight: for a 7B MLP weight that and
-    // the difference would be two more fp32 copies (360 MB) on top of the weight being quantized.
-    private static double RelativeError(float[] weight, QuantizedBlocks q)
+    // A [K, N] weight stored as such (MatMul, or Gemm without transB and alpha) is decoded band by band straight from
+    // its tensor, so the fp32 weight never exists whole; a transposed or scaled one is read whole first.
+    private static WeightRowReader RowReader(Graph graph, LinearNode linear)
     {
-        int k = q.K, n = q.N, kBlocks = q.KBlocks, bs = q.BlockSize;
-        var errors = new double[k];
-        var norms = new double[k];
-        Parallel.For(0, k, row =>
+        var tensor = graph.GetConstant(linear.WeightName) ?? throw new InvalidOperationException($"weight '{linear.WeightName}' of '{linear.Name}' is no longer a constant");
+        if (linear.IsTransposed || linear.Alpha != 1f)
+            return Int4PackedQuantizer.FromArray(linear.ReadWeightKN(graph), linear.N);
+        int n = linear.N;
+        return (first, count, destination) =>
         {
-            int b = row / bs, i = row % bs;
-            var src = weight.AsSpan(row * n, n);
-            double error = 0, norm = 0;
-            for (int col = 0; col < n; col++)
-            {
-                int block = col * kBlocks + b;
-                float w = src[col];
-                float d = w - (q.Codes[block * bs + i] - q.ZeroPoints[block]) * q.Scales[block];
-                error += d * d;
-                norm += w * w;
-            }
-            errors[row] = error;
-            norms[row] = norm;
-        });
-        double e = 0, total = 0;
-        for (int row = 0; row < k; row++)
-        {
-            e += errors[row];
-            total += norms[row];
-        }
-        return total > 0 ? Math.Sqrt(e / total) : 0;
+            tensor.DecodeRange((long)first * n, destination);
+            if (!TensorPrimitives.IsFiniteAll(destination))
+                linear.ReadWeightKN(graph); // reads it whole to name the NaN/Inf count and position (throws)
+        };
     }
 
     private static PassReportRow Row(W4Decision d)

@@ -1,6 +1,7 @@
 using System.Buffers;
 using System.Numerics;
 using System.Numerics.Tensors;
+using System.Runtime.Intrinsics;
 using Onnx;
 using OnnxQuant.Numerics;
 
@@ -47,7 +48,7 @@ public static class Int4BlockQuantizer
             fixed (float* src = weight)
             {
                 nint srcAddress = (nint)src;
-                ParallelWork.For(plan.TileCount, weight.Length, tile => plan.RunTile(tile, srcAddress, 0, new CodeSink(codes, scales, zeroPoints)));
+                ParallelWork.For(plan.TileCount, weight.Length, tile => plan.RunTile(tile, srcAddress, 0, 0, new CodeSink(codes, scales, zeroPoints)));
             }
         }
         return new QuantizedBlocks(k, n, options, codes, scales, zeroPoints);
@@ -69,7 +70,7 @@ public static class Int4BlockQuantizer
             fixed (float* dst = result)
             {
                 nint srcAddress = (nint)src, dstAddress = (nint)dst;
-                ParallelWork.For(plan.TileCount, weight.Length, tile => plan.RunTile(tile, srcAddress, dstAddress, default));
+                ParallelWork.For(plan.TileCount, weight.Length, tile => plan.RunTile(tile, srcAddress, 0, dstAddress, default));
             }
         }
     }
@@ -78,11 +79,15 @@ public static class Int4BlockQuantizer
     public static void FakeQuantizeInPlace(Span<float> weight, int k, int n, Int4QuantOptions? options = null, ReadOnlySpan<float> clipRatios = default) =>
         FakeQuantize(weight, weight, k, n, options, clipRatios);
 
-    /// <summary>Where a tile's codes, scales and zero points go when quantizing (all null when fake-quantizing).</summary>
-    private readonly record struct CodeSink(byte[]? Codes, float[]? Scales, byte[]? ZeroPoints);
+    /// <summary>
+    /// Where a tile's codes, scales and zero points go when quantizing (all null when fake-quantizing): one code per byte
+    /// in <see cref="Codes"/>, or two per byte in MatMulNBits' layout in <see cref="Packed"/>, with each tile's squared
+    /// error and squared norm in <see cref="Errors"/> and <see cref="Norms"/> (indexed by tile, so sums are deterministic).
+    /// </summary>
+    internal readonly record struct CodeSink(byte[]? Codes, float[]? Scales, byte[]? ZeroPoints, byte[]? Packed = null, double[]? Errors = null, double[]? Norms = null);
 
     /// <summary>Shapes, options and clip ratios of one call, checked once; <see cref="RunTile"/> does the work.</summary>
-    private sealed class Plan
+    internal sealed class Plan
     {
         private readonly int _k, _n, _blockSize, _columnTiles;
         private readonly Int4Scheme _scheme;
@@ -105,6 +110,8 @@ public static class Int4BlockQuantizer
 
         public int TileCount => KBlocks * _columnTiles;
 
+        public int ColumnTiles => _columnTiles;
+
         public static Plan Create(int length, int k, int n, Int4QuantOptions options, ReadOnlySpan<float> clipRatios)
         {
             options.Validate();
@@ -124,14 +131,15 @@ public static class Int4BlockQuantizer
         private float ClipRatio(int column, int block) =>
             _clip.Length == 0 ? 1f : _clip.Length == _n ? _clip[column] : _clip[column * KBlocks + block];
 
-        public unsafe void RunTile(int tile, nint srcAddress, nint dstAddress, CodeSink sink)
+        /// <summary>Quantizes one tile; <paramref name="srcAddress"/> (and the fake-quant destination) hold the weight from row <paramref name="rowBase"/> on.</summary>
+        public unsafe void RunTile(int tile, nint srcAddress, int rowBase, nint dstAddress, CodeSink sink)
         {
             int block = tile / _columnTiles;
             int c0 = tile % _columnTiles * TileColumns;
             int width = Math.Min(TileColumns, _n - c0);
             int r0 = block * _blockSize;
             int rows = Math.Min(_blockSize, _k - r0);
-            var src = (float*)srcAddress;
+            var src = (float*)srcAddress - (long)rowBase * _n;
 
             Span<float> lo = stackalloc float[TileColumns];
             Span<float> hi = stackalloc float[TileColumns];
@@ -156,9 +164,9 @@ public static class Int4BlockQuantizer
             }
             TileParameters(lo, hi, block, c0, r0, rows, scale, inverse, zero);
 
-            if (sink.Codes is null)
+            if (sink.Codes is null && sink.Packed is null)
             {
-                var dst = (float*)dstAddress;
+                var dst = (float*)dstAddress - (long)rowBase * _n;
                 for (int r = 0; r < rows; r++)
                 {
                     long offset = (long)(r0 + r) * _n + c0;
@@ -166,34 +174,53 @@ public static class Int4BlockQuantizer
                 }
                 return;
             }
-            WriteCodes(sink, block, c0, width, r0, rows, src, scale, inverse, zero);
+            WriteCodes(sink, tile, block, c0, width, r0, rows, src, scale, inverse, zero);
         }
 
-        private unsafe void WriteCodes(CodeSink sink, int block, int c0, int width, int r0, int rows, float* src,
+        private unsafe void WriteCodes(CodeSink sink, int tileIndex, int block, int c0, int width, int r0, int rows, float* src,
             ReadOnlySpan<float> scale, ReadOnlySpan<float> inverse, ReadOnlySpan<float> zero)
         {
-            var codes = sink.Codes!;
             Span<float> q = stackalloc float[TileColumns];
+            Span<float> d = stackalloc float[TileColumns];
+            Span<byte> column = stackalloc byte[_blockSize];
             q = q[..width];
+            d = d[..width];
+            double error = 0, norm = 0;
             // Codes of the tile, row-major [rows, width]; written out column by column so the stores are contiguous.
             var tile = ArrayPool<byte>.Shared.Rent(rows * width);
             try
             {
                 for (int r = 0; r < rows; r++)
                 {
-                    QuantizeRow(new ReadOnlySpan<float>(src + (long)(r0 + r) * _n + c0, width), q, inverse, zero, scale, dequantize: false);
+                    var w = new ReadOnlySpan<float>(src + (long)(r0 + r) * _n + c0, width);
+                    QuantizeRow(w, q, inverse, zero, scale, dequantize: false);
                     var tileRow = tile.AsSpan(r * width, width);
-                    for (int j = 0; j < width; j++) tileRow[j] = (byte)q[j];
+                    ToBytes(q, tileRow);
+                    if (sink.Errors is null)
+                        continue;
+                    // w - (q - zp) * scale: the same float operations as dequantizing the stored codes.
+                    TensorPrimitives.Subtract(q, zero, d);
+                    TensorPrimitives.Multiply(d, scale, d);
+                    TensorPrimitives.Subtract(w, d, d);
+                    error += TensorPrimitives.SumOfSquares(d);
+                    norm += TensorPrimitives.SumOfSquares(w);
+                }
+                if (sink.Errors is not null)
+                {
+                    sink.Errors[tileIndex] = error;
+                    sink.Norms![tileIndex] = norm;
                 }
                 for (int j = 0; j < width; j++)
                 {
                     int meta = (c0 + j) * KBlocks + block;
                     sink.Scales![meta] = scale[j];
                     sink.ZeroPoints![meta] = (byte)zero[j];
-                    var dst = codes.AsSpan(meta * _blockSize, _blockSize);
+                    var dst = sink.Packed is null ? sink.Codes!.AsSpan(meta * _blockSize, _blockSize) : column;
                     for (int r = 0; r < rows; r++) dst[r] = tile[r * width + j];
                     // The zero-padded tail of a short last block encodes 0, i.e. the zero point.
                     dst[rows..].Fill((byte)zero[j]);
+                    if (sink.Packed is not null)
+                        MatMulNBitsPacker.PackPairs(column, sink.Packed.AsSpan(meta * (_blockSize / 2), _blockSize / 2));
                 }
             }
             finally
@@ -284,6 +311,22 @@ public static class Int4BlockQuantizer
                 if (!float.IsFinite(lo[j]) || !float.IsFinite(hi[j]))
                     throw new OnnxQuantException(null, $"the weight has a NaN or infinite value in column {c0 + j}, rows {r0}..{r0 + rows - 1}; it cannot be quantized", ExitCode.Unsupported);
         }
+    }
+
+    // Codes 0..15 as floats to bytes, 32 at a time (truncation is exact: they are whole numbers).
+    private static void ToBytes(ReadOnlySpan<float> q, Span<byte> dst)
+    {
+        int i = 0;
+        if (Vector256.IsHardwareAccelerated)
+        {
+            for (; i <= q.Length - 32; i += 32)
+            {
+                var a = Vector256.Narrow(Vector256.ConvertToInt32(Vector256.Create(q[i..])).AsUInt32(), Vector256.ConvertToInt32(Vector256.Create(q[(i + 8)..])).AsUInt32());
+                var b = Vector256.Narrow(Vector256.ConvertToInt32(Vector256.Create(q[(i + 16)..])).AsUInt32(), Vector256.ConvertToInt32(Vector256.Create(q[(i + 24)..])).AsUInt32());
+                Vector256.Narrow(a, b).CopyTo(dst[i..]);
+            }
+        }
+        for (; i < q.Length; i++) dst[i] = (byte)q[i];
     }
 
     /// <summary>

@@ -1,4 +1,5 @@
 using System.Numerics.Tensors;
+using System.Runtime.Intrinsics;
 using OnnxQuant.Numerics;
 
 namespace OnnxQuant.Quantization;
@@ -195,12 +196,27 @@ public static class Int8Quantizer
                         TensorPrimitives.Multiply(src, inverse, q);
                     TensorPrimitives.Round(q, q);
                     ClampInPlace(q, -max, max);
-                    var dst = result.AsSpan(row * n, n);
-                    for (int j = 0; j < n; j++) dst[j] = (sbyte)q[j];
+                    ToSBytes(q, result.AsSpan(row * n, n));
                 });
             }
         }
         return result;
+    }
+
+    // Codes already rounded and clamped to ±127, so truncating conversions are exact; 32 at a time.
+    private static void ToSBytes(ReadOnlySpan<float> q, Span<sbyte> dst)
+    {
+        int i = 0;
+        if (Vector256.IsHardwareAccelerated)
+        {
+            for (; i <= q.Length - 32; i += 32)
+            {
+                var a = Vector256.Narrow(Vector256.ConvertToInt32(Vector256.Create(q[i..])), Vector256.ConvertToInt32(Vector256.Create(q[(i + 8)..])));
+                var b = Vector256.Narrow(Vector256.ConvertToInt32(Vector256.Create(q[(i + 16)..])), Vector256.ConvertToInt32(Vector256.Create(q[(i + 24)..])));
+                Vector256.Narrow(a, b).CopyTo(dst[i..]);
+            }
+        }
+        for (; i < q.Length; i++) dst[i] = (sbyte)q[i];
     }
 
     private static void ClampInPlace(Span<float> x, float min, float max)

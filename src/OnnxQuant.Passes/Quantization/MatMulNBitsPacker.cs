@@ -51,6 +51,30 @@ public static class MatMulNBitsPacker
         return new MatMulNBitsWeights(quantized.K, n, quantized.BlockSize, accuracyLevel, b, scales, zeroPoints, biasTensor);
     }
 
+    /// <summary>
+    /// The MatMulNBits tensors of a weight <see cref="Int4PackedQuantizer"/> already packed (its arrays become the
+    /// tensors' bytes, not copied).
+    /// </summary>
+    public static MatMulNBitsWeights Pack(PackedInt4Weight weight, string baseName, TensorProto.Types.DataType activationType,
+        ReadOnlySpan<float> bias = default, int accuracyLevel = 0)
+    {
+        ScaleStorage.CheckSupported(activationType);
+        if (weight.Options.ScaleType != activationType)
+            throw new ArgumentException($"the scales were computed for {weight.Options.ScaleType} but MatMulNBits stores them as the activation type {activationType}; quantize with ScaleType = {activationType}");
+        if (accuracyLevel is < 0 or > 4)
+            throw new ArgumentOutOfRangeException(nameof(accuracyLevel), accuracyLevel, "MatMulNBits accuracy_level is 0..4");
+        if (bias.Length != 0 && bias.Length != weight.N)
+            throw new ArgumentException($"bias has {bias.Length} values; the weight has N = {weight.N} columns");
+        int n = weight.N, kBlocks = weight.KBlocks;
+        var b = Tensor.FromBytes($"{baseName}_Q4", TensorProto.Types.DataType.Uint8, new long[] { n, kBlocks, weight.Options.BlockSize / 2 }, weight.Packed);
+        var scales = Tensor.FromFloats($"{baseName}_scales", weight.Scales, new long[] { n, kBlocks }, activationType);
+        Tensor? zeroPoints = weight.Options.Scheme == Int4Scheme.Symmetric
+            ? null
+            : Tensor.FromBytes($"{baseName}_zero_points", TensorProto.Types.DataType.Uint8, new long[] { n, (kBlocks + 1) / 2 }, PackZeroPoints(weight.ZeroPoints, n, kBlocks));
+        Tensor? biasTensor = bias.Length == 0 ? null : Tensor.FromFloats($"{baseName}_bias", bias, new long[] { n }, activationType);
+        return new MatMulNBitsWeights(weight.K, n, weight.Options.BlockSize, accuracyLevel, b, scales, zeroPoints, biasTensor);
+    }
+
     /// <summary>Two 4-bit codes per byte: code 2i in the low nibble of byte i, code 2i+1 in the high nibble.</summary>
     public static byte[] PackCodes(ReadOnlySpan<byte> codes)
     {
@@ -61,7 +85,7 @@ public static class MatMulNBitsPacker
         return packed;
     }
 
-    private static void PackPairs(ReadOnlySpan<byte> codes, Span<byte> packed)
+    internal static void PackPairs(ReadOnlySpan<byte> codes, Span<byte> packed)
     {
         // Little-endian: bytes 2i, 2i+1 of the codes are the low and high byte of ushort i; fold the high one's nibble up.
         var pairs = MemoryMarshal.Cast<byte, ushort>(codes);

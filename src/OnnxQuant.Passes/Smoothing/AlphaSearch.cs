@@ -51,7 +51,8 @@ public sealed record AlphaChoice(float? Alpha, double Error, double UnsmoothedEr
 }
 
 /// <summary>
-/// Chooses SmoothQuant's alpha for one group by a grid search: for each candidate, s from the calibrated maxima, the
+/// Chooses SmoothQuant's alpha for one group by a search over a grid (every point by default; golden-section narrowing,
+/// <see cref="BracketSearch"/>, with <c>bracketed: true</c>, see docs/architecture.md, "Search cost"): for each candidate, s from the calibrated maxima, the
 /// recorded activation rows divided by s and fake-quantized as the W8A8 graph will (static per-tensor or per-token), each
 /// consumer's weight multiplied by s and fake-quantized per output channel; the loss is the sum over consumers of the
 /// relative squared error of the output against the unquantized product. "No smoothing" competes too. With float
@@ -70,7 +71,8 @@ public static class AlphaSearch
         (int)Math.Min(available, Math.Max(128, macBudget / Math.Max(1, k * totalN)));
 
     public static AlphaChoice Run(ReadOnlySpan<float> rows, int rowCount, ReadOnlySpan<float> activationAbsMax, IReadOnlyList<SearchWeight> weights,
-        ReadOnlySpan<float> weightRowAbsMax, FakeQuantScheme scheme, IReadOnlyList<float>? grid = null, bool allowNoSmoothing = true)
+        ReadOnlySpan<float> weightRowAbsMax, FakeQuantScheme scheme, IReadOnlyList<float>? grid = null, bool allowNoSmoothing = true,
+        bool bracketed = false)
     {
         int k = activationAbsMax.Length;
         if (rowCount <= 0 || rows.Length != (long)rowCount * k)
@@ -84,11 +86,11 @@ public static class AlphaSearch
         {
             // The threshold decides the float channels; the search only picks alpha for the rest. The int8-only loss is
             // kept as the "unsmoothed" reference so the report shows what the float channels and smoothing saved together.
-            var int8Only = Grid(x, rowCount, absMax, wMax, weights, references, [], scheme, [], allowNoSmoothing: true);
-            var chosen = Grid(x, rowCount, absMax, wMax, weights, references, outliers, scheme, grid ?? DefaultGrid, allowNoSmoothing);
+            var int8Only = Grid(x, rowCount, absMax, wMax, weights, references, [], scheme, [], allowNoSmoothing: true, bracketed: false);
+            var chosen = Grid(x, rowCount, absMax, wMax, weights, references, outliers, scheme, grid ?? DefaultGrid, allowNoSmoothing, bracketed);
             return chosen with { UnsmoothedError = int8Only.UnsmoothedError };
         }
-        var best = Grid(x, rowCount, absMax, wMax, weights, references, [], scheme, grid ?? DefaultGrid, allowNoSmoothing);
+        var best = Grid(x, rowCount, absMax, wMax, weights, references, [], scheme, grid ?? DefaultGrid, allowNoSmoothing, bracketed);
         if (scheme.OutlierThreshold is not null || scheme.MaxFloatChannels <= 0 || scheme.PerTokenActivations)
             return best;
 
@@ -99,7 +101,7 @@ public static class AlphaSearch
         AlphaChoice? split = null;
         foreach (int count in new[] { 1, 2, 4 }.Where(c => c <= scheme.MaxFloatChannels && c < k))
         {
-            var choice = Grid(x, rowCount, absMax, wMax, weights, references, ranked.Take(count).Order().ToArray(), scheme, upper, allowNoSmoothing);
+            var choice = Grid(x, rowCount, absMax, wMax, weights, references, ranked.Take(count).Order().ToArray(), scheme, upper, allowNoSmoothing, bracketed);
             // Fewer float channels win unless more of them clearly help.
             if (split is null || choice.Error * 1.25 < split.Error)
                 split = choice;
@@ -108,7 +110,7 @@ public static class AlphaSearch
     }
 
     private static AlphaChoice Grid(float[] x, int rowCount, float[] absMax, float[] wMax, IReadOnlyList<SearchWeight> weights,
-        IReadOnlyList<float[]> references, int[] floatChannels, FakeQuantScheme scheme, IReadOnlyList<float> grid, bool allowNoSmoothing)
+        IReadOnlyList<float[]> references, int[] floatChannels, FakeQuantScheme scheme, IReadOnlyList<float> grid, bool allowNoSmoothing, bool bracketed)
     {
         var targets = floatChannels.Length == 0 ? references : IntegerShare(x, rowCount, absMax.Length, weights, references, floatChannels);
         double unsmoothed = Error(x, rowCount, absMax, weights, references, null, scheme, floatChannels, targets);
@@ -117,13 +119,24 @@ public static class AlphaSearch
         double bestError = allowNoSmoothing ? unsmoothed : double.PositiveInfinity;
         var rest = Without(absMax, floatChannels);
         var restW = Without(wMax, floatChannels);
-        foreach (float alpha in grid)
+        double Loss(int i) => Error(x, rowCount, absMax, weights, references, SmoothQuantScales.Compute(rest, restW, grid[i]), scheme, floatChannels, targets);
+        double[] losses;
+        if (bracketed && grid.Count > 0)
         {
-            var s = SmoothQuantScales.Compute(rest, restW, alpha);
-            double e = Error(x, rowCount, absMax, weights, references, s, scheme, floatChannels, targets);
-            curve.Add((alpha, e));
-            if (e < bestError)
-                (bestError, best) = (e, alpha);
+            losses = BracketSearch.Minimize(grid.Count, Loss).Losses;
+        }
+        else
+        {
+            losses = new double[grid.Count];
+            for (int i = 0; i < grid.Count; i++) losses[i] = Loss(i);
+        }
+        for (int i = 0; i < grid.Count; i++)
+        {
+            if (double.IsNaN(losses[i]))
+                continue; // not evaluated by the bracketing search
+            curve.Add((grid[i], losses[i]));
+            if (losses[i] < bestError)
+                (bestError, best) = (losses[i], grid[i]);
         }
         return new AlphaChoice(best, bestError, unsmoothed, curve) { FloatChannels = floatChannels };
     }
@@ -193,8 +206,7 @@ public static class AlphaSearch
             var w = weights[i];
             var wq = (float[])w.KN.Clone();
             if (scale is not null)
-                for (int j = 0; j < w.K; j++)
-                    TensorPrimitives.Multiply(wq.AsSpan(j * w.N, w.N), scale[j], wq.AsSpan(j * w.N, w.N));
+                ParallelWork.For(w.K, wq.Length, j => TensorPrimitives.Multiply(wq.AsSpan(j * w.N, w.N), scale[j], wq.AsSpan(j * w.N, w.N)));
             foreach (int j in split)
                 wq.AsSpan(j * w.N, w.N).Clear();
             // The float channels' share of the output is computed without error; the int8 product must match the rest.

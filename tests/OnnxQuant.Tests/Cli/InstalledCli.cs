@@ -43,7 +43,11 @@ public sealed class InstalledCli : IDisposable
     public sealed record Result(int ExitCode, string Out, string Error);
 
     /// <summary>Runs <paramref name="file"/> with <paramref name="args"/> in <paramref name="workingDirectory"/>; kills it past <paramref name="timeout"/>.</summary>
-    public static Result Run(string workingDirectory, TimeSpan timeout, string file, params string[] args)
+    public static Result Run(string workingDirectory, TimeSpan timeout, string file, params string[] args) =>
+        Run(workingDirectory, timeout, file, new Dictionary<string, string>(), args);
+
+    /// <summary>As above, with <paramref name="environment"/> added to the child's environment.</summary>
+    public static Result Run(string workingDirectory, TimeSpan timeout, string file, IReadOnlyDictionary<string, string> environment, params string[] args)
     {
         var start = new ProcessStartInfo(file)
         {
@@ -52,6 +56,8 @@ public sealed class InstalledCli : IDisposable
             RedirectStandardError = true,
             UseShellExecute = false,
         };
+        foreach (var (name, value) in environment)
+            start.Environment[name] = value;
         foreach (var a in args)
             start.ArgumentList.Add(a);
         using var process = Process.Start(start) ?? throw new InvalidOperationException($"cannot start {file}");

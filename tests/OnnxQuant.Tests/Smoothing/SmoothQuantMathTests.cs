@@ -50,10 +50,15 @@ public class SmoothQuantMathTests
             for (int r = 0; r < Rows; r++) absMax[k] = Math.Max(absMax[k], Math.Abs(x[r * K + k]));
             for (int n = 0; n < N; n++) wMax[k] = Math.Max(wMax[k], Math.Abs(w[k * N + n]));
         }
-        var choice = AlphaSearch.Run(x, Rows, absMax, [new SearchWeight("w", w, K, N)], wMax, new FakeQuantScheme());
+        var choice = AlphaSearch.Run(x, Rows, absMax, [new SearchWeight("w", w, K, N)], wMax, new FakeQuantScheme(), bracketed: true);
         Assert.NotNull(choice.Alpha);
         Assert.True(choice.Error * 5 < choice.UnsmoothedError, $"searched loss {choice.Error:E2} vs unsmoothed {choice.UnsmoothedError:E2}");
         Assert.Equal(choice.Curve.Min(c => c.Error), choice.Error);
-        Assert.Equal(AlphaSearch.DefaultGrid.Count, choice.Curve.Count);
+        // The bracketing search evaluates fewer alphas than the grid holds and lands on the full grid's choice.
+        var full = AlphaSearch.Run(x, Rows, absMax, [new SearchWeight("w", w, K, N)], wMax, new FakeQuantScheme());
+        Assert.Equal(AlphaSearch.DefaultGrid.Count, full.Curve.Count);
+        Assert.InRange(choice.Curve.Count, 3, AlphaSearch.DefaultGrid.Count - 4);
+        Assert.Equal(full.Alpha, choice.Alpha);
+        Assert.Equal(full.Error, choice.Error);
     }
 }

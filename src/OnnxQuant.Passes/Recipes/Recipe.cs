@@ -1,0 +1,151 @@
+using OnnxQuant.Analysis;
+using OnnxQuant.Passes;
+using OnnxQuant.Passes.W8A8;
+
+namespace OnnxQuant.Recipes;
+
+/// <summary>
+/// A quantization written down (docs/recipes.md): the declared passes with their options, which linears each rewrite
+/// gets, the calibration and verification settings and the accuracy gates. `run` reads one from a file; `smooth` and
+/// `awq` build one from their options (<see cref="RecipePresets"/>); both run it the same way.
+/// </summary>
+/// <param name="Passes">The passes in order with their options; their selections are placeholders, <see cref="Pipeline"/> gives each its linears.</param>
+public sealed record Recipe(IReadOnlyList<PassSpec> Passes, LinearAssignment Linears, CalibrationSettings Calibration,
+    VerificationSettings Verification, GateBounds Gates)
+{
+    public const int Version = 1;
+
+    /// <summary>
+    /// The runnable pipeline: each pass gets the selection of its scheme (fold-weights every quantized linear), and the
+    /// searches measure the error of the rewrite that follows them (SmoothQuant the w8a8 entry's fake-quantization, AWQ
+    /// the w4-rewrite entry's blocks), as <see cref="Presets"/> puts them together.
+    /// </summary>
+    public PipelineSpec Pipeline()
+    {
+        // An included head at its own bits (the embeddings pass' lmHeadBits) is left out of every other pass.
+        int? headBits = LmHeadBits;
+        var w8a8 = Linears.SelectionFor(LinearScheme.W8A8).WithLmHeadBits(headBits);
+        var w4 = Linears.SelectionFor(LinearScheme.W4).WithLmHeadBits(headBits);
+        var rewrite8 = Passes.OfType<W8A8RewriteSpec>().FirstOrDefault();
+        var rewrite4 = Passes.OfType<W4RewriteSpec>().FirstOrDefault();
+        return new PipelineSpec(Passes.Select(PassSpec (pass) => pass switch
+        {
+            FoldWeightsSpec => new FoldWeightsSpec(QuantizedLinears()),
+            SmoothQuantSpec s => new SmoothQuantSpec(s.Options with { Selection = w8a8, FakeQuant = rewrite8?.Options.FakeQuant ?? s.Options.FakeQuant }),
+            W8A8RewriteSpec r => new W8A8RewriteSpec(r.Options, w8a8),
+            AwqSpec a => new AwqSpec(a.Options with
+            {
+                Selection = w4,
+                Search = a.Options.Search with { Quantization = rewrite4?.Options.Quantization ?? a.Options.Search.Quantization },
+            }),
+            W4RewriteSpec r => new W4RewriteSpec(r.Options with { Selection = w4 }),
+            EmbeddingHeadSpec e => new EmbeddingHeadSpec(e.Options with { Selection = QuantizedLinears() }),
+            _ => throw new InvalidOperationException($"pass '{pass.Name}' has no recipe form"),
+        }).ToList());
+    }
+
+    /// <summary>
+    /// The bits of the LM head when <see cref="LinearAssignment.IncludeLmHead"/> and the embeddings pass gives it its own
+    /// (lmHeadBits); null when the head, if included, goes with the other linears of its scheme.
+    /// </summary>
+    public int? LmHeadBits => Linears.IncludeLmHead ? Passes.OfType<EmbeddingHeadSpec>().FirstOrDefault()?.LmHeadBits : null;
+
+    /// <summary>Every linear some pass quantizes, the head at its own bits marked as such (what fold-weights prepares and the linear table shows).</summary>
+    public LinearSelection QuantizedLinears() => Linears.Quantized().WithLmHeadBits(LmHeadBits);
+
+    /// <summary>The rewrite pass a scheme sends its linears to, or null for float.</summary>
+    public static string? RewriteOf(LinearScheme scheme) => scheme switch
+    {
+        LinearScheme.W8A8 => "w8a8",
+        LinearScheme.W4 => "w4-rewrite",
+        _ => null,
+    };
+
+    public bool HasRewrite(LinearScheme scheme) => RewriteOf(scheme) is { } name && Passes.Any(p => p.Name == name);
+}
+
+/// <summary>Where a recipe sends a linear.</summary>
+public enum LinearScheme
+{
+    /// <summary>Int8 weights and activations: the w8a8 pass (after smoothquant, when there is one).</summary>
+    W8A8,
+    /// <summary>4-bit weights: the awq search (when there is one) and the w4-rewrite pass.</summary>
+    W4,
+    /// <summary>Kept in floating point.</summary>
+    Float,
+}
+
+/// <summary>One override of a recipe: linears whose node name matches <see cref="Match"/> (glob or /regex/) get <see cref="Scheme"/>.</summary>
+public sealed record SchemeOverride(string Match, LinearScheme Scheme);
+
+/// <summary>
+/// Which scheme each linear gets: the override its name matches (at most one may), else <see cref="Default"/>; the LM head
+/// stays in float unless <see cref="IncludeLmHead"/>.
+/// </summary>
+public sealed record LinearAssignment(LinearScheme Default, bool IncludeLmHead, IReadOnlyList<SchemeOverride> Overrides)
+{
+    private const string Source = "the recipe";
+
+    /// <summary>The linears of <paramref name="scheme"/>: all but other schemes' overrides when it is the default, else only its own overrides.</summary>
+    public LinearSelection SelectionFor(LinearScheme scheme) => Default == scheme
+        ? new LinearSelection(Overrides.Where(o => o.Scheme != scheme).Select(o => o.Match), IncludeLmHead, source: Source)
+        : new LinearSelection([], IncludeLmHead, Overrides.Where(o => o.Scheme == scheme).Select(o => o.Match), Source);
+
+    /// <summary>Every linear some rewrite quantizes (what fold-weights prepares).</summary>
+    public LinearSelection Quantized() => Default != LinearScheme.Float
+        ? new LinearSelection(Overrides.Where(o => o.Scheme == LinearScheme.Float).Select(o => o.Match), IncludeLmHead, source: Source)
+        : new LinearSelection([], IncludeLmHead, Overrides.Where(o => o.Scheme != LinearScheme.Float).Select(o => o.Match), Source);
+
+    /// <summary>
+    /// The linears two overrides match, as (first override index, second override index, linear name); empty when the
+    /// overrides are disjoint on <paramref name="names"/>.
+    /// </summary>
+    public IReadOnlyList<(int First, int Second, string Linear)> Overlaps(IEnumerable<string> names)
+    {
+        var found = new List<(int, int, string)>();
+        foreach (var name in names)
+        {
+            var matching = Enumerable.Range(0, Overrides.Count).Where(i => LinearSelection.Matches(Overrides[i].Match, name)).ToList();
+            if (matching.Count > 1)
+                found.Add((matching[0], matching[1], name));
+        }
+        return found;
+    }
+}
+
+/// <summary>The statistics a recipe's passes read (docs/recipes.md, "Calibration").</summary>
+public sealed record CalibrationSettings
+{
+    public IReadOnlyList<string> Data { get; init; } = [];
+
+    public string? Stats { get; init; }
+
+    public string? Tokenizer { get; init; }
+
+    public int Samples { get; init; } = 128;
+
+    /// <summary>Tokens per sample; null for the default (512, clamped to the model's context).</summary>
+    public int? SeqLen { get; init; }
+
+    public int Seed { get; init; }
+
+    public const int DefaultSeqLen = 512;
+}
+
+/// <summary>The held-out check after writing (docs/recipes.md, "Verification").</summary>
+public sealed record VerificationSettings
+{
+    public bool Enabled { get; init; } = true;
+
+    public string? Data { get; init; }
+
+    /// <summary>Sentences (encoders) or windows (causal LMs); null for the defaults.</summary>
+    public int? Samples { get; init; }
+
+    /// <summary>Tokens per window for causal LMs; null for the default (256, clamped to the model's context).</summary>
+    public int? Length { get; init; }
+
+    public ModelTask? Task { get; init; }
+
+    public const int DefaultLength = 256;
+}

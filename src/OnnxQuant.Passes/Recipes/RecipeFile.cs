@@ -1,0 +1,334 @@
+using System.Text.Json;
+using OnnxQuant.Analysis;
+using OnnxQuant.Awq;
+using OnnxQuant.Passes;
+using OnnxQuant.Passes.W8A8;
+using OnnxQuant.Quantization;
+
+namespace OnnxQuant.Recipes;
+
+/// <summary>
+/// Reads a recipe file (docs/recipes.md) into a <see cref="Recipe"/>, validating every key before any work: an unknown key,
+/// a value of the wrong type or out of range, or a pass list in the wrong order is a usage error naming the key and the
+/// file. <see cref="RecipeWriter"/> writes the canonical form back.
+/// </summary>
+public static class RecipeFile
+{
+    private static readonly JsonDocumentOptions Options = new() { CommentHandling = JsonCommentHandling.Skip, AllowTrailingCommas = true };
+
+    internal static readonly string[] SchemeNames = ["w8a8", "w4", "float"];
+    internal static readonly LinearScheme[] Schemes = [LinearScheme.W8A8, LinearScheme.W4, LinearScheme.Float];
+    internal static readonly string[] FormatNames = ["int8", "dynamic", "qlinear", "qdq"];
+    internal static readonly W8A8Format[] Formats = [W8A8Format.Int8, W8A8Format.Dynamic, W8A8Format.QLinear, W8A8Format.Qdq];
+    internal static readonly string[] ScopeNames = ["all", "norm-inputs"];
+    internal static readonly SmoothingScope[] Scopes = [SmoothingScope.All, SmoothingScope.NormInputs];
+    internal static readonly string[] TaskNames = ["causal-lm", "encoder"];
+    internal static readonly ModelTask[] Tasks = [ModelTask.CausalLm, ModelTask.Encoder];
+
+    /// <summary>Reads and validates <paramref name="path"/>; relative paths inside resolve against its folder.</summary>
+    public static Recipe Read(string path)
+    {
+        string text;
+        try
+        {
+            text = File.ReadAllText(path);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw new OnnxQuantException(path, $"cannot be read: {e.Message}", ExitCode.BadInput, e);
+        }
+        return Parse(text, path);
+    }
+
+    /// <summary>Parses recipe text; <paramref name="path"/> names the file in errors and anchors relative paths.</summary>
+    public static Recipe Parse(string text, string path)
+    {
+        string folder = Path.GetDirectoryName(Path.GetFullPath(path)) ?? ".";
+        try
+        {
+            using var document = JsonDocument.Parse(text, Options);
+            return Parse(new JsonFields(document.RootElement, ""), folder);
+        }
+        catch (JsonException e)
+        {
+            throw new OnnxQuantException(path, $"is not valid JSON: {e.Message}", ExitCode.Usage, e);
+        }
+        catch (RecipeError e)
+        {
+            throw new OnnxQuantException(path, $"is not a valid recipe: {e.Message} (docs/recipes.md lists the keys)", ExitCode.Usage, e);
+        }
+    }
+
+    private static Recipe Parse(JsonFields root, string folder)
+    {
+        int version = root.Int("recipe", int.MinValue, int.MaxValue) ?? throw new RecipeError("recipe", "is missing: write \"recipe\": 1");
+        if (version != Recipe.Version)
+            throw new RecipeError("recipe", $"must be {Recipe.Version} (got {version}): this onnxquant reads recipe version {Recipe.Version}");
+        var entries = root.Array("passes");
+        if (entries.Count == 0)
+            throw new RecipeError("passes", "must list at least one pass");
+        var passes = entries.Select((e, i) => ReadPass(new JsonFields(e, $"passes[{i}]"))).ToList();
+        CheckOrder(passes);
+        var linears = ReadLinears(root.Object("linears"), passes);
+        var calibration = ReadCalibration(root.Object("calibration"), folder);
+        var verification = ReadVerification(root.Object("verification"), folder);
+        var gates = ReadGates(root.Object("gates"));
+        root.Done();
+        if (gates.Any && !verification.Enabled)
+            throw new RecipeError(GateBounds.RecipeKey(gates.Given[0].Gate), "needs verification, but verification.enabled is false: a gate that cannot be measured is not a pass");
+        return new Recipe(passes, linears, calibration, verification, gates);
+    }
+
+    private static PassSpec ReadPass(JsonFields f)
+    {
+        string name = f.String("pass") ?? throw new RecipeError(f.KeyPath("pass"), "is missing: name the pass (fold-weights, smoothquant, w8a8, awq, w4-rewrite, embeddings)");
+        PassSpec spec = name switch
+        {
+            "fold-weights" => new FoldWeightsSpec(new LinearSelection()),
+            "smoothquant" => new SmoothQuantSpec(ReadSmoothQuant(f)),
+            "w8a8" => new W8A8RewriteSpec(ReadW8A8(f), new LinearSelection()),
+            "awq" => new AwqSpec(ReadAwq(f)),
+            "w4-rewrite" => new W4RewriteSpec(ReadW4(f)),
+            "embeddings" => ReadEmbeddings(f),
+            _ => throw new RecipeError(f.KeyPath("pass"), $"must be one of \"fold-weights\", \"smoothquant\", \"w8a8\", \"awq\", \"w4-rewrite\", \"embeddings\" (got \"{name}\")"),
+        };
+        f.Done();
+        return spec;
+    }
+
+    private static SmoothQuantOptions ReadSmoothQuant(JsonFields f)
+    {
+        float? alpha = f.Get("alpha") switch
+        {
+            null => null,
+            { ValueKind: JsonValueKind.String } s when s.GetString() == "auto" => null,
+            _ => (float)f.Number("alpha", 0, 1)!.Value,
+        };
+        var grid = f.Array("alphaGrid").Select((e, i) => e.ValueKind == JsonValueKind.Number && e.GetDouble() is >= 0 and <= 1
+            ? (float)e.GetDouble()
+            : throw new RecipeError($"{f.KeyPath("alphaGrid")}[{i}]", $"must be a number between 0 and 1 (got {JsonFields.Describe(e)})")).ToList();
+        return new SmoothQuantOptions
+        {
+            Alpha = alpha,
+            AlphaGrid = grid.Count > 0 ? grid : null,
+            InsertMul = f.Bool("insertMul", false),
+            Scope = f.Choice("scope", ScopeNames, Scopes) ?? SmoothingScope.All,
+        };
+    }
+
+    private static W8A8Options ReadW8A8(JsonFields f)
+    {
+        var defaults = new W8A8Options();
+        var options = new W8A8Options
+        {
+            Format = f.Choice("format", FormatNames, Formats) ?? defaults.Format,
+            ReducedRangeWeights = f.Bool("reducedRange", defaults.ReducedRangeWeights),
+            UnsignedActivations = f.Bool("uint8Activations", defaults.UnsignedActivations),
+            MaxFloatChannels = f.Int("maxFloatChannels", 0, 64) ?? defaults.MaxFloatChannels,
+            AbsorbSmoothingMul = f.Bool("absorbSmoothingMul", defaults.AbsorbSmoothingMul),
+            OutputRangeMargin = (float)(f.Number("outputRangeMargin", 1, 16) ?? defaults.OutputRangeMargin),
+            FloatOutlierThreshold = ReadFloatOutliers(f),
+        };
+        if (options is { UnsignedActivations: true, Format: W8A8Format.Qdq })
+            throw new RecipeError(f.KeyPath("uint8Activations"), "is not available with format \"qdq\"");
+        // The float channels sit beside a static int8 product: int8 and qlinear have one, dynamic and qdq do not.
+        if (options.FloatOutlierThreshold is not null && options.Format is not (W8A8Format.Int8 or W8A8Format.QLinear))
+            throw new RecipeError(f.KeyPath("floatOutliers"), $"needs format \"int8\" or \"qlinear\" (float channels beside a static int8 product); format \"{Pick(FormatNames, Formats, options.Format)}\" has none");
+        return options;
+    }
+
+    private static float? ReadFloatOutliers(JsonFields f)
+    {
+        if (f.Number("floatOutliers", 0, float.MaxValue) is not { } threshold)
+            return null;
+        if (threshold <= 0)
+            throw new RecipeError(f.KeyPath("floatOutliers"), "must be a positive threshold on max |x| (got 0); bitsandbytes uses 6.0, null turns it off");
+        return (float)threshold;
+    }
+
+    private static AwqPassOptions ReadAwq(JsonFields f)
+    {
+        var defaults = new AwqOptions();
+        var search = new AwqOptions
+        {
+            GridPoints = f.Int("gridPoints", 1, 1000) ?? defaults.GridPoints,
+            DuoScaling = f.Bool("duoScaling", defaults.DuoScaling),
+            Clip = f.Bool("clip", defaults.Clip),
+            ClipSteps = f.Int("clipSteps", 1, 1000) ?? defaults.ClipSteps,
+            MaxShrink = (float)(f.Number("maxShrink", 0.001, 0.999) ?? defaults.MaxShrink),
+            MaxRows = f.Int("maxRows", 1, 1_000_000) ?? defaults.MaxRows,
+        };
+        var passDefaults = new AwqPassOptions();
+        return new AwqPassOptions
+        {
+            Search = search,
+            InsertMul = f.Bool("insertMul", passDefaults.InsertMul),
+            BlockLoss = f.Bool("blockLoss", passDefaults.BlockLoss),
+        };
+    }
+
+    private static W4RewriteOptions ReadW4(JsonFields f)
+    {
+        int block = f.Int("blockSize", 32, 256) ?? new Int4QuantOptions().BlockSize;
+        if (block is not (32 or 64 or 128 or 256))
+            throw new RecipeError(f.KeyPath("blockSize"), $"must be 32, 64, 128 or 256 (got {block})");
+        return new W4RewriteOptions
+        {
+            Quantization = new Int4QuantOptions { BlockSize = block, Scheme = f.Bool("symmetric", false) ? Int4Scheme.Symmetric : Int4Scheme.Asymmetric },
+            AccuracyLevel = f.Int("accuracyLevel", 0, 4) ?? 0,
+        };
+    }
+
+    private static EmbeddingHeadSpec ReadEmbeddings(JsonFields f)
+    {
+        int? bits = ReadTableBits(f, "bits");
+        int? headBits = ReadTableBits(f, "lmHeadBits");
+        int block = f.Int("blockSize", 16, 256) ?? new EmbeddingHeadOptions().BlockSize;
+        if (!Int4QuantOptions.IsValidBlockSize(block))
+            throw new RecipeError(f.KeyPath("blockSize"), $"must be 16, 32, 64, 128 or 256 (got {block})");
+        bool symmetric = f.Bool("symmetric", false);
+        int level = f.Int("accuracyLevel", 0, 4) ?? 0;
+        var spec = RecipePresets.Embeddings(bits, headBits, block, symmetric, level);
+        if (spec is not null)
+            return spec;
+        f.Done(); // a misspelt "bits" is the likelier mistake: name it first
+        throw new RecipeError(f.KeyPath("bits"), "and lmHeadBits are both null, so the pass would do nothing: give bits (token embeddings, 4 or 8) or lmHeadBits (the LM head, with linears.includeLmHead)");
+    }
+
+    private static int? ReadTableBits(JsonFields f, string key)
+    {
+        int? bits = f.Int(key, int.MinValue, int.MaxValue);
+        if (bits is not (null or 4 or 8))
+            throw new RecipeError(f.KeyPath(key), $"must be 4, 8 or null (got {bits})");
+        return bits;
+    }
+
+    // fold-weights first; each pass once; each search before the rewrite it measures for.
+    private static void CheckOrder(List<PassSpec> passes)
+    {
+        if (passes[0] is not FoldWeightsSpec)
+            throw new RecipeError("passes[0].pass", $"must be \"fold-weights\" (the rewrites compute with folded weight chains; got \"{passes[0].Name}\")");
+        for (int i = 0; i < passes.Count; i++)
+        {
+            int first = passes.FindIndex(p => p.Name == passes[i].Name);
+            if (first != i)
+                throw new RecipeError($"passes[{i}].pass", $"repeats \"{passes[i].Name}\" (already passes[{first}]); each pass runs at most once");
+        }
+        int Index(string name) => passes.FindIndex(p => p.Name == name);
+        if (Index("smoothquant") is >= 0 and var s && Index("w8a8") is >= 0 and var w && w < s)
+            throw new RecipeError($"passes[{s}].pass", "\"smoothquant\" must come before \"w8a8\" (it measures the error of that rewrite)");
+        if (Index("awq") is >= 0 and var a)
+        {
+            int r = Index("w4-rewrite");
+            if (r < 0 || r < a)
+                throw new RecipeError($"passes[{a}].pass", "\"awq\" must be followed by \"w4-rewrite\" (it searches scales for that rewrite)");
+        }
+        // The embeddings pass runs last: the linears' passes leave the head at its own bits, and the embedding it may share, alone.
+        if (Index("embeddings") is >= 0 and var e && e != passes.Count - 1)
+            throw new RecipeError($"passes[{e}].pass", $"\"embeddings\" must be the last pass (after \"{passes[^1].Name}\")");
+        // --float-outliers' channels are chosen by the smoothing pass, which hands them to the rewrite.
+        if (passes.FindIndex(p => p is W8A8RewriteSpec { Options.FloatOutlierThreshold: not null }) is >= 0 and var o && Index("smoothquant") < 0)
+            throw new RecipeError($"passes[{o}].floatOutliers", "is applied by the \"smoothquant\" pass, which this recipe lacks: add one before \"w8a8\", or set floatOutliers to null");
+    }
+
+    private static LinearAssignment ReadLinears(JsonFields? f, List<PassSpec> passes)
+    {
+        bool Has(LinearScheme scheme) => scheme switch
+        {
+            LinearScheme.W8A8 => passes.Any(p => p is W8A8RewriteSpec or SmoothQuantSpec),
+            LinearScheme.W4 => passes.Any(p => p is W4RewriteSpec),
+            _ => true,
+        };
+        var present = Schemes.Where(s => s != LinearScheme.Float && Has(s)).ToList();
+        LinearScheme? given = f?.Choice("default", SchemeNames, Schemes);
+        if (given is null && present.Count > 1)
+            throw new RecipeError("linears.default", "is missing: with both a w8a8 and a w4 rewrite, say which scheme linears no override matches get (\"w8a8\", \"w4\" or \"float\")");
+        var fallback = given ?? (present.Count == 1 ? present[0] : LinearScheme.Float);
+        if (!Has(fallback))
+            throw new RecipeError("linears.default", $"is \"{Name(fallback)}\", but no pass in \"passes\" applies it");
+        var overrides = new List<SchemeOverride>();
+        var entries = f?.Array("overrides") ?? [];
+        for (int i = 0; i < entries.Count; i++)
+        {
+            var o = new JsonFields(entries[i], $"linears.overrides[{i}]");
+            string? pattern = o.String("match");
+            LinearScheme? scheme = o.Choice("scheme", SchemeNames, Schemes);
+            o.Done();
+            string match = pattern ?? throw new RecipeError(o.KeyPath("match"), "is missing: a glob (*, ?) or /regex/ over node names");
+            var target = scheme ?? throw new RecipeError(o.KeyPath("scheme"), "is missing: \"w8a8\", \"w4\" or \"float\"");
+            try
+            {
+                _ = new LinearSelection([match]);
+            }
+            catch (OnnxQuantException e)
+            {
+                throw new RecipeError(o.KeyPath("match"), $"is not a valid pattern: {e.Message}");
+            }
+            if (!Has(target))
+                throw new RecipeError(o.KeyPath("scheme"), $"is \"{Name(target)}\", but no pass in \"passes\" applies it");
+            overrides.Add(new SchemeOverride(match, target));
+        }
+        bool lmHead = f?.Bool("includeLmHead", false) ?? false;
+        f?.Done();
+        if (!lmHead && passes.FindIndex(p => p is EmbeddingHeadSpec { LmHeadBits: not null }) is >= 0 and var head)
+            throw new RecipeError($"passes[{head}].lmHeadBits", "gives the LM head its own bits, but linears.includeLmHead is false: set it to true, or lmHeadBits to null");
+        return new LinearAssignment(fallback, lmHead, overrides);
+    }
+
+    private static CalibrationSettings ReadCalibration(JsonFields? f, string folder)
+    {
+        if (f is null)
+            return new CalibrationSettings();
+        var data = f.Array("data").Select((e, i) => e.ValueKind == JsonValueKind.String && e.GetString() is { Length: > 0 } s
+            ? Path.GetFullPath(s, folder)
+            : throw new RecipeError($"calibration.data[{i}]", $"must be a file path (got {JsonFields.Describe(e)})")).ToList();
+        var settings = new CalibrationSettings
+        {
+            Data = data,
+            Stats = f.String("stats") is { } stats ? Path.GetFullPath(stats, folder) : null,
+            Tokenizer = f.String("tokenizer") is { } tokenizer ? Path.GetFullPath(tokenizer, folder) : null,
+            Samples = f.Int("samples", 1, 1_000_000) ?? 128,
+            SeqLen = f.Int("seqLen", 2, 1 << 20),
+            Seed = f.Int("seed", int.MinValue, int.MaxValue) ?? 0,
+        };
+        f.Done();
+        if (settings.Stats is not null && settings.Data.Count > 0)
+            throw new RecipeError("calibration.stats", "and calibration.data both name statistics' source; give one");
+        return settings;
+    }
+
+    private static VerificationSettings ReadVerification(JsonFields? f, string folder)
+    {
+        if (f is null)
+            return new VerificationSettings();
+        var settings = new VerificationSettings
+        {
+            Enabled = f.Bool("enabled", true),
+            Data = f.String("data") is { } data ? Path.GetFullPath(data, folder) : null,
+            Samples = f.Int("samples", 1, 1_000_000),
+            Length = f.Int("length", 2, 1 << 20),
+            Task = f.Choice("task", TaskNames, Tasks),
+        };
+        f.Done();
+        return settings;
+    }
+
+    private static GateBounds ReadGates(JsonFields? f)
+    {
+        if (f is null)
+            return GateBounds.None;
+        var gates = new GateBounds
+        {
+            MaxPplIncrease = f.Number("maxPplIncrease", -100, double.MaxValue),
+            MinCosine = f.Number("minCosine", -1, 1),
+            MinTop1 = f.Number("minTop1", 0, 100),
+        };
+        f.Done();
+        return gates;
+    }
+
+    private static string Pick<T>(string[] names, T[] values, T value) where T : struct => names[Array.IndexOf(values, value)];
+
+    /// <summary>"w8a8", "w4" or "float", as a recipe spells the scheme.</summary>
+    public static string Name(LinearScheme scheme) => SchemeNames[Array.IndexOf(Schemes, scheme)];
+}

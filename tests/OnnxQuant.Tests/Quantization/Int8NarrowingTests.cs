@@ -1,0 +1,27 @@
+using OnnxQuant.Quantization;
+
+namespace OnnxQuant.Tests.Quantization;
+
+/// <summary>The vectorised float -> int8 narrowing gives the codes a scalar round-and-clamp gives, in the vector body and the tail.</summary>
+public class Int8NarrowingTests
+{
+    [Theory]
+    [InlineData(64, 75, false)]  // 2 vectors of 32 and a tail of 11 per row
+    [InlineData(40, 1000, true)]
+    public void PerChannelCodesEqualScalarRounding(int k, int n, bool reducedRange)
+    {
+        var w = QuantTestData.Weight(k, n, seed: n);
+        var q = Int8Quantizer.QuantizePerChannel(w, k, n, reducedRange);
+        int max = Int8Quantizer.MaxCode(reducedRange);
+        int nonZero = 0;
+        for (int r = 0; r < k; r++)
+            for (int j = 0; j < n; j++)
+            {
+                float expected = Math.Clamp(MathF.Round(w[r * n + j] * (1f / q.Scales[j])), -max, max);
+                Assert.Equal((sbyte)expected, q.Values[r * n + j]);
+                if (expected != 0) nonZero++;
+            }
+        Assert.True(nonZero > k * n / 2, $"only {nonZero} non-zero codes");
+        Assert.Equal(max, q.Values.Max(v => Math.Abs((int)v)));
+    }
+}
