@@ -81,7 +81,9 @@ public static class AwqCommand
         var groupSize = new Option<int>("--group-size") { Description = "Weights per 4-bit block along K: 32, 64, 128 or 256.", DefaultValueFactory = _ => 128 };
         var symmetric = new Option<bool>("--symmetric") { Description = "Symmetric blocks (implicit zero point 8) instead of asymmetric with zero points." };
         var accuracy = new Option<int>("--accuracy-level") { Description = "MatMulNBits accuracy_level: 0 unset, 1 fp32, 2 fp16, 3 bf16, 4 int8 compute.", DefaultValueFactory = _ => 0 };
-        var lmHead = new Option<bool>("--include-lm-head") { Description = "Quantize the output projection (lm_head) too." };
+        var lmHead = new Option<bool>("--include-lm-head") { Description = "Quantize the output projection (lm_head) too, round-to-nearest at --lm-head-bits." };
+        var lmHeadBits = new Option<int>("--lm-head-bits") { Description = "Bits of the LM head with --include-lm-head: 8 (default; a 4-bit head is the usual cause of a model repeating itself) or 4. MatMulNBits either way.", DefaultValueFactory = _ => 8 };
+        var embeddingBits = new Option<int?>("--quantize-embeddings") { Description = "Store the token embedding as 4- or 8-bit blocks (com.microsoft GatherBlockQuantized); a tied LM head at the same bits shares them." };
         var exclude = new Option<string[]>("--exclude") { Description = "Keep linears whose node name matches in floating point: globs (*, ?) or /regex/.", AllowMultipleArgumentsPerToken = true };
         var noClip = new Option<bool>("--no-clip") { Description = "Skip AWQ's per-block clip search (on by default: it lowered held-out error on MiniLM and tiny-llama)." };
         var clip = new Option<bool>("--clip") { Description = "Run the clip search (the default; accepted so scripts can say so)." };
@@ -97,8 +99,8 @@ public static class AwqCommand
         var printRecipe = new Option<bool>("--print-recipe") { Description = "Print the recipe this command line amounts to (docs/recipes.md) and stop; `onnxquant run` on it writes the same model." };
         var command = new Command("awq", "Quantize weights to 4 bits (MatMulNBits, W4A16) with activation-aware scaling (AWQ) or round-to-nearest.")
         {
-            model, output, method, groupSize, symmetric, accuracy, lmHead, exclude, clip, noClip, duo, noDuo, blockLoss, grid, actOrder, noActOrder, damp, bitsBudget, maxSize,
-            target, device, threads, json,
+            model, output, method, groupSize, symmetric, accuracy, lmHead, lmHeadBits, embeddingBits, exclude, clip, noClip, duo, noDuo, blockLoss, grid,
+            actOrder, noActOrder, damp, bitsBudget, maxSize, target, device, threads, json,
         };
         foreach (var option in calibrationArguments.All.Concat(verification.All).Concat(gates.All).Append(printRecipe))
             command.Options.Add(option);
@@ -132,6 +134,11 @@ public static class AwqCommand
                 throw new OnnxQuantException(null, "--damp is a GPTQ option; give --method gptq or awq-gptq with it", ExitCode.Usage);
             var budget = Budget(parse.GetValue(bitsBudget), parse.GetValue(maxSize));
             var session = new SessionSettings { Device = parse.GetValue(device), Threads = Math.Max(0, parse.GetValue(threads)), Verbose = parse.GetValue(context.Verbose) };
+            int headBits = parse.GetValue(lmHeadBits);
+            if (headBits is not (4 or 8))
+                throw new OnnxQuantException(null, $"--lm-head-bits must be 4 or 8 (got {headBits.ToString(CultureInfo.InvariantCulture)})", ExitCode.Usage);
+            if (parse.GetValue(embeddingBits) is { } eb && eb is not (4 or 8))
+                throw new OnnxQuantException(null, $"--quantize-embeddings must be 4 or 8 (got {eb.ToString(CultureInfo.InvariantCulture)})", ExitCode.Usage);
             _ = new LinearSelection(parse.GetValue(exclude)); // a bad pattern is a usage error before anything else
             var quant = new Int4QuantOptions { BlockSize = block, Scheme = parse.GetValue(symmetric) ? Int4Scheme.Symmetric : Int4Scheme.Asymmetric };
 
@@ -148,8 +155,11 @@ public static class AwqCommand
                 BlockLoss = parse.GetValue(blockLoss),
             } : null;
             // GPTQ and a bits budget calibrate with more rows (the recipe's calibration.sampleRows; Recipe.SampleRows).
-            var recipe = RecipePresets.Awq(parse.GetValue(exclude) ?? [], parse.GetValue(lmHead), rewrite, search, budget,
-                calibrationArguments.Settings(parse), verification.Settings(parse), gates.Bounds(parse));
+            // An included head gets its own bits in the embeddings pass (8 by default), not the linears' 4.
+            bool includeHead = parse.GetValue(lmHead);
+            var tables = RecipePresets.Embeddings(parse.GetValue(embeddingBits), includeHead ? headBits : null, block, quant.Scheme == Int4Scheme.Symmetric, level);
+            var recipe = RecipePresets.Awq(parse.GetValue(exclude) ?? [], includeHead, rewrite, search, budget,
+                calibrationArguments.Settings(parse), verification.Settings(parse), gates.Bounds(parse), tables);
             if (parse.GetValue(printRecipe))
             {
                 context.Out.WriteLine(RecipeWriter.Format(recipe));

@@ -29,6 +29,9 @@ public sealed record AwqSummary(
     /// <summary>The mixed precision plan's budget and outcome; null without --bits-budget / --max-size.</summary>
     public MixedPrecisionSummary? MixedPrecision { get; init; }
 
+    /// <summary>The token embeddings and LM head the embeddings pass handled (empty when it did not run).</summary>
+    public IReadOnlyList<QuantizedTable> Tables { get; init; } = [];
+
     /// <summary>The accuracy gates given and their verdicts (empty when none).</summary>
     public IReadOnlyList<GateResult> Gates { get; init; } = [];
 
@@ -47,7 +50,10 @@ public sealed record AwqSummary(
         double? perParamRow = search?.Result.Metrics.GetValueOrDefault("seconds_per_parameter_row");
         double? searchedParams = search?.Result.Metrics.GetValueOrDefault("searched_parameters");
         double? searchSeconds = search?.Result.Metrics.GetValueOrDefault("search_seconds");
-        var kept = linears.Where(d => !d.Quantized)
+        var tables = outcome.Analyses.Find<EmbeddingReport>()?.Tables ?? [];
+        // A head the embeddings pass quantized counts as quantized, not as kept.
+        var ownHeads = tables.Where(t => t.Role == TableRole.LmHead && t.Quantized).Select(t => t.Node).ToHashSet(StringComparer.Ordinal);
+        var kept = linears.Where(d => !d.Quantized && !(d.Scope is null && d.Reason == KeepReason.LmHeadOwnBits && ownHeads.Contains(d.Linear)))
             .Select(d => new KeptLinear(d.Scope is null ? d.Linear : $"{d.Scope}/{d.Linear}", d.Reason, d.Detail is null ? KeepReasons.Describe(d.Reason) : $"{KeepReasons.Describe(d.Reason)}: {d.Detail}"))
             .ToList();
         var plan = outcome.Analyses.Find<BitsPlan>();
@@ -64,7 +70,7 @@ public sealed record AwqSummary(
             plan.BudgetBytes, plan.PlannedBytes, plan.AverageBits, plan.Bits.Values.Count(b => b == 4), plan.Bits.Values.Count(b => b == 8),
             plan.Bits.Values.Count(b => b == BitsPlan.Float), planStep.Elapsed.TotalSeconds);
         return new AwqSummary(model, output, method.Word(), quant.BlockSize, quant.Scheme.ToString().ToLowerInvariant(), accuracyLevel,
-            outcome.Before.TotalBytes, bytesAfter, linears.Count(d => d.Quantized), kept.Count,
+            outcome.Before.TotalBytes, bytesAfter, linears.Count(d => d.Quantized) + ownHeads.Count, kept.Count,
             outcome.Calibration.Result?.Elapsed.TotalSeconds, search?.Elapsed.TotalSeconds ?? 0, rewrite.Elapsed.TotalSeconds, outcome.CompileSeconds,
             groups.Count, outcome.Analyses.Find<AwqReport>()?.Decisions.Count(d => d.IsScaled) ?? 0,
             searchedParams > 0 ? searchSeconds / searchedParams * 1e6 : null,
@@ -75,6 +81,7 @@ public sealed record AwqSummary(
             Linears = bits,
             GptqSeconds = rewrite.Result.Metrics.GetValueOrDefault("gptq_seconds"),
             MixedPrecision = mixed,
+            Tables = tables,
             Gates = outcome.Gates,
         };
     }
@@ -85,6 +92,7 @@ public sealed record AwqSummary(
         string F(double v, string format) => v.ToString(format, inv);
         console.MarkupLineInterpolated($"[bold]{s.Model}[/] -> [bold]{s.Output}[/]: {s.Method}, 4-bit {s.Scheme} blocks of {s.GroupSize}, accuracy_level {s.AccuracyLevel}");
         console.MarkupLineInterpolated($"{s.QuantizedLinears} of {s.QuantizedLinears + s.KeptLinears} MatMul/Gemm to MatMulNBits{KeptSummary.Text(s.Kept)}");
+        TableLines.Print(console, s.Tables);
         console.MarkupLineInterpolated($"size {Mb(s.BytesBefore)} -> {Mb(s.BytesAfter)} ({F((double)s.BytesAfter / s.BytesBefore, "P0")})");
         string calibration = s.CalibrationSeconds is { } c ? $"calibration {F(c, "0.0")} s, " : "";
         console.MarkupLineInterpolated($"time: {calibration}search {F(s.SearchSeconds, "0.0")} s, rewrite {F(s.RewriteSeconds, "0.0")} s, total {F(s.TotalSeconds, "0.0")} s");

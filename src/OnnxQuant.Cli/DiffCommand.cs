@@ -80,7 +80,7 @@ public static class DiffCommand
             if (parse.GetValue(json))
             {
                 JsonOutput.Write(context.Out, new DiffReport(raw.Before, raw.After, linears.Linears, linears.ComputedProducts, linears.Graph,
-                    withNodes ? raw : null, errors, exclude) { Provenance = provenance });
+                    withNodes ? raw : null, errors, exclude) { Embeddings = linears.Embeddings, Provenance = provenance });
                 return (int)ExitCode.Ok;
             }
             var console = context.CreateConsole();

@@ -12,6 +12,9 @@ namespace OnnxQuant.Cli;
 public sealed record DiffReport(ModelFiles Before, ModelFiles After, IReadOnlyList<LinearChange> Linears, IReadOnlyList<string> ComputedProducts,
     GraphChanges Graph, ModelDiff? Nodes, NumericDiffReport? Numeric, string? KeepWorstInFloat)
 {
+    /// <summary>Token embeddings and their form after (GatherBlockQuantized bits, block, bytes, a shared head).</summary>
+    public IReadOnlyList<EmbeddingChange> Embeddings { get; init; } = [];
+
     /// <summary>The onnxquant.* provenance entries of both models side by side (docs/recipes.md).</summary>
     public IReadOnlyList<OnnxQuant.Recipes.ProvenanceChange> Provenance { get; init; } = [];
 }

@@ -43,6 +43,8 @@ public static class InspectPrinter
             console.Write(linears);
         }
         console.WriteLine(SummaryLine(s));
+        foreach (var e in s.Embeddings)
+            console.WriteLine($"token embedding {e.Table} [{e.Rows}x{e.Width}]: {e.Form}{(e.BlockSize is { } b ? $", blocks of {b}" : "")}, {Format.Bytes(e.Bytes)}");
         if (s.Provenance.Count > 0)
         {
             var provenance = new Table().Border(TableBorder.Simple).Title("provenance (metadata_props)").AddColumns("key", "value");

@@ -35,7 +35,20 @@ public static class LinearDiffPrinter
         console.Write(table);
         if (d.ComputedProducts.Count > 0)
             console.WriteLine($"not listed: {d.ComputedProducts.Count} products of two activations (attention), which have no weight: {Format.Names(d.ComputedProducts, 4)}");
+        PrintEmbeddings(console, d.Embeddings);
         PrintGraph(console, d.Graph, d.Linears.Sum(r => r.BytesDelta));
+    }
+
+    // "token embedding embed_tokens.weight [30522x384] float32 44.7 MB -> GatherBlockQuantized 4-bit g64 asym 6.0 MB".
+    private static void PrintEmbeddings(IAnsiConsole console, IReadOnlyList<EmbeddingChange> embeddings)
+    {
+        foreach (var e in embeddings)
+        {
+            string after = e.Bits is { } bits
+                ? $"{e.OpAfter} {bits}-bit g{e.BlockSize} {(e.ZeroPoints ? "asym" : "sym")} {Format.Bytes(e.BytesAfter)}" + (e.SharedWith is null ? "" : $", codes shared with {e.SharedWith}")
+                : $"{e.OpAfter} (float) {Format.Bytes(e.BytesAfter)}";
+            console.WriteLine($"token embedding {e.Table} [{e.Rows}x{e.Width}] {e.Dtype} {Format.Bytes(e.BytesBefore)} -> {after}");
+        }
     }
 
     private static void PrintGraph(IAnsiConsole console, GraphChanges g, long rowsDelta)

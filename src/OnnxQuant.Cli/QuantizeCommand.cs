@@ -74,7 +74,7 @@ internal static class QuantizeCommand
         // Fail in the first second, not after calibration: unwritable output, or an output that is one of the inputs.
         OutputPaths.CheckModel(job.OutPath, loaded, [.. recipe.Calibration.Data, recipe.Calibration.Stats, recipe.Verification.Data]);
         var pipeline = recipe.Pipeline();
-        var table = LinearAnalysis.Analyze(loaded.Graph, recipe.Linears.Quantized());
+        var table = LinearAnalysis.Analyze(loaded.Graph, recipe.QuantizedLinears());
         EnsureNoOverlap(job, table);
         bool rewrites = pipeline.Passes.Any(p => p is W8A8RewriteSpec or W4RewriteSpec);
         int quantizedOps = loaded.Graph.Nodes.Count(LinearAnalysis.IsQuantizedLinearOp);

@@ -34,6 +34,8 @@ public static class SmoothCommand
         var reducedRange = new Option<bool>("--reduced-range") { Description = "7-bit weights (±63): exact on CPUs without VNNI, whose int8 kernel saturates 16-bit pair sums with full-range weights." };
         var unsigned = new Option<bool>("--uint8-activations") { Description = "uint8 activations (zero point 128) for ONNX Runtime's fast CPU kernels (int8 x int8 MatMulInteger is slow there); the CUDA EP runs int8 activations only." };
         var target = TargetOption.Create();
+        var floatOutliers = new Option<float?>("--float-outliers") { Description = "LLM.int8()'s rule: keep every activation channel whose calibrated max |x| exceeds this threshold (bitsandbytes uses 6.0) in floating point, instead of up to 4 channels where they halve the error. int8 and qlinear formats." };
+        var embeddingBits = new Option<int?>("--quantize-embeddings") { Description = "Store the token embedding as 4- or 8-bit blocks (com.microsoft GatherBlockQuantized, blocks of 128 or fewer)." };
         var device = new Option<ExecutionDevice>("--device") { Description = "auto tries CUDA and falls back to the CPU; cpu never touches CUDA.", DefaultValueFactory = _ => ExecutionDevice.Auto };
         var threads = new Option<int>("--threads") { Description = "ONNX Runtime threads (0: one per core).", DefaultValueFactory = _ => 0 };
         var json = CliContext.JsonOption();
@@ -41,7 +43,7 @@ public static class SmoothCommand
         var printRecipe = new Option<bool>("--print-recipe") { Description = "Print the recipe this command line amounts to (docs/recipes.md) and stop; `onnxquant run` on it writes the same model." };
         var command = new Command("smooth", "SmoothQuant W8A8: migrate activation outliers into the weights, then quantize weights and activations to int8.")
         {
-            model, output, noQuantize, alpha, format, insertMul, scope, exclude, lmHead, reducedRange, unsigned,
+            model, output, noQuantize, alpha, format, insertMul, scope, exclude, lmHead, reducedRange, unsigned, floatOutliers, embeddingBits,
             target, device, threads, json,
         };
         foreach (var option in calibrationArguments.All.Concat(verification.All).Concat(gates.All).Append(printRecipe))
@@ -58,12 +60,16 @@ public static class SmoothCommand
                 throw new OnnxQuantException(o, "is the input model; write the result to another file", ExitCode.Usage);
             var session = new SessionSettings { Device = parse.GetValue(device), Threads = Math.Max(0, parse.GetValue(threads)), Verbose = parse.GetValue(context.Verbose) };
             var chosenTarget = parse.GetValue(target);
+            // --target picks the form its provider runs; an explicit --format or --uint8-activations still wins.
+            var chosenFormat = chosenTarget is { } t && !ContextLengths.Explicit(parse, format) ? DeploymentTargets.Format(t) : parse.GetValue(format);
+            var outlierThreshold = parse.GetValue(floatOutliers);
+            CheckFloatOutliers(outlierThreshold, chosenFormat, quantize, noSmoothing);
             var w8a8 = new W8A8Options
             {
-                // --target picks the form its provider runs; an explicit --format or --uint8-activations still wins.
-                Format = chosenTarget is { } t && !ContextLengths.Explicit(parse, format) ? DeploymentTargets.Format(t) : parse.GetValue(format),
+                Format = chosenFormat,
                 ReducedRangeWeights = parse.GetValue(reducedRange),
                 UnsignedActivations = chosenTarget is { } u && !ContextLengths.Explicit(parse, unsigned) ? DeploymentTargets.UnsignedActivations(u) : parse.GetValue(unsigned),
+                FloatOutlierThreshold = outlierThreshold,
             };
             _ = new LinearSelection(parse.GetValue(exclude)); // a bad pattern is a usage error before anything else
 
@@ -73,8 +79,11 @@ public static class SmoothCommand
                 InsertMul = parse.GetValue(insertMul) ?? quantize,
                 Scope = parse.GetValue(scope),
             };
+            if (parse.GetValue(embeddingBits) is { } eb && eb is not (4 or 8))
+                throw new OnnxQuantException(null, $"--quantize-embeddings must be 4 or 8 (got {eb.ToString(CultureInfo.InvariantCulture)})", ExitCode.Usage);
             var recipe = RecipePresets.Smooth(parse.GetValue(exclude) ?? [], parse.GetValue(lmHead), smoothing, quantize ? w8a8 : null,
-                calibrationArguments.Settings(parse), verification.Settings(parse), gates.Bounds(parse));
+                calibrationArguments.Settings(parse), verification.Settings(parse), gates.Bounds(parse),
+                RecipePresets.Embeddings(parse.GetValue(embeddingBits), lmHeadBits: null));
             if (parse.GetValue(printRecipe))
             {
                 context.Out.WriteLine(RecipeWriter.Format(recipe));
@@ -105,6 +114,21 @@ public static class SmoothCommand
     {
         string folder = Path.GetDirectoryName(Path.GetFullPath(modelPath)) ?? ".";
         return Path.Combine(folder, Path.GetFileNameWithoutExtension(modelPath) + (quantize ? ".sq.onnx" : ".smoothed.onnx"));
+    }
+
+    // The float channels are emitted beside a static int8 product only (int8, qlinear), and chosen by the smoothing pass.
+    private static void CheckFloatOutliers(float? threshold, W8A8Format format, bool quantize, bool noSmoothing)
+    {
+        if (threshold is not { } t)
+            return;
+        if (!float.IsFinite(t) || t <= 0)
+            throw new OnnxQuantException(null, $"--float-outliers must be a positive threshold on max |x| (got {t.ToString(CultureInfo.InvariantCulture)}); bitsandbytes uses 6.0", ExitCode.Usage);
+        if (!quantize)
+            throw new OnnxQuantException(null, "--float-outliers chooses channels of the W8A8 graph; drop --no-quantize or the option", ExitCode.Usage);
+        if (format is not (W8A8Format.Int8 or W8A8Format.QLinear))
+            throw new OnnxQuantException(null, $"--float-outliers needs --format int8 or qlinear (float channels beside a static int8 product); --format {format.ToString().ToLowerInvariant()} has none", ExitCode.Usage);
+        if (noSmoothing)
+            throw new OnnxQuantException(null, "--float-outliers is applied by the smoothing pass; use --alpha auto or a fixed alpha instead of --alpha none", ExitCode.Usage);
     }
 
     private static float? ParseAlpha(string text)

@@ -17,6 +17,12 @@ public sealed record SmoothSummary(
     /// <summary>Every MatMul/Gemm of the input model: quantized + kept add up to it when the rewrite ran.</summary>
     public int Linears { get; init; }
 
+    /// <summary>--float-outliers: channels whose calibrated max |x| exceeds it are in float (each group's FloatChannels); null when off.</summary>
+    public float? FloatOutlierThreshold { get; init; }
+
+    /// <summary>The token embeddings the embeddings pass handled (--quantize-embeddings; empty when it did not run).</summary>
+    public IReadOnlyList<QuantizedTable> Tables { get; init; } = [];
+
     /// <summary>The accuracy gates given and their verdicts (empty when none).</summary>
     public IReadOnlyList<GateResult> Gates { get; init; } = [];
 
@@ -34,6 +40,8 @@ public sealed record SmoothSummary(
             FileBytes(model), FileBytes(output), groups, linears.Count(l => l.Quantized), kept, outcome.Verification, outcome.Latency)
         {
             Linears = outcome.Linears.Count,
+            FloatOutlierThreshold = w8a8?.FloatOutlierThreshold,
+            Tables = outcome.Analyses.Find<EmbeddingReport>()?.Tables ?? [],
             Gates = outcome.Gates,
         };
     }
@@ -80,6 +88,14 @@ public sealed record SmoothSummary(
         return via < 0 ? node : $"{node} ({target[(via + 5)..]})";
     }
 
+    // "3 17 40"; with --float-outliers an activation can have hundreds: the first few and the count (--json lists all).
+    private static string FloatChannelsText(IReadOnlyList<int> channels) => channels.Count switch
+    {
+        0 => "-",
+        <= 8 => string.Join(" ", channels),
+        _ => string.Join(" ", channels.Take(6)) + $" … ({channels.Count})",
+    };
+
     public static void Print(IAnsiConsole console, SmoothSummary s)
     {
         var inv = CultureInfo.InvariantCulture;
@@ -93,7 +109,7 @@ public sealed record SmoothSummary(
                 Markup.Escape(string.Join(", ", g.Consumers.Select(ShortNode))),
                 Markup.Escape(FoldText(g)),
                 g.Alpha?.ToString("0.00", inv) ?? "-",
-                g.FloatChannels.Count == 0 ? "-" : string.Join(" ", g.FloatChannels),
+                FloatChannelsText(g.FloatChannels),
                 g.RatioBefore.ToString("0.0", inv),
                 g.RatioAfter.ToString("0.0", inv));
         console.Write(table);
@@ -106,6 +122,12 @@ public sealed record SmoothSummary(
         if (s.Format is not null)
         {
             console.MarkupLineInterpolated($"W8A8 {s.Format}{(s.ReducedRange ? " (7-bit weights)" : "")}: {s.LinearsQuantized} of {s.Linears} MatMul/Gemm quantized{KeptSummary.Text(s.LinearsKept)}");
+        }
+        TableLines.Print(console, s.Tables);
+        if (s.FloatOutlierThreshold is { } t)
+        {
+            int channels = s.Groups.Sum(g => g.FloatChannels.Count), activations = s.Groups.Count(g => g.FloatChannels.Count > 0);
+            console.MarkupLineInterpolated($"float outliers (max |x| > {t.ToString("0.###", inv)}): {channels} channels of {activations} activations in floating point (column 'float ch.')");
         }
         if (s.Verification is { Reason: { } why })
             console.MarkupLineInterpolated($"held-out check: did not run: {why}");

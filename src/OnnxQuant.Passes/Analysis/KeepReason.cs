@@ -24,6 +24,8 @@ public enum KeepReason
     ExcludedByPattern,
     /// <summary>The LM head, kept by default (logits are the most sensitive output).</summary>
     LmHead,
+    /// <summary>The LM head, included but quantized by the embeddings and head pass at its own bits (--lm-head-bits), not with the other linears.</summary>
+    LmHeadOwnBits,
     /// <summary>Inside an If/Loop/Scan body, reading a value the body computes: calibration cannot record it.</summary>
     SubgraphNotCalibrated,
     /// <summary>Its activation has no calibration statistics (a static activation scale needs them).</summary>
@@ -48,6 +50,7 @@ public static class KeepReasons
         KeepReason.AlreadyQuantized => "already quantized",
         KeepReason.ExcludedByPattern => "excluded",
         KeepReason.LmHead => "LM head (--include-lm-head to quantize it)",
+        KeepReason.LmHeadOwnBits => "LM head, quantized on its own (--lm-head-bits)",
         KeepReason.SubgraphNotCalibrated => "inside a subgraph, input not calibrated",
         KeepReason.NoStatistics => "no calibration statistics",
         KeepReason.BitsBudget => "float by the bits budget",
@@ -55,8 +58,11 @@ public static class KeepReasons
     };
 
     /// <summary>A word or two for narrow table cells: "LM head", "computed weight".</summary>
-    public static string Short(KeepReason reason) => reason == KeepReason.LmHead ? "LM head" : Describe(reason);
+    public static string Short(KeepReason reason) => IsLmHead(reason) ? "LM head" : Describe(reason);
+
+    /// <summary>Either LM head reason: kept by default, or left to the embeddings and head pass.</summary>
+    public static bool IsLmHead(KeepReason reason) => reason is KeepReason.LmHead or KeepReason.LmHeadOwnBits;
 
     /// <summary>True for reasons that are a property of the graph: no option changes them.</summary>
-    public static bool IsStructural(KeepReason reason) => reason is not (KeepReason.None or KeepReason.ExcludedByPattern or KeepReason.LmHead);
+    public static bool IsStructural(KeepReason reason) => reason is not (KeepReason.None or KeepReason.ExcludedByPattern or KeepReason.LmHead or KeepReason.LmHeadOwnBits);
 }

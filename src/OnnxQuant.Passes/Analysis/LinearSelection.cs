@@ -18,12 +18,15 @@ public sealed class LinearSelection
 
     /// <param name="only">When not null, only linears matching one of these patterns are selected (a recipe's overrides for this pass's scheme).</param>
     /// <param name="source">How the detail of an exclusion names where the pattern came from ("--exclude", "the recipe").</param>
-    public LinearSelection(IEnumerable<string>? exclude = null, bool includeLmHead = false, IEnumerable<string>? only = null, string source = "--exclude")
+    /// <param name="lmHeadBits">With <paramref name="includeLmHead"/>: the head's own bits (<see cref="LmHeadBits"/>).</param>
+    public LinearSelection(IEnumerable<string>? exclude = null, bool includeLmHead = false, IEnumerable<string>? only = null, string source = "--exclude",
+        int? lmHeadBits = null)
     {
         _source = source;
         _exclude = (exclude ?? []).Select(p => (p, ToRegex(p, source))).ToList();
         _only = only?.Select(p => (p, ToRegex(p, source))).ToList();
         IncludeLmHead = includeLmHead;
+        LmHeadBits = includeLmHead ? lmHeadBits : null;
     }
 
     /// <summary>The patterns a linear must match to be selected; null when every linear may be.</summary>
@@ -33,7 +36,16 @@ public sealed class LinearSelection
 
     public bool IncludeLmHead { get; }
 
+    /// <summary>
+    /// With <see cref="IncludeLmHead"/>: the head's own bits. The head is then left out of the other linears' passes
+    /// (<see cref="KeepReason.LmHeadOwnBits"/>) and the embeddings and head pass quantizes it. Null: the head goes with the others.
+    /// </summary>
+    public int? LmHeadBits { get; }
+
     public IReadOnlyList<string> Patterns => _exclude.Select(e => e.Pattern).ToList();
+
+    /// <summary>The same selection with the head at its own <paramref name="bits"/> (null: with the others); a recipe's embeddings pass sets them.</summary>
+    public LinearSelection WithLmHeadBits(int? bits) => bits == LmHeadBits ? this : new(Patterns, IncludeLmHead, Only, _source, bits);
 
     /// <summary>Null when the options leave the linear to be quantized, else why they keep it (the pattern as detail).</summary>
     public (KeepReason Reason, string? Detail)? Exclusion(Graph graph, string name, string weight, string output)
@@ -43,8 +55,8 @@ public sealed class LinearSelection
                 return (KeepReason.ExcludedByPattern, $"{_source} '{pattern}'");
         if (_only is not null && !_only.Any(o => o.Regex.IsMatch(name)))
             return (KeepReason.ExcludedByPattern, $"{_source}: not assigned to this pass");
-        if (!IncludeLmHead && IsLmHead(graph, name, weight, output))
-            return (KeepReason.LmHead, null);
+        if ((!IncludeLmHead || LmHeadBits is not null) && IsLmHead(graph, name, weight, output))
+            return IncludeLmHead ? (KeepReason.LmHeadOwnBits, $"{LmHeadBits}-bit") : (KeepReason.LmHead, null);
         return null;
     }
 

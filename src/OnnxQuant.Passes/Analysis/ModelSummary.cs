@@ -22,6 +22,9 @@ public sealed record ModelSummary(
     long ParameterBytes,
     IReadOnlyList<LinearSummary> Linears)
 {
+    /// <summary>Token embeddings: float Gathers or GatherBlockQuantized (with bits, block size and bytes).</summary>
+    public IReadOnlyList<EmbeddingSummary> Embeddings { get; init; } = [];
+
     /// <summary>How OnnxQuant made the model (its onnxquant.* metadata_props, docs/recipes.md); empty for other models.</summary>
     public IReadOnlyList<MetadataEntry> Provenance { get; init; } = [];
 
@@ -65,7 +68,10 @@ public sealed record ModelSummary(
             parameters,
             parameters.Sum(p => p.Elements),
             parameters.Sum(p => p.Bytes),
-            table.All.Select(c => LinearSummary.Of(graph, c, linears)).ToList());
+            table.All.Select(c => LinearSummary.Of(graph, c, linears)).ToList())
+        {
+            Embeddings = TokenTables.Summaries(graph),
+        };
     }
 
     /// <summary>"MatMul", or "com.microsoft.MatMulNBits" for ops outside the default domain.</summary>

@@ -11,6 +11,8 @@ public enum ProvenanceRole
     ActivationQuantizer,
     /// <summary>Computes one linear's product in its quantized form (and rescales it back).</summary>
     Linear,
+    /// <summary>Gathers rows of a quantized token-embedding table (GatherBlockQuantized); Linears names the table.</summary>
+    Embedding,
 }
 
 /// <summary>

@@ -142,18 +142,26 @@ public sealed class SmoothQuantPass : IGraphPass
         float ratio = stats is null ? float.NaN : SmoothQuantScales.MaxOverMedian(stats.AbsMax);
         SmoothingDecision Left(SmoothingStatus why, float? alpha = null, double? e0 = null, double? e1 = null) =>
             new(group.Activation, group.ProducerKind, group.Producer.Kind, group.Producer.Description, names, why, alpha, ratio, ratio, e0, e1);
+        // An activation smoothing leaves still gets LLM.int8()'s outlier channels when --float-outliers asks for them.
+        SmoothingDecision LeftWithOutliers(SmoothingStatus why)
+        {
+            var outliers = stats is not null && stats.Channels == group.Channels && group.Ties is null
+                ? _options.FakeQuant.OutlierChannels(stats.AbsMax) : [];
+            ranges.SetFloatChannels(group.Activation, outliers);
+            return Left(why) with { FloatChannels = outliers };
+        }
 
         if (_options.Scope == SmoothingScope.NormInputs && !IsNorm(group.ProducerKind))
-            return Left(SmoothingStatus.NotNormFed);
+            return LeftWithOutliers(SmoothingStatus.NotNormFed);
         if (stats is null || stats.Channels != group.Channels)
             return Left(SmoothingStatus.NoStatistics);
         var quantized = consumers.Where(c => _options.Selection.IsQuantized(graph, c)).ToList();
         if (quantized.Count == 0)
             return Left(SmoothingStatus.NotQuantized);
         if (!group.IsFoldable && !_options.InsertMul)
-            return Left(SmoothingStatus.NeedsMul);
+            return LeftWithOutliers(SmoothingStatus.NeedsMul);
         if (!group.Producer.IsExact(graph))
-            return Left(SmoothingStatus.NotExact);
+            return LeftWithOutliers(SmoothingStatus.NotExact);
 
         // Tied channels (a KV repeat) act as one channel: their maxima pooled give them one s, and none stays in float.
         var ties = group.Ties;
@@ -161,12 +169,12 @@ public sealed class SmoothQuantPass : IGraphPass
         var weightMax = group.WeightRowAbsMax(graph);
         if (ties is not null)
             weightMax = ties.MaxPerClass(weightMax);
-        var scheme = ties is null ? _options.FakeQuant : _options.FakeQuant with { MaxFloatChannels = 0 };
+        var scheme = ties is null ? _options.FakeQuant : _options.FakeQuant with { MaxFloatChannels = 0, OutlierThreshold = null };
         float alpha;
         double? before = null, after = null;
         IReadOnlyList<int> floatChannels = [];
         if (_options.Alpha is { } fixedAlpha)
-            alpha = fixedAlpha;
+            (alpha, floatChannels) = (fixedAlpha, scheme.OutlierChannels(absMax));
         else
         {
             var choice = Search(graph, stats, absMax, quantized, weightMax, scheme);

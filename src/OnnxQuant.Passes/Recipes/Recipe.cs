@@ -22,13 +22,15 @@ public sealed record Recipe(IReadOnlyList<PassSpec> Passes, LinearAssignment Lin
     /// </summary>
     public PipelineSpec Pipeline()
     {
-        var w8a8 = Linears.SelectionFor(LinearScheme.W8A8);
-        var w4 = Linears.SelectionFor(LinearScheme.W4);
+        // An included head at its own bits (the embeddings pass' lmHeadBits) is left out of every other pass.
+        int? headBits = LmHeadBits;
+        var w8a8 = Linears.SelectionFor(LinearScheme.W8A8).WithLmHeadBits(headBits);
+        var w4 = Linears.SelectionFor(LinearScheme.W4).WithLmHeadBits(headBits);
         var rewrite8 = Passes.OfType<W8A8RewriteSpec>().FirstOrDefault();
         var rewrite4 = Passes.OfType<W4RewriteSpec>().FirstOrDefault();
         return new PipelineSpec(Passes.Select(PassSpec (pass) => pass switch
         {
-            FoldWeightsSpec => new FoldWeightsSpec(Linears.Quantized()),
+            FoldWeightsSpec => new FoldWeightsSpec(QuantizedLinears()),
             SmoothQuantSpec s => new SmoothQuantSpec(s.Options with { Selection = w8a8, FakeQuant = rewrite8?.Options.FakeQuant ?? s.Options.FakeQuant }),
             W8A8RewriteSpec r => new W8A8RewriteSpec(r.Options, w8a8),
             AwqSpec a => new AwqSpec(a.Options with
@@ -39,9 +41,19 @@ public sealed record Recipe(IReadOnlyList<PassSpec> Passes, LinearAssignment Lin
             // The plan measures each linear with the rounding, grid and selection of the rewrite that follows it.
             MixedPrecisionSpec m => new MixedPrecisionSpec(m.Options with { Rewrite = (rewrite4?.Options ?? m.Options.Rewrite) with { Selection = w4 } }),
             W4RewriteSpec r => new W4RewriteSpec(r.Options with { Selection = w4 }),
+            EmbeddingHeadSpec e => new EmbeddingHeadSpec(e.Options with { Selection = QuantizedLinears() }),
             _ => throw new InvalidOperationException($"pass '{pass.Name}' has no recipe form"),
         }).ToList());
     }
+
+    /// <summary>
+    /// The bits of the LM head when <see cref="LinearAssignment.IncludeLmHead"/> and the embeddings pass gives it its own
+    /// (lmHeadBits); null when the head, if included, goes with the other linears of its scheme.
+    /// </summary>
+    public int? LmHeadBits => Linears.IncludeLmHead ? Passes.OfType<EmbeddingHeadSpec>().FirstOrDefault()?.LmHeadBits : null;
+
+    /// <summary>Every linear some pass quantizes, the head at its own bits marked as such (what fold-weights prepares and the linear table shows).</summary>
+    public LinearSelection QuantizedLinears() => Linears.Quantized().WithLmHeadBits(LmHeadBits);
 
     /// <summary>The rewrite pass a scheme sends its linears to, or null for float.</summary>
     public static string? RewriteOf(LinearScheme scheme) => scheme switch

@@ -84,7 +84,7 @@ public static class RecipeFile
 
     private static PassSpec ReadPass(JsonFields f)
     {
-        string name = f.String("pass") ?? throw new RecipeError(f.KeyPath("pass"), "is missing: name the pass (fold-weights, smoothquant, w8a8, awq, bits-plan, w4-rewrite)");
+        string name = f.String("pass") ?? throw new RecipeError(f.KeyPath("pass"), "is missing: name the pass (fold-weights, smoothquant, w8a8, awq, bits-plan, w4-rewrite, embeddings)");
         PassSpec spec = name switch
         {
             "fold-weights" => new FoldWeightsSpec(new LinearSelection()),
@@ -93,7 +93,8 @@ public static class RecipeFile
             "awq" => new AwqSpec(ReadAwq(f)),
             "bits-plan" => new MixedPrecisionSpec(new MixedPrecisionOptions(ReadBudget(f), new W4RewriteOptions())),
             "w4-rewrite" => new W4RewriteSpec(ReadW4(f)),
-            _ => throw new RecipeError(f.KeyPath("pass"), $"must be one of \"fold-weights\", \"smoothquant\", \"w8a8\", \"awq\", \"bits-plan\", \"w4-rewrite\" (got \"{name}\")"),
+            "embeddings" => ReadEmbeddings(f),
+            _ => throw new RecipeError(f.KeyPath("pass"), $"must be one of \"fold-weights\", \"smoothquant\", \"w8a8\", \"awq\", \"bits-plan\", \"w4-rewrite\", \"embeddings\" (got \"{name}\")"),
         };
         f.Done();
         return spec;
@@ -130,10 +131,23 @@ public static class RecipeFile
             MaxFloatChannels = f.Int("maxFloatChannels", 0, 64) ?? defaults.MaxFloatChannels,
             AbsorbSmoothingMul = f.Bool("absorbSmoothingMul", defaults.AbsorbSmoothingMul),
             OutputRangeMargin = (float)(f.Number("outputRangeMargin", 1, 16) ?? defaults.OutputRangeMargin),
+            FloatOutlierThreshold = ReadFloatOutliers(f),
         };
         if (options is { UnsignedActivations: true, Format: W8A8Format.Qdq })
             throw new RecipeError(f.KeyPath("uint8Activations"), "is not available with format \"qdq\"");
+        // The float channels sit beside a static int8 product: int8 and qlinear have one, dynamic and qdq do not.
+        if (options.FloatOutlierThreshold is not null && options.Format is not (W8A8Format.Int8 or W8A8Format.QLinear))
+            throw new RecipeError(f.KeyPath("floatOutliers"), $"needs format \"int8\" or \"qlinear\" (float channels beside a static int8 product); format \"{Pick(FormatNames, Formats, options.Format)}\" has none");
         return options;
+    }
+
+    private static float? ReadFloatOutliers(JsonFields f)
+    {
+        if (f.Number("floatOutliers", 0, float.MaxValue) is not { } threshold)
+            return null;
+        if (threshold <= 0)
+            throw new RecipeError(f.KeyPath("floatOutliers"), "must be a positive threshold on max |x| (got 0); bitsandbytes uses 6.0, null turns it off");
+        return (float)threshold;
     }
 
     private static AwqPassOptions ReadAwq(JsonFields f)
@@ -200,6 +214,30 @@ public static class RecipeFile
             : throw new RecipeError(f.KeyPath("bitsBudget"), "is missing: give bitsBudget (average bits per weight) or maxSizeMb (the emitted model's initializers in MB)");
     }
 
+    private static EmbeddingHeadSpec ReadEmbeddings(JsonFields f)
+    {
+        int? bits = ReadTableBits(f, "bits");
+        int? headBits = ReadTableBits(f, "lmHeadBits");
+        int block = f.Int("blockSize", 16, 256) ?? new EmbeddingHeadOptions().BlockSize;
+        if (!Int4QuantOptions.IsValidBlockSize(block))
+            throw new RecipeError(f.KeyPath("blockSize"), $"must be 16, 32, 64, 128 or 256 (got {block})");
+        bool symmetric = f.Bool("symmetric", false);
+        int level = f.Int("accuracyLevel", 0, 4) ?? 0;
+        var spec = RecipePresets.Embeddings(bits, headBits, block, symmetric, level);
+        if (spec is not null)
+            return spec;
+        f.Done(); // a misspelt "bits" is the likelier mistake: name it first
+        throw new RecipeError(f.KeyPath("bits"), "and lmHeadBits are both null, so the pass would do nothing: give bits (token embeddings, 4 or 8) or lmHeadBits (the LM head, with linears.includeLmHead)");
+    }
+
+    private static int? ReadTableBits(JsonFields f, string key)
+    {
+        int? bits = f.Int(key, int.MinValue, int.MaxValue);
+        if (bits is not (null or 4 or 8))
+            throw new RecipeError(f.KeyPath(key), $"must be 4, 8 or null (got {bits})");
+        return bits;
+    }
+
     // fold-weights first; each pass once; each search before the rewrite it measures for.
     private static void CheckOrder(List<PassSpec> passes)
     {
@@ -228,6 +266,12 @@ public static class RecipeFile
             if (Index("awq") is >= 0 and var search && search > plan)
                 throw new RecipeError($"passes[{plan}].pass", "\"bits-plan\" must come after \"awq\" (it measures the weights as AWQ scaled them)");
         }
+        // The embeddings pass runs last: the linears' passes leave the head at its own bits, and the embedding it may share, alone.
+        if (Index("embeddings") is >= 0 and var e && e != passes.Count - 1)
+            throw new RecipeError($"passes[{e}].pass", $"\"embeddings\" must be the last pass (after \"{passes[^1].Name}\")");
+        // --float-outliers' channels are chosen by the smoothing pass, which hands them to the rewrite.
+        if (passes.FindIndex(p => p is W8A8RewriteSpec { Options.FloatOutlierThreshold: not null }) is >= 0 and var o && Index("smoothquant") < 0)
+            throw new RecipeError($"passes[{o}].floatOutliers", "is applied by the \"smoothquant\" pass, which this recipe lacks: add one before \"w8a8\", or set floatOutliers to null");
     }
 
     private static LinearAssignment ReadLinears(JsonFields? f, List<PassSpec> passes)
@@ -269,6 +313,8 @@ public static class RecipeFile
         }
         bool lmHead = f?.Bool("includeLmHead", false) ?? false;
         f?.Done();
+        if (!lmHead && passes.FindIndex(p => p is EmbeddingHeadSpec { LmHeadBits: not null }) is >= 0 and var head)
+            throw new RecipeError($"passes[{head}].lmHeadBits", "gives the LM head its own bits, but linears.includeLmHead is false: set it to true, or lmHeadBits to null");
         return new LinearAssignment(fallback, lmHead, overrides);
     }
 
@@ -327,6 +373,7 @@ public static class RecipeFile
 
     /// <summary>Activation rows per tensor a recipe may ask for (65536 rows of a 4096-wide tensor are 1 GiB).</summary>
     public const int MaxSampleRows = 65536;
+    private static string Pick<T>(string[] names, T[] values, T value) where T : struct => names[Array.IndexOf(values, value)];
 
     /// <summary>"w8a8", "w4" or "float", as a recipe spells the scheme.</summary>
     public static string Name(LinearScheme scheme) => SchemeNames[Array.IndexOf(Schemes, scheme)];

@@ -69,6 +69,7 @@ public static class RecipeWriter
                 w.WriteNumber("maxFloatChannels", o.MaxFloatChannels);
                 w.WriteBoolean("absorbSmoothingMul", o.AbsorbSmoothingMul);
                 w.WriteNumber("outputRangeMargin", Math.Round(o.OutputRangeMargin, 6));
+                WriteNullable(w, "floatOutliers", o.FloatOutlierThreshold is { } t ? Math.Round(t, 6) : null);
                 break;
             case AwqSpec { Options: var a }:
                 w.WriteNumber("gridPoints", a.Search.GridPoints);
@@ -97,6 +98,13 @@ public static class RecipeWriter
                     w.WriteBoolean("actOrder", r.Gptq.ActOrder);
                 else
                     w.WriteNull("actOrder");
+                break;
+            case EmbeddingHeadSpec { Options: var e } tables:
+                WriteNullable(w, "bits", e.EmbeddingBits);
+                WriteNullable(w, "lmHeadBits", tables.LmHeadBits);
+                w.WriteNumber("blockSize", e.BlockSize);
+                w.WriteBoolean("symmetric", e.Symmetric);
+                w.WriteNumber("accuracyLevel", e.AccuracyLevel);
                 break;
         }
         w.WriteEndObject();

@@ -40,6 +40,8 @@ public sealed class EmittedNodes
             if (Provenance.Of(node) is not { } p)
                 continue;
             index.ProvenanceCount++;
+            if (p.Role == ProvenanceRole.Embedding)
+                continue; // a table, not a linear: the diff reads embeddings from the graph (TokenTables)
             var map = p.Role == ProvenanceRole.Linear ? index._linear : index._quantizer;
             foreach (var linear in p.Linears)
             {

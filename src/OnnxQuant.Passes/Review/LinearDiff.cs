@@ -15,6 +15,8 @@ public enum LinearScheme
     W8A8QLinear,
     W8A8Qdq,
     W4,
+    /// <summary>8-bit weight-only MatMulNBits (the LM head at --lm-head-bits 8).</summary>
+    W8,
 }
 
 /// <summary>A MatMulNBits linear's layout: bits, block size, whether zero points are stored (asymmetric), accuracy level.</summary>
@@ -84,6 +86,9 @@ public sealed record GraphChanges(long InitializerBytesBefore, long InitializerB
 /// </summary>
 public sealed record LinearDiff(IReadOnlyList<LinearChange> Linears, IReadOnlyList<string> ComputedProducts, GraphChanges Graph)
 {
+    /// <summary>The token embeddings and their form after (float Gather or GatherBlockQuantized).</summary>
+    public IReadOnlyList<EmbeddingChange> Embeddings { get; init; } = [];
+
     public static LinearDiff Compare(OnnxModel before, OnnxModel after, ModelDiff raw)
     {
         var table = LinearAnalysis.Analyze(before.Graph, new LinearSelection());
@@ -109,7 +114,7 @@ public sealed record LinearDiff(IReadOnlyList<LinearChange> Linears, IReadOnlyLi
         var graph = new GraphChanges(Total(before.Graph), Total(after.Graph), ownership.Buckets(raw, emitted.QuantizerNodes),
             raw.InitializersChanged.Where(t => !ownership.IsOwned(t.Name)).ToList(), emitted.InsertedMuls, raw.Opsets,
             MetadataChanges(before.Header, after.Header), emitted.ProvenanceCount);
-        return new LinearDiff(rows, computed, graph);
+        return new LinearDiff(rows, computed, graph) { Embeddings = EmbeddingChange.Compare(before.Graph, after.Graph) };
     }
 
     private static long Total(Graph g) => g.Initializers.Values.Sum(t => t.ByteLength);
@@ -141,7 +146,7 @@ public sealed record LinearDiff(IReadOnlyList<LinearChange> Linears, IReadOnlyLi
     private static LinearChange Row(LinearCandidate c, Graph before, EmittedNodes emitted, IReadOnlyList<NodeProto> nodes,
         NodeProto? floatNode, IReadOnlyList<SmoothedGroup> record)
     {
-        var role = c.Reason == KeepReason.LmHead ? LinearRole.Head : LinearRoles.FromName(c.Name);
+        var role = KeepReasons.IsLmHead(c.Reason) ? LinearRole.Head : LinearRoles.FromName(c.Name);
         var scheme = nodes.Count == 0 ? LinearScheme.Float : SchemeOf(Provenance.Of(nodes[0])!.Scheme);
         var nbits = nodes.FirstOrDefault(n => n.IsMicrosoft("MatMulNBits"));
         W4Layout? w4 = nbits is null ? null : new W4Layout((int)nbits.GetInt("bits", 4), (int)nbits.GetInt("block_size", 0),
@@ -169,7 +174,8 @@ public sealed record LinearDiff(IReadOnlyList<LinearChange> Linears, IReadOnlyLi
         "w8a8-dynamic" => LinearScheme.W8A8Dynamic,
         "w8a8-qlinear" => LinearScheme.W8A8QLinear,
         "w8a8-qdq" => LinearScheme.W8A8Qdq,
-        "w4-matmulnbits" => LinearScheme.W4,
+        "w4-matmulnbits" or "lm-head-4bit" => LinearScheme.W4,
+        "lm-head-8bit" => LinearScheme.W8,
         _ => LinearScheme.Float,
     };
 

@@ -18,6 +18,8 @@ public static class LinearDiffText
         LinearScheme.W8A8Qdq => "W8A8 qdq",
         LinearScheme.W4 when r.W4 is { } w => $"W{w.Bits} g{w.BlockSize} {(w.ZeroPoints ? "asym" : "sym")} {(r.Smoothing?.Method == SmoothingMethod.Awq ? "awq" : "rtn")}",
         LinearScheme.W4 => "W4",
+        LinearScheme.W8 when r.W4 is { } w => $"W8 g{w.BlockSize} {(w.ZeroPoints ? "asym" : "sym")} rtn",
+        LinearScheme.W8 => "W8",
         _ => $"float {r.OpAfter}",
     };
 

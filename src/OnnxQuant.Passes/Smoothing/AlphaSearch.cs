@@ -18,6 +18,24 @@ public sealed record FakeQuantScheme
     /// search keeps some only where smoothing alone leaves at least twice their error.
     /// </summary>
     public int MaxFloatChannels { get; init; }
+
+    /// <summary>
+    /// LLM.int8()'s rule (--float-outliers): every channel whose calibrated max |x| exceeds this stays in floating point,
+    /// however many there are and whatever they save; replaces the <see cref="MaxFloatChannels"/> trial. Null: off.
+    /// </summary>
+    public float? OutlierThreshold { get; init; }
+
+    /// <summary>The channels <see cref="OutlierThreshold"/> keeps in float for these maxima, ascending (empty when off).</summary>
+    public int[] OutlierChannels(ReadOnlySpan<float> absMax)
+    {
+        if (OutlierThreshold is not { } t)
+            return [];
+        var channels = new List<int>();
+        for (int j = 0; j < absMax.Length; j++)
+            if (absMax[j] > t)
+                channels.Add(j);
+        return channels.ToArray();
+    }
 }
 
 /// <summary>A consumer's logical [K, N] weight as the search sees it.</summary>
@@ -63,8 +81,17 @@ public static class AlphaSearch
         var absMax = activationAbsMax.ToArray();
         var wMax = weightRowAbsMax.ToArray();
         var references = weights.Select(w => MatrixMultiply.Multiply(MatrixView.Of(x, rowCount, k), MatrixView.Of(w.KN, k, w.N))).ToList();
+        var outliers = scheme.OutlierThreshold is null || scheme.PerTokenActivations ? [] : scheme.OutlierChannels(absMax);
+        if (outliers.Length > 0 && outliers.Length < k)
+        {
+            // The threshold decides the float channels; the search only picks alpha for the rest. The int8-only loss is
+            // kept as the "unsmoothed" reference so the report shows what the float channels and smoothing saved together.
+            var int8Only = Grid(x, rowCount, absMax, wMax, weights, references, [], scheme, [], allowNoSmoothing: true, bracketed: false);
+            var chosen = Grid(x, rowCount, absMax, wMax, weights, references, outliers, scheme, grid ?? DefaultGrid, allowNoSmoothing, bracketed);
+            return chosen with { UnsmoothedError = int8Only.UnsmoothedError };
+        }
         var best = Grid(x, rowCount, absMax, wMax, weights, references, [], scheme, grid ?? DefaultGrid, allowNoSmoothing, bracketed);
-        if (scheme.MaxFloatChannels <= 0 || scheme.PerTokenActivations)
+        if (scheme.OutlierThreshold is not null || scheme.MaxFloatChannels <= 0 || scheme.PerTokenActivations)
             return best;
 
         var ranked = Enumerable.Range(0, k).OrderByDescending(j => (double)absMax[j] * wMax[j]).ToArray();

@@ -1,4 +1,6 @@
+using OnnxQuant.IO;
 using OnnxQuant.Passes;
+using OnnxQuant.Passes.W8A8;
 using OnnxQuant.Recipes;
 using OnnxQuant.Tests.Cli;
 
@@ -16,6 +18,9 @@ public sealed class RecipePresetTests
         new[] { "awq", "--group-size", "64", "--grid", "5", "--exclude", "/layers\\.1\\//", "--samples", "8", "--seq-len", "64", "--no-verify" },
         // GPTQ rounding after AWQ's scales, a bits plan, and the 2048 sample rows such a recipe calibrates with.
         new[] { "awq", "--method", "awq-gptq", "--bits-budget", "5", "--damp", "0.05", "--group-size", "64", "--grid", "5", "--samples", "8", "--seq-len", "64", "--no-verify" },
+        // The embeddings pass: a 4-bit GatherBlockQuantized embedding and the head on its own (8-bit MatMulNBits).
+        new[] { "awq", "--quantize-embeddings", "4", "--include-lm-head", "--grid", "5", "--samples", "8", "--seq-len", "64", "--no-verify" },
+        new[] { "smooth", "--float-outliers", "6", "--samples", "8", "--seq-len", "64", "--no-verify" },
     };
 
     [Theory]
@@ -44,6 +49,43 @@ public sealed class RecipePresetTests
 
         Assert.Equal(File.ReadAllBytes(direct), File.ReadAllBytes(viaRecipe));
         Assert.Equal(File.ReadAllBytes(direct + ".data"), File.ReadAllBytes(viaRecipe + ".data"));
+        if (commandLine.Contains("--quantize-embeddings"))
+        {
+            using var written = ModelFile.Load(viaRecipe);
+            Assert.Single(written.Graph.Nodes, n => n.OpType == "GatherBlockQuantized");
+            Assert.Equal(1 + 14, written.Graph.Nodes.Count(n => n.OpType == "MatMulNBits")); // the head and the 14 linears
+        }
+    }
+
+    [Fact]
+    public void The_printed_recipe_states_the_tables_and_the_outlier_threshold()
+    {
+        var awq = RecipeFile.Parse(CliHarness.Run("awq", TinyLlama, "--quantize-embeddings", "8", "--include-lm-head", "--lm-head-bits", "4",
+            "--group-size", "64", "--symmetric", "--accuracy-level", "4", "--print-recipe").Out, "awq.json");
+        Assert.Equal(["fold-weights", "awq", "w4-rewrite", "embeddings"], awq.Passes.Select(p => p.Name).ToArray());
+        var tables = Assert.IsType<EmbeddingHeadSpec>(awq.Passes[3]);
+        Assert.Equal((8, 4, 64, true, 4), (tables.Options.EmbeddingBits, tables.LmHeadBits, tables.Options.BlockSize, tables.Options.Symmetric, tables.Options.AccuracyLevel));
+        Assert.True(awq.Linears.IncludeLmHead);
+        // The head is the embeddings pass's: every other pass's selection leaves it out at its own bits.
+        Assert.All(awq.Pipeline().Passes, p => Assert.Equal(4, p switch
+        {
+            FoldWeightsSpec f => f.Selection.LmHeadBits,
+            AwqSpec a => a.Options.Selection.LmHeadBits,
+            W4RewriteSpec r => r.Options.Selection.LmHeadBits,
+            EmbeddingHeadSpec e => e.LmHeadBits,
+            _ => null,
+        }));
+
+        // Without --include-lm-head the head stays float: no lmHeadBits, and no embeddings pass without --quantize-embeddings.
+        var plain = RecipeFile.Parse(CliHarness.Run("awq", TinyLlama, "--lm-head-bits", "4", "--print-recipe").Out, "plain.json");
+        Assert.DoesNotContain(plain.Passes, p => p is EmbeddingHeadSpec);
+
+        var smooth = RecipeFile.Parse(CliHarness.Run("smooth", TinyLlama, "--float-outliers", "6.5", "--format", "qlinear", "--quantize-embeddings", "4",
+            "--print-recipe").Out, "smooth.json");
+        Assert.Equal(6.5f, Assert.IsType<W8A8RewriteSpec>(smooth.Passes[2]).Options.FloatOutlierThreshold);
+        Assert.Equal(6.5f, Assert.IsType<SmoothQuantSpec>(smooth.Pipeline().Passes[1]).Options.FakeQuant.OutlierThreshold);
+        var smoothTables = Assert.IsType<EmbeddingHeadSpec>(smooth.Passes[3]);
+        Assert.Equal((4, (int?)null), (smoothTables.Options.EmbeddingBits, smoothTables.LmHeadBits));
     }
 
     [Fact]

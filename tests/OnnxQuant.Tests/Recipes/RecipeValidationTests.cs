@@ -42,6 +42,17 @@ public sealed class RecipeValidationTests
         { $$"""{ "recipe": 1, "passes": [ {{Fold}}, { "pass": "w4-rewrite" }, { "pass": "bits-plan", "bitsBudget": 5 } ] }""", "passes[2].pass" },
         { $$"""{ "recipe": 1, "passes": [ {{Fold}}, { "pass": "bits-plan", "bitsBudget": 5 }, { "pass": "awq" }, { "pass": "w4-rewrite" } ] }""", "passes[1].pass" },
         { $$"""{ "recipe": 1, "passes": [ {{Fold}}, { "pass": "w4-rewrite" } ], "calibration": { "sampleRows": 0 } }""", "calibration.sampleRows" },
+        // The embeddings pass and the W8A8 float-outlier threshold.
+        { $$"""{ "recipe": 1, "passes": [ {{Fold}}, { "pass": "smoothquant" }, { "pass": "w8a8", "format": "dynamic", "floatOutliers": 6 } ] }""", "passes[2].floatOutliers" },
+        { $$"""{ "recipe": 1, "passes": [ {{Fold}}, { "pass": "smoothquant" }, { "pass": "w8a8", "floatOutliers": "six" } ] }""", "passes[2].floatOutliers" },
+        { $$"""{ "recipe": 1, "passes": [ {{Fold}}, { "pass": "smoothquant" }, { "pass": "w8a8", "floatOutliers": 0 } ] }""", "passes[2].floatOutliers" },
+        { $$"""{ "recipe": 1, "passes": [ {{Fold}}, { "pass": "w8a8", "floatOutliers": 6 } ] }""", "passes[1].floatOutliers" },
+        { $$"""{ "recipe": 1, "passes": [ {{Fold}}, { "pass": "w4-rewrite" }, { "pass": "embeddings", "bits": 5 } ] }""", "passes[2].bits" },
+        { $$"""{ "recipe": 1, "passes": [ {{Fold}}, { "pass": "w4-rewrite" }, { "pass": "embeddings" } ] }""", "passes[2].bits" },
+        { $$"""{ "recipe": 1, "passes": [ {{Fold}}, { "pass": "w4-rewrite" }, { "pass": "embeddings", "bit": 4 } ] }""", "passes[2].bit" },
+        { $$"""{ "recipe": 1, "passes": [ {{Fold}}, { "pass": "w4-rewrite" }, { "pass": "embeddings", "bits": 4, "blockSize": 48 } ] }""", "passes[2].blockSize" },
+        { $$"""{ "recipe": 1, "passes": [ {{Fold}}, { "pass": "w4-rewrite" }, { "pass": "embeddings", "lmHeadBits": 8 } ] }""", "passes[2].lmHeadBits" },
+        { $$"""{ "recipe": 1, "passes": [ {{Fold}}, { "pass": "embeddings", "bits": 8 }, { "pass": "w4-rewrite" } ] }""", "passes[1].pass" },
     };
 
     [Theory]

@@ -28,6 +28,13 @@ public sealed record W8A8Options
     public int MaxFloatChannels { get; init; } = 4;
 
     /// <summary>
+    /// Int8 and QLinear: LLM.int8()'s outlier rule (--float-outliers): every activation channel whose calibrated max |x|
+    /// exceeds this is computed in floating point, replacing the "up to <see cref="MaxFloatChannels"/> where it halves
+    /// the error" search. Null: off.
+    /// </summary>
+    public float? FloatOutlierThreshold { get; init; }
+
+    /// <summary>
     /// uint8 activations with zero point 128 (the same codes, shifted) for ONNX Runtime's fast CPU u8 x s8 kernels:
     /// measured here, MatMulInteger s8 x s8 runs about 8x slower than fp32 on the CPU, u8 x s8 about 1.7x faster. The
     /// CUDA EP runs MatMulInteger for int8 activations only, so such a graph falls back to the CPU there. Not for qdq.
@@ -49,5 +56,6 @@ public sealed record W8A8Options
         PerTokenActivations = Format == W8A8Format.Dynamic,
         ReducedRangeWeights = ReducedRangeWeights,
         MaxFloatChannels = Format is W8A8Format.Int8 or W8A8Format.QLinear ? MaxFloatChannels : 0,
+        OutlierThreshold = Format is W8A8Format.Int8 or W8A8Format.QLinear ? FloatOutlierThreshold : null,
     };
 }
