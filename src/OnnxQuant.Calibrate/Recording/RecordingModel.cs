@@ -1,4 +1,3 @@
-using Google.Protobuf;
 using Onnx;
 using OnnxQuant.IO;
 using OnnxQuant.IR;
@@ -39,17 +38,7 @@ public sealed class RecordingModel
         graph.ValueInfo.AddRange(full.ValueInfo.Where(v => neededValues.Contains(v.Name) && !recorded.Contains(v.Name)));
         foreach (var name in tensors)
             graph.Output.Add(_valueInfo.TryGetValue(name, out var info) ? info : new ValueInfoProto { Name = name });
-        // Swap the graph in only for serialisation: the header (opsets, functions) is shared and never copied.
-        var saved = _proto.Graph;
-        try
-        {
-            _proto.Graph = graph;
-            return _proto.ToByteArray();
-        }
-        finally
-        {
-            _proto.Graph = saved;
-        }
+        return SessionProto.WithGraph(_proto, graph);
     }
 
     // Walks back from the recorded tensors; keeps the kept nodes in their original (topological) order.

@@ -1,4 +1,3 @@
-using Google.Protobuf;
 using Onnx;
 using OnnxQuant.IO;
 
@@ -50,17 +49,7 @@ public sealed class SegmentModels
         graph.ValueInfo.AddRange(_proto.Graph.ValueInfo.Where(v => produced.Contains(v.Name) && !declared.Contains(v.Name)));
         foreach (var name in outputs)
             graph.Output.Add(_valueInfo.TryGetValue(name, out var info) ? info : new ValueInfoProto { Name = name });
-        // Swap the graph in only for serialisation: the header (opsets, functions) is shared and never copied.
-        var saved = _proto.Graph;
-        try
-        {
-            _proto.Graph = graph;
-            return _proto.ToByteArray();
-        }
-        finally
-        {
-            _proto.Graph = saved;
-        }
+        return SessionProto.WithGraph(_proto, graph);
     }
 
     // Every dimension symbolic and distinct: the last batch may be smaller, and sequence-shaped values differ in length.

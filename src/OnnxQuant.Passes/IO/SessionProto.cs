@@ -1,3 +1,4 @@
+using Google.Protobuf;
 using Onnx;
 
 namespace OnnxQuant.IO;
@@ -38,5 +39,23 @@ public static class SessionProto
         var proto = model.Header.Clone();
         proto.Graph = graph;
         return proto;
+    }
+
+    /// <summary>
+    /// The bytes of <paramref name="header"/> with <paramref name="graph"/> in place of its graph: the graph is swapped in
+    /// only for serialisation, so the header (opsets, functions) is shared and never copied.
+    /// </summary>
+    public static byte[] WithGraph(ModelProto header, GraphProto graph)
+    {
+        var saved = header.Graph;
+        try
+        {
+            header.Graph = graph;
+            return header.ToByteArray();
+        }
+        finally
+        {
+            header.Graph = saved;
+        }
     }
 }

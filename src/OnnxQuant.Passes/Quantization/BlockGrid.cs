@@ -88,11 +88,7 @@ public sealed class BlockGrid
         var zero = Zero.AsSpan(0, lo.Length);
         if (_scheme == Int4Scheme.Asymmetric)
         {
-            TensorPrimitives.Divide(lo, scale, zero);
-            TensorPrimitives.Negate(zero, zero);
-            TensorPrimitives.Round(zero, zero);
-            TensorPrimitives.Max(zero, 0f, zero);
-            TensorPrimitives.Min(zero, _maxCode, zero);
+            Int4BlockQuantizer.AsymmetricZeroPoints(lo, scale, zero, _maxCode);
         }
         else
         {

@@ -87,6 +87,16 @@ public static class Int4BlockQuantizer
     internal readonly record struct CodeSink(byte[]? Codes, float[]? Scales, byte[]? ZeroPoints, byte[]? Packed = null, double[]? Errors = null, double[]? Norms = null);
 
     /// <summary>Shapes, options and clip ratios of one call, checked once; <see cref="RunTile"/> does the work.</summary>
+    /// <summary>zp = clamp(round(-lo / scale), 0, maxCode): one definition, so GPTQ's grid (BlockGrid) is RTN's bit for bit.</summary>
+    internal static void AsymmetricZeroPoints(ReadOnlySpan<float> lo, ReadOnlySpan<float> scale, Span<float> zero, float maxCode)
+    {
+        TensorPrimitives.Divide(lo, scale, zero);
+        TensorPrimitives.Negate(zero, zero);
+        TensorPrimitives.Round(zero, zero);
+        TensorPrimitives.Max(zero, 0f, zero);
+        TensorPrimitives.Min(zero, maxCode, zero);
+    }
+
     internal sealed class Plan
     {
         private readonly int _k, _n, _blockSize, _columnTiles;
@@ -269,12 +279,7 @@ public static class Int4BlockQuantizer
             TensorPrimitives.Divide(1f, scale, inverse);
             if (_scheme == Int4Scheme.Asymmetric)
             {
-                // zp = clamp(round(-lo / scale), 0, 15)
-                TensorPrimitives.Divide(lo, scale, zero);
-                TensorPrimitives.Negate(zero, zero);
-                TensorPrimitives.Round(zero, zero);
-                TensorPrimitives.Max(zero, 0f, zero);
-                TensorPrimitives.Min(zero, MaxCode, zero);
+                AsymmetricZeroPoints(lo, scale, zero, MaxCode);
             }
             else
             {
