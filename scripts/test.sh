@@ -23,6 +23,11 @@ if ! /usr/bin/python3 -c "import onnx" 2>/dev/null; then
   apt_install python3-onnx || missing "apt-get install python3-onnx"
 fi
 
+# The Austen LM as an ONNX Runtime GenAI folder (29 MB, not committed): rebuilt from models/austen-lm in 2 s with onnx.
+if [ ! -f models/austen-genai/model.onnx ]; then
+  /usr/bin/python3 models/austen-lm/export_genai.py >/dev/null || missing "/usr/bin/python3 models/austen-lm/export_genai.py"
+fi
+
 # An independent ONNX Runtime consumer (npm onnxruntime-node) that the tests load emitted models in.
 if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
   apt_install nodejs npm || missing "apt-get install nodejs npm"

@@ -259,6 +259,7 @@ def check(model):
 def main():
     model = build()
     check(model)
+    os.makedirs(HERE, exist_ok=True)  # not committed: scripts/test.sh makes it on a fresh clone
     onnx.save(model, os.path.join(HERE, "model.onnx"))
     with open(os.path.join(HERE, "genai_config.json"), "w") as f:
         json.dump(genai_config(), f, indent=4)

@@ -16,13 +16,13 @@ public sealed class GenAiFolderTests : IDisposable
 
     public void Dispose() => _temp.Dispose();
 
-    private static string Folder => Path.Combine(CliHarness.RepoRoot(), "models", "austen-genai");
+    private static string Folder => RequiredArtifact.GenAiModel;
 
     private static string Prompts => Path.Combine(CliHarness.RepoRoot(), "models", "austen-lm", "genai_prompts.txt");
 
     private static readonly string[] Calibration = ["--samples", "32", "--seq-len", "128", "--no-verify", "--device", "cpu"];
 
-    [ArtifactFact(Artifact.GenAiRun)]
+    [ArtifactFact(Artifact.GenAiRun, Artifact.GenAiModel)]
     public void Smooth_and_awq_folders_load_in_GenAI_and_generate_what_the_FP32_folder_generates()
     {
         string genai = RequiredArtifact.GenAiRunDll;
@@ -78,7 +78,7 @@ public sealed class GenAiFolderTests : IDisposable
         Assert.True(agreement >= minAgreement, $"{run.GetProperty("folder")}: token agreement {agreement} < {minAgreement}");
     }
 
-    [Fact]
+    [ArtifactFact(Artifact.GenAiModel)]
     public void A_model_inside_a_GenAI_folder_gets_a_folder_beside_it_and_bad_outputs_are_refused_before_any_work()
     {
         string copy = _temp.File("austen-genai");

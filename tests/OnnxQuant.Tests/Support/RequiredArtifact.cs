@@ -16,6 +16,8 @@ public enum Artifact
     Chromium,
     /// <summary>tools/genai-run built (an ONNX Runtime GenAI 0.18 consumer, NuGet Microsoft.ML.OnnxRuntimeGenAI).</summary>
     GenAiRun,
+    /// <summary>models/austen-genai (the Austen LM as a GenAI folder), generated from models/austen-lm by a script, not committed.</summary>
+    GenAiModel,
 }
 
 /// <summary>
@@ -27,7 +29,7 @@ public enum Artifact
 /// </summary>
 public static class RequiredArtifact
 {
-    /// <summary>Comma-separated artifact keys (minilm, onnx, node, chromium, genai) or "all" whose absence skips instead of failing.</summary>
+    /// <summary>Comma-separated artifact keys (minilm, onnx, node, chromium, genai, genai-model) or "all" whose absence skips instead of failing.</summary>
     public const string AllowMissingVariable = "ONNXQUANT_ALLOW_MISSING";
 
     public static string MiniLmFolder => Path.Combine(CliHarness.RepoRoot(), "models", "minilm");
@@ -43,6 +45,11 @@ public static class RequiredArtifact
     /// <summary>The built GenAI consumer (tools/genai-run); fails the test with the build command when it is missing.</summary>
     public static string GenAiRunDll => Require(Artifact.GenAiRun, GenAiRunPath);
 
+    public static string GenAiModelFolder => Path.Combine(CliHarness.RepoRoot(), "models", "austen-genai");
+
+    /// <summary>models/austen-genai; fails the test with the command that generates it when it is missing.</summary>
+    public static string GenAiModel => Require(Artifact.GenAiModel, GenAiModelFolder);
+
     private static string GenAiRunPath => Path.Combine(CliHarness.RepoRoot(), "tools", "genai-run", "bin", "Release", "net10.0", "GenAiRun.dll");
 
     private static readonly Lazy<bool> PythonOnnx = new(ImportsOnnx);
@@ -55,6 +62,7 @@ public static class RequiredArtifact
         Artifact.OrtNode => "node",
         Artifact.Chromium => "chromium",
         Artifact.GenAiRun => "genai",
+        Artifact.GenAiModel => "genai-model",
         _ => throw new ArgumentOutOfRangeException(nameof(artifact)),
     };
 
@@ -66,6 +74,7 @@ public static class RequiredArtifact
         Artifact.OrtNode => "apt-get install nodejs npm && (cd tools/ort-node && npm ci)",
         Artifact.Chromium => "apt-get install chromium",
         Artifact.GenAiRun => "dotnet build tools/genai-run -c Release",
+        Artifact.GenAiModel => "/usr/bin/python3 models/austen-lm/export_genai.py",
         _ => throw new ArgumentOutOfRangeException(nameof(artifact)),
     };
 
@@ -88,6 +97,9 @@ public static class RequiredArtifact
                 return FindOnPath("chromium") is null ? "`chromium` is not on PATH" : null;
             case Artifact.GenAiRun:
                 return File.Exists(GenAiRunPath) ? null : "tools/genai-run/bin/Release/net10.0/GenAiRun.dll is absent";
+            case Artifact.GenAiModel:
+                var absent = new[] { "model.onnx", "genai_config.json", "tokenizer.json" }.Where(f => !File.Exists(Path.Combine(GenAiModelFolder, f))).ToList();
+                return absent.Count == 0 ? null : $"{string.Join(" and ", absent.Select(f => "models/austen-genai/" + f))} missing";
             default:
                 throw new ArgumentOutOfRangeException(nameof(artifact));
         }
