@@ -10,23 +10,8 @@ public class FloatOutlierTests
     // Channels 5, 17 and 40 carry outliers of max 40, 12 and 7; channel 22 peaks at 5.5 (under bitsandbytes' 6.0); the rest at 1.
     private static readonly Dictionary<int, float> Planted = new() { [5] = 40f, [17] = 12f, [40] = 7f, [22] = 5.5f };
 
-    private static (float[] X, float[] W, float[] AbsMax, float[] WMax) Layer(int seed)
-    {
-        var random = new Random(seed);
-        var x = new float[Rows * K];
-        for (int r = 0; r < Rows; r++)
-            for (int k = 0; k < K; k++)
-                x[r * K + k] = (float)(random.NextDouble() * 2 - 1) * Planted.GetValueOrDefault(k, 1f);
-        var w = Enumerable.Range(0, K * N).Select(_ => (float)(random.NextDouble() * 2 - 1)).ToArray();
-        var absMax = new float[K];
-        var wMax = new float[K];
-        for (int k = 0; k < K; k++)
-        {
-            for (int r = 0; r < Rows; r++) absMax[k] = Math.Max(absMax[k], Math.Abs(x[r * K + k]));
-            for (int n = 0; n < N; n++) wMax[k] = Math.Max(wMax[k], Math.Abs(w[k * N + n]));
-        }
-        return (x, w, absMax, wMax);
-    }
+    private static (float[] X, float[] W, float[] AbsMax, float[] WMax) Layer(int seed) =>
+        OutlierLayer.Make(seed, Rows, K, N, k => Planted.GetValueOrDefault(k, 1f));
 
     [Fact]
     public void ThresholdKeepsExactlyTheChannelsAboveIt()

@@ -37,19 +37,7 @@ public class SmoothQuantMathTests
     public void SearchBeatsNoSmoothingOnAnOutlierChannel()
     {
         const int Rows = 256, K = 32, N = 24;
-        var random = new Random(5);
-        var x = new float[Rows * K];
-        for (int r = 0; r < Rows; r++)
-            for (int k = 0; k < K; k++)
-                x[r * K + k] = (float)(random.NextDouble() * 2 - 1) * (k == 3 ? 60f : 1f);
-        var w = Enumerable.Range(0, K * N).Select(_ => (float)(random.NextDouble() * 2 - 1)).ToArray();
-        var absMax = new float[K];
-        var wMax = new float[K];
-        for (int k = 0; k < K; k++)
-        {
-            for (int r = 0; r < Rows; r++) absMax[k] = Math.Max(absMax[k], Math.Abs(x[r * K + k]));
-            for (int n = 0; n < N; n++) wMax[k] = Math.Max(wMax[k], Math.Abs(w[k * N + n]));
-        }
+        var (x, w, absMax, wMax) = OutlierLayer.Make(5, Rows, K, N, k => k == 3 ? 60f : 1f);
         var choice = AlphaSearch.Run(x, Rows, absMax, [new SearchWeight("w", w, K, N)], wMax, new FakeQuantScheme(), bracketed: true);
         Assert.NotNull(choice.Alpha);
         Assert.True(choice.Error * 5 < choice.UnsmoothedError, $"searched loss {choice.Error:E2} vs unsmoothed {choice.UnsmoothedError:E2}");
