@@ -28,7 +28,7 @@ public static class AdviceRecipe
         {
             var quant = new Int4QuantOptions { BlockSize = LayerEstimates.BlockSize };
             var search = scheme == AdviceScheme.W4Awq ? new AwqPassOptions { Search = new Awq.AwqOptions { Quantization = quant } } : null;
-            return RecipePresets.Awq(keep, includeLmHead, new W4RewriteOptions { Quantization = quant }, search, null,
+            return RecipePresets.Awq(keep, includeLmHead, new W4RewriteOptions { Quantization = quant }, search, null, BitsSensitivity.LinearOutput,
                 settings, new VerificationSettings(), GateBounds.None);
         }
         bool perToken = scheme == AdviceScheme.W8A8PerToken;

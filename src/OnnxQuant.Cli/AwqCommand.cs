@@ -78,6 +78,13 @@ public static class AwqCommand
         var damp = new Option<double>("--damp") { Description = "GPTQ: dampening added to XᵀX's diagonal, as a fraction of its mean (0 < d <= 1).", DefaultValueFactory = _ => 0.01 };
         var bitsBudget = new Option<double?>("--bits-budget") { Description = "Mixed precision: average bits per weight of the quantized linears (B, scales and zero points as emitted); each linear gets 4, 8 or float bits by its measured output error." };
         var maxSize = new Option<double?>("--max-size") { Description = "Mixed precision: the emitted model's initializers at most this many MB (1 MB = 1,048,576 bytes); linears get 4, 8 or float bits by measured error." };
+        var sensitivity = new Option<string>("--sensitivity")
+        {
+            Description = "Mixed precision: rank linears by their own output error on held-out rows (linear, the default; any size) or by the model's "
+                + "output error with each linear alone rounded (model: one ONNX Runtime session over the whole model, one run per choice of each linear).",
+            DefaultValueFactory = _ => "linear",
+        };
+        sensitivity.AcceptOnlyFromAmong(RecipeFile.SensitivityNames);
         var groupSize = new Option<int>("--group-size") { Description = "Weights per 4-bit block along K: 32, 64, 128 or 256.", DefaultValueFactory = _ => 128 };
         var symmetric = new Option<bool>("--symmetric") { Description = "Symmetric blocks (implicit zero point 8) instead of asymmetric with zero points." };
         var accuracy = new Option<int>("--accuracy-level") { Description = "MatMulNBits accuracy_level: 0 unset, 1 fp32, 2 fp16, 3 bf16, 4 int8 compute.", DefaultValueFactory = _ => 0 };
@@ -100,7 +107,7 @@ public static class AwqCommand
         var command = new Command("awq", "Quantize weights to 4 bits (MatMulNBits, W4A16) with activation-aware scaling (AWQ) or round-to-nearest.")
         {
             model, output, method, groupSize, symmetric, accuracy, lmHead, lmHeadBits, embeddingBits, exclude, clip, noClip, duo, noDuo, blockLoss, grid,
-            actOrder, noActOrder, damp, bitsBudget, maxSize, target, device, threads, json,
+            actOrder, noActOrder, damp, bitsBudget, maxSize, sensitivity, target, device, threads, json,
         };
         foreach (var option in calibrationArguments.All.Concat(verification.All).Concat(gates.All).Append(printRecipe))
             command.Options.Add(option);
@@ -133,6 +140,9 @@ public static class AwqCommand
             if (ContextLengths.Explicit(parse, damp) && !how.UsesGptq())
                 throw new OnnxQuantException(null, "--damp is a GPTQ option; give --method gptq or awq-gptq with it", ExitCode.Usage);
             var budget = Budget(parse.GetValue(bitsBudget), parse.GetValue(maxSize));
+            var ranking = RecipeFile.ParseSensitivity(parse.GetValue(sensitivity) ?? "linear");
+            if (ContextLengths.Explicit(parse, sensitivity) && budget is null)
+                throw new OnnxQuantException(null, "--sensitivity chooses how mixed precision ranks linears; give --bits-budget or --max-size with it", ExitCode.Usage);
             var session = new SessionSettings { Device = parse.GetValue(device), Threads = Math.Max(0, parse.GetValue(threads)), Verbose = parse.GetValue(context.Verbose) };
             int headBits = parse.GetValue(lmHeadBits);
             if (headBits is not (4 or 8))
@@ -158,7 +168,7 @@ public static class AwqCommand
             // An included head gets its own bits in the embeddings pass (8 by default), not the linears' 4.
             bool includeHead = parse.GetValue(lmHead);
             var tables = RecipePresets.Embeddings(parse.GetValue(embeddingBits), includeHead ? headBits : null, block, quant.Scheme == Int4Scheme.Symmetric, level);
-            var recipe = RecipePresets.Awq(parse.GetValue(exclude) ?? [], includeHead, rewrite, search, budget,
+            var recipe = RecipePresets.Awq(parse.GetValue(exclude) ?? [], includeHead, rewrite, search, budget, ranking,
                 calibrationArguments.Settings(parse), verification.Settings(parse), gates.Bounds(parse), tables);
             if (parse.GetValue(printRecipe))
             {

@@ -62,13 +62,15 @@ public sealed record AwqSummary(
         var bits = linears.Select(d =>
         {
             var c = d.Scope is null ? choices?.GetValueOrDefault(d.Linear) : null;
-            return new LinearBits(d.Scope is null ? d.Linear : $"{d.Scope}/{d.Linear}", d.K, d.N, d.Bits,
-                d.Quantized ? (d.Rounding == WeightRounding.Gptq ? "gptq" : "rtn") : "-", d.BytesAfter, c?.Error4, c?.Error8);
+            return new LinearBits(d.Scope is null ? d.Linear : $"{d.Scope}/{d.Linear}", d.K, d.N, d.Bits, d.BlockSize,
+                d.Quantized ? (d.Rounding == WeightRounding.Gptq ? "gptq" : "rtn") : "-", d.BytesAfter,
+                c?.Finer.FirstOrDefault(f => f.BlockSize == d.BlockSize)?.Error ?? c?.Error4, c?.Error8);
         }).ToList();
         var mixed = plan is null || planStep is null ? null : new MixedPrecisionSummary(
             budget switch { SizeBudget.AverageBits a => $"--bits-budget {a.Bits.ToString(CultureInfo.InvariantCulture)}", SizeBudget.MaxBytes m => $"--max-size {m.Bytes} bytes", _ => "-" },
             plan.BudgetBytes, plan.PlannedBytes, plan.AverageBits, plan.Bits.Values.Count(b => b == 4), plan.Bits.Values.Count(b => b == 8),
-            plan.Bits.Values.Count(b => b == BitsPlan.Float), planStep.Elapsed.TotalSeconds);
+            plan.Bits.Values.Count(b => b == BitsPlan.Float), plan.BlockSizes.Count, planStep.Elapsed.TotalSeconds,
+            planStep.Result.Metrics.GetValueOrDefault("model_output_sensitivity") == 1 ? "model" : "linear");
         return new AwqSummary(model, output, method.Word(), quant.BlockSize, quant.Scheme.ToString().ToLowerInvariant(), accuracyLevel,
             outcome.Before.TotalBytes, bytesAfter, linears.Count(d => d.Quantized) + ownHeads.Count, kept.Count,
             outcome.Calibration.Result?.Elapsed.TotalSeconds, search?.Elapsed.TotalSeconds ?? 0, rewrite.Elapsed.TotalSeconds, outcome.CompileSeconds,
@@ -100,12 +102,15 @@ public sealed record AwqSummary(
             console.MarkupLineInterpolated($"GPTQ: {s.Linears.Count(l => l.Rounding == "gptq")} linears in {F(s.GptqSeconds, "0.0")} s (H, its factor and the rounding)");
         if (s.MixedPrecision is { } mp)
         {
-            console.MarkupLineInterpolated($"mixed precision ({mp.Budget}): {mp.FourBit} at 4 bits, {mp.EightBit} at 8 bits, {mp.Float} float; weights {mp.PlannedBytes} of {mp.BudgetBytes} budget bytes, {F(mp.AverageBits, "0.000")} average bits; planned in {F(mp.Seconds, "0.0")} s");
-            var bitsTable = new Table().Border(TableBorder.Simple).Title("bits per linear (error: relative output error on held-out rows)");
-            foreach (var h in new[] { "linear", "shape", "bits", "rounding", "error at 4", "error at 8", "bytes" })
+            console.MarkupLineInterpolated($"mixed precision ({mp.Budget}): {mp.FourBit} at 4 bits ({mp.FinerBlocks} with smaller blocks), {mp.EightBit} at 8 bits, {mp.Float} float; weights {mp.PlannedBytes} of {mp.BudgetBytes} budget bytes, {F(mp.AverageBits, "0.000")} average bits; planned in {F(mp.Seconds, "0.0")} s");
+            var bitsTable = new Table().Border(TableBorder.Simple).Title(mp.Sensitivity == "model"
+                ? "bits per linear (error: relative error of the model's output with that linear alone rounded)"
+                : "bits per linear (error: relative output error on held-out rows)");
+            foreach (var h in new[] { "linear", "shape", "bits", "block", "rounding", "error at 4", "error at 8", "bytes" })
                 bitsTable.AddColumn(h);
             foreach (var l in s.Linears.Where(l => l.Bits != 0))
-                bitsTable.AddRow(Markup.Escape(Short(l.Linear)), $"{l.K}x{l.N}", l.Bits == BitsPlan.Float ? "float" : l.Bits.ToString(inv), l.Rounding,
+                bitsTable.AddRow(Markup.Escape(Short(l.Linear)), $"{l.K}x{l.N}", l.Bits == BitsPlan.Float ? "float" : l.Bits.ToString(inv),
+                    l.BlockSize == 0 ? "-" : l.BlockSize.ToString(inv), l.Rounding,
                     l.Error4 is { } e4 ? F(e4, "0.00000") : "-", l.Error8 is { } e8 ? F(e8, "0.0000000") : "-", l.Bytes.ToString(inv));
             console.Write(bitsTable);
         }
@@ -142,11 +147,16 @@ public sealed record AwqSummary(
     private static string Short(string name) => name.Length <= 44 ? name : "…" + name[^43..];
 }
 
-/// <summary>One MatMul/Gemm's bits in the summary: 4 or 8 (MatMulNBits), 32 (float by the budget), 0 (kept for another reason).</summary>
-public sealed record LinearBits(string Linear, int K, int N, int Bits, string Rounding, long Bytes, double? Error4, double? Error8);
+/// <summary>
+/// One MatMul/Gemm's bits in the summary: 4 or 8 (MatMulNBits), 32 (float by the budget), 0 (kept for another reason);
+/// its block size (0 when not quantized); the plan's errors at 4 bits (with its own block size) and at 8.
+/// </summary>
+public sealed record LinearBits(string Linear, int K, int N, int Bits, int BlockSize, string Rounding, long Bytes, double? Error4, double? Error8);
 
 /// <summary>The size budget, the weight bytes it allowed and used, and how many linears got each width.</summary>
-public sealed record MixedPrecisionSummary(string Budget, long BudgetBytes, long PlannedBytes, double AverageBits, int FourBit, int EightBit, int Float, double Seconds);
+/// <param name="Sensitivity">"linear" or "model": what the errors were measured on (--sensitivity).</param>
+public sealed record MixedPrecisionSummary(string Budget, long BudgetBytes, long PlannedBytes, double AverageBits, int FourBit, int EightBit, int Float, int FinerBlocks, double Seconds,
+    string Sensitivity);
 
 public sealed record AwqGroupSummary(string Activation, string Target, IReadOnlyList<string> Consumers, string Status, string Loss, float Ratio,
     double RtnLoss, double AwqLoss, double LossRatio, double? ClippedFraction, double Seconds);

@@ -82,7 +82,7 @@ internal static class BlockModel
         Info(name, (int)info.ElementDataType, info.Shape);
 
     // ONNX's and ORT's element type numbers are the same (both follow TensorProto.DataType).
-    private static ValueInfoProto Info(string name, int elementType, IEnumerable<long> dims)
+    public static ValueInfoProto Info(string name, int elementType, IEnumerable<long> dims)
     {
         var shape = new TensorShapeProto();
         foreach (var d in dims) shape.Dim.Add(new TensorShapeProto.Types.Dimension { DimValue = d });

@@ -24,12 +24,17 @@ public abstract record SizeBudget
 }
 
 /// <summary>Settings of <see cref="MixedPrecisionPass"/>; rounding, grid and selection are the rewrite's.</summary>
-public sealed record MixedPrecisionOptions(SizeBudget Budget, W4RewriteOptions Rewrite);
+public sealed record MixedPrecisionOptions(SizeBudget Budget, W4RewriteOptions Rewrite)
+{
+    /// <summary>What the errors the plan compares are measured on (docs/architecture.md, "Mixed precision").</summary>
+    public BitsSensitivity Sensitivity { get; init; } = BitsSensitivity.LinearOutput;
+}
 
 /// <summary>
 /// Mixed precision by measured sensitivity: for every linear the rewrite would quantize, the relative output error
 /// ‖X (W - Ŵ)‖² / ‖X W‖² on held-out calibration rows (every fourth recorded row, which GPTQ's H then leaves out) at
-/// 4 and 8 bits with the rewrite's rounding, and the bytes each choice emits; <see cref="BitsPlanner"/> picks the bits
+/// 4 and 8 bits with the rewrite's rounding — or, with <see cref="BitsSensitivity.ModelOutput"/>, the relative error of
+/// the model's output with that linear alone rounded (<see cref="IOutputErrorProbe"/>) — and the bytes each choice emits; <see cref="BitsPlanner"/> picks the bits
 /// under the budget and the plan is left for <see cref="W4RewritePass"/> (docs/architecture.md, "Mixed precision").
 /// </summary>
 public sealed class MixedPrecisionPass : IGraphPass
@@ -54,12 +59,15 @@ public sealed class MixedPrecisionPass : IGraphPass
         var candidates = LinearAnalysis.ClassifyGraph(graph, null, rewrite.Selection).Where(c => c.Quantizable).ToList();
         var choices = new List<LinearChoices>();
         long floatBytesOfPlanned = 0;
+        var linears = candidates.Select(c => c.RequireLinear(graph)).ToList();
+        using var probe = _options.Sensitivity == BitsSensitivity.ModelOutput
+            ? context.Analyses.Get<IOutputErrorProbe>(Name).Open(model, linears)
+            : null;
         for (int i = 0; i < candidates.Count; i++)
         {
             context.Cancellation.ThrowIfCancellationRequested();
             context.Progress?.Report(new PassProgress(Name, i, candidates.Count, candidates[i].Name));
-            var linear = candidates[i].RequireLinear(graph);
-            var choice = Measure(graph, linear, fit);
+            var choice = Measure(graph, linears[i], fit, probe);
             floatBytesOfPlanned += choice.BytesFloat;
             choices.Add(choice);
         }
@@ -96,11 +104,13 @@ public sealed class MixedPrecisionPass : IGraphPass
                 ["average_bits"] = plan.AverageBits,
                 ["eight_bit_linears"] = plan.Bits.Values.Count(b => b == 8),
                 ["float_linears"] = plan.Bits.Values.Count(b => b == BitsPlan.Float),
+                ["finer_block_linears"] = plan.BlockSizes.Count,
+                ["model_output_sensitivity"] = probe is null ? 0 : 1,
             },
         };
     }
 
-    private LinearChoices Measure(Graph graph, LinearNode linear, LinearRounder fit)
+    private LinearChoices Measure(Graph graph, LinearNode linear, LinearRounder fit, IOutputErrorSession? probe)
     {
         var options = _options.Rewrite.Quantization with { ScaleType = linear.WeightType };
         int scaleBytes = ElementType.SizeOf(linear.WeightType);
@@ -108,21 +118,44 @@ public sealed class MixedPrecisionPass : IGraphPass
         long bytes8 = BitsPlanner.QuantizedBytes(linear.K, linear.N, 8, options, scaleBytes);
         long bytesFloat = graph.GetConstant(linear.WeightName)?.ByteLength ?? (long)linear.K * linear.N * scaleBytes;
         var weight = linear.ReadWeightKN(graph);
-        var heldOut = fit.InputRows(linear, RowSplit.HeldOut, out int count);
-        if (heldOut is null)
-            // Nothing to measure on: no error to save, so the planner leaves it at 4 bits.
-            return new LinearChoices(linear.Name, linear.K, linear.N, 0, 0, bytes4, bytes8, bytesFloat);
-        var x = MatrixView.Of(heldOut, count, linear.K);
-        double reference = TensorPrimitives.SumOfSquares(MatrixMultiply.Multiply(x, MatrixView.Of(weight, linear.K, linear.N)));
-        double Error(int bits)
+        var finer = FinerBlockSizes(options.BlockSize);
+        Func<int, Int4QuantOptions, double> error;
+        if (probe is not null)
+            // The rounding is the rewrite's (fitted on the same rows); only where its error is measured changes.
+            error = (bits, o) => probe.RelativeError(linear, fit.Quantize(linear, weight, bits, o, out _).Dequantize());
+        else
         {
-            var q = fit.Quantize(linear, weight, bits, options, out _).Dequantize();
-            TensorPrimitives.Subtract(weight, q, q);
-            double e = TensorPrimitives.SumOfSquares(MatrixMultiply.Multiply(x, MatrixView.Of(q, linear.K, linear.N)));
-            return reference > 0 ? e / reference : e;
+            var heldOut = fit.InputRows(linear, RowSplit.HeldOut, out int count);
+            if (heldOut is null)
+                // Nothing to measure on: no error to save, so the planner leaves it at 4 bits.
+                return new LinearChoices(linear.Name, linear.K, linear.N, 0, 0, bytes4, bytes8, bytesFloat);
+            var x = MatrixView.Of(heldOut, count, linear.K);
+            double reference = TensorPrimitives.SumOfSquares(MatrixMultiply.Multiply(x, MatrixView.Of(weight, linear.K, linear.N)));
+            error = (bits, o) =>
+            {
+                var q = fit.Quantize(linear, weight, bits, o, out _).Dequantize();
+                TensorPrimitives.Subtract(weight, q, q);
+                double e = TensorPrimitives.SumOfSquares(MatrixMultiply.Multiply(x, MatrixView.Of(q, linear.K, linear.N)));
+                return reference > 0 ? e / reference : e;
+            };
         }
-        return new LinearChoices(linear.Name, linear.K, linear.N, Error(4), Error(8), bytes4, bytes8, bytesFloat);
+        return new LinearChoices(linear.Name, linear.K, linear.N, error(4, options), error(8, options), bytes4, bytes8, bytesFloat)
+        {
+            Finer = finer.Select(size =>
+            {
+                var smaller = options with { BlockSize = size };
+                return new FinerBlocks(size, error(4, smaller), BitsPlanner.QuantizedBytes(linear.K, linear.N, 4, smaller, scaleBytes));
+            }).ToList(),
+        };
     }
+
+    /// <summary>
+    /// The smaller 4-bit block sizes a linear may get: half and a quarter of the rewrite's, down to 32 (what
+    /// <c>--group-size</c> takes). Finer blocks cost a scale and a zero point per block; MiniLM's 5-bit plan gains from
+    /// them (docs/architecture.md, "Mixed precision").
+    /// </summary>
+    public static IReadOnlyList<int> FinerBlockSizes(int blockSize) =>
+        new[] { blockSize / 2, blockSize / 4 }.Where(b => b >= 32).ToList();
 
     private static PassReportRow Row(BitsPlan plan, LinearChoices c)
     {
@@ -132,6 +165,7 @@ public sealed class MixedPrecisionPass : IGraphPass
         {
             ["shape"] = $"{c.K}x{c.N}",
             ["bits"] = bits == BitsPlan.Float ? "float" : bits.ToString(CultureInfo.InvariantCulture),
+            ["block_size"] = plan.BlockSizeOf(c.Linear)?.ToString(CultureInfo.InvariantCulture) ?? "-",
             ["error_4"] = F(c.Error4),
             ["error_8"] = F(c.Error8),
             ["bytes"] = plan.BytesOf(c).ToString(CultureInfo.InvariantCulture),

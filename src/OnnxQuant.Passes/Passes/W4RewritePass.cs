@@ -34,7 +34,7 @@ public sealed record W4RewriteOptions
 /// [N, k_blocks] in the weight's float type, packed zero points unless symmetric, and a MatMul's bias Add (or Gemm's C)
 /// folded into input 5. Whatever chose the weights before (AWQ scaling and clipping) has already written them.
 /// With <see cref="WeightRounding.Gptq"/> the codes come from GPTQ instead of RTN (same grid and layout); with a
-/// <see cref="BitsPlan"/> in the analyses (mixed precision) a linear is written at 8 bits or kept in float as planned.
+/// <see cref="BitsPlan"/> in the analyses (mixed precision) a linear is written at 8 bits, at 4 bits with smaller blocks, or kept in float as planned.
 /// </summary>
 public sealed class W4RewritePass : IGraphPass
 {
@@ -101,7 +101,7 @@ public sealed class W4RewritePass : IGraphPass
                 decisions.Add(new W4Decision(candidate.Name, scope, candidate.K, candidate.N, KeepReason.BitsBudget, null, null, floatBytes, floatBytes) { Bits = BitsPlan.Float });
                 continue;
             }
-            decisions.Add(Rewrite(graph, linear, scope, removedValues, rounder, bits));
+            decisions.Add(Rewrite(graph, linear, scope, removedValues, rounder, bits, plan?.BlockSizeOf(linear.Name) ?? _options.Quantization.BlockSize));
             rewritten++;
         }
         if (scope is null)
@@ -114,10 +114,10 @@ public sealed class W4RewritePass : IGraphPass
         return true;
     }
 
-    private W4Decision Rewrite(Graph graph, LinearNode linear, string? scope, HashSet<string> removedValues, LinearRounder rounder, int bits)
+    private W4Decision Rewrite(Graph graph, LinearNode linear, string? scope, HashSet<string> removedValues, LinearRounder rounder, int bits, int blockSize)
     {
         var type = linear.WeightType;
-        var options = _options.Quantization with { ScaleType = type };
+        var options = _options.Quantization with { ScaleType = type, BlockSize = blockSize };
         var bias = linear.ReadBias(graph);
         // Plain 4-bit round-to-nearest streams the weight band by band (Int4PackedQuantizer: the same codes as
         // Int4BlockQuantizer, bit for bit); GPTQ and 8-bit blocks need the whole weight and take the array path.
@@ -158,6 +158,7 @@ public sealed class W4RewritePass : IGraphPass
         return new W4Decision(linear.Name, scope, linear.K, linear.N, KeepReason.None, null, relativeError, before, after)
         {
             Bits = bits,
+            BlockSize = blockSize,
             Rounding = usedGptq ? WeightRounding.Gptq : WeightRounding.Rtn,
         };
     }
@@ -246,6 +247,9 @@ public sealed record W4Decision(string Linear, string? Scope, int K, int N, Keep
 
     /// <summary>4 or 8 when quantized; <see cref="BitsPlan.Float"/> when mixed precision kept it in float; 0 when kept for another reason.</summary>
     public int Bits { get; init; }
+
+    /// <summary>Its MatMulNBits block size along K when quantized (mixed precision may give it smaller blocks than the rewrite's); 0 when kept.</summary>
+    public int BlockSize { get; init; }
 
     /// <summary>How its codes were rounded (GPTQ falls back to RTN for an input without calibration rows).</summary>
     public WeightRounding Rounding { get; init; }

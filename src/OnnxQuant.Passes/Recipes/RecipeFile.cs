@@ -24,6 +24,14 @@ public static class RecipeFile
     internal static readonly string[] ScopeNames = ["all", "norm-inputs"];
     internal static readonly SmoothingScope[] Scopes = [SmoothingScope.All, SmoothingScope.NormInputs];
     internal static readonly string[] RoundingNames = ["rtn", "gptq"];
+
+    /// <summary>bits-plan's "sensitivity" words, which `awq --sensitivity` takes too.</summary>
+    public static readonly string[] SensitivityNames = ["linear", "model"];
+    internal static readonly BitsSensitivity[] Sensitivities = [BitsSensitivity.LinearOutput, BitsSensitivity.ModelOutput];
+
+    /// <summary>The sensitivity a word of <see cref="SensitivityNames"/> names.</summary>
+    public static BitsSensitivity ParseSensitivity(string word) =>
+        Array.IndexOf(SensitivityNames, word) is var i and >= 0 ? Sensitivities[i] : throw new ArgumentOutOfRangeException(nameof(word), word, "not a sensitivity");
     internal static readonly WeightRounding[] Roundings = [WeightRounding.Rtn, WeightRounding.Gptq];
     internal static readonly string[] TaskNames = ["causal-lm", "encoder"];
     internal static readonly ModelTask[] Tasks = [ModelTask.CausalLm, ModelTask.Encoder];
@@ -91,7 +99,7 @@ public static class RecipeFile
             "smoothquant" => new SmoothQuantSpec(ReadSmoothQuant(f)),
             "w8a8" => new W8A8RewriteSpec(ReadW8A8(f), new LinearSelection()),
             "awq" => new AwqSpec(ReadAwq(f)),
-            "bits-plan" => new MixedPrecisionSpec(new MixedPrecisionOptions(ReadBudget(f), new W4RewriteOptions())),
+            "bits-plan" => ReadBitsPlan(f),
             "w4-rewrite" => new W4RewriteSpec(ReadW4(f)),
             "embeddings" => ReadEmbeddings(f),
             _ => throw new RecipeError(f.KeyPath("pass"), $"must be one of \"fold-weights\", \"smoothquant\", \"w8a8\", \"awq\", \"bits-plan\", \"w4-rewrite\", \"embeddings\" (got \"{name}\")"),
@@ -197,7 +205,14 @@ public static class RecipeFile
         return options;
     }
 
-    // Exactly one of the two sizes; the plan's rounding, grid and selection are the w4-rewrite entry's (Recipe.Pipeline).
+    // The plan's rounding, grid and selection are the w4-rewrite entry's (Recipe.Pipeline).
+    private static MixedPrecisionSpec ReadBitsPlan(JsonFields f)
+    {
+        var sensitivity = f.Choice("sensitivity", SensitivityNames, Sensitivities) ?? BitsSensitivity.LinearOutput;
+        return new MixedPrecisionSpec(new MixedPrecisionOptions(ReadBudget(f), new W4RewriteOptions()) { Sensitivity = sensitivity });
+    }
+
+    // Exactly one of the two sizes.
     private static SizeBudget ReadBudget(JsonFields f)
     {
         double? bits = f.Number("bitsBudget", 0, 32);

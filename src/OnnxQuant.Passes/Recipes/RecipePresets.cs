@@ -31,13 +31,13 @@ public static class RecipePresets
     /// embeddings and head pass (<paramref name="tables"/>, unless null).
     /// </summary>
     public static Recipe Awq(IEnumerable<string> exclude, bool includeLmHead, W4RewriteOptions rewrite, AwqPassOptions? awq, SizeBudget? budget,
-        CalibrationSettings calibration, VerificationSettings verification, GateBounds gates, EmbeddingHeadSpec? tables = null)
+        BitsSensitivity sensitivity, CalibrationSettings calibration, VerificationSettings verification, GateBounds gates, EmbeddingHeadSpec? tables = null)
     {
         var passes = new List<PassSpec> { new FoldWeightsSpec(new LinearSelection()) };
         if (awq is not null)
             passes.Add(new AwqSpec(awq));
         if (budget is not null)
-            passes.Add(new MixedPrecisionSpec(new MixedPrecisionOptions(budget, rewrite)));
+            passes.Add(new MixedPrecisionSpec(new MixedPrecisionOptions(budget, rewrite) { Sensitivity = sensitivity }));
         passes.Add(new W4RewriteSpec(rewrite));
         if (tables is not null)
             passes.Add(tables);

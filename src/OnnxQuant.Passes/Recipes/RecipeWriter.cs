@@ -81,10 +81,11 @@ public static class RecipeWriter
                 w.WriteBoolean("insertMul", a.InsertMul);
                 w.WriteBoolean("blockLoss", a.BlockLoss);
                 break;
-            case MixedPrecisionSpec { Options.Budget: var budget }:
+            case MixedPrecisionSpec { Options: { Budget: var budget } plan }:
                 // Bytes over 2^20 and back is exact, so maxSizeMb reads back to the same byte budget.
                 WriteNullable(w, "bitsBudget", (budget as SizeBudget.AverageBits)?.Bits);
                 WriteNullable(w, "maxSizeMb", budget is SizeBudget.MaxBytes m ? m.Bytes / SizeBudget.BytesPerMb : null);
+                w.WriteString("sensitivity", Pick(RecipeFile.SensitivityNames, RecipeFile.Sensitivities, plan.Sensitivity));
                 break;
             case W4RewriteSpec { Options: var r }:
                 w.WriteNumber("blockSize", r.Quantization.BlockSize);

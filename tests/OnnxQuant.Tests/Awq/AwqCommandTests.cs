@@ -72,6 +72,8 @@ public sealed class AwqCommandTests : IDisposable
     [InlineData("--damp", "0.05", 2, "--damp is a GPTQ option")]
     [InlineData("--bits-budget", "40", 2, "--bits-budget must be an average in (0, 32]")]
     [InlineData("--max-size", "-1", 2, "--max-size must be a positive size in MB")]
+    [InlineData("--sensitivity", "model", 2, "--sensitivity chooses how mixed precision ranks linears; give --bits-budget or --max-size")]
+    [InlineData("--sensitivity", "layer", 2, "Argument 'layer' not recognized")]
     public void BadOptionsAreUsageErrors(string option, string value, int exitCode, string message)
     {
         string model = FixtureModels.Save(Options, _temp.Path);
@@ -95,12 +97,15 @@ public sealed class AwqCommandTests : IDisposable
         Assert.Equal("awq-gptq", json.GetProperty("method").GetString());
         var mixed = json.GetProperty("mixed_precision");
         Assert.True(mixed.GetProperty("average_bits").GetDouble() <= 6);
+        Assert.Equal("linear", mixed.GetProperty("sensitivity").GetString());
         Assert.True(mixed.GetProperty("planned_bytes").GetInt64() <= mixed.GetProperty("budget_bytes").GetInt64());
         var linears = json.GetProperty("linears").EnumerateArray().ToList();
         Assert.Equal(19, linears.Count);   // every MatMul/Gemm, kept ones with bits 0
         var quantized = linears.Where(l => l.GetProperty("bits").GetInt32() is 4 or 8).ToList();
         Assert.Equal(14, quantized.Count);
         Assert.All(quantized, l => Assert.Equal("gptq", l.GetProperty("rounding").GetString()));
+        Assert.All(quantized, l => Assert.Equal(32, l.GetProperty("block_size").GetInt32()));   // nothing smaller than 32 to choose
+        Assert.Equal(0, mixed.GetProperty("finer_blocks").GetInt32());
         int eight = linears.Count(l => l.GetProperty("bits").GetInt32() == 8);
         Assert.Equal(mixed.GetProperty("eight_bit").GetInt32(), eight);
         Assert.True(eight > 0);

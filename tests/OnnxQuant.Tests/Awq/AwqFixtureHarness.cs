@@ -46,6 +46,9 @@ internal sealed class AwqFixtureHarness
     /// <summary>An <see cref="IBlockEvaluator"/> the next pipelines carry (AWQ's block loss).</summary>
     public IBlockEvaluator? BlockEvaluator { get; set; }
 
+    /// <summary>An <see cref="IOutputErrorProbe"/> the next pipelines carry (mixed precision's model-output sensitivity).</summary>
+    public IOutputErrorProbe? OutputProbe { get; set; }
+
     /// <summary>Applies <paramref name="passes"/> to a fresh copy of the fixture and returns the model's bytes.</summary>
     public byte[] Apply(params IGraphPass[] passes)
     {
@@ -55,6 +58,8 @@ internal sealed class AwqFixtureHarness
         Last = PassRun.Analyses(Stats);
         if (BlockEvaluator is not null)
             Last.Set(BlockEvaluator);
+        if (OutputProbe is not null)
+            Last.Set(OutputProbe);
         pipeline.Run(model, new PassContext { Analyses = Last });
         using var temp = new TempFolder();
         string path = temp.File("model.onnx");

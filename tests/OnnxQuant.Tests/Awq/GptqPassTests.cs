@@ -55,11 +55,13 @@ public sealed class GptqPassTests
         Assert.Equal(first, second);
     }
 
-    [Fact]
-    public void TheBitsBudgetIsMetExactlyInTheEmittedModel()
+    [Theory]
+    [InlineData(32)]
+    [InlineData(64)]   // the plan may also give a linear 4 bits with blocks of 32
+    public void TheBitsBudgetIsMetExactlyInTheEmittedModel(int blockSize)
     {
         var h = new AwqFixtureHarness(Fixture(FixtureFamily.TorchLlama));
-        var rewrite = new W4RewriteOptions { Quantization = Q32, Rounding = WeightRounding.Gptq };
+        var rewrite = new W4RewriteOptions { Quantization = new Int4QuantOptions { BlockSize = blockSize }, Rounding = WeightRounding.Gptq };
         double all4 = h.RelativeError(h.Run(h.Apply(new W4RewritePass(rewrite))), "logits");
         const double budgetBits = 6;
         var bytes = h.Apply(new MixedPrecisionPass(new MixedPrecisionOptions(new SizeBudget.AverageBits(budgetBits), rewrite)), new W4RewritePass(rewrite));
@@ -82,18 +84,21 @@ public sealed class GptqPassTests
             }
             Assert.Equal("MatMulNBits", node.OpType);
             Assert.Equal(bits, node.Attribute.Single(a => a.Name == "bits").I);
+            Assert.Equal(plan.BlockSizeOf(choice.Linear) ?? blockSize, node.Attribute.Single(a => a.Name == "block_size").I);
             emitted += node.Input.Skip(1).Take(3).Where(i => i.Length > 0).Sum(i => initializers[i]);
         }
         long parameters = plan.Choices.Sum(c => (long)c.K * c.N);
         _output.WriteLine($"budget {plan.BudgetBytes} bytes, planned {plan.PlannedBytes}, emitted {emitted}; {8.0 * emitted / parameters:0.000} average bits; "
-            + $"{plan.Bits.Values.Count(b => b == 8)} linears at 8 bits, {plan.Bits.Values.Count(b => b == BitsPlan.Float)} float; logits error {mixed:g4} vs {all4:g4} all at 4 bits");
+            + $"{plan.Bits.Values.Count(b => b == 8)} linears at 8 bits, {plan.BlockSizes.Count} with smaller blocks, {plan.Bits.Values.Count(b => b == BitsPlan.Float)} float; logits error {mixed:g4} vs {all4:g4} all at 4 bits");
         Assert.Equal(plan.PlannedBytes, emitted);
         Assert.True(emitted <= Math.Floor(budgetBits * parameters / 8));
         Assert.True(8.0 * emitted / parameters <= budgetBits);
         Assert.Contains(plan.Bits.Values, b => b == 8);
-        // The prefix rule can leave at most the next step's bytes unused; here that is far under 1 bit per weight.
+        // The exact plan leaves only what no further upgrade fits in; here that is far under 1 bit per weight.
         Assert.True(8.0 * emitted / parameters > budgetBits - 1, $"only {8.0 * emitted / parameters:0.000} of {budgetBits} bits used");
         Assert.True(mixed < 0.9 * all4, $"mixed {mixed:g4} vs all 4-bit {all4:g4}");
+        if (blockSize == 64)
+            Assert.NotEmpty(plan.BlockSizes);
     }
 
     [Fact]
@@ -145,9 +150,15 @@ public sealed class GptqPassTests
             int k = 32 * (1 + rng.Next(4)), n = 16 * (1 + rng.Next(4));
             double e4 = rng.NextDouble(), e8 = e4 * rng.NextDouble() * 0.1;
             long b4 = BitsPlanner.QuantizedBytes(k, n, 4, Q32, 4), b8 = BitsPlanner.QuantizedBytes(k, n, 8, Q32, 4);
-            return new LinearChoices($"l{i}", k, n, e4, e8, b4, b8, 4L * k * n);
+            // Some linears also offer 4 bits at a smaller block: between 4 and 8 bits in error and (usually) bytes.
+            List<FinerBlocks> finer = rng.Next(2) == 0 ? [] : [new(16, e4 * (0.3 + 0.6 * rng.NextDouble()), b4 + n * (k / 16) * 2 + rng.Next(8))];
+            return new LinearChoices($"l{i}", k, n, e4, e8, b4, b8, 4L * k * n) { Finer = finer };
         }).ToList();
     }
+
+    // (bytes, error) of every option of a linear, in the planner's terms.
+    private static (long Bytes, double Error)[] OptionsOf(LinearChoices c) =>
+        [(c.Bytes4, c.Error4), .. c.Finer.Select(f => (f.Bytes, f.Error)), (c.Bytes8, c.Error8), (c.BytesFloat, 0.0)];
 
     [Property(MaxTest = 40)]
     public bool PlansAreTheLeastSummedErrorWithinTheBudget(byte count, int seed, byte fraction)
@@ -156,17 +167,18 @@ public sealed class GptqPassTests
         long min = choices.Sum(c => c.Bytes4), max = choices.Sum(c => c.BytesFloat);
         long budget = min + (max - min) * fraction / 255;
         var plan = BitsPlanner.Assign(choices, budget, buckets: 1 << 20);
-        // Every assignment of 4 / 8 / float, enumerated.
+        // Every assignment of 4 (each block size) / 8 / float, enumerated.
+        var options = choices.Select(OptionsOf).ToList();
         double optimum = double.PositiveInfinity;
-        int total = (int)Math.Pow(3, choices.Count);
+        int total = options.Aggregate(1, (p, o) => p * o.Length);
         for (int code = 0; code < total; code++)
         {
             long bytes = 0;
             double error = 0;
-            for (int j = 0, rest = code; j < choices.Count; j++, rest /= 3)
+            for (int j = 0, rest = code; j < choices.Count; rest /= options[j].Length, j++)
             {
-                var c = choices[j];
-                (bytes, error) = (rest % 3) switch { 0 => (bytes + c.Bytes4, error + c.Error4), 1 => (bytes + c.Bytes8, error + c.Error8), _ => (bytes + c.BytesFloat, error) };
+                var (b, e) = options[j][rest % options[j].Length];
+                (bytes, error) = (bytes + b, error + e);
             }
             if (bytes <= budget)
                 optimum = Math.Min(optimum, error);

@@ -18,6 +18,8 @@ public sealed class RecipePresetTests
         new[] { "awq", "--group-size", "64", "--grid", "5", "--exclude", "/layers\\.1\\//", "--samples", "8", "--seq-len", "64", "--no-verify" },
         // GPTQ rounding after AWQ's scales, a bits plan, and the 2048 sample rows such a recipe calibrates with.
         new[] { "awq", "--method", "awq-gptq", "--bits-budget", "5", "--damp", "0.05", "--group-size", "64", "--grid", "5", "--samples", "8", "--seq-len", "64", "--no-verify" },
+        // The plan ranked by the model's own output (one ONNX Runtime session over the model).
+        new[] { "awq", "--method", "rtn", "--bits-budget", "6", "--sensitivity", "model", "--samples", "8", "--seq-len", "64", "--no-verify" },
         // The embeddings pass: a 4-bit GatherBlockQuantized embedding and the head on its own (8-bit MatMulNBits).
         new[] { "awq", "--quantize-embeddings", "4", "--include-lm-head", "--grid", "5", "--samples", "8", "--seq-len", "64", "--no-verify" },
         new[] { "smooth", "--float-outliers", "6", "--samples", "8", "--seq-len", "64", "--no-verify" },

@@ -38,6 +38,7 @@ public sealed class RecipeValidationTests
         { $$"""{ "recipe": 1, "passes": [ {{Fold}}, { "pass": "bits-plan" }, { "pass": "w4-rewrite" } ] }""", "passes[1].bitsBudget" },
         { $$"""{ "recipe": 1, "passes": [ {{Fold}}, { "pass": "bits-plan", "bitsBudget": 5, "maxSizeMb": 3 }, { "pass": "w4-rewrite" } ] }""", "passes[1].maxSizeMb" },
         { $$"""{ "recipe": 1, "passes": [ {{Fold}}, { "pass": "bits-plan", "bitsBudget": 40 }, { "pass": "w4-rewrite" } ] }""", "passes[1].bitsBudget" },
+        { $$"""{ "recipe": 1, "passes": [ {{Fold}}, { "pass": "bits-plan", "bitsBudget": 5, "sensitivity": "layer" }, { "pass": "w4-rewrite" } ] }""", "passes[1].sensitivity" },
         { $$"""{ "recipe": 1, "passes": [ {{Fold}}, { "pass": "bits-plan", "bitBudget": 5 }, { "pass": "w4-rewrite" } ] }""", "passes[1].bitBudget" },
         { $$"""{ "recipe": 1, "passes": [ {{Fold}}, { "pass": "w4-rewrite" }, { "pass": "bits-plan", "bitsBudget": 5 } ] }""", "passes[2].pass" },
         { $$"""{ "recipe": 1, "passes": [ {{Fold}}, { "pass": "bits-plan", "bitsBudget": 5 }, { "pass": "awq" }, { "pass": "w4-rewrite" } ] }""", "passes[1].pass" },
