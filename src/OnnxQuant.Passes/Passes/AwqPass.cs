@@ -161,7 +161,7 @@ public sealed class AwqPass : IGraphPass
         AwqScaleResult result;
         try
         {
-            result = AwqScaleSearch.Search(view, stats.MeanAbs, weights, search, blockLoss is null ? null : s => blockLoss.Loss(s, search.Quantization), cancel,
+            result = AwqScaleSearch.Search(view, stats.MeanAbs, weights, search, blockLoss is null ? SampledGroupLoss(view, weights, search) : s => blockLoss.Loss(s, search.Quantization), cancel,
                 group.Ties is { } ties ? ties.GeometricMean : null);
         }
         finally
@@ -198,6 +198,16 @@ public sealed class AwqPass : IGraphPass
         };
         return new AwqDecision(group.Activation, target, names, status, lossKind, result.Ratio, result.RtnLoss, result.BestLoss, clipped,
             clock.Elapsed.TotalSeconds, parameters, rowCount) { Fold = group.Producer.Kind };
+    }
+
+    // The group-output loss (mean squared error per output) on a sample of a wide group's columns (ColumnSample); the
+    // duo-scaling weight means that shape the candidates still come from the whole weights.
+    private static Func<float[], double> SampledGroupLoss(MatrixView rows, IReadOnlyList<AwqWeight> weights, AwqOptions search)
+    {
+        int stride = ColumnSample.Stride(weights.Sum(w => (long)w.N));
+        var sampled = weights.Select(w => w with { Values = ColumnSample.Take(w.Values, rows.Cols, w.N, stride, out int n), N = n }).ToList();
+        long outputs = (long)rows.Rows * sampled.Sum(w => w.N);
+        return s => AwqScaleSearch.GroupOutputLoss(rows, sampled, s, search) / outputs;
     }
 
     // Clip search on every consumer that is not a query/key projection; returns the fraction of blocks clipped.

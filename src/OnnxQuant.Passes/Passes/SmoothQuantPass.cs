@@ -1,6 +1,7 @@
 using System.Globalization;
 using OnnxQuant.Analysis;
 using OnnxQuant.IO;
+using OnnxQuant.Numerics;
 using OnnxQuant.Passes.W8A8;
 using OnnxQuant.Smoothing;
 using OnnxQuant.Statistics;
@@ -209,10 +210,11 @@ public sealed class SmoothQuantPass : IGraphPass
 
     private AlphaChoice Search(IR.Graph graph, ActivationStats stats, float[] absMax, IReadOnlyList<LinearNode> quantized, float[] weightMax, FakeQuantScheme scheme)
     {
-        long totalN = quantized.Sum(c => (long)c.N);
-        int rows = AlphaSearch.RowsFor(stats.Channels, totalN, stats.SampleRowCount);
+        // weightMax (which sets s) comes from the whole weights; only the loss is measured on a sample of wide groups' columns.
+        int stride = ColumnSample.Stride(quantized.Sum(c => (long)c.N));
+        var weights = quantized.Select(c => AlphaSearch.SampleColumns(new SearchWeight(c.Name, c.ReadWeightKN(graph), c.K, c.N), stride)).ToList();
+        int rows = AlphaSearch.RowsFor(stats.Channels, weights.Sum(w => (long)w.N), stats.SampleRowCount);
         var sample = stats.EvenlySpacedRows(rows, out rows);
-        var weights = quantized.Select(c => new SearchWeight(c.Name, c.ReadWeightKN(graph), c.K, c.N)).ToList();
         return AlphaSearch.Run(sample, rows, absMax, weights, weightMax, scheme, _options.AlphaGrid);
     }
 

@@ -66,6 +66,10 @@ public static class AlphaSearch
     /// <summary>A float-channel set is kept only when it at least divides the best int8-only loss by this.</summary>
     public const double FloatChannelGain = 2.0;
 
+    /// <summary>A consumer's weight with only every <paramref name="stride"/>-th column (<see cref="ColumnSample"/>).</summary>
+    public static SearchWeight SampleColumns(SearchWeight weight, int stride) =>
+        stride <= 1 ? weight : weight with { KN = ColumnSample.Take(weight.KN, weight.K, weight.N, stride, out int n), N = n };
+
     /// <summary>Most rows replayed per group; fewer when the weights are large, so one group stays around a second.</summary>
     public static int RowsFor(int k, long totalN, int available, long macBudget = 150_000_000L) =>
         (int)Math.Min(available, Math.Max(128, macBudget / Math.Max(1, k * totalN)));

@@ -1,0 +1,36 @@
+namespace OnnxQuant.Numerics;
+
+/// <summary>
+/// The output columns a search measures its loss on. SmoothQuant's alpha search and AWQ's scale search compare
+/// candidates by the output error of a group's consumers; both quantizations act column by column (activations per
+/// tensor or per token, weights per output channel or per block of one column), so a column's error does not depend on
+/// the other columns, and the loss on every m-th column is the group's loss restricted to those columns: the same
+/// columns for every candidate, at 1/m of the cost. Groups up to <see cref="MaxColumns"/> wide are measured whole —
+/// every model bench/results.md measures accuracy on — and wider ones (a 7B's fused q/k/v, 12288 columns; gate + up,
+/// 22016) on about that many (docs/architecture.md, "Search cost").
+/// </summary>
+public static class ColumnSample
+{
+    public const int MaxColumns = 2048;
+
+    /// <summary>Every how many columns a group of <paramref name="totalColumns"/> is measured on (1: all).</summary>
+    public static int Stride(long totalColumns, int maxColumns = MaxColumns) => (int)Math.Max(1, (totalColumns + maxColumns - 1) / maxColumns);
+
+    /// <summary>Columns 0, stride, 2·stride, ... of a [K, N] row-major matrix; the matrix itself when stride is 1.</summary>
+    public static float[] Take(float[] kn, int k, int n, int stride, out int columns)
+    {
+        columns = (n + stride - 1) / stride;
+        if (stride <= 1)
+            return kn;
+        int width = columns;
+        var result = new float[(long)k * width];
+        Parallel.For(0, k, r =>
+        {
+            var source = kn.AsSpan(r * n, n);
+            var target = result.AsSpan(r * width, width);
+            for (int c = 0; c < width; c++)
+                target[c] = source[c * stride];
+        });
+        return result;
+    }
+}
