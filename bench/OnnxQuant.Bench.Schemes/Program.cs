@@ -3,7 +3,9 @@ using System.Text.Json;
 using OnnxQuant.Bench.Schemes;
 using OnnxQuant.Fixtures;
 
-// Usage: dotnet run -c Release --project bench/OnnxQuant.Bench.Schemes -- [--quick] [--models a,b] [--schemes a,b] [--no-build]
+// Usage: dotnet run -c Release --project bench/OnnxQuant.Bench.Schemes -- [--quick] [--models a,b] [--schemes a,b] [--merge] [--no-build]
+//        --merge: the rows run now replace those of the same model and scheme in bench/results/schemes.json, the others
+//        are kept, and results.md says which rows come from which run (adding schemes needs no full rerun).
 //        ... -- --replot   (redraws bench/results/schemes.png from schemes.json without running anything)
 // Builds the Release CLI (unless --no-build), runs every scheme on every model through it, and writes
 // bench/results.md (the comparison the README points to), bench/results/schemes.png and schemes.json.
@@ -68,9 +70,21 @@ foreach (var model in models)
 }
 
 string table = Path.Combine(root, "bench", "results.md");
+string? mergeNote = null;
+if (args.Contains("--merge"))
+{
+    var previous = MergedResults.Read(Path.Combine(results, "schemes.json"));
+    if (previous.Quick != quick)
+    {
+        Console.Error.WriteLine("--merge: the saved rows come from a run with a different --quick setting; rerun everything instead");
+        return 1;
+    }
+    (rows, calibrations, mergeNote) = MergedResults.Merge(previous, rows, calibrations, started, string.Join(' ', args.Where(a => a != "--no-build")));
+    models = BenchPlan.Models(root, outFolder, quick).Where(m => rows.Any(r => r.Model == m.Name)).ToList();
+}
 AccuracySizePlot.Write(Path.Combine(results, "schemes.png"), models, rows);
-ResultsWriter.Write(table, "results/schemes.png", root, quick, started, clock.Elapsed, loadBefore, models, calibrations, rows);
-File.WriteAllText(Path.Combine(results, "schemes.json"), JsonSerializer.Serialize(new { started, quick, calibrations = calibrations.Values, rows },
+ResultsWriter.Write(table, "results/schemes.png", root, quick, started, clock.Elapsed, loadBefore, models, calibrations, rows, mergeNote);
+File.WriteAllText(Path.Combine(results, "schemes.json"), JsonSerializer.Serialize(new { started, quick, calibrations = calibrations.Values, rows, merged = mergeNote },
     new JsonSerializerOptions { WriteIndented = true, PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower }));
 log.WriteLine($"wrote {table} in {clock.Elapsed.TotalMinutes:0.0} min");
 return 0;

@@ -10,13 +10,15 @@ internal static partial class ResultsWriter
     private static readonly CultureInfo Inv = CultureInfo.InvariantCulture;
 
     public static void Write(string path, string plotFile, string root, bool quick, DateTime started, TimeSpan elapsed, string loadBefore,
-        IReadOnlyList<BenchModel> models, IReadOnlyDictionary<string, CalibrationRow?> calibrations, IReadOnlyList<SchemeRow> rows)
+        IReadOnlyList<BenchModel> models, IReadOnlyDictionary<string, CalibrationRow?> calibrations, IReadOnlyList<SchemeRow> rows, string? mergeNote = null)
     {
         var md = new StringBuilder();
         md.AppendLine("# Quantization schemes: accuracy, size, time, memory, CPU latency").AppendLine();
         md.AppendLine($"Produced by `dotnet run -c Release --project bench/OnnxQuant.Bench.Schemes{(quick ? " -- --quick" : "")}` " +
             $"on {started:yyyy-MM-dd HH:mm} UTC in {elapsed.TotalMinutes:0} min{(quick ? " (**--quick**: fewer calibration samples, evaluation tokens and timing runs)" : "")}.");
         md.AppendLine();
+        if (mergeNote is not null)
+            md.AppendLine(mergeNote).AppendLine();
         md.AppendLine($"Machine: {Machine()}; ONNX Runtime {OrtVersion(root)} CPU execution provider; load average before the run: {loadBefore} " +
             "(the machine is shared, so timings carry noise; latencies are medians and each is measured against FP32 in the same process, alternating).");
         md.AppendLine();

@@ -24,6 +24,7 @@ public static class RecipeFile
     internal static readonly string[] ScopeNames = ["all", "norm-inputs"];
     internal static readonly SmoothingScope[] Scopes = [SmoothingScope.All, SmoothingScope.NormInputs];
     internal static readonly string[] RoundingNames = ["rtn", "gptq"];
+    internal static readonly WeightRounding[] Roundings = [WeightRounding.Rtn, WeightRounding.Gptq];
 
     /// <summary>bits-plan's "sensitivity" words, which `awq --sensitivity` takes too.</summary>
     public static readonly string[] SensitivityNames = ["linear", "model"];
@@ -32,7 +33,7 @@ public static class RecipeFile
     /// <summary>The sensitivity a word of <see cref="SensitivityNames"/> names.</summary>
     public static BitsSensitivity ParseSensitivity(string word) =>
         Array.IndexOf(SensitivityNames, word) is var i and >= 0 ? Sensitivities[i] : throw new ArgumentOutOfRangeException(nameof(word), word, "not a sensitivity");
-    internal static readonly WeightRounding[] Roundings = [WeightRounding.Rtn, WeightRounding.Gptq];
+
     internal static readonly string[] TaskNames = ["causal-lm", "encoder"];
     internal static readonly ModelTask[] Tasks = [ModelTask.CausalLm, ModelTask.Encoder];
 
