@@ -50,7 +50,8 @@ internal static class BenchPlan
             { SampleRows = GptqSampleRows },
         new("mixed-bits5-g128", "Mixed 4/8/float, --bits-budget 5, AWQ-GPTQ g128", p => ["awq", p.Model.ModelPath, "-o", p.OutputPath, "--method", "awq-gptq", "--group-size", "128", "--bits-budget", "5", "--stats", p.StatsPath, "--no-verify", "--device", "cpu", "--json"])
             { SampleRows = GptqSampleRows },
-        new("mixed-bits5-model-g128", "Mixed 4/8/float, --bits-budget 5 --sensitivity model, AWQ-GPTQ g128", p => ["awq", p.Model.ModelPath, "-o", p.OutputPath, "--method", "awq-gptq", "--group-size", "128", "--bits-budget", "5", "--sensitivity", "model", "--stats", p.StatsPath, "--no-verify", "--device", "cpu", "--json"])
+        // Model-output sensitivity runs the model on calibration text, so it needs the tokenizer the statistics were made with.
+        new("mixed-bits5-model-g128", "Mixed 4/8/float, --bits-budget 5 --sensitivity model, AWQ-GPTQ g128", p => ["awq", p.Model.ModelPath, "-o", p.OutputPath, "--method", "awq-gptq", "--group-size", "128", "--bits-budget", "5", "--sensitivity", "model", "--stats", p.StatsPath, "--no-verify", "--device", "cpu", "--json", .. p.Model.TokenizerArgs])
             { SampleRows = GptqSampleRows },
         // Issue 14: the vocabulary tables. MiniLM keeps ~47 MB of its 54 MB W4 size in the FP32 token embedding.
         new("w4-awq-g128-emb4", "W4 AWQ g128 + 4-bit embeddings", p => Awq(p, "--quantize-embeddings", "4")),
