@@ -4,14 +4,16 @@ namespace OnnxQuant.Bench.Schemes;
 
 /// <summary>
 /// One figure, one panel per model: accuracy (held-out perplexity, or MiniLM's embedding cosine to FP32) against model
-/// size in MB, a labelled point per scheme and a dashed line at FP32's accuracy. Drawn with ScottPlot (SkiaSharp, headless).
+/// size in MB, a point per scheme (named in the panel's legend) and a dashed line at FP32's accuracy. Drawn with ScottPlot (SkiaSharp, headless).
 /// </summary>
 internal static class AccuracySizePlot
 {
     private static readonly Dictionary<string, string> Short = new()
     {
         ["fp32"] = "FP32", ["w8a8-naive"] = "W8A8 naive", ["w8a8-sq"] = "SQ", ["w8a8-sq-auto"] = "SQ auto", ["w8a8-sq-auto-u8"] = "SQ auto u8",
-        ["w4-rtn-g128"] = "RTN W4", ["w4-awq-g128"] = "AWQ W4",
+        ["w4-rtn-g128"] = "RTN W4", ["w4-awq-g128"] = "AWQ W4", ["w4-gptq-g128"] = "GPTQ W4", ["w4-awq-gptq-g128"] = "AWQ-GPTQ W4",
+        ["mixed-bits5-g128"] = "5 bits, linear", ["mixed-bits5-model-g128"] = "5 bits, model", ["w4-awq-g128-emb4"] = "AWQ W4 + emb 4",
+        ["w4-awq-g128-head8"] = "AWQ W4 + head 8", ["w4-awq-g128-head4"] = "AWQ W4 + head 4", ["w8a8-sq-auto-outliers6"] = "SQ auto, outliers 6",
     };
 
     public static void Write(string path, IReadOnlyList<BenchModel> models, IReadOnlyList<SchemeRow> rows)
@@ -23,24 +25,22 @@ internal static class AccuracySizePlot
         multiplot.Layout = new ScottPlot.MultiplotLayouts.Grid(lines, columns);
         for (int i = 0; i < shown.Count; i++)
             Panel(multiplot.GetPlot(i), shown[i], rows.Where(r => r.Model == shown[i].Name && r.Error is null).ToList());
-        multiplot.SavePng(path, 560 * columns, 420 * lines);
+        multiplot.SavePng(path, 760 * columns, 440 * lines);
     }
 
     private static void Panel(Plot plot, BenchModel model, List<SchemeRow> rows)
     {
         double Accuracy(SchemeRow r) => model.IsEncoder ? r.MeanCosine ?? 1 : r.Perplexity ?? double.NaN;
-        var palette = new ScottPlot.Palettes.Category10();
+        // Twenty colours, one per scheme, and a legend beside the panel: with 16 schemes, labels stepped beside the points
+        // crossed each other in the crowded 11-15 MB cluster and put one scheme's name next to another's point.
+        var palette = new ScottPlot.Palettes.Category20();
         for (int i = 0; i < rows.Count; i++)
         {
             var r = rows[i];
-            // Every point carries its own label (no legend box to hide points behind); schemes of one size often sit
-            // together (SQ, SQ auto and its uint8 form), so labels step through three heights.
-            plot.Add.Marker(r.SizeBytes / 1e6, Accuracy(r), MarkerShape.FilledCircle, 9, palette.GetColor(i));
-            var label = plot.Add.Text(Short.GetValueOrDefault(r.Scheme, r.Scheme), r.SizeBytes / 1e6, Accuracy(r));
-            label.LabelFontSize = 11;
-            label.LabelOffsetX = 6;
-            label.LabelOffsetY = (i % 3) switch { 0 => -16, 1 => 4, _ => 18 };
+            var marker = plot.Add.Marker(r.SizeBytes / 1e6, Accuracy(r), MarkerShape.FilledCircle, 9, palette.GetColor(i));
+            marker.LegendText = Short.GetValueOrDefault(r.Scheme, r.Scheme);
         }
+        plot.ShowLegend(Edge.Right);
         if (rows.FirstOrDefault(r => r.Scheme == "fp32") is { } fp32)
         {
             var line = plot.Add.HorizontalLine(Accuracy(fp32));
