@@ -29,8 +29,12 @@ public static class AwqScaleSearch
     /// The loss of a candidate s (null: the group-output loss, summed over consumers). A block loss plugs in here.
     /// </param>
     /// <param name="constrain">Makes a candidate foldable (channels tied by a KV repeat share one s); null: any s folds.</param>
+    /// <param name="weightMeans">
+    /// Duo scaling's <see cref="NormalisedWeightMeans"/> of the whole weights, when <paramref name="consumers"/> are a
+    /// column sample of them (null: computed from <paramref name="consumers"/>).
+    /// </param>
     public static AwqScaleResult Search(MatrixView rows, ReadOnlySpan<float> meanAbs, IReadOnlyList<AwqWeight> consumers, AwqOptions options,
-        Func<float[], double>? loss = null, CancellationToken cancel = default, Func<float[], float[]>? constrain = null)
+        Func<float[], double>? loss = null, CancellationToken cancel = default, Func<float[], float[]>? constrain = null, float[]? weightMeans = null)
     {
         options.Validate();
         int k = rows.Cols;
@@ -43,7 +47,7 @@ public static class AwqScaleSearch
 
         var x = new float[k];
         for (int j = 0; j < k; j++) x[j] = MathF.Max(meanAbs[j], Floor);
-        float[]? w = options.DuoScaling ? NormalisedWeightMeans(consumers, k, options.Quantization.BlockSize) : null;
+        float[]? w = options.DuoScaling ? weightMeans ?? NormalisedWeightMeans(consumers, k, options.Quantization.BlockSize) : null;
 
         float[] Candidate(int i)
         {
@@ -115,32 +119,41 @@ public static class AwqScaleSearch
     public static float[] NormalisedWeightMeans(IReadOnlyList<AwqWeight> consumers, int k, int blockSize)
     {
         var sums = new double[k];
-        long columns = 0;
         foreach (var c in consumers)
+            AddNormalisedWeightSums(c.Values, c.N, blockSize, sums);
+        return MeansFromSums(sums, consumers.Sum(c => (long)c.N));
+    }
+
+    /// <summary>Adds one [K, N] weight's Σ_n |W[j, n]| / max|W[block(j), n]| to <paramref name="sums"/> (a weight at a time, so the others need not be held).</summary>
+    public static void AddNormalisedWeightSums(float[] values, int n, int blockSize, double[] sums)
+    {
+        int k = sums.Length;
+        var blockMax = new float[n];
+        var row = new float[n];
+        for (int g0 = 0; g0 < k; g0 += blockSize)
         {
-            columns += c.N;
-            var blockMax = new float[c.N];
-            var row = new float[c.N];
-            for (int g0 = 0; g0 < k; g0 += blockSize)
+            int g1 = Math.Min(k, g0 + blockSize);
+            blockMax.AsSpan().Clear();
+            for (int j = g0; j < g1; j++)
             {
-                int g1 = Math.Min(k, g0 + blockSize);
-                blockMax.AsSpan().Clear();
-                for (int j = g0; j < g1; j++)
-                {
-                    TensorPrimitives.Abs(c.Values.AsSpan(j * c.N, c.N), row);
-                    TensorPrimitives.Max(blockMax, row, blockMax);
-                }
-                TensorPrimitives.Max(blockMax, 1e-12f, blockMax);
-                for (int j = g0; j < g1; j++)
-                {
-                    TensorPrimitives.Abs(c.Values.AsSpan(j * c.N, c.N), row);
-                    TensorPrimitives.Divide(row, blockMax, row);
-                    sums[j] += TensorPrimitives.Sum(row);
-                }
+                TensorPrimitives.Abs(values.AsSpan(j * n, n), row);
+                TensorPrimitives.Max(blockMax, row, blockMax);
+            }
+            TensorPrimitives.Max(blockMax, 1e-12f, blockMax);
+            for (int j = g0; j < g1; j++)
+            {
+                TensorPrimitives.Abs(values.AsSpan(j * n, n), row);
+                TensorPrimitives.Divide(row, blockMax, row);
+                sums[j] += TensorPrimitives.Sum(row);
             }
         }
-        var means = new float[k];
-        for (int j = 0; j < k; j++) means[j] = MathF.Max((float)(sums[j] / columns), Floor);
+    }
+
+    /// <summary>The floored means of sums over <paramref name="columns"/> columns in all.</summary>
+    public static float[] MeansFromSums(double[] sums, long columns)
+    {
+        var means = new float[sums.Length];
+        for (int j = 0; j < sums.Length; j++) means[j] = MathF.Max((float)(sums[j] / columns), Floor);
         return means;
     }
 

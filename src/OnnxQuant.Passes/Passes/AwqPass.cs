@@ -153,16 +153,28 @@ public sealed class AwqPass : IGraphPass
         var search = _options.Search with { Quantization = _options.Search.Quantization with { ScaleType = consumers[0].WeightType } };
         var rows = stats.EvenlySpacedRows(search.MaxRows, out int rowCount);
         var view = MatrixView.Of(rows, rowCount, stats.Channels);
-        var weights = consumers.Select(c => new AwqWeight(c.Name, c.ReadWeightKN(graph), c.N)).ToList();
-        long parameters = weights.Sum(w => (long)w.Values.Length);
+        // One whole weight at a time: its duo-scaling sums, then only its column sample is kept (ColumnSample), so a
+        // 7B's gate + up (360 MB of fp32) is never held at once.
+        int stride = ColumnSample.Stride(consumers.Sum(c => (long)c.N));
+        var sums = search.DuoScaling ? new double[stats.Channels] : null;
+        var weights = new List<AwqWeight>();
+        foreach (var c in consumers)
+        {
+            var whole = c.ReadWeightKN(graph);
+            if (sums is not null)
+                AwqScaleSearch.AddNormalisedWeightSums(whole, c.N, search.Quantization.BlockSize, sums);
+            weights.Add(new AwqWeight(c.Name, ColumnSample.Take(whole, c.K, c.N, stride, out int n), n));
+        }
+        var weightMeans = sums is null ? null : AwqScaleSearch.MeansFromSums(sums, consumers.Sum(c => (long)c.N));
+        long parameters = consumers.Sum(c => (long)c.K * c.N);
 
         var blockLoss = blockEvaluator?.TryCreate(model, group);
         string lossKind = blockLoss is null ? "group output" : $"block ({blockLoss.Description})";
         AwqScaleResult result;
         try
         {
-            result = AwqScaleSearch.Search(view, stats.MeanAbs, weights, search, blockLoss is null ? SampledGroupLoss(view, weights, search) : s => blockLoss.Loss(s, search.Quantization), cancel,
-                group.Ties is { } ties ? ties.GeometricMean : null);
+            result = AwqScaleSearch.Search(view, stats.MeanAbs, weights, search, blockLoss is null ? null : s => blockLoss.Loss(s, search.Quantization), cancel,
+                group.Ties is { } ties ? ties.GeometricMean : null, weightMeans);
         }
         finally
         {
@@ -198,16 +210,6 @@ public sealed class AwqPass : IGraphPass
         };
         return new AwqDecision(group.Activation, target, names, status, lossKind, result.Ratio, result.RtnLoss, result.BestLoss, clipped,
             clock.Elapsed.TotalSeconds, parameters, rowCount) { Fold = group.Producer.Kind };
-    }
-
-    // The group-output loss (mean squared error per output) on a sample of a wide group's columns (ColumnSample); the
-    // duo-scaling weight means that shape the candidates still come from the whole weights.
-    private static Func<float[], double> SampledGroupLoss(MatrixView rows, IReadOnlyList<AwqWeight> weights, AwqOptions search)
-    {
-        int stride = ColumnSample.Stride(weights.Sum(w => (long)w.N));
-        var sampled = weights.Select(w => w with { Values = ColumnSample.Take(w.Values, rows.Cols, w.N, stride, out int n), N = n }).ToList();
-        long outputs = (long)rows.Rows * sampled.Sum(w => w.N);
-        return s => AwqScaleSearch.GroupOutputLoss(rows, sampled, s, search) / outputs;
     }
 
     // Clip search on every consumer that is not a query/key projection; returns the fraction of blocks clipped.
