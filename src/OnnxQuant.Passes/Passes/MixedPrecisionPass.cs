@@ -33,8 +33,9 @@ public sealed record MixedPrecisionOptions(SizeBudget Budget, W4RewriteOptions R
 /// <summary>
 /// Mixed precision by measured sensitivity: for every linear the rewrite would quantize, the relative output error
 /// ‖X (W - Ŵ)‖² / ‖X W‖² on held-out calibration rows (every fourth recorded row, which GPTQ's H then leaves out) at
-/// 4 and 8 bits with the rewrite's rounding — or, with <see cref="BitsSensitivity.ModelOutput"/>, the relative error of
-/// the model's output with that linear alone rounded (<see cref="IOutputErrorProbe"/>) — and the bytes each choice emits; <see cref="BitsPlanner"/> picks the bits
+/// 4 bits (the rewrite's blocks and <see cref="MixedPrecisionPass.FinerBlockSizes"/>) and 8 bits with the rewrite's rounding — or, with
+/// <see cref="BitsSensitivity.ModelOutput"/>, the relative error of the model's output with that linear alone rounded
+/// (<see cref="IOutputErrorProbe"/>) — and the bytes each choice emits; <see cref="BitsPlanner"/> picks the choices
 /// under the budget and the plan is left for <see cref="W4RewritePass"/> (docs/architecture.md, "Mixed precision").
 /// </summary>
 public sealed class MixedPrecisionPass : IGraphPass
