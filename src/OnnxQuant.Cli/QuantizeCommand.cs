@@ -74,7 +74,8 @@ internal static class QuantizeCommand
         // Fail in the first second, not after calibration: unwritable output, or an output that is one of the inputs.
         OutputPaths.CheckModel(job.OutPath, loaded, [.. recipe.Calibration.Data, recipe.Calibration.Stats, recipe.Verification.Data]);
         var pipeline = recipe.Pipeline();
-        if (pipeline.Passes.OfType<MixedPrecisionSpec>().Any(m => m.Options.Sensitivity == BitsSensitivity.ModelOutput) && recipe.Calibration.Data.Any(CalibrationData.IsArrays))
+        bool probesModelOutput = pipeline.Passes.OfType<MixedPrecisionSpec>().Any(m => m.Options.Sensitivity == BitsSensitivity.ModelOutput);
+        if (probesModelOutput && recipe.Calibration.Data.Any(CalibrationData.IsArrays))
             throw new OnnxQuantException(job.ModelPath, "model-output sensitivity runs the model on token windows, and the calibration data are arrays (.npz); "
                 + "rank by each linear's own output instead (--sensitivity linear, a recipe's bits-plan \"sensitivity\": \"linear\")", ExitCode.Usage);
         var table = LinearAnalysis.Analyze(loaded.Graph, recipe.QuantizedLinears());
@@ -120,7 +121,7 @@ internal static class QuantizeCommand
             var dataset = calibrated.Dataset ?? CalibrationData.Load(CalibrationArguments.DataOptions(recipe.Calibration), job.ModelPath);
             analyses.Set<IBlockEvaluator>(new OrtBlockEvaluator(BlockWindows(dataset), job.Session));
         }
-        if (pipeline.Passes.OfType<MixedPrecisionSpec>().Any(m => m.Options.Sensitivity == BitsSensitivity.ModelOutput))
+        if (probesModelOutput)
         {
             var dataset = calibrated.Dataset ?? CalibrationData.Load(CalibrationArguments.DataOptions(recipe.Calibration), job.ModelPath);
             analyses.Set<IOutputErrorProbe>(new OrtOutputProbe(ProbeWindows(dataset), job.Session));
@@ -179,8 +180,8 @@ internal static class QuantizeCommand
                     : $"warning: --exclude '{overrides[i].Match}' matches no MatMul or Gemm of {job.ModelPath}");
     }
 
-    // Eight windows of up to 128 tokens: two runs per linear stay cheap; 32 gave MiniLM's 5-bit plan the same cosine
-    // (0.9871 vs 0.9870) in three times the planning time (docs/architecture.md, "Mixed precision").
+    // Eight windows of up to 128 tokens: one run per choice of each linear stays cheap; 32 gave MiniLM's 5-bit plan the
+    // same cosine (0.9871 vs 0.9870) in three times the planning time (docs/architecture.md, "Mixed precision").
     private static List<int[]> ProbeWindows(CalibrationDataset dataset)
     {
         int length = Math.Min(dataset.SequenceLength, 128);

@@ -2,6 +2,7 @@ using System.Numerics.Tensors;
 using Microsoft.ML.OnnxRuntime;
 using Onnx;
 using OnnxQuant.Analysis;
+using OnnxQuant.Calibrate.Evaluation;
 using OnnxQuant.Calibrate.Recording;
 using OnnxQuant.Calibrate.Sessions;
 using OnnxQuant.IO;
@@ -115,18 +116,13 @@ internal sealed class OrtOutputSession : IOutputErrorSession
         return _pooled ? MeanOverTokens(result, outputs[0].GetTensorTypeAndShape().Shape) : result;
     }
 
-    // [windows, tokens, width] -> [windows, width]: the sentence embedding an encoder's users compare.
+    // [windows, tokens, width] -> [windows, width]: the sentence embedding an encoder's users compare (eval's pooling).
     private float[] MeanOverTokens(float[] hidden, long[] shape)
     {
         int width = (int)shape[^1], tokens = hidden.Length / _windows / width;
         var pooled = new float[_windows * width];
         for (int w = 0; w < _windows; w++)
-        {
-            var sum = pooled.AsSpan(w * width, width);
-            for (int t = 0; t < tokens; t++)
-                TensorPrimitives.Add(sum, hidden.AsSpan((w * tokens + t) * width, width), sum);
-            TensorPrimitives.Divide(sum, tokens, sum);
-        }
+            ComparisonMetrics.MeanPool(hidden.AsSpan(w * tokens * width, tokens * width), tokens, width).CopyTo(pooled, w * width);
         return pooled;
     }
 

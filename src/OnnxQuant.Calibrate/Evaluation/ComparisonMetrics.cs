@@ -146,11 +146,11 @@ internal sealed class ComparisonMetrics
     }
 
     // The sample has no padding (one sequence per run), so the attention-mask mean is the plain mean over tokens.
-    internal static float[] MeanPool(float[] hidden, int sequence, int width)
+    internal static float[] MeanPool(ReadOnlySpan<float> hidden, int sequence, int width)
     {
         var pooled = new float[width];
         for (int t = 0; t < sequence; t++)
-            TensorPrimitives.Add(pooled, hidden.AsSpan(t * width, width), pooled);
+            TensorPrimitives.Add(pooled, hidden.Slice(t * width, width), pooled);
         TensorPrimitives.Divide(pooled, sequence, pooled);
         return pooled;
     }

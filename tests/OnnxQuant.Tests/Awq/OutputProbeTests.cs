@@ -5,6 +5,7 @@ using OnnxQuant.Fixtures;
 using OnnxQuant.IO;
 using OnnxQuant.Passes;
 using OnnxQuant.Quantization;
+using OnnxQuant.Tests.Eval;
 using OnnxQuant.Tests.Fixtures;
 using OnnxQuant.Tests.Support;
 using Xunit.Abstractions;
@@ -83,14 +84,8 @@ public sealed class OutputProbeTests
         feeds["token_type_ids"] = OrtFeed.Int64(new long[2 * 16], 2, 16);
         using var copy = FixtureModels.BuildModel(options);
         copy.Graph.SetInitializer(LinearNode.FindAll(copy.Graph).Single(l => l.Name == linear.Name).MakeWeight(rounded));
-        double[] Pooled(OrtResult r)
-        {
-            int width = r.Dim(2), tokens = r.Dim(1);
-            var pooled = new double[r.Dim(0) * width];
-            for (int i = 0; i < r.Values.Length; i++)
-                pooled[i / (tokens * width) * width + i % width] += r.Values[i] / (double)tokens;
-            return pooled;
-        }
+        double[] Pooled(OrtResult r) =>
+            r.Values.Chunk(r.Dim(1) * r.Dim(2)).SelectMany(window => EvalTestData.MeanPool(window, r.Dim(1))).ToArray();
         var reference = Pooled(FixtureFeeds.Run(FixtureModels.Build(options), feeds, output)[output]);
         var actual = Pooled(FixtureFeeds.Run(SessionProto.Build(copy, out _), feeds, output)[output]);
         double expected = actual.Zip(reference).Sum(p => (p.First - p.Second) * (p.First - p.Second)) / reference.Sum(v => v * v);
