@@ -134,10 +134,14 @@ public sealed class LinearNode
     {
         if (kn.Length != (long)K * N)
             throw new ArgumentException($"weight of '{Node.Name}' needs {K}x{N} values, got {kn.Length}");
+        long[] shape = IsTransposed ? [N, K] : [K, N];
+        // The common case (MatMul, alpha 1) encodes straight from kn: no second fp32 copy of a weight that may be 180 MB.
+        if (!IsTransposed && Alpha == 1f)
+            return Tensor.FromFloats(name ?? WeightName, kn, shape, WeightType);
+        LargeAllocations.BeforeAllocating((long)kn.Length * sizeof(float));
         float[] stored = IsTransposed ? Transpose(kn.ToArray(), K, N) : kn.ToArray();
         if (Alpha != 1f)
             TensorPrimitives.Divide(stored, Alpha, stored);
-        long[] shape = IsTransposed ? [N, K] : [K, N];
         return Tensor.FromFloats(name ?? WeightName, stored, shape, WeightType);
     }
 

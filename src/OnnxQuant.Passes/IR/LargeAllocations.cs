@@ -23,6 +23,21 @@ public static class LargeAllocations
         long allocated = GC.GetTotalAllocatedBytes(precise: false);
         if (allocated - Interlocked.Read(ref _allocatedAtLastCollection) < bytes)
             return;
+        Collect();
+    }
+
+    /// <summary>
+    /// Called between passes: what a pass dropped is collected before the next one allocates its own working set (the
+    /// 4-bit rewrite started on top of AWQ's last group's garbage: the peak of a 4-layer 7B-wide `awq`).
+    /// </summary>
+    public static void AfterPass()
+    {
+        if (GC.GetTotalAllocatedBytes(precise: false) - Interlocked.Read(ref _allocatedAtLastCollection) >= Threshold)
+            Collect();
+    }
+
+    private static void Collect()
+    {
         GC.Collect(GC.MaxGeneration, GCCollectionMode.Forced, blocking: true, compacting: false);
         Interlocked.Exchange(ref _allocatedAtLastCollection, GC.GetTotalAllocatedBytes(precise: false));
     }

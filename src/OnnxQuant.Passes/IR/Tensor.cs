@@ -73,6 +73,7 @@ public sealed class Tensor
     {
         if (values.Length != ShapeMath.Count(shape))
             throw new ArgumentException($"tensor '{name}': {values.Length} values for shape [{string.Join(",", shape)}]");
+        LargeAllocations.BeforeAllocating((long)values.Length * ElementType.SizeOf(type));
         return FromBytes(name, type, shape, FloatCodec.Encode(values, type));
     }
 
@@ -135,14 +136,15 @@ public sealed class Tensor
             throw new InvalidOperationException($"tensor '{Name}' is {ElementType.Name(DataType)}, not a float type");
         LargeAllocations.BeforeAllocating(ElementCount * sizeof(float));
         var result = new float[ElementCount];
-        if (_file is null && _bytes is null)
+        const int sliceElements = 1 << 20;
+        if (result.Length <= sliceElements)
         {
-            FloatCodec.Decode(RawBytes, DataType, result);
+            DecodeRange(0, result);
             return result;
         }
         // Decoded a slice at a time, slices in parallel (fp16 -> fp32 conversion is the bulk of reading a weight); a
-        // mapped slice's pages are dropped at once, so the read adds only the floats to the resident set.
-        const int sliceElements = 1 << 20;
+        // mapped slice's pages are dropped at once and a spilled one is read a slice at a time, so the read adds only
+        // the floats to the resident set.
         int slices = (int)((result.LongLength + sliceElements - 1) / sliceElements);
         Parallel.For(0, slices, i =>
         {

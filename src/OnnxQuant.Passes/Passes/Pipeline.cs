@@ -37,6 +37,7 @@ public sealed class Pipeline
                 throw new OnnxQuantException(model.SourcePath, e.Problem, e.ExitCode, e.InnerException ?? e);
             }
             clock.Stop();
+            LargeAllocations.AfterPass();
             if (context.ValidateAfterEachPass && result.Changed)
                 GraphValidator.Validate(model.Graph, $"after pass {pass.Name}");
             if (context.CheckIndexes && model.Graph.IndexMismatches() is { Count: > 0 } wrong)

@@ -47,10 +47,19 @@ public sealed class SmoothingGroup
     /// <summary>Folds s: divides the activation's channels by it and multiplies the consumers' weight rows by it.</summary>
     public void Apply(Graph graph, ReadOnlySpan<float> scale)
     {
-        CheckScale(scale);
-        Producer.Apply(graph, scale);
+        ApplyToProducer(graph, scale);
         foreach (var consumer in Consumers)
             ScaleRows(graph, consumer, scale);
+    }
+
+    /// <summary>
+    /// The producer's half of <see cref="Apply"/>: divides the activation's channels by s. The caller then owes every
+    /// consumer <see cref="MultiplyRows"/> (AWQ does it in the same read-modify-write as its clip).
+    /// </summary>
+    public void ApplyToProducer(Graph graph, ReadOnlySpan<float> scale)
+    {
+        CheckScale(scale);
+        Producer.Apply(graph, scale);
     }
 
     /// <summary>The consumers as they are in the graph now (weights may have been renamed by earlier folds).</summary>
@@ -81,10 +90,17 @@ public sealed class SmoothingGroup
         var current = LinearNode.TryCreate(graph, linear.Node)
             ?? throw new InvalidOperationException($"{linear.Node.Describe()} is no longer a constant-weight linear");
         var kn = current.ReadWeightKN(graph);
-        int n = current.N;
-        var s = scale.ToArray();
-        Parallel.For(0, current.K, j => TensorPrimitives.Multiply(kn.AsSpan(j * n, n), s[j], kn.AsSpan(j * n, n)));
+        MultiplyRows(kn, current.K, current.N, scale);
         ConstantEdits.RewriteWeight(graph, current, kn);
+    }
+
+    /// <summary>Multiplies row j of the logical [K, N] weight by s_j, in place.</summary>
+    public static void MultiplyRows(float[] kn, int k, int n, ReadOnlySpan<float> scale)
+    {
+        if (scale.Length != k)
+            throw new ArgumentException($"{scale.Length} scales for {k} weight rows");
+        var s = scale.ToArray();
+        Parallel.For(0, k, j => TensorPrimitives.Multiply(kn.AsSpan(j * n, n), s[j], kn.AsSpan(j * n, n)));
     }
 
     private void CheckScale(ReadOnlySpan<float> scale)
