@@ -81,6 +81,7 @@ public static class RecipeFile
             throw new RecipeError("passes", "must list at least one pass");
         var passes = entries.Select((e, i) => ReadPass(new JsonFields(e, $"passes[{i}]"))).ToList();
         CheckOrder(passes);
+        passes = ClipDefaults(passes, entries);
         var linears = ReadLinears(root.Object("linears"), passes);
         var calibration = ReadCalibration(root.Object("calibration"), folder);
         var verification = ReadVerification(root.Object("verification"), folder);
@@ -157,6 +158,17 @@ public static class RecipeFile
         if (threshold <= 0)
             throw new RecipeError(f.KeyPath("floatOutliers"), "must be a positive threshold on max |x| (got 0); bitsandbytes uses 6.0, null turns it off");
         return (float)threshold;
+    }
+
+    // An awq pass that does not say "clip" runs the clip search unless a bits-plan follows: the plan may lift a clamped
+    // weight to 8 bits or float (the same default as `onnxquant awq --bits-budget`).
+    private static List<PassSpec> ClipDefaults(List<PassSpec> passes, IReadOnlyList<JsonElement> entries)
+    {
+        if (!passes.Any(p => p is MixedPrecisionSpec))
+            return passes;
+        return passes.Select((p, i) => p is AwqSpec awq && !entries[i].TryGetProperty("clip", out _)
+            ? awq with { Options = awq.Options with { Search = awq.Options.Search with { Clip = false } } }
+            : p).ToList();
     }
 
     private static AwqPassOptions ReadAwq(JsonFields f)

@@ -133,4 +133,30 @@ public sealed class RecipePresetTests
         Assert.Contains("\"sampleRows\": 512", rtn.Out);
         Assert.Equal(CalibrationSettings.DefaultSampleRows, RecipeFile.Parse(rtn.Out, "rtn.json").SampleRows);
     }
+
+    [Fact]
+    public void The_clip_search_is_off_by_default_under_a_bits_budget_and_on_without_one()
+    {
+        static bool Clip(Recipe recipe) => Assert.Single(recipe.Passes.OfType<AwqSpec>()).Options.Search.Clip;
+        static Recipe Printed(params string[] args)
+        {
+            var run = CliHarness.Run(["awq", TinyLlama, .. args, "--print-recipe"]);
+            Assert.True(run.ExitCode == 0, run.Error);
+            return RecipeFile.Parse(run.Out, "printed.json");
+        }
+
+        Assert.True(Clip(Printed()));
+        Assert.False(Clip(Printed("--bits-budget", "5")));
+        Assert.False(Clip(Printed("--method", "awq-gptq", "--max-size", "1.5")));
+        Assert.True(Clip(Printed("--bits-budget", "5", "--clip")));
+        Assert.False(Clip(Printed("--no-clip")));
+
+        // A hand-written recipe: the same default when "clip" is left out, what it says otherwise.
+        const string plan = """{ "pass": "bits-plan", "bitsBudget": 5 }""";
+        string Recipe(string awq, bool withPlan) =>
+            $$"""{ "recipe": 1, "passes": [ { "pass": "fold-weights" }, {{awq}}, {{(withPlan ? plan + "," : "")}} { "pass": "w4-rewrite" } ] }""";
+        Assert.False(Clip(RecipeFile.Parse(Recipe("""{ "pass": "awq" }""", withPlan: true), "r.json")));
+        Assert.True(Clip(RecipeFile.Parse(Recipe("""{ "pass": "awq", "clip": true }""", withPlan: true), "r.json")));
+        Assert.True(Clip(RecipeFile.Parse(Recipe("""{ "pass": "awq" }""", withPlan: false), "r.json")));
+    }
 }
