@@ -64,7 +64,8 @@ public sealed record AwqSummary(
             var c = d.Scope is null ? choices?.GetValueOrDefault(d.Linear) : null;
             return new LinearBits(d.Scope is null ? d.Linear : $"{d.Scope}/{d.Linear}", d.K, d.N, d.Bits, d.BlockSize,
                 d.Quantized ? (d.Rounding == WeightRounding.Gptq ? "gptq" : "rtn") : "-", d.BytesAfter,
-                c?.Finer.FirstOrDefault(f => f.BlockSize == d.BlockSize)?.Error ?? c?.Error4, c?.Error8);
+                c?.Finer.FirstOrDefault(f => f.BlockSize == d.BlockSize)?.Error ?? c?.Error4, c?.Error8)
+                { Damp = d.Dampening is { } damp ? Math.Round(damp, 6) : null };
         }).ToList();
         var mixed = plan is null || planStep is null ? null : new MixedPrecisionSummary(
             budget switch { SizeBudget.AverageBits a => $"--bits-budget {a.Bits.ToString(CultureInfo.InvariantCulture)}", SizeBudget.MaxBytes m => $"--max-size {m.Bytes} bytes", _ => "-" },
@@ -99,7 +100,11 @@ public sealed record AwqSummary(
         string calibration = s.CalibrationSeconds is { } c ? $"calibration {F(c, "0.0")} s, " : "";
         console.MarkupLineInterpolated($"time: {calibration}search {F(s.SearchSeconds, "0.0")} s, rewrite {F(s.RewriteSeconds, "0.0")} s, total {F(s.TotalSeconds, "0.0")} s");
         if (s.GptqSeconds > 0)
-            console.MarkupLineInterpolated($"GPTQ: {s.Linears.Count(l => l.Rounding == "gptq")} linears in {F(s.GptqSeconds, "0.0")} s (H, its factor and the rounding)");
+        {
+            var damps = s.Linears.Where(l => l.Damp is not null).GroupBy(l => l.Damp!.Value).OrderBy(g => g.Key)
+                .Select(g => $"{F(g.Key, "0.###")} x{g.Count()}");
+            console.MarkupLineInterpolated($"GPTQ: {s.Linears.Count(l => l.Rounding == "gptq")} linears in {F(s.GptqSeconds, "0.0")} s (H, its factor and the rounding); dampening {string.Join(", ", damps)}");
+        }
         if (s.MixedPrecision is { } mp)
         {
             console.MarkupLineInterpolated($"mixed precision ({mp.Budget}): {mp.FourBit} at 4 bits ({mp.FinerBlocks} with smaller blocks), {mp.EightBit} at 8 bits, {mp.Float} float; weights {mp.PlannedBytes} of {mp.BudgetBytes} budget bytes, {F(mp.AverageBits, "0.000")} average bits; planned in {F(mp.Seconds, "0.0")} s");
@@ -151,7 +156,11 @@ public sealed record AwqSummary(
 /// One MatMul/Gemm's bits in the summary: 4 or 8 (MatMulNBits), 32 (float by the budget), 0 (kept for another reason);
 /// its block size (0 when not quantized); the plan's errors at 4 bits (with its own block size) and at 8.
 /// </summary>
-public sealed record LinearBits(string Linear, int K, int N, int Bits, int BlockSize, string Rounding, long Bytes, double? Error4, double? Error8);
+public sealed record LinearBits(string Linear, int K, int N, int Bits, int BlockSize, string Rounding, long Bytes, double? Error4, double? Error8)
+{
+    /// <summary>GPTQ's dampening for this linear (chosen per linear with --damp auto); null without GPTQ.</summary>
+    public double? Damp { get; init; }
+}
 
 /// <summary>The size budget, the weight bytes it allowed and used, and how many linears got each width.</summary>
 /// <param name="Sensitivity">"linear" or "model": what the errors were measured on (--sensitivity).</param>

@@ -35,7 +35,10 @@ public sealed class HessianFactor
     public int DeadInputs { get; }
 
     /// <summary>H = XᵀX / R from the rows <paramref name="x"/> [R, K], then <see cref="Factor"/>.</summary>
-    public static HessianFactor FromRows(MatrixView x, GptqOptions options)
+    public static HessianFactor FromRows(MatrixView x, GptqOptions options) => Factor(SecondMoment(x), x.Cols, options);
+
+    /// <summary>H = XᵀX / R of the rows <paramref name="x"/> [R, K], row-major [K, K]; <see cref="Factor"/> leaves it usable for another dampening.</summary>
+    public static float[] SecondMoment(MatrixView x)
     {
         int k = x.Cols, r = x.Rows;
         if (r == 0)
@@ -48,10 +51,13 @@ public sealed class HessianFactor
         }
         var h = MatrixMultiply.Multiply(MatrixView.Of(transposed, k, r), x);
         TensorPrimitives.Divide(h, r, h);
-        return Factor(h, k, options);
+        return h;
     }
 
-    /// <summary>Factors <paramref name="hessian"/> ([K, K], symmetric; overwritten).</summary>
+    /// <summary>
+    /// Factors <paramref name="hessian"/> ([K, K], symmetric). It is read, not overwritten, except that a zero diagonal
+    /// entry (a dead input) becomes 1 — the same for every call, so one H serves several dampenings.
+    /// </summary>
     public static HessianFactor Factor(float[] hessian, int k, GptqOptions options)
     {
         options.Validate();

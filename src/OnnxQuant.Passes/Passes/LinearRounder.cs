@@ -40,7 +40,8 @@ public sealed class LinearRounder
     private readonly CalibrationStats? _stats;
     private readonly InputRescaling _rescaling;
     private readonly RowSplit _split;
-    private (string Activation, float[]? Scales, HessianFactor Factor)? _last;
+    private InputCache? _cache;
+    private readonly Dictionary<string, float> _dampening = new(StringComparer.Ordinal);
 
     public LinearRounder(WeightRounding rounding, GptqOptions gptq, CalibrationStats? stats, InputRescaling? rescaling, RowSplit split)
     {
@@ -94,32 +95,83 @@ public sealed class LinearRounder
     public QuantizedBlocks Quantize(LinearNode linear, float[] weight, int bits, Int4QuantOptions options, out bool usedGptq)
     {
         usedGptq = false;
-        if (_rounding == WeightRounding.Rtn || FactorFor(linear) is not { } factor)
-            return bits == 4
-                ? Int4BlockQuantizer.Quantize(weight, linear.K, linear.N, options)
-                : GptqQuantizer.Quantize(weight, linear.K, linear.N, null, options, bits);
+        if (_rounding == WeightRounding.Rtn || !HasRows(linear))
+            return Rtn(linear, weight, bits, options);
         var clock = System.Diagnostics.Stopwatch.StartNew();
+        float damp = _gptq.Dampening;
+        if (_gptq.AutoDampening && !_dampening.TryGetValue(linear.Name, out damp))
+            _dampening[linear.Name] = damp = ChooseDampening(linear, weight, bits, options);
+        var factor = FactorFor(linear, _split, damp)!;
         var result = GptqQuantizer.Quantize(weight, linear.K, linear.N, factor, options, bits, _gptq.LazyBlock);
         GptqSeconds += clock.Elapsed.TotalSeconds;
         usedGptq = true;
         return result;
     }
 
-    private HessianFactor? FactorFor(LinearNode linear)
+    /// <summary>The dampening each GPTQ-rounded linear got: the option's, or with auto dampening the one chosen for it.</summary>
+    public float DampeningOf(string linear) => _dampening.TryGetValue(linear, out float d) ? d : _gptq.Dampening;
+
+    private static QuantizedBlocks Rtn(LinearNode linear, float[] weight, int bits, Int4QuantOptions options) => bits == 4
+        ? Int4BlockQuantizer.Quantize(weight, linear.K, linear.N, options)
+        : GptqQuantizer.Quantize(weight, linear.K, linear.N, null, options, bits);
+
+    private bool HasRows(LinearNode linear) => Input(linear) is var (activation, _) && _stats?.Get(activation) is { } s
+        && s.Channels == linear.K && s.SampleRowCount > 0;
+
+    // The input as the linear reads it: the calibrated activation, and AWQ's divisor when AWQ scaled it.
+    private (string Activation, float[]? Scales) Input(LinearNode linear) =>
+        _rescaling.Linears.TryGetValue(linear.Name, out var rescaled) ? (rescaled.Activation, rescaled.Scales) : (linear.Activation, null);
+
+    /// <summary>
+    /// The dampening among <see cref="GptqOptions.DampeningChoices"/> whose rounding (H from the fitting rows) has the
+    /// least output error on the held-out rows, at the bits and blocks of the first call (a bits plan asks for 4 bits
+    /// with the rewrite's blocks first); the option's own when too few rows were recorded to hold some out.
+    /// </summary>
+    private const int MinHeldOutRows = 16;
+
+    private float ChooseDampening(LinearNode linear, float[] weight, int bits, Int4QuantOptions options)
     {
-        // The same input: the same calibrated activation, divided by the same scales (one array per AWQ group).
-        var (activation, scales) = _rescaling.Linears.TryGetValue(linear.Name, out var rescaled)
-            ? (rescaled.Activation, rescaled.Scales)
-            : (linear.Activation, (float[]?)null);
-        if (_last is { } last && last.Activation == activation && ReferenceEquals(last.Scales, scales) && last.Factor.K == linear.K)
-            return last.Factor;
-        var clock = System.Diagnostics.Stopwatch.StartNew();
-        var rows = InputRows(linear, _split, out int count);
-        if (rows is null)
-            return null;
-        var factor = HessianFactor.FromRows(MatrixView.Of(rows, count, linear.K), _gptq);
-        GptqSeconds += clock.Elapsed.TotalSeconds;
-        _last = (activation, scales, factor);
+        var heldOut = InputRows(linear, RowSplit.HeldOut, out int count);
+        if (heldOut is null || count < MinHeldOutRows)
+            return _gptq.Dampening;
+        var x = MatrixView.Of(heldOut, count, linear.K);
+        float best = _gptq.Dampening;
+        double bestError = double.PositiveInfinity;
+        foreach (float candidate in GptqOptions.DampeningChoices)
+        {
+            var delta = GptqQuantizer.Quantize(weight, linear.K, linear.N, FactorFor(linear, RowSplit.Fit, candidate), options, bits, _gptq.LazyBlock).Dequantize();
+            TensorPrimitives.Subtract(weight, delta, delta);
+            double error = TensorPrimitives.SumOfSquares(MatrixMultiply.Multiply(x, MatrixView.Of(delta, linear.K, linear.N)));
+            if (error < bestError)
+                (best, bestError) = (candidate, error);
+        }
+        return best;
+    }
+
+    // H and its factors for the input the last call read (q, k and v share one input; gate and up another): H per row
+    // split, a factor per (split, dampening). Dropped when the input changes, so memory stays at one input's worth.
+    private HessianFactor? FactorFor(LinearNode linear, RowSplit split, float damp)
+    {
+        var (activation, scales) = Input(linear);
+        if (_cache is not { } cache || cache.Activation != activation || !ReferenceEquals(cache.Scales, scales) || cache.K != linear.K)
+            _cache = cache = new InputCache(activation, scales, linear.K);
+        if (cache.Factors.TryGetValue((split, damp), out var factor))
+            return factor;
+        if (!cache.Hessians.TryGetValue(split, out var hessian))
+        {
+            var rows = InputRows(linear, split, out int count);
+            if (rows is null)
+                return null;
+            cache.Hessians[split] = hessian = HessianFactor.SecondMoment(MatrixView.Of(rows, count, linear.K));
+        }
+        factor = HessianFactor.Factor(hessian, linear.K, _gptq with { Dampening = damp });
+        cache.Factors[(split, damp)] = factor;
         return factor;
+    }
+
+    private sealed record InputCache(string Activation, float[]? Scales, int K)
+    {
+        public Dictionary<RowSplit, float[]> Hessians { get; } = [];
+        public Dictionary<(RowSplit, float), HessianFactor> Factors { get; } = [];
     }
 }

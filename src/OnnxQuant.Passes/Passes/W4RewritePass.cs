@@ -160,6 +160,7 @@ public sealed class W4RewritePass : IGraphPass
             Bits = bits,
             BlockSize = blockSize,
             Rounding = usedGptq ? WeightRounding.Gptq : WeightRounding.Rtn,
+            Dampening = usedGptq ? rounder.DampeningOf(linear.Name) : null,
         };
     }
 
@@ -253,6 +254,9 @@ public sealed record W4Decision(string Linear, string? Scope, int K, int N, Keep
 
     /// <summary>How its codes were rounded (GPTQ falls back to RTN for an input without calibration rows).</summary>
     public WeightRounding Rounding { get; init; }
+
+    /// <summary>GPTQ's dampening fraction for it (the option's, or the one auto dampening chose); null when not GPTQ-rounded.</summary>
+    public float? Dampening { get; init; }
 }
 
 /// <summary>The 4-bit rewrite's decision on every MatMul/Gemm of the model (left in the pipeline's <see cref="AnalysisStore"/>).</summary>

@@ -199,7 +199,8 @@ public static class RecipeFile
             throw new RecipeError(f.KeyPath("blockSize"), $"must be 32, 64, 128 or 256 (got {block})");
         var rounding = f.Choice("rounding", RoundingNames, Roundings) ?? WeightRounding.Rtn;
         var gptqDefaults = new GptqOptions();
-        double? damp = f.Number("damp", 0, 1);
+        bool autoDamp = f.Get("damp") is { ValueKind: JsonValueKind.String } s && s.GetString() == "auto";
+        double? damp = autoDamp ? null : f.Number("damp", 0, 1);
         if (damp is <= 0)
             throw new RecipeError(f.KeyPath("damp"), "must be above 0 and at most 1 (a fraction of XᵀX's mean diagonal; got 0)");
         bool actOrderGiven = f.Get("actOrder") is not null;
@@ -209,12 +210,17 @@ public static class RecipeFile
             Quantization = new Int4QuantOptions { BlockSize = block, Scheme = f.Bool("symmetric", false) ? Int4Scheme.Symmetric : Int4Scheme.Asymmetric },
             AccuracyLevel = f.Int("accuracyLevel", 0, 4) ?? 0,
             Rounding = rounding,
-            Gptq = gptqDefaults with { Dampening = damp is { } d ? (float)d : gptqDefaults.Dampening, ActOrder = actOrder },
+            Gptq = gptqDefaults with
+            {
+                Dampening = damp is { } d ? (float)d : gptqDefaults.Dampening,
+                AutoDampening = autoDamp || (damp is null && gptqDefaults.AutoDampening),
+                ActOrder = actOrder,
+            },
         };
         f.Done(); // a misspelt key is reported before what its absence implies
         // GPTQ's settings with round-to-nearest would be silently ignored: most likely "rounding" was forgotten.
-        if (rounding == WeightRounding.Rtn && (damp is not null || actOrderGiven))
-            throw new RecipeError(f.KeyPath(damp is not null ? "damp" : "actOrder"), "is a GPTQ setting: give \"rounding\": \"gptq\" with it, or leave it out");
+        if (rounding == WeightRounding.Rtn && (damp is not null || autoDamp || actOrderGiven))
+            throw new RecipeError(f.KeyPath(damp is not null || autoDamp ? "damp" : "actOrder"), "is a GPTQ setting: give \"rounding\": \"gptq\" with it, or leave it out");
         return options;
     }
 

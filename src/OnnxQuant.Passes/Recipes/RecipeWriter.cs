@@ -94,7 +94,10 @@ public static class RecipeWriter
                 w.WriteString("rounding", Pick(RecipeFile.RoundingNames, RecipeFile.Roundings, r.Rounding));
                 // GPTQ's settings mean nothing to round-to-nearest, and the reader refuses them there.
                 bool gptq = r.Rounding == WeightRounding.Gptq;
-                WriteNullable(w, "damp", gptq ? Math.Round(r.Gptq.Dampening, 6) : null);
+                if (gptq && r.Gptq.AutoDampening)
+                    w.WriteString("damp", "auto");
+                else
+                    WriteNullable(w, "damp", gptq ? Math.Round(r.Gptq.Dampening, 6) : null);
                 if (gptq)
                     w.WriteBoolean("actOrder", r.Gptq.ActOrder);
                 else

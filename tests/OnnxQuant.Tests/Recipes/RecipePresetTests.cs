@@ -159,4 +159,23 @@ public sealed class RecipePresetTests
         Assert.True(Clip(RecipeFile.Parse(Recipe("""{ "pass": "awq", "clip": true }""", withPlan: true), "r.json")));
         Assert.True(Clip(RecipeFile.Parse(Recipe("""{ "pass": "awq" }""", withPlan: false), "r.json")));
     }
+
+    [Fact]
+    public void Damp_auto_reaches_the_rewrite_and_round_trips_through_the_printed_recipe()
+    {
+        var printed = CliHarness.Run("awq", TinyLlama, "--method", "gptq", "--damp", "auto", "--print-recipe");
+        Assert.True(printed.ExitCode == 0, printed.Error);
+        Assert.Contains("\"damp\": \"auto\"", printed.Out);
+        var rewrite = Assert.Single(RecipeFile.Parse(printed.Out, "printed.json").Passes.OfType<W4RewriteSpec>());
+        Assert.True(rewrite.Options.Gptq.AutoDampening);
+
+        var fixedDamp = Assert.Single(RecipeFile.Parse(CliHarness.Run("awq", TinyLlama, "--method", "gptq", "--damp", "0.05", "--print-recipe").Out, "p.json")
+            .Passes.OfType<W4RewriteSpec>());
+        Assert.False(fixedDamp.Options.Gptq.AutoDampening);
+        Assert.Equal(0.05f, fixedDamp.Options.Gptq.Dampening);
+
+        var bad = CliHarness.Run("awq", TinyLlama, "--method", "gptq", "--damp", "often", "--print-recipe");
+        Assert.Equal(2, bad.ExitCode);
+        Assert.Contains("--damp must be auto or a fraction in (0, 1] (got often)", bad.Error);
+    }
 }

@@ -35,6 +35,8 @@ public sealed class RecipeValidationTests
         { $$"""{ "recipe": 1, "passes": [ {{Fold}}, { "pass": "w4-rewrite", "rounding": "gptq", "actOrder": "yes" } ] }""", "passes[1].actOrder" },
         { $$"""{ "recipe": 1, "passes": [ {{Fold}}, { "pass": "w4-rewrite", "actOrder": false } ] }""", "passes[1].actOrder" },
         { $$"""{ "recipe": 1, "passes": [ {{Fold}}, { "pass": "w4-rewrite", "rounding": "rtn", "damp": 0.05 } ] }""", "passes[1].damp" },
+        { $$"""{ "recipe": 1, "passes": [ {{Fold}}, { "pass": "w4-rewrite", "rounding": "rtn", "damp": "auto" } ] }""", "passes[1].damp" },
+        { $$"""{ "recipe": 1, "passes": [ {{Fold}}, { "pass": "w4-rewrite", "rounding": "gptq", "damp": "often" } ] }""", "passes[1].damp" },
         { $$"""{ "recipe": 1, "passes": [ {{Fold}}, { "pass": "bits-plan" }, { "pass": "w4-rewrite" } ] }""", "passes[1].bitsBudget" },
         { $$"""{ "recipe": 1, "passes": [ {{Fold}}, { "pass": "bits-plan", "bitsBudget": 5, "maxSizeMb": 3 }, { "pass": "w4-rewrite" } ] }""", "passes[1].maxSizeMb" },
         { $$"""{ "recipe": 1, "passes": [ {{Fold}}, { "pass": "bits-plan", "bitsBudget": 40 }, { "pass": "w4-rewrite" } ] }""", "passes[1].bitsBudget" },
