@@ -24,7 +24,7 @@ namespace OnnxQuant.Quantization;
 /// contiguous rows and vectorises; tiles run in parallel when the weight is large.
 /// </para>
 /// </summary>
-public static class Int4BlockQuantizer
+public static partial class Int4BlockQuantizer
 {
     private const int TileColumns = 256;
     private const float MaxCode = 15f;
@@ -97,7 +97,7 @@ public static class Int4BlockQuantizer
         TensorPrimitives.Min(zero, maxCode, zero);
     }
 
-    internal sealed class Plan
+    internal sealed partial class Plan
     {
         private readonly int _k, _n, _blockSize, _columnTiles;
         private readonly Int4Scheme _scheme;
@@ -184,17 +184,17 @@ public static class Int4BlockQuantizer
                 }
                 return;
             }
-            WriteCodes(sink, tile, block, c0, width, r0, rows, src, scale, inverse, zero);
+            if (sink.Packed is not null)
+                WritePacked(sink, tile, block, c0, width, r0, rows, src, scale, inverse, zero);
+            else
+                WriteCodes(sink, tile, block, c0, width, r0, rows, src, scale, inverse, zero);
         }
 
         private unsafe void WriteCodes(CodeSink sink, int tileIndex, int block, int c0, int width, int r0, int rows, float* src,
             ReadOnlySpan<float> scale, ReadOnlySpan<float> inverse, ReadOnlySpan<float> zero)
         {
             Span<float> q = stackalloc float[TileColumns];
-            Span<float> d = stackalloc float[TileColumns];
-            Span<byte> column = stackalloc byte[_blockSize];
             q = q[..width];
-            d = d[..width];
             double error = 0, norm = 0;
             // Codes of the tile, row-major [rows, width]; written out column by column so the stores are contiguous.
             var tile = ArrayPool<byte>.Shared.Rent(rows * width);
@@ -206,14 +206,8 @@ public static class Int4BlockQuantizer
                     QuantizeRow(w, q, inverse, zero, scale, dequantize: false);
                     var tileRow = tile.AsSpan(r * width, width);
                     ToBytes(q, tileRow);
-                    if (sink.Errors is null)
-                        continue;
-                    // w - (q - zp) * scale: the same float operations as dequantizing the stored codes.
-                    TensorPrimitives.Subtract(q, zero, d);
-                    TensorPrimitives.Multiply(d, scale, d);
-                    TensorPrimitives.Subtract(w, d, d);
-                    error += TensorPrimitives.SumOfSquares(d);
-                    norm += TensorPrimitives.SumOfSquares(w);
+                    if (sink.Errors is not null)
+                        AddRowError(w, q, zero, scale, ref error, ref norm);
                 }
                 if (sink.Errors is not null)
                 {
@@ -225,12 +219,10 @@ public static class Int4BlockQuantizer
                     int meta = (c0 + j) * KBlocks + block;
                     sink.Scales![meta] = scale[j];
                     sink.ZeroPoints![meta] = (byte)zero[j];
-                    var dst = sink.Packed is null ? sink.Codes!.AsSpan(meta * _blockSize, _blockSize) : column;
+                    var dst = sink.Codes!.AsSpan(meta * _blockSize, _blockSize);
                     for (int r = 0; r < rows; r++) dst[r] = tile[r * width + j];
                     // The zero-padded tail of a short last block encodes 0, i.e. the zero point.
                     dst[rows..].Fill((byte)zero[j]);
-                    if (sink.Packed is not null)
-                        MatMulNBitsPacker.PackPairs(column, sink.Packed.AsSpan(meta * (_blockSize / 2), _blockSize / 2));
                 }
             }
             finally
