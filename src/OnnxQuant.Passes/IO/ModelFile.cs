@@ -115,7 +115,7 @@ public static class ModelFile
             graphProto.Input.AddRange(model.Graph.Inputs);
             graphProto.Output.AddRange(model.Graph.Outputs);
             graphProto.ValueInfo.AddRange(model.Graph.ValueInfo);
-            using (var data = new FileStream(tmpData, FileMode.CreateNew, FileAccess.Write, FileShare.None, 1 << 20))
+            using (var data = new PositionalFileWriter(tmpData))
             {
                 var chunk = new byte[16 << 20];
                 foreach (var tensor in model.Graph.Initializers.Values)
@@ -123,7 +123,7 @@ public static class ModelFile
                     cancel.ThrowIfCancellationRequested();
                     if (tensor.StringProto is null && tensor.ByteLength >= options.ExternalThreshold)
                     {
-                        long offset = Align(data, options.Alignment);
+                        long offset = data.Align(options.Alignment);
                         tensor.WriteTo(data, chunk);
                         graphProto.Initializer.Add(TensorProtoWriter.External(tensor, dataName, offset));
                         anyExternal = true;
@@ -133,7 +133,7 @@ public static class ModelFile
                         graphProto.Initializer.Add(TensorProtoWriter.Inline(tensor));
                     }
                 }
-                data.Flush(flushToDisk: true);
+                data.FlushToDisk();
             }
             var proto = model.Header.Clone();
             proto.Graph = graphProto;
@@ -188,15 +188,6 @@ public static class ModelFile
             return ra == rb;
         }
         catch (IOException) { return false; }
-    }
-
-    private static long Align(FileStream stream, int alignment)
-    {
-        long pos = stream.Position;
-        long pad = (alignment - pos % alignment) % alignment;
-        if (pad > 0)
-            stream.Write(new byte[pad]);
-        return stream.Position;
     }
 
     private static void TryDelete(string path)

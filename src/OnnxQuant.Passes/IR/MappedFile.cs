@@ -30,6 +30,11 @@ public sealed unsafe class MappedFile : IDisposable
 
     public string Path { get; }
 
+    private SafeFileHandle? _readHandle;
+
+    /// <summary>The file opened for reading (opened on first use: kernel copies out of it when a model is saved).</summary>
+    internal SafeFileHandle ReadHandle => _readHandle ??= File.OpenHandle(Path, FileMode.Open, FileAccess.Read, FileShare.Read);
+
     public long Length { get; }
 
     /// <summary>A view of bytes [offset, offset+length). The caller has checked the range against <see cref="Length"/>.</summary>
@@ -74,5 +79,6 @@ public sealed unsafe class MappedFile : IDisposable
         }
         _view?.Dispose();
         _map?.Dispose();
+        _readHandle?.Dispose();
     }
 }

@@ -22,6 +22,9 @@ public sealed class SpillFile : IDisposable
             File.Delete(path); // the open handle keeps the data; the name is gone
     }
 
+    /// <summary>The open file (for kernel copies out of it when the model is saved).</summary>
+    internal SafeFileHandle Handle => _handle;
+
     /// <summary>Bytes written so far.</summary>
     public long Length => _length;
 

@@ -102,18 +102,20 @@ public sealed class Tensor
     }
 
     /// <summary>
-    /// Copies the raw bytes to <paramref name="destination"/> a chunk at a time (the size of <paramref name="buffer"/>):
-    /// a mapped tensor drops each chunk's pages once written and a spilled one is read through the buffer, so saving
-    /// a multi-GB model adds at most one chunk to the resident set.
+    /// Appends the raw bytes to <paramref name="destination"/>. Bytes still in a file (the mapped input's data, the spill
+    /// file) are copied by the kernel where it can (<see cref="FileRangeCopy"/>); otherwise a chunk at a time (the size of
+    /// <paramref name="buffer"/>), a mapped tensor dropping each chunk's pages once written, so saving a multi-GB model
+    /// adds at most one chunk to the resident set.
     /// </summary>
-    public void WriteTo(Stream destination, byte[] buffer)
+    public void WriteTo(PositionalFileWriter destination, byte[] buffer)
     {
         if (_bytes is not null || (_file is null && _spill is null))
         {
             destination.Write(RawBytes);
             return;
         }
-        for (long done = 0; done < ByteLength; done += buffer.Length)
+        long copied = destination.CopyFrom(_file is not null ? _file.ReadHandle : _spill!.Handle, _offset, ByteLength);
+        for (long done = copied; done < ByteLength; done += buffer.Length)
         {
             int n = (int)Math.Min(buffer.Length, ByteLength - done);
             if (_file is not null)
@@ -124,7 +126,7 @@ public sealed class Tensor
             else
             {
                 _spill!.Read(_offset + done, buffer.AsSpan(0, n));
-                destination.Write(buffer, 0, n);
+                destination.Write(buffer.AsSpan(0, n));
             }
         }
     }

@@ -68,7 +68,7 @@ public sealed class AwqCommandTests : IDisposable
     [InlineData("--grid", "0", 2, "--grid must be 1..1000")]
     [InlineData("--clip", "--no-clip", 2, "--clip and --no-clip contradict each other")]
     [InlineData("--act-order", "--no-clip", 2, "--act-order and --no-act-order are GPTQ options")]
-    [InlineData("--damp", "0", 2, "--damp must be in (0, 1]")]
+    [InlineData("--damp", "0", 2, "--damp must be auto or a fraction in (0, 1]")]
     [InlineData("--damp", "0.05", 2, "--damp is a GPTQ option")]
     [InlineData("--bits-budget", "40", 2, "--bits-budget must be an average in (0, 32]")]
     [InlineData("--max-size", "-1", 2, "--max-size must be a positive size in MB")]
