@@ -26,6 +26,29 @@ internal static class ParallelWork
     /// Runs <paramref name="body"/> for from..to-1 on up to <paramref name="maxParallelism"/> threads (-1: all cores,
     /// 1: in order on this thread), unwrapping a user-facing error as <see cref="For(int, long, Action{int})"/> does.
     /// </summary>
+    /// <summary>
+    /// <see cref="Run(int, int, int, Action{int})"/> with a per-thread state from <paramref name="init"/> (a scratch
+    /// buffer each worker reuses for all its items).
+    /// </summary>
+    public static void Run<TLocal>(int from, int to, int maxParallelism, Func<TLocal> init, Action<int, TLocal> body)
+    {
+        if (maxParallelism == 1)
+        {
+            var local = init();
+            for (int i = from; i < to; i++) body(i, local);
+            return;
+        }
+        try
+        {
+            Parallel.For(from, to, new ParallelOptions { MaxDegreeOfParallelism = maxParallelism }, init,
+                (i, _, local) => { body(i, local); return local; }, _ => { });
+        }
+        catch (AggregateException e) when (e.Flatten().InnerExceptions.OfType<OnnxQuantException>().FirstOrDefault() is { } first)
+        {
+            ExceptionDispatchInfo.Throw(first);
+        }
+    }
+
     public static void Run(int from, int to, int maxParallelism, Action<int> body)
     {
         if (maxParallelism == 1)

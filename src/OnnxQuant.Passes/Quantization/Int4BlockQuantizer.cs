@@ -81,8 +81,8 @@ public static partial class Int4BlockQuantizer
 
     /// <summary>
     /// Where a tile's codes, scales and zero points go when quantizing (all null when fake-quantizing): one code per byte
-    /// in <see cref="Codes"/>, or two per byte in MatMulNBits' layout in <see cref="Packed"/>, with each tile's squared
-    /// error and squared norm in <see cref="Errors"/> and <see cref="Norms"/> (indexed by tile, so sums are deterministic).
+    /// in <see cref="Codes"/>, or two per byte in MatMulNBits' layout in <see cref="Packed"/>; with the packed codes, each
+    /// tile's squared error and squared norm in <see cref="Errors"/> and <see cref="Norms"/> (indexed by tile, so sums are deterministic).
     /// </summary>
     internal readonly record struct CodeSink(byte[]? Codes, float[]? Scales, byte[]? ZeroPoints, byte[]? Packed = null, double[]? Errors = null, double[]? Norms = null);
 
@@ -187,15 +187,14 @@ public static partial class Int4BlockQuantizer
             if (sink.Packed is not null)
                 WritePacked(sink, tile, block, c0, width, r0, rows, src, scale, inverse, zero);
             else
-                WriteCodes(sink, tile, block, c0, width, r0, rows, src, scale, inverse, zero);
+                WriteCodes(sink, block, c0, width, r0, rows, src, scale, inverse, zero);
         }
 
-        private unsafe void WriteCodes(CodeSink sink, int tileIndex, int block, int c0, int width, int r0, int rows, float* src,
+        private unsafe void WriteCodes(CodeSink sink, int block, int c0, int width, int r0, int rows, float* src,
             ReadOnlySpan<float> scale, ReadOnlySpan<float> inverse, ReadOnlySpan<float> zero)
         {
             Span<float> q = stackalloc float[TileColumns];
             q = q[..width];
-            double error = 0, norm = 0;
             // Codes of the tile, row-major [rows, width]; written out column by column so the stores are contiguous.
             var tile = ArrayPool<byte>.Shared.Rent(rows * width);
             try
@@ -206,13 +205,6 @@ public static partial class Int4BlockQuantizer
                     QuantizeRow(w, q, inverse, zero, scale, dequantize: false);
                     var tileRow = tile.AsSpan(r * width, width);
                     ToBytes(q, tileRow);
-                    if (sink.Errors is not null)
-                        AddRowError(w, q, zero, scale, ref error, ref norm);
-                }
-                if (sink.Errors is not null)
-                {
-                    sink.Errors[tileIndex] = error;
-                    sink.Norms![tileIndex] = norm;
                 }
                 for (int j = 0; j < width; j++)
                 {

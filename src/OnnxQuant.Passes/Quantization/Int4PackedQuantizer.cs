@@ -42,29 +42,27 @@ public static class Int4PackedQuantizer
         long blocks = (long)n * kBlocks;
         var sink = new Int4BlockQuantizer.CodeSink(null, new float[blocks], new byte[blocks], new byte[blocks * bs / 2],
             new double[plan.TileCount], new double[plan.TileCount]);
-        int blocksPerBand = (int)Math.Clamp(bandFloats / ((long)bs * n), 1, kBlocks);
-        var band = new float[(long)Math.Min(k, blocksPerBand * bs) * n];
-        // Decode work items of about 256K floats: enough of them for every core, each long enough to pay for itself.
-        int chunkRows = Math.Max(1, (1 << 18) / n);
-        unsafe
+        // Bands of whole block rows, each decoded and quantized by one worker into its own buffer: decoding and
+        // rounding interleave on every core with no barrier between them, and a band is still hot in cache when its
+        // tiles read it. At least four bands per core, so the last ones do not leave a core idle.
+        int cores = maxParallelism > 0 ? maxParallelism : Environment.ProcessorCount;
+        int blocksPerBand = (int)Math.Clamp(bandFloats / ((long)bs * n), 1, Math.Max(1, kBlocks / (4 * cores)));
+        int bands = (kBlocks + blocksPerBand - 1) / blocksPerBand;
+        int bandFloatsUsed = Math.Min(k, blocksPerBand * bs) * n;
+        ParallelWork.Run(0, bands, maxParallelism, () => new float[bandFloatsUsed], (b, band) =>
         {
-            fixed (float* bandPointer = band)
+            int g0 = b * blocksPerBand, g1 = Math.Min(kBlocks, g0 + blocksPerBand);
+            int r0 = g0 * bs, rows = Math.Min(k, g1 * bs) - r0;
+            read(r0, rows, band.AsSpan(0, rows * n));
+            unsafe
             {
-                nint address = (nint)bandPointer;
-                for (int g0 = 0; g0 < kBlocks; g0 += blocksPerBand)
+                fixed (float* bandPointer = band)
                 {
-                    int g1 = Math.Min(kBlocks, g0 + blocksPerBand);
-                    int r0 = g0 * bs, rows = Math.Min(k, g1 * bs) - r0;
-                    int chunks = (rows + chunkRows - 1) / chunkRows;
-                    ParallelWork.Run(0, chunks, maxParallelism, c =>
-                    {
-                        int first = c * chunkRows, count = Math.Min(chunkRows, rows - first);
-                        read(r0 + first, count, new Span<float>((float*)address + (long)first * n, count * n));
-                    });
-                    ParallelWork.Run(g0 * columnTiles, g1 * columnTiles, maxParallelism, tile => plan.RunTile(tile, address, r0, 0, sink));
+                    for (int tile = g0 * columnTiles; tile < g1 * columnTiles; tile++)
+                        plan.RunTile(tile, (nint)bandPointer, r0, 0, sink);
                 }
             }
-        }
+        });
         double error = 0, norm = 0;
         for (int t = 0; t < plan.TileCount; t++)
         {
