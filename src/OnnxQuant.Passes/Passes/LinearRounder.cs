@@ -122,13 +122,14 @@ public sealed class LinearRounder
     private (string Activation, float[]? Scales) Input(LinearNode linear) =>
         _rescaling.Linears.TryGetValue(linear.Name, out var rescaled) ? (rescaled.Activation, rescaled.Scales) : (linear.Activation, null);
 
+    // Fewer held-out rows than this measure too little to choose by.
+    private const int MinHeldOutRows = 16;
+
     /// <summary>
     /// The dampening among <see cref="GptqOptions.DampeningChoices"/> whose rounding (H from the fitting rows) has the
     /// least output error on the held-out rows, at the bits and blocks of the first call (a bits plan asks for 4 bits
     /// with the rewrite's blocks first); the option's own when too few rows were recorded to hold some out.
     /// </summary>
-    private const int MinHeldOutRows = 16;
-
     private float ChooseDampening(LinearNode linear, float[] weight, int bits, Int4QuantOptions options)
     {
         var heldOut = InputRows(linear, RowSplit.HeldOut, out int count);
