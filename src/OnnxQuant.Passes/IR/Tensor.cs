@@ -185,6 +185,41 @@ public sealed class Tensor
         }
     }
 
+    /// <summary>
+    /// Decodes a tile of a row-major matrix view of this tensor: <paramref name="rows"/> runs of <paramref name="columns"/>
+    /// elements, the first at element <paramref name="first"/>, each <paramref name="stride"/> elements after the last,
+    /// into <paramref name="destination"/> ([rows, columns]). Pages are not released (see <see cref="ReleaseRange"/>).
+    /// Safe to call concurrently.
+    /// </summary>
+    public void DecodeTile(long first, int rows, int columns, long stride, Span<float> destination)
+    {
+        if (!ElementType.IsFloat(DataType))
+            throw new InvalidOperationException($"tensor '{Name}' is {ElementType.Name(DataType)}, not a float type");
+        long last = first + (rows - 1) * stride + columns;
+        if (rows <= 0 || columns <= 0 || first < 0 || last > ElementCount || destination.Length < rows * columns)
+            throw new ArgumentOutOfRangeException(nameof(first), $"a {rows} x {columns} tile at element {first} (stride {stride}) of tensor '{Name}' ({ElementCount} elements)");
+        int size = ElementType.SizeOf(DataType);
+        if (_bytes is null && _file is null)
+        {
+            for (int r = 0; r < rows; r++)
+                DecodeRange(first + r * stride, destination.Slice(r * columns, columns));
+            return;
+        }
+        for (int r = 0; r < rows; r++)
+        {
+            long offset = (first + r * stride) * size;
+            var source = _bytes is not null ? _bytes.AsSpan((int)offset, columns * size) : _file!.Slice(_offset + offset, columns * size);
+            FloatCodec.Decode(source, DataType, destination.Slice(r * columns, columns));
+        }
+    }
+
+    /// <summary>Drops the mapped pages of elements [first, first + count) from our resident set (nothing for other storage).</summary>
+    public void ReleaseRange(long first, long count)
+    {
+        int size = ElementType.SizeOf(DataType);
+        _file?.Release(_offset + first * size, count * size);
+    }
+
     /// <summary>Lets the OS drop this tensor's mapped pages from our resident set after a read (see <see cref="MappedFile.Release"/>).</summary>
     public void ReleaseMappedPages() => _file?.Release(_offset, ByteLength);
 

@@ -14,7 +14,7 @@ public static partial class Int4BlockQuantizer
         /// [N, k_blocks, block / 2] layout, one gather per byte. The bytes are those of <see cref="WriteCodes"/>
         /// followed by <see cref="MatMulNBitsPacker.PackPairs"/> (tested bit for bit).
         /// </summary>
-        private unsafe void WritePacked(CodeSink sink, int tileIndex, int block, int c0, int width, int r0, int rows, float* src,
+        private unsafe void WritePacked(CodeSink sink, int tileIndex, int block, int c0, int width, int rows, float* origin, int stride,
             ReadOnlySpan<float> scale, ReadOnlySpan<float> inverse, ReadOnlySpan<float> zero)
         {
             int half = _blockSize / 2;
@@ -43,7 +43,7 @@ public static partial class Int4BlockQuantizer
                             zeroCodes.CopyTo(codes);
                             continue;
                         }
-                        var w = new ReadOnlySpan<float>(src + (long)(r0 + r) * _n + c0, width);
+                        var w = new ReadOnlySpan<float>(origin + (long)r * stride, width);
                         QuantizeRow(w, q, inverse, zero, scale, dequantize: false);
                         ToBytes(q, codes);
                         if (sink.Errors is not null)

@@ -141,15 +141,33 @@ public static partial class Int4BlockQuantizer
         private float ClipRatio(int column, int block) =>
             _clip.Length == 0 ? 1f : _clip.Length == _n ? _clip[column] : _clip[column * KBlocks + block];
 
+        /// <summary>The tile's first row and column and its size (rows x columns).</summary>
+        public (int Row, int Column, int Rows, int Columns) TileBounds(int tile)
+        {
+            int r0 = tile / _columnTiles * _blockSize, c0 = tile % _columnTiles * TileColumns;
+            return (r0, c0, Math.Min(_blockSize, _k - r0), Math.Min(TileColumns, _n - c0));
+        }
+
+        /// <summary>The most floats a tile holds (its buffer for <see cref="RunTile(int, nint, int, CodeSink)"/>).</summary>
+        public int TileFloats => _blockSize * TileColumns;
+
         /// <summary>Quantizes one tile; <paramref name="srcAddress"/> (and the fake-quant destination) hold the weight from row <paramref name="rowBase"/> on.</summary>
         public unsafe void RunTile(int tile, nint srcAddress, int rowBase, nint dstAddress, CodeSink sink)
         {
+            var (r0, c0, _, _) = TileBounds(tile);
+            long origin = (long)(r0 - rowBase) * _n + c0;
+            RunTile(tile, (float*)srcAddress + origin, _n, dstAddress == 0 ? null : (float*)dstAddress + origin, sink);
+        }
+
+        /// <summary>Quantizes one tile held alone, row-major [rows, columns] at <paramref name="tileAddress"/> (the streamed rewrite's cache-sized buffer).</summary>
+        public unsafe void RunTile(int tile, nint tileAddress, int stride, CodeSink sink) =>
+            RunTile(tile, (float*)tileAddress, stride, null, sink);
+
+        // The tile's element (r0 + r, c0 + j) is at origin[r * stride + j]; the fake-quant destination has the same layout.
+        private unsafe void RunTile(int tile, float* origin, int stride, float* dstOrigin, CodeSink sink)
+        {
             int block = tile / _columnTiles;
-            int c0 = tile % _columnTiles * TileColumns;
-            int width = Math.Min(TileColumns, _n - c0);
-            int r0 = block * _blockSize;
-            int rows = Math.Min(_blockSize, _k - r0);
-            var src = (float*)srcAddress - (long)rowBase * _n;
+            var (r0, c0, rows, width) = TileBounds(tile);
 
             Span<float> lo = stackalloc float[TileColumns];
             Span<float> hi = stackalloc float[TileColumns];
@@ -163,12 +181,12 @@ public static partial class Int4BlockQuantizer
             zero = zero[..width];
 
             // Range of each column over the block's rows, reading whole row slices.
-            var first = new ReadOnlySpan<float>(src + (long)r0 * _n + c0, width);
+            var first = new ReadOnlySpan<float>(origin, width);
             first.CopyTo(lo);
             first.CopyTo(hi);
             for (int r = 1; r < rows; r++)
             {
-                var row = new ReadOnlySpan<float>(src + (long)(r0 + r) * _n + c0, width);
+                var row = new ReadOnlySpan<float>(origin + (long)r * stride, width);
                 TensorPrimitives.Min(lo, row, lo);
                 TensorPrimitives.Max(hi, row, hi);
             }
@@ -176,21 +194,20 @@ public static partial class Int4BlockQuantizer
 
             if (sink.Codes is null && sink.Packed is null)
             {
-                var dst = (float*)dstAddress - (long)rowBase * _n;
                 for (int r = 0; r < rows; r++)
                 {
-                    long offset = (long)(r0 + r) * _n + c0;
-                    QuantizeRow(new ReadOnlySpan<float>(src + offset, width), new Span<float>(dst + offset, width), inverse, zero, scale, dequantize: true);
+                    long offset = (long)r * stride;
+                    QuantizeRow(new ReadOnlySpan<float>(origin + offset, width), new Span<float>(dstOrigin + offset, width), inverse, zero, scale, dequantize: true);
                 }
                 return;
             }
             if (sink.Packed is not null)
-                WritePacked(sink, tile, block, c0, width, r0, rows, src, scale, inverse, zero);
+                WritePacked(sink, tile, block, c0, width, rows, origin, stride, scale, inverse, zero);
             else
-                WriteCodes(sink, block, c0, width, r0, rows, src, scale, inverse, zero);
+                WriteCodes(sink, block, c0, width, rows, origin, stride, scale, inverse, zero);
         }
 
-        private unsafe void WriteCodes(CodeSink sink, int block, int c0, int width, int r0, int rows, float* src,
+        private unsafe void WriteCodes(CodeSink sink, int block, int c0, int width, int rows, float* origin, int stride,
             ReadOnlySpan<float> scale, ReadOnlySpan<float> inverse, ReadOnlySpan<float> zero)
         {
             Span<float> q = stackalloc float[TileColumns];
@@ -201,7 +218,7 @@ public static partial class Int4BlockQuantizer
             {
                 for (int r = 0; r < rows; r++)
                 {
-                    var w = new ReadOnlySpan<float>(src + (long)(r0 + r) * _n + c0, width);
+                    var w = new ReadOnlySpan<float>(origin + (long)r * stride, width);
                     QuantizeRow(w, q, inverse, zero, scale, dequantize: false);
                     var tileRow = tile.AsSpan(r * width, width);
                     ToBytes(q, tileRow);

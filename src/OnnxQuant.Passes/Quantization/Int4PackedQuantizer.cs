@@ -2,8 +2,18 @@ using OnnxQuant.Numerics;
 
 namespace OnnxQuant.Quantization;
 
-/// <summary>Fills <paramref name="destination"/> with rows [firstRow, firstRow + rowCount) of a [K, N] weight as float32; called concurrently for disjoint rows.</summary>
-public delegate void WeightRowReader(int firstRow, int rowCount, Span<float> destination);
+/// <summary>A [K, N] weight the streamed 4-bit quantizer reads a tile at a time.</summary>
+public interface IWeightTiles
+{
+    /// <summary>
+    /// Rows [firstRow, firstRow + rowCount) x columns [firstColumn, firstColumn + columnCount) as float32 into
+    /// <paramref name="destination"/>, row-major [rowCount, columnCount]. Called concurrently for disjoint tiles.
+    /// </summary>
+    void ReadTile(int firstRow, int rowCount, int firstColumn, int columnCount, Span<float> destination);
+
+    /// <summary>Rows [firstRow, firstRow + rowCount) will not be read again (a mapped tensor drops their pages).</summary>
+    void Done(int firstRow, int rowCount);
+}
 
 /// <summary>
 /// A [K, N] weight quantized to 4 bits and already packed in MatMulNBits' layout: <see cref="Packed"/> [N, k_blocks,
@@ -17,8 +27,8 @@ public sealed record PackedInt4Weight(int K, int N, Int4QuantOptions Options, by
 
 /// <summary>
 /// <see cref="Int4BlockQuantizer.Quantize"/> for the rewrite of a large weight: reads the weight a band of block rows at
-/// a time through a <see cref="WeightRowReader"/> (a 7B MLP weight's band of 2 x 128 rows is 11 MB of fp32 against the
-/// 180 MB the whole weight would take), packs the codes two per byte as it goes and measures the weight error in the
+/// a time, one tile (a block row by 256 columns, 128 KB of fp32) into a cache-sized buffer at a time, through
+/// <see cref="IWeightTiles"/> (against the 180 MB a 7B MLP weight would take as fp32), packs the codes two per byte as it goes and measures the weight error in the
 /// same pass, so the weight is read once and never held whole as fp32. Codes, scales and zero points are bit-for-bit
 /// those of <see cref="Int4BlockQuantizer.Quantize"/> followed by <see cref="MatMulNBitsPacker.PackCodes"/> (tested),
 /// whatever the band size or the number of threads: every tile is computed the same way, and the error is summed per
@@ -30,8 +40,8 @@ public static class Int4PackedQuantizer
     public const long DefaultBandFloats = 1 << 22;
 
     /// <param name="maxParallelism">Threads to use: -1 all cores, 1 serial (tests compare the two).</param>
-    /// <param name="bandFloats">Floats decoded per band; at least one block row is read at a time.</param>
-    public static PackedInt4Weight Quantize(WeightRowReader read, int k, int n, Int4QuantOptions? options = null,
+    /// <param name="bandFloats">Floats per band (the rows a worker takes at once, released together); at least one block row.</param>
+    public static PackedInt4Weight Quantize(IWeightTiles weight, int k, int n, Int4QuantOptions? options = null,
         int maxParallelism = -1, long bandFloats = DefaultBandFloats)
     {
         options ??= new Int4QuantOptions();
@@ -42,26 +52,29 @@ public static class Int4PackedQuantizer
         long blocks = (long)n * kBlocks;
         var sink = new Int4BlockQuantizer.CodeSink(null, new float[blocks], new byte[blocks], new byte[blocks * bs / 2],
             new double[plan.TileCount], new double[plan.TileCount]);
-        // Bands of whole block rows, each decoded and quantized by one worker into its own buffer: decoding and
-        // rounding interleave on every core with no barrier between them, and a band is still hot in cache when its
-        // tiles read it. At least four bands per core, so the last ones do not leave a core idle.
+        // Bands of whole block rows, one worker per band; within a band each tile is decoded into the worker's own
+        // buffer (a block row by 256 columns: 128 KB, cache-sized) and rounded at once, so the fp32 values never go
+        // out to memory. At least four bands per core, so the last ones do not leave a core idle.
         int cores = maxParallelism > 0 ? maxParallelism : Environment.ProcessorCount;
         int blocksPerBand = (int)Math.Clamp(bandFloats / ((long)bs * n), 1, Math.Max(1, kBlocks / (4 * cores)));
         int bands = (kBlocks + blocksPerBand - 1) / blocksPerBand;
-        int bandFloatsUsed = Math.Min(k, blocksPerBand * bs) * n;
-        ParallelWork.Run(0, bands, maxParallelism, () => new float[bandFloatsUsed], (b, band) =>
+        ParallelWork.Run(0, bands, maxParallelism, () => new float[plan.TileFloats], (b, buffer) =>
         {
             int g0 = b * blocksPerBand, g1 = Math.Min(kBlocks, g0 + blocksPerBand);
-            int r0 = g0 * bs, rows = Math.Min(k, g1 * bs) - r0;
-            read(r0, rows, band.AsSpan(0, rows * n));
             unsafe
             {
-                fixed (float* bandPointer = band)
+                fixed (float* tilePointer = buffer)
                 {
                     for (int tile = g0 * columnTiles; tile < g1 * columnTiles; tile++)
-                        plan.RunTile(tile, (nint)bandPointer, r0, 0, sink);
+                    {
+                        var (r0, c0, rows, columns) = plan.TileBounds(tile);
+                        weight.ReadTile(r0, rows, c0, columns, buffer.AsSpan(0, rows * columns));
+                        plan.RunTile(tile, (nint)tilePointer, columns, sink);
+                    }
                 }
             }
+            int first = g0 * bs;
+            weight.Done(first, Math.Min(k, g1 * bs) - first);
         });
         double error = 0, norm = 0;
         for (int t = 0; t < plan.TileCount; t++)
@@ -72,7 +85,17 @@ public static class Int4PackedQuantizer
         return new PackedInt4Weight(k, n, options, sink.Packed!, sink.Scales!, sink.ZeroPoints!, norm > 0 ? Math.Sqrt(error / norm) : 0);
     }
 
-    /// <summary>A reader over a weight already in memory ([K, N] row-major).</summary>
-    public static WeightRowReader FromArray(float[] weight, int n) =>
-        (first, count, destination) => weight.AsSpan(first * n, count * n).CopyTo(destination);
+    /// <summary>Tiles of a weight already in memory ([K, N] row-major).</summary>
+    public static IWeightTiles FromArray(float[] weight, int n) => new ArrayTiles(weight, n);
+
+    private sealed class ArrayTiles(float[] weight, int n) : IWeightTiles
+    {
+        public void ReadTile(int firstRow, int rowCount, int firstColumn, int columnCount, Span<float> destination)
+        {
+            for (int r = 0; r < rowCount; r++)
+                weight.AsSpan((firstRow + r) * n + firstColumn, columnCount).CopyTo(destination.Slice(r * columnCount, columnCount));
+        }
+
+        public void Done(int firstRow, int rowCount) { }
+    }
 }

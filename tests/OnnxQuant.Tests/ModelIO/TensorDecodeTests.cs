@@ -31,6 +31,19 @@ public class TensorDecodeTests
         tensor.DecodeRange(1000L * n, band);
         Assert.Equal(expected.AsSpan(1000 * n, 37 * n).ToArray(), band);
         Assert.Throws<ArgumentOutOfRangeException>(() => tensor.DecodeRange((long)(k - 36) * n, band));
+
+        // A tile (the streamed 4-bit rewrite's read): rows 1000..1127, columns 1900..1999 (the last, partial tile),
+        // from the mapping, from owned bytes and from the spill file alike.
+        using var spill = new SpillFile(dir.Path);
+        var owned = Tensor.FromBytes("W", type, [k, n], tensor.RawBytes.ToArray());
+        foreach (var source in new[] { tensor, owned, spill.Write(owned) })
+        {
+            var tile = new float[128 * 100];
+            source.DecodeTile(1000L * n + 1900, 128, 100, n, tile);
+            for (int r = 0; r < 128; r++)
+                Assert.Equal(expected.AsSpan((1000 + r) * n + 1900, 100).ToArray(), tile.AsSpan(r * 100, 100).ToArray());
+            Assert.Throws<ArgumentOutOfRangeException>(() => source.DecodeTile((long)(k - 127) * n + 1900, 128, 100, n, tile));
+        }
     }
 
     [Fact]

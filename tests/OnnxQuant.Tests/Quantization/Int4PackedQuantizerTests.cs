@@ -56,26 +56,53 @@ public class Int4PackedQuantizerTests
     }
 
     [Fact]
-    public void ReadsEveryRowOnceAndNeverMoreThanABandAtATime()
+    public void ReadsEveryElementOnceAndReleasesEveryRowOnceABandAtATime()
     {
         int k = 1000, n = 300, blockSize = 128;
         var w = QuantTestData.Weight(k, n, seed: 9);
-        var seen = new int[k];
-        int largest = 0;
-        var gate = new object();
-        WeightRowReader reader = (first, count, destination) =>
-        {
-            lock (gate)
-            {
-                for (int r = first; r < first + count; r++) seen[r]++;
-                largest = Math.Max(largest, count);
-            }
-            w.AsSpan(first * n, count * n).CopyTo(destination);
-        };
+        var source = new CountingTiles(w, k, n);
         long band = 2L * blockSize * n;
-        Int4PackedQuantizer.Quantize(reader, k, n, new Int4QuantOptions { BlockSize = blockSize }, bandFloats: band);
+        var packed = Int4PackedQuantizer.Quantize(source, k, n, new Int4QuantOptions { BlockSize = blockSize }, bandFloats: band);
 
-        Assert.All(seen, c => Assert.Equal(1, c));
-        Assert.True(largest * (long)n <= band, $"a read of {largest} rows exceeds the band of {band / n} rows");
+        Assert.All(source.Reads, c => Assert.Equal(1, c));
+        Assert.All(source.Releases, c => Assert.Equal(1, c));
+        // A tile never spans more than one block row, and a release never more than a band.
+        Assert.True(source.LargestTile <= blockSize, $"a tile of {source.LargestTile} rows");
+        Assert.True(source.LargestRelease * (long)n <= band, $"a release of {source.LargestRelease} rows exceeds the band of {band / n} rows");
+        Assert.Equal(MatMulNBitsPacker.PackCodes(Int4BlockQuantizer.Quantize(w, k, n, new Int4QuantOptions { BlockSize = blockSize }).Codes), packed.Packed);
+    }
+
+    private sealed class CountingTiles(float[] w, int k, int n) : IWeightTiles
+    {
+        private readonly object _gate = new();
+
+        public int[] Reads { get; } = new int[k * n];
+
+        public int[] Releases { get; } = new int[k];
+
+        public int LargestTile { get; private set; }
+
+        public int LargestRelease { get; private set; }
+
+        public void ReadTile(int firstRow, int rowCount, int firstColumn, int columnCount, Span<float> destination)
+        {
+            lock (_gate)
+            {
+                for (int r = firstRow; r < firstRow + rowCount; r++)
+                    for (int c = firstColumn; c < firstColumn + columnCount; c++) Reads[r * n + c]++;
+                LargestTile = Math.Max(LargestTile, rowCount);
+            }
+            for (int r = 0; r < rowCount; r++)
+                w.AsSpan((firstRow + r) * n + firstColumn, columnCount).CopyTo(destination.Slice(r * columnCount, columnCount));
+        }
+
+        public void Done(int firstRow, int rowCount)
+        {
+            lock (_gate)
+            {
+                for (int r = firstRow; r < firstRow + rowCount; r++) Releases[r]++;
+                LargestRelease = Math.Max(LargestRelease, rowCount);
+            }
+        }
     }
 }
