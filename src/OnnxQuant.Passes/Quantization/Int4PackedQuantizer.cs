@@ -26,17 +26,17 @@ public sealed record PackedInt4Weight(int K, int N, Int4QuantOptions Options, by
 }
 
 /// <summary>
-/// <see cref="Int4BlockQuantizer.Quantize"/> for the rewrite of a large weight: reads the weight a band of block rows at
-/// a time, one tile (a block row by 256 columns, 128 KB of fp32) into a cache-sized buffer at a time, through
-/// <see cref="IWeightTiles"/> (against the 180 MB a 7B MLP weight would take as fp32), packs the codes two per byte as it goes and measures the weight error in the
-/// same pass, so the weight is read once and never held whole as fp32. Codes, scales and zero points are bit-for-bit
+/// <see cref="Int4BlockQuantizer.Quantize"/> for the rewrite of a large weight: each worker takes a band of block rows
+/// and reads it through <see cref="IWeightTiles"/> one tile (a block row by 256 columns, 128 KB of fp32) at a time into
+/// a cache-sized buffer — against the 180 MB a 7B MLP weight would take as fp32 — packs the codes two per byte as it
+/// goes and measures the weight error in the same pass, so the weight is read once and never held whole as fp32. Codes, scales and zero points are bit-for-bit
 /// those of <see cref="Int4BlockQuantizer.Quantize"/> followed by <see cref="MatMulNBitsPacker.PackCodes"/> (tested),
 /// whatever the band size or the number of threads: every tile is computed the same way, and the error is summed per
 /// tile and then in tile order.
 /// </summary>
 public static class Int4PackedQuantizer
 {
-    /// <summary>About this many floats of the weight are decoded at a time (16 MB).</summary>
+    /// <summary>About this many floats of the weight make a band (16 MB as fp32): what one worker takes and releases at once.</summary>
     public const long DefaultBandFloats = 1 << 22;
 
     /// <param name="maxParallelism">Threads to use: -1 all cores, 1 serial (tests compare the two).</param>
