@@ -13,6 +13,9 @@ internal static class FileRangeCopy
     private const int Chunk = 1 << 30;
     private static volatile bool _unavailable = !OperatingSystem.IsLinux();
 
+    /// <summary>False where the kernel copy does not exist (not Linux) or was refused once; callers then skip it.</summary>
+    public static bool Available => !_unavailable;
+
     /// <summary>
     /// Copies up to <paramref name="length"/> bytes from <paramref name="source"/> at <paramref name="sourceOffset"/> to
     /// <paramref name="destination"/> at <paramref name="destinationOffset"/>; returns how many were copied. Fewer than

@@ -114,7 +114,10 @@ public sealed class Tensor
             destination.Write(RawBytes);
             return;
         }
-        long copied = destination.CopyFrom(_file is not null ? _file.ReadHandle : _spill!.Handle, _offset, ByteLength);
+        // Elsewhere than Linux the input is not even reopened for it (a second handle beside the mapping).
+        long copied = FileRangeCopy.Available
+            ? destination.CopyFrom(_file is not null ? _file.ReadHandle : _spill!.Handle, _offset, ByteLength)
+            : 0;
         for (long done = copied; done < ByteLength; done += buffer.Length)
         {
             int n = (int)Math.Min(buffer.Length, ByteLength - done);
