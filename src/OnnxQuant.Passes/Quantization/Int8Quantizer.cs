@@ -178,7 +178,7 @@ public static class Int8Quantizer
 
     private static sbyte[] QuantizeRows(ReadOnlySpan<float> weight, int k, int n, float[] scales, bool reducedRange)
     {
-        var result = new sbyte[weight.Length];
+        var result = GC.AllocateUninitializedArray<sbyte>(weight.Length);
         float max = MaxCode(reducedRange);
         var inverse = scales.Select(s => 1f / s).ToArray();
         unsafe
@@ -188,35 +188,45 @@ public static class Int8Quantizer
                 nint address = (nint)w;
                 ParallelWork.For(k, weight.Length, row =>
                 {
-                    Span<float> q = n <= 1024 ? stackalloc float[n] : new float[n];
                     var src = new ReadOnlySpan<float>((float*)address + (long)row * n, n);
-                    if (inverse.Length == 1)
-                        TensorPrimitives.Multiply(src, inverse[0], q);
-                    else
-                        TensorPrimitives.Multiply(src, inverse, q);
-                    TensorPrimitives.Round(q, q);
-                    ClampInPlace(q, -max, max);
-                    ToSBytes(q, result.AsSpan(row * n, n));
+                    QuantizeRow(src, inverse, max, result.AsSpan(row * n, n));
                 });
             }
         }
         return result;
     }
 
-    // Codes already rounded and clamped to ±127, so truncating conversions are exact; 32 at a time.
-    private static void ToSBytes(ReadOnlySpan<float> q, Span<sbyte> dst)
+    /// <summary>
+    /// <c>clamp(round(w * inverse), -max, max)</c> as int8, in one pass: the same float operations, in the same order, as
+    /// multiplying, rounding (to even) and clamping whole rows one after another, with no scratch row.
+    /// <paramref name="inverse"/> has one value (per tensor) or one per column.
+    /// </summary>
+    private static void QuantizeRow(ReadOnlySpan<float> src, ReadOnlySpan<float> inverse, float max, Span<sbyte> dst)
     {
+        bool perTensor = inverse.Length == 1;
         int i = 0;
         if (Vector256.IsHardwareAccelerated)
         {
-            for (; i <= q.Length - 32; i += 32)
+            var hi = Vector256.Create(max);
+            var lo = Vector256.Create(-max);
+            var single = Vector256.Create(inverse[0]);
+            for (; i <= src.Length - 32; i += 32)
             {
-                var a = Vector256.Narrow(Vector256.ConvertToInt32(Vector256.Create(q[i..])), Vector256.ConvertToInt32(Vector256.Create(q[(i + 8)..])));
-                var b = Vector256.Narrow(Vector256.ConvertToInt32(Vector256.Create(q[(i + 16)..])), Vector256.ConvertToInt32(Vector256.Create(q[(i + 24)..])));
+                var a = Vector256.Narrow(Code8(src, inverse, perTensor, single, lo, hi, i), Code8(src, inverse, perTensor, single, lo, hi, i + 8));
+                var b = Vector256.Narrow(Code8(src, inverse, perTensor, single, lo, hi, i + 16), Code8(src, inverse, perTensor, single, lo, hi, i + 24));
                 Vector256.Narrow(a, b).CopyTo(dst[i..]);
             }
         }
-        for (; i < q.Length; i++) dst[i] = (sbyte)q[i];
+        for (; i < src.Length; i++)
+            dst[i] = (sbyte)Math.Clamp(MathF.Round(src[i] * (perTensor ? inverse[0] : inverse[i])), -max, max);
+    }
+
+    // Eight codes from element at on (see QuantizeRow).
+    private static Vector256<int> Code8(ReadOnlySpan<float> src, ReadOnlySpan<float> inverse, bool perTensor, Vector256<float> single,
+        Vector256<float> lo, Vector256<float> hi, int at)
+    {
+        var scale = perTensor ? single : Vector256.Create(inverse[at..]);
+        return Vector256.ConvertToInt32(Vector256.Min(Vector256.Max(Vector256.Round(Vector256.Create(src[at..]) * scale), lo), hi));
     }
 
     private static void ClampInPlace(Span<float> x, float min, float max)

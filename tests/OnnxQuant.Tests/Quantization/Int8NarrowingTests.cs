@@ -24,4 +24,17 @@ public class Int8NarrowingTests
         Assert.True(nonZero > k * n / 2, $"only {nonZero} non-zero codes");
         Assert.Equal(max, q.Values.Max(v => Math.Abs((int)v)));
     }
+
+    [Theory]
+    [InlineData(33, 75)]
+    [InlineData(8, 1000)]
+    public void PerTensorCodesEqualScalarRounding(int k, int n)
+    {
+        var w = QuantTestData.Weight(k, n, seed: n + 1);
+        var q = Int8Quantizer.QuantizePerTensor(w, k, n);
+        float inverse = 1f / Assert.Single(q.Scales);
+        for (int i = 0; i < w.Length; i++)
+            Assert.Equal((sbyte)Math.Clamp(MathF.Round(w[i] * inverse), -127f, 127f), q.Values[i]);
+        Assert.Equal(127, q.Values.Max(v => Math.Abs((int)v)));
+    }
 }
