@@ -126,7 +126,7 @@ public sealed class W4RewritePass : IGraphPass
         bool usedGptq = false;
         if (bits == 4 && _options.Rounding == WeightRounding.Rtn)
         {
-            var streamed = Int4PackedQuantizer.Quantize(WeightTiles(graph, linear), linear.K, linear.N, options);
+            var streamed = Int4PackedQuantizer.Quantize(LinearWeightTiles.Of(graph, linear), linear.K, linear.N, options);
             packed = MatMulNBitsPacker.Pack(streamed, FreeBaseName(graph, linear.WeightName), type, bias, _options.AccuracyLevel);
             relativeError = streamed.RelativeError;
         }
@@ -174,30 +174,6 @@ public sealed class W4RewritePass : IGraphPass
             if (suffixes.All(s => graph.GetInitializer(candidate + s) is null && graph.Producer(candidate + s) is null && !graph.IsGraphInput(candidate + s)))
                 return candidate;
         }
-    }
-
-    // A [K, N] weight stored as such (MatMul, or Gemm without transB and alpha) is decoded a tile at a time straight
-    // from its tensor, so the fp32 weight never exists whole; a transposed or scaled one is read whole first.
-    private static IWeightTiles WeightTiles(Graph graph, LinearNode linear)
-    {
-        var tensor = graph.GetConstant(linear.WeightName) ?? throw new InvalidOperationException($"weight '{linear.WeightName}' of '{linear.Name}' is no longer a constant");
-        if (linear.IsTransposed || linear.Alpha != 1f)
-            return Int4PackedQuantizer.FromArray(linear.ReadWeightKN(graph), linear.N);
-        return new TensorTiles(graph, linear, tensor);
-    }
-
-    private sealed class TensorTiles(Graph graph, LinearNode linear, IR.Tensor tensor) : IWeightTiles
-    {
-        public void ReadTile(int firstRow, int rowCount, int firstColumn, int columnCount, Span<float> destination)
-        {
-            var tile = destination[..(rowCount * columnCount)];
-            tensor.DecodeTile((long)firstRow * linear.N + firstColumn, rowCount, columnCount, linear.N, tile);
-            if (!TensorPrimitives.IsFiniteAll(tile))
-                linear.ReadWeightKN(graph); // reads it whole to name the NaN/Inf count and position (throws)
-        }
-
-        // A band's mapped pages leave the resident set once its tiles are done.
-        public void Done(int firstRow, int rowCount) => tensor.ReleaseRange((long)firstRow * linear.N, (long)rowCount * linear.N);
     }
 
     // ||W - dequant(Q)|| / ||W|| row by row, without materialising the dequantized weight: for a 7B MLP weight that and

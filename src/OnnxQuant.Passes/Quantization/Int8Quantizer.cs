@@ -99,6 +99,59 @@ public static class Int8Quantizer
         return new Int8Weights(k, n, QuantizeRows(weight, k, n, scales, reducedRange), scales);
     }
 
+    /// <summary>
+    /// <see cref="QuantizePerChannel(ReadOnlySpan{float}, int, int, bool)"/> of a weight read a tile at a time, so its
+    /// fp32 values never exist whole: one pass over row bands (about 1 MB of fp32 each) for the column maxima, one for
+    /// the codes (a band's storage released after it). Rows in <paramref name="zeroRows"/> count as zero, as if cleared
+    /// first (their channels are computed in float). The same scales and codes as the in-memory overload (tested).
+    /// </summary>
+    public static Int8Weights QuantizePerChannel(IWeightTiles weight, int k, int n, bool reducedRange = false, IReadOnlyCollection<int>? zeroRows = null)
+    {
+        if (k <= 0 || n <= 0 || (long)k * n > Array.MaxLength)
+            throw new ArgumentException($"a [{k}, {n}] weight cannot be quantized as one int8 tensor");
+        var zero = zeroRows is { Count: > 0 } ? zeroRows.ToHashSet() : null;
+        int bandRows = Math.Max(1, (1 << 18) / n), bands = (k + bandRows - 1) / bandRows;
+        // Column maxima by row bands, each worker into its own partial maxima; a maximum does not depend on grouping.
+        var partials = new System.Collections.Concurrent.ConcurrentBag<float[]>();
+        ParallelWork.Run(0, bands, -1, () =>
+        {
+            var partial = new float[n];
+            partials.Add(partial);
+            return (Band: new float[bandRows * n], Max: partial);
+        }, (b, local) =>
+        {
+            int r0 = b * bandRows, rows = Math.Min(bandRows, k - r0);
+            weight.ReadTile(r0, rows, 0, n, local.Band.AsSpan(0, rows * n));
+            for (int r = 0; r < rows; r++)
+                if (zero is null || !zero.Contains(r0 + r))
+                    TensorPrimitives.MaxMagnitude(local.Max, local.Band.AsSpan(r * n, n), local.Max);
+        });
+        var absMax = new float[n];
+        foreach (var partial in partials)
+            TensorPrimitives.MaxMagnitude(absMax, partial, absMax);
+        TensorPrimitives.Abs(absMax, absMax);
+        var scales = new float[n];
+        for (int j = 0; j < n; j++) scales[j] = WeightScale(CheckFinite(absMax[j], j), reducedRange);
+        var inverse = scales.Select(s => 1f / s).ToArray();
+        float max = MaxCode(reducedRange);
+        var result = GC.AllocateUninitializedArray<sbyte>(k * n);
+        ParallelWork.Run(0, bands, -1, () => new float[bandRows * n], (b, band) =>
+        {
+            int r0 = b * bandRows, rows = Math.Min(bandRows, k - r0);
+            weight.ReadTile(r0, rows, 0, n, band.AsSpan(0, rows * n));
+            for (int r = 0; r < rows; r++)
+            {
+                var codes = result.AsSpan((r0 + r) * n, n);
+                if (zero is not null && zero.Contains(r0 + r))
+                    codes.Clear();
+                else
+                    QuantizeRow(band.AsSpan(r * n, n), inverse, max, codes);
+            }
+            weight.Done(r0, rows);
+        });
+        return new Int8Weights(k, n, result, scales);
+    }
+
     /// <summary>Per-tensor int8: one scale for the whole weight (Scales has one value).</summary>
     public static Int8Weights QuantizePerTensor(ReadOnlySpan<float> weight, int k, int n, bool reducedRange = false)
     {

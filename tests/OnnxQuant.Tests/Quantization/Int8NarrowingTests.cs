@@ -37,4 +37,22 @@ public class Int8NarrowingTests
             Assert.Equal((sbyte)Math.Clamp(MathF.Round(w[i] * inverse), -127f, 127f), q.Values[i]);
         Assert.Equal(127, q.Values.Max(v => Math.Abs((int)v)));
     }
+
+    [Theory]
+    [InlineData(300, 600, false, false)] // several 128-row and 256-column tiles, partial ones at both edges
+    [InlineData(77, 1000, true, true)]
+    [InlineData(5, 3, false, true)]
+    public void TheStreamedQuantizerEqualsTheInMemoryOneWithFloatRowsAsZero(int k, int n, bool reducedRange, bool withZeroRows)
+    {
+        var w = QuantTestData.Weight(k, n, seed: k + n);
+        int[] zeroRows = withZeroRows ? [0, k / 2, k - 1] : [];
+        var cleared = w.ToArray();
+        foreach (int r in zeroRows) cleared.AsSpan(r * n, n).Clear();
+        var expected = Int8Quantizer.QuantizePerChannel(cleared, k, n, reducedRange);
+
+        var streamed = Int8Quantizer.QuantizePerChannel(Int4PackedQuantizer.FromArray(w, n), k, n, reducedRange, zeroRows);
+        Assert.Equal(expected.Scales, streamed.Scales);
+        Assert.Equal(expected.Values, streamed.Values);
+        Assert.All(zeroRows, r => Assert.All(streamed.Values.AsSpan(r * n, n).ToArray(), v => Assert.Equal(0, v)));
+    }
 }

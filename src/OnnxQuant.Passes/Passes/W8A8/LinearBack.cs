@@ -19,7 +19,9 @@ internal static class LinearBack
         var graph = e.Graph;
         var type = linear.WeightType;
         string hint = linear.Name.Length > 0 ? linear.Name : linear.Node.Output[0];
-        var kn = linear.ReadWeightKN(graph);
+        // QLinear's output scale needs the whole weight; the other formats read it a tile at a time.
+        var kn = options.Format == W8A8Format.QLinear ? linear.ReadWeightKN(graph) : null;
+        var tiles = kn is null ? LinearWeightTiles.Of(graph, linear) : null;
         var bias = linear.Node.IsOnnx("Gemm") ? linear.ReadBias(graph) : null;
         string output = linear.Node.Output[0];
         graph.RemoveNode(linear.Node);
@@ -29,8 +31,8 @@ internal static class LinearBack
             case W8A8Format.Int8:
             case W8A8Format.Dynamic:
             {
-                float[]? floatRows = x.Float is { } f ? SplitRows(kn, linear.N, f) : null;
-                var weights = Int8Quantizer.QuantizePerChannel(kn, linear.K, linear.N, options.ReducedRangeWeights);
+                float[]? floatRows = x.Float is { } f ? FloatRows(tiles!, linear.N, f) : null;
+                var weights = Int8Quantizer.QuantizePerChannel(tiles!, linear.K, linear.N, options.ReducedRangeWeights, x.Float?.Channels);
                 string wq = e.Int8s($"{linear.WeightName}_int8", weights.Values, [linear.K, linear.N]);
                 string acc = e.Node("MatMulInteger", $"{hint}/MatMulInteger", $"{hint}_int32", x.ZeroPoint is null ? [x.Value, wq] : [x.Value, wq, x.ZeroPoint]);
                 string accf = e.Cast(acc, DataType.Float, $"{hint}_acc");
@@ -52,11 +54,11 @@ internal static class LinearBack
             }
             case W8A8Format.QLinear:
             {
-                float[]? floatRows = x.Float is { } f ? SplitRows(kn, linear.N, f) : null;
-                var weights = Int8Quantizer.QuantizePerChannel(kn, linear.K, linear.N, options.ReducedRangeWeights);
+                float[]? floatRows = x.Float is { } f ? SplitRows(kn!, linear.N, f) : null;
+                var weights = Int8Quantizer.QuantizePerChannel(kn!, linear.K, linear.N, options.ReducedRangeWeights);
                 string wq = e.Int8s($"{linear.WeightName}_int8", weights.Values, [linear.K, linear.N]);
                 float a = x.StaticScale!.Value;
-                float yScale = OutputScale(linear, kn, ranges, options.OutputRangeMargin);
+                float yScale = OutputScale(linear, kn!, ranges, options.OutputRangeMargin);
                 // The output takes the activation's type and zero point (int8 0, or uint8 128).
                 string zp = x.ZeroPoint ?? e.Int8s($"{hint}_zero_point", [0], []);
                 string yq = e.Node("QLinearMatMul", $"{hint}/QLinearMatMul", $"{hint}_int8_out", [
@@ -70,7 +72,7 @@ internal static class LinearBack
             }
             case W8A8Format.Qdq:
             {
-                var weights = Int8Quantizer.QuantizePerChannel(kn, linear.K, linear.N, options.ReducedRangeWeights);
+                var weights = Int8Quantizer.QuantizePerChannel(tiles!, linear.K, linear.N, options.ReducedRangeWeights);
                 string wq = e.Int8s($"{linear.WeightName}_int8", weights.Values, [linear.K, linear.N]);
                 // Weights dequantize in the model's type when the opset allows fp16 scales, else in fp32 and cast.
                 bool narrow = type == DataType.Float || e.Opset >= 19;
@@ -99,6 +101,20 @@ internal static class LinearBack
             var row = kn.AsSpan(f.Channels[i] * n, n);
             TensorPrimitives.Multiply(row, f.RowScale[i], rows.AsSpan(i * n, n));
             row.Clear();
+        }
+        return rows;
+    }
+
+    // The float channels' weight rows times the absorbed 1/s, read alone; the int8 product treats those rows as zero
+    // (Int8Quantizer's zeroRows), as SplitRows does by clearing them.
+    private static float[] FloatRows(IWeightTiles weight, int n, FloatChannelInput f)
+    {
+        var rows = new float[f.Channels.Count * n];
+        for (int i = 0; i < f.Channels.Count; i++)
+        {
+            var row = rows.AsSpan(i * n, n);
+            weight.ReadTile(f.Channels[i], 1, 0, n, row);
+            TensorPrimitives.Multiply(row, f.RowScale[i], row);
         }
         return rows;
     }
