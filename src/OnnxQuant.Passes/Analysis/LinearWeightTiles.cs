@@ -1,9 +1,8 @@
 using System.Numerics.Tensors;
-using OnnxQuant.Analysis;
 using OnnxQuant.IR;
 using OnnxQuant.Quantization;
 
-namespace OnnxQuant.Passes;
+namespace OnnxQuant.Analysis;
 
 /// <summary>
 /// A linear's logical [K, N] weight as <see cref="IWeightTiles"/> for the streamed quantizers: a weight stored as such
