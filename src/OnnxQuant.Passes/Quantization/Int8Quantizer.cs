@@ -100,7 +100,7 @@ public static class Int8Quantizer
     }
 
     /// <summary>
-    /// <see cref="QuantizePerChannel(ReadOnlySpan{float}, int, int, bool)"/> of a weight read a tile at a time, so its
+    /// <see cref="QuantizePerChannel(ReadOnlySpan{float}, int, int, bool)"/> of a weight read a band of rows at a time, so its
     /// fp32 values never exist whole: one pass over row bands (about 1 MB of fp32 each) for the column maxima, one for
     /// the codes (a band's storage released after it). Rows in <paramref name="zeroRows"/> count as zero, as if cleared
     /// first (their channels are computed in float). The same scales and codes as the in-memory overload (tested).
