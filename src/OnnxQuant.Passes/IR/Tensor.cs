@@ -168,24 +168,24 @@ public sealed class Tensor
     {
         if (!ElementType.IsFloat(DataType))
             throw new InvalidOperationException($"tensor '{Name}' is {ElementType.Name(DataType)}, not a float type");
-        int size = ElementType.SizeOf(DataType);
         if (first < 0 || first + destination.Length > ElementCount)
             throw new ArgumentOutOfRangeException(nameof(first), $"elements [{first}, {first + destination.Length}) of tensor '{Name}' ({ElementCount} elements)");
+        DecodeRun(first, destination);
+        ReleaseRange(first, destination.Length);
+    }
+
+    // Elements [first, first + destination.Length) from whichever storage holds them; the caller checked the range.
+    private void DecodeRun(long first, Span<float> destination)
+    {
+        int size = ElementType.SizeOf(DataType);
         long offset = first * size;
         int bytes = destination.Length * size;
         if (_bytes is not null)
-        {
             FloatCodec.Decode(_bytes.AsSpan((int)offset, bytes), DataType, destination);
-        }
         else if (_file is not null)
-        {
             FloatCodec.Decode(_file.Slice(_offset + offset, bytes), DataType, destination);
-            _file.Release(_offset + offset, bytes);
-        }
         else
-        {
             FloatCodec.Decode(_spill!.Read(_offset + offset, bytes), DataType, destination);
-        }
     }
 
     /// <summary>
@@ -201,19 +201,8 @@ public sealed class Tensor
         long last = first + (rows - 1) * stride + columns;
         if (rows <= 0 || columns <= 0 || first < 0 || last > ElementCount || destination.Length < rows * columns)
             throw new ArgumentOutOfRangeException(nameof(first), $"a {rows} x {columns} tile at element {first} (stride {stride}) of tensor '{Name}' ({ElementCount} elements)");
-        int size = ElementType.SizeOf(DataType);
-        if (_bytes is null && _file is null)
-        {
-            for (int r = 0; r < rows; r++)
-                DecodeRange(first + r * stride, destination.Slice(r * columns, columns));
-            return;
-        }
         for (int r = 0; r < rows; r++)
-        {
-            long offset = (first + r * stride) * size;
-            var source = _bytes is not null ? _bytes.AsSpan((int)offset, columns * size) : _file!.Slice(_offset + offset, columns * size);
-            FloatCodec.Decode(source, DataType, destination.Slice(r * columns, columns));
-        }
+            DecodeRun(first + r * stride, destination.Slice(r * columns, columns));
     }
 
     /// <summary>Drops the mapped pages of elements [first, first + count) from our resident set (nothing for other storage).</summary>

@@ -23,10 +23,6 @@ internal static class ParallelWork
     }
 
     /// <summary>
-    /// Runs <paramref name="body"/> for from..to-1 on up to <paramref name="maxParallelism"/> threads (-1: all cores,
-    /// 1: in order on this thread), unwrapping a user-facing error as <see cref="For(int, long, Action{int})"/> does.
-    /// </summary>
-    /// <summary>
     /// <see cref="Run(int, int, int, Action{int})"/> with a per-thread state from <paramref name="init"/> (a scratch
     /// buffer each worker reuses for all its items).
     /// </summary>
@@ -49,6 +45,10 @@ internal static class ParallelWork
         }
     }
 
+    /// <summary>
+    /// Runs <paramref name="body"/> for from..to-1 on up to <paramref name="maxParallelism"/> threads (-1: all cores,
+    /// 1: in order on this thread), unwrapping a user-facing error as <see cref="For(int, long, Action{int})"/> does.
+    /// </summary>
     public static void Run(int from, int to, int maxParallelism, Action<int> body)
     {
         if (maxParallelism == 1)

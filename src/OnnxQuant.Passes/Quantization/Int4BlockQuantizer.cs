@@ -48,7 +48,7 @@ public static partial class Int4BlockQuantizer
             fixed (float* src = weight)
             {
                 nint srcAddress = (nint)src;
-                ParallelWork.For(plan.TileCount, weight.Length, tile => plan.RunTile(tile, srcAddress, 0, 0, new CodeSink(codes, scales, zeroPoints)));
+                ParallelWork.For(plan.TileCount, weight.Length, tile => plan.RunTile(tile, srcAddress, 0, new CodeSink(codes, scales, zeroPoints)));
             }
         }
         return new QuantizedBlocks(k, n, options, codes, scales, zeroPoints);
@@ -70,7 +70,7 @@ public static partial class Int4BlockQuantizer
             fixed (float* dst = result)
             {
                 nint srcAddress = (nint)src, dstAddress = (nint)dst;
-                ParallelWork.For(plan.TileCount, weight.Length, tile => plan.RunTile(tile, srcAddress, 0, dstAddress, default));
+                ParallelWork.For(plan.TileCount, weight.Length, tile => plan.RunTile(tile, srcAddress, dstAddress, default));
             }
         }
     }
@@ -148,19 +148,19 @@ public static partial class Int4BlockQuantizer
             return (r0, c0, Math.Min(_blockSize, _k - r0), Math.Min(TileColumns, _n - c0));
         }
 
-        /// <summary>The most floats a tile holds (its buffer for <see cref="RunTile(int, nint, int, CodeSink)"/>).</summary>
+        /// <summary>The most floats a tile holds (its buffer for <see cref="RunBufferedTile"/>).</summary>
         public int TileFloats => _blockSize * TileColumns;
 
-        /// <summary>Quantizes one tile; <paramref name="srcAddress"/> (and the fake-quant destination) hold the weight from row <paramref name="rowBase"/> on.</summary>
-        public unsafe void RunTile(int tile, nint srcAddress, int rowBase, nint dstAddress, CodeSink sink)
+        /// <summary>Quantizes one tile of the whole [K, N] weight at <paramref name="srcAddress"/> (the fake-quant destination has its layout).</summary>
+        public unsafe void RunTile(int tile, nint srcAddress, nint dstAddress, CodeSink sink)
         {
             var (r0, c0, _, _) = TileBounds(tile);
-            long origin = (long)(r0 - rowBase) * _n + c0;
+            long origin = (long)r0 * _n + c0;
             RunTile(tile, (float*)srcAddress + origin, _n, dstAddress == 0 ? null : (float*)dstAddress + origin, sink);
         }
 
         /// <summary>Quantizes one tile held alone, row-major [rows, columns] at <paramref name="tileAddress"/> (the streamed rewrite's cache-sized buffer).</summary>
-        public unsafe void RunTile(int tile, nint tileAddress, int stride, CodeSink sink) =>
+        public unsafe void RunBufferedTile(int tile, nint tileAddress, int stride, CodeSink sink) =>
             RunTile(tile, (float*)tileAddress, stride, null, sink);
 
         // The tile's element (r0 + r, c0 + j) is at origin[r * stride + j]; the fake-quant destination has the same layout.

@@ -69,7 +69,7 @@ public static class Int4PackedQuantizer
                     {
                         var (r0, c0, rows, columns) = plan.TileBounds(tile);
                         weight.ReadTile(r0, rows, c0, columns, buffer.AsSpan(0, rows * columns));
-                        plan.RunTile(tile, (nint)tilePointer, columns, sink);
+                        plan.RunBufferedTile(tile, (nint)tilePointer, columns, sink);
                     }
                 }
             }

@@ -95,18 +95,14 @@ internal static class LinearBack
     // the weight the int8 product uses, so they neither count twice nor set its column scales.
     private static float[] SplitRows(float[] kn, int n, FloatChannelInput f)
     {
-        var rows = new float[f.Channels.Count * n];
-        for (int i = 0; i < f.Channels.Count; i++)
-        {
-            var row = kn.AsSpan(f.Channels[i] * n, n);
-            TensorPrimitives.Multiply(row, f.RowScale[i], rows.AsSpan(i * n, n));
-            row.Clear();
-        }
+        var rows = FloatRows(Int4PackedQuantizer.FromArray(kn, n), n, f);
+        foreach (int channel in f.Channels)
+            kn.AsSpan(channel * n, n).Clear();
         return rows;
     }
 
-    // The float channels' weight rows times the absorbed 1/s, read alone; the int8 product treats those rows as zero
-    // (Int8Quantizer's zeroRows), as SplitRows does by clearing them.
+    // The float channels' weight rows times the absorbed 1/s, read alone; the int8 product must then treat those rows
+    // as zero (Int8Quantizer's zeroRows, or SplitRows clearing them).
     private static float[] FloatRows(IWeightTiles weight, int n, FloatChannelInput f)
     {
         var rows = new float[f.Channels.Count * n];
