@@ -107,7 +107,6 @@ public static class ModelFile
 
         string suffix = $".tmp-{Environment.ProcessId}-{Guid.NewGuid():N}";
         string tmpModel = full + suffix, tmpData = dataPath + suffix;
-        bool anyExternal = false;
         try
         {
             var graphProto = new GraphProto { Name = model.Graph.Name, DocString = model.Graph.DocString };
@@ -115,26 +114,14 @@ public static class ModelFile
             graphProto.Input.AddRange(model.Graph.Inputs);
             graphProto.Output.AddRange(model.Graph.Outputs);
             graphProto.ValueInfo.AddRange(model.Graph.ValueInfo);
-            using (var data = new PositionalFileWriter(tmpData))
+            var offsets = DataFileWriter.Write(model.Graph, tmpData, options, cancel);
+            int i = 0;
+            foreach (var tensor in model.Graph.Initializers.Values)
             {
-                var chunk = new byte[16 << 20];
-                foreach (var tensor in model.Graph.Initializers.Values)
-                {
-                    cancel.ThrowIfCancellationRequested();
-                    if (tensor.StringProto is null && tensor.ByteLength >= options.ExternalThreshold)
-                    {
-                        long offset = data.Align(options.Alignment);
-                        tensor.WriteTo(data, chunk);
-                        graphProto.Initializer.Add(TensorProtoWriter.External(tensor, dataName, offset));
-                        anyExternal = true;
-                    }
-                    else
-                    {
-                        graphProto.Initializer.Add(TensorProtoWriter.Inline(tensor));
-                    }
-                }
-                data.FlushToDisk();
+                graphProto.Initializer.Add(offsets[i] is { } offset ? TensorProtoWriter.External(tensor, dataName, offset) : TensorProtoWriter.Inline(tensor));
+                i++;
             }
+            bool anyExternal = offsets.Any(o => o is not null);
             var proto = model.Header.Clone();
             proto.Graph = graphProto;
             long protoSize = proto.CalculateSize();
@@ -148,8 +135,6 @@ public static class ModelFile
             cancel.ThrowIfCancellationRequested();
             if (anyExternal)
                 File.Move(tmpData, dataPath, overwrite: true);
-            else
-                File.Delete(tmpData);
             File.Move(tmpModel, full, overwrite: true);
         }
         catch (Exception e)

@@ -52,7 +52,8 @@ public static class OutputPaths
 
     /// <summary>
     /// Creates a <see cref="SpillFile"/> in the output's folder and attaches it to the model's graph, so tensors a pass
-    /// creates go to disk instead of piling up in memory until the save. The caller disposes it after saving.
+    /// creates go to disk instead of piling up in memory until the save; where the save can, it becomes the output's data
+    /// file (<see cref="DataFileWriter"/>). The caller disposes it after saving.
     /// </summary>
     public static SpillFile AttachSpill(OnnxModel model, string outputPath)
     {
@@ -60,7 +61,7 @@ public static class OutputPaths
         SpillFile spill;
         try
         {
-            spill = new SpillFile(folder);
+            spill = new SpillFile(folder, mayBecomeOutput: true);
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {

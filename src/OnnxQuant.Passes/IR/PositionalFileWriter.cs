@@ -10,12 +10,24 @@ namespace OnnxQuant.IR;
 public sealed class PositionalFileWriter : IDisposable
 {
     private readonly SafeFileHandle _handle;
+    private readonly bool _ownsHandle;
     private readonly byte[] _buffer = new byte[1 << 20];
     private int _buffered;
+    private long _writebackStarted;
 
     /// <summary>Creates <paramref name="path"/>; it must not exist.</summary>
-    public PositionalFileWriter(string path) =>
+    public PositionalFileWriter(string path)
+    {
         _handle = File.OpenHandle(path, FileMode.CreateNew, FileAccess.Write, FileShare.None);
+        _ownsHandle = true;
+    }
+
+    /// <summary>Appends to an open file from <paramref name="position"/> on; the caller keeps the handle.</summary>
+    internal PositionalFileWriter(SafeFileHandle handle, long position)
+    {
+        _handle = handle;
+        Position = _writebackStarted = position;
+    }
 
     /// <summary>Bytes written so far (buffered ones included).</summary>
     public long Position { get; private set; }
@@ -57,6 +69,17 @@ public sealed class PositionalFileWriter : IDisposable
         return copied;
     }
 
+    /// <summary>
+    /// Writes the buffer out and starts the disk writes of everything written since the last call without waiting for
+    /// them, so the final <see cref="FlushToDisk"/> finds most pages already written.
+    /// </summary>
+    public void StartWriteback()
+    {
+        Flush();
+        UnnamedFile.StartWriteback(_handle, _writebackStarted, Position - _writebackStarted);
+        _writebackStarted = Position;
+    }
+
     /// <summary>Writes the buffer out and waits until the file's data is on the disk.</summary>
     public void FlushToDisk()
     {
@@ -72,5 +95,9 @@ public sealed class PositionalFileWriter : IDisposable
         _buffered = 0;
     }
 
-    public void Dispose() => _handle.Dispose();
+    public void Dispose()
+    {
+        if (_ownsHandle)
+            _handle.Dispose();
+    }
 }

@@ -3,30 +3,44 @@ using Microsoft.Win32.SafeHandles;
 namespace OnnxQuant.IR;
 
 /// <summary>
-/// An anonymous scratch file for tensors a pass produces, so a pass over a multi-GB model holds one tensor in memory at a
-/// time instead of every rewritten weight until the save. The file is unlinked as soon as it is created (on Linux), so
-/// it never shows up as a leftover even if the process is killed.
+/// A nameless scratch file for tensors a pass produces, so a pass over a multi-GB model holds one tensor in memory at a
+/// time instead of every rewritten weight until the save. It has no name on disk (created with <c>O_TMPFILE</c> on
+/// Linux, unlinked right after creation elsewhere), so it never shows up as a leftover even if the process is killed.
+/// Tensors start at multiples of <see cref="Alignment"/>, the data file's alignment, so when every byte in it is still
+/// a live initializer the save can make this file the output's data file as it is (<see cref="TryBecome"/>) instead
+/// of copying it.
 /// </summary>
 public sealed class SpillFile : IDisposable
 {
-    private readonly SafeFileHandle _handle;
-    private long _length;
-    private readonly object _gate = new();
+    /// <summary>Where each tensor starts: the alignment <see cref="IO.SaveOptions"/> gives tensors in a data file by default.</summary>
+    public const int Alignment = 4096;
 
-    public SpillFile(string folder)
+    private readonly SafeFileHandle _handle;
+    private readonly bool _linkable;
+    private readonly object _gate = new();
+    private long _length;
+    private bool _named;
+
+    /// <param name="folder">Where the file lives: for <paramref name="mayBecomeOutput"/>, the output's folder (a name can only be given within one file system).</param>
+    /// <param name="mayBecomeOutput">
+    /// The file may become a saved model's data file: its writes are started towards the disk as they happen. Scratch
+    /// that is only read back (carried activations) leaves that to the kernel, which may never need to write it.
+    /// </param>
+    public SpillFile(string folder, bool mayBecomeOutput = false)
     {
-        string path = Path.Combine(folder, $".onnxquant-spill-{Environment.ProcessId}-{Guid.NewGuid():N}.tmp");
-        _handle = File.OpenHandle(path, FileMode.CreateNew, FileAccess.ReadWrite, FileShare.None,
-            OperatingSystem.IsWindows() ? FileOptions.DeleteOnClose : FileOptions.None);
-        if (!OperatingSystem.IsWindows())
-            File.Delete(path); // the open handle keeps the data; the name is gone
+        var unnamed = UnnamedFile.TryCreate(folder);
+        _linkable = unnamed is not null && mayBecomeOutput;
+        _handle = unnamed ?? CreateThenUnlink(folder);
     }
 
     /// <summary>The open file (for kernel copies out of it when the model is saved).</summary>
     internal SafeFileHandle Handle => _handle;
 
-    /// <summary>Bytes written so far.</summary>
+    /// <summary>Bytes written so far, alignment padding included.</summary>
     public long Length => _length;
+
+    /// <summary>True when <see cref="TryBecome"/> can give this file a name (Linux, a file system with O_TMPFILE), until it has.</summary>
+    public bool CanBecomeNamed => _linkable && !_named;
 
     /// <summary>Writes the tensor's bytes and returns a tensor that reads them back from this file on demand.</summary>
     public Tensor Write(Tensor tensor)
@@ -35,11 +49,35 @@ public sealed class SpillFile : IDisposable
         var bytes = tensor.RawBytes;
         lock (_gate)
         {
-            offset = _length;
+            if (_named)
+                throw new InvalidOperationException("the spill file is now a saved model's data file; nothing more may be written to it");
+            offset = (_length + Alignment - 1) / Alignment * Alignment;
             RandomAccess.Write(_handle, bytes, offset);
-            _length += bytes.Length;
+            _length = offset + bytes.Length;
         }
+        // Its pages may become the output's: start them towards the disk now rather than in the save's final fsync.
+        if (_linkable)
+            UnnamedFile.StartWriteback(_handle, offset, bytes.Length);
         return Tensor.FromSpill(tensor.Name, tensor.DataType, tensor.Shape, this, offset, bytes.Length);
+    }
+
+    /// <summary>
+    /// Gives the file the name <paramref name="path"/> (which must not exist) after <paramref name="finish"/> has appended
+    /// to it at <see cref="Length"/> and returned the new length; from then on nothing more can be written to it. False,
+    /// with the file still nameless, where it cannot be named; the tensors read from it work either way.
+    /// </summary>
+    internal bool TryBecome(string path, Func<SafeFileHandle, long, long> finish)
+    {
+        lock (_gate)
+        {
+            if (!CanBecomeNamed)
+                return false;
+            _length = finish(_handle, _length);
+            if (!UnnamedFile.TryLink(_handle, path))
+                return false;
+            _named = true;
+            return true;
+        }
     }
 
     internal byte[] Read(long offset, int length)
@@ -62,4 +100,14 @@ public sealed class SpillFile : IDisposable
     }
 
     public void Dispose() => _handle.Dispose();
+
+    private static SafeFileHandle CreateThenUnlink(string folder)
+    {
+        string path = Path.Combine(folder, $".onnxquant-spill-{Environment.ProcessId}-{Guid.NewGuid():N}.tmp");
+        var handle = File.OpenHandle(path, FileMode.CreateNew, FileAccess.ReadWrite, FileShare.None,
+            OperatingSystem.IsWindows() ? FileOptions.DeleteOnClose : FileOptions.None);
+        if (!OperatingSystem.IsWindows())
+            File.Delete(path); // the open handle keeps the data; the name is gone
+        return handle;
+    }
 }

@@ -48,6 +48,9 @@ public sealed class Tensor
     /// <summary>The mapped external-data file and offset this tensor still reads from, or null once it lives in memory.</summary>
     internal (MappedFile File, long Offset)? MappedLocation => _file is null ? null : (_file, _offset);
 
+    /// <summary>The spill file and offset this tensor reads from, or null when it lives elsewhere.</summary>
+    internal (SpillFile File, long Offset)? SpillLocation => _spill is null ? null : (_spill, _offset);
+
     /// <summary>String tensors are kept as their original proto; nothing in OnnxQuant computes on them.</summary>
     internal TensorProto? StringProto { get; }
 

@@ -1,0 +1,111 @@
+using Onnx;
+using OnnxQuant.IO;
+using OnnxQuant.IR;
+
+namespace OnnxQuant.Tests.ModelIO;
+
+/// <summary>
+/// The save makes the spill file the output's data file when every byte in it is a kept tensor (no copy of the
+/// rewritten weights) and copies otherwise.
+/// </summary>
+public class SpillAdoptionTests
+{
+    private const int Mib = 1 << 20;
+
+    [Fact]
+    public void A_spill_of_only_kept_tensors_becomes_the_data_file_in_place()
+    {
+        using var dir = new TempFolder();
+        using var spill = new SpillFile(dir.Path, mayBecomeOutput: true);
+        using var model = ModelWith(spill, out var values);
+        Assert.True(spill.CanBecomeNamed); // this suite runs on Linux with O_TMPFILE (ext4 or tmpfs)
+
+        ModelFile.Save(model, dir.File("out.onnx"));
+
+        // In place: the spilled tensors keep the offsets the spill gave them (0, then the next 4 KiB boundary), and the
+        // in-memory tensor, first in the graph, comes after them; a copy would have put it at 0.
+        var offsets = Offsets(dir.File("out.onnx"));
+        Assert.Equal(0, offsets["big"]);
+        Assert.Equal(AlignUp(2 * Mib + 12), offsets["big2"]);
+        Assert.Equal(AlignUp(offsets["big2"] + 3 * Mib), offsets["mid"]);
+        Assert.Equal(offsets["mid"] + 8192, new FileInfo(dir.File("out.onnx.data")).Length);
+        Assert.Equal(["out.onnx", "out.onnx.data"], dir.FileNames());
+        Assert.False(spill.CanBecomeNamed);
+        Assert.Throws<InvalidOperationException>(() => spill.Write(Tensor.FromFloats("late", new float[Mib], [Mib])));
+
+        using var back = ModelFile.Load(dir.File("out.onnx"));
+        foreach (var (name, v) in values)
+            Assert.Equal(v, back.Graph.GetInitializer(name)!.ToFloats());
+    }
+
+    [Fact]
+    public void Saving_twice_adopts_once_and_leaves_the_first_output_unchanged()
+    {
+        using var dir = new TempFolder();
+        using var spill = new SpillFile(dir.Path, mayBecomeOutput: true);
+        using var model = ModelWith(spill, out var values);
+        ModelFile.Save(model, dir.File("a.onnx"));
+        var first = File.ReadAllBytes(dir.File("a.onnx.data"));
+
+        ModelFile.Save(model, dir.File("b.onnx"));
+
+        Assert.Equal(first, File.ReadAllBytes(dir.File("a.onnx.data")));
+        Assert.Equal(0, Offsets(dir.File("b.onnx"))["mid"]); // copied in graph order
+        using var back = ModelFile.Load(dir.File("b.onnx"));
+        foreach (var (name, v) in values)
+            Assert.Equal(v, back.Graph.GetInitializer(name)!.ToFloats());
+    }
+
+    [Fact]
+    public void A_spill_holding_a_replaced_tensor_is_copied_so_its_dead_bytes_stay_out()
+    {
+        using var dir = new TempFolder();
+        using var spill = new SpillFile(dir.Path, mayBecomeOutput: true);
+        using var model = ModelWith(spill, out var values);
+        var replaced = Floats(2 * Mib / 4 + 3, seed: 9);
+        model.Graph.SetInitializer(Tensor.FromFloats("big", replaced, [replaced.Length]));
+        values["big"] = replaced;
+
+        ModelFile.Save(model, dir.File("out.onnx"));
+
+        Assert.True(spill.CanBecomeNamed);
+        long kept = new FileInfo(dir.File("out.onnx.data")).Length;
+        Assert.True(kept < spill.Length, $"data file {kept} bytes, spill {spill.Length}: the replaced tensor's bytes were kept");
+        using var back = ModelFile.Load(dir.File("out.onnx"));
+        foreach (var (name, v) in values)
+            Assert.Equal(v, back.Graph.GetInitializer(name)!.ToFloats());
+    }
+
+    private static OnnxModel ModelWith(SpillFile spill, out Dictionary<string, float[]> values)
+    {
+        var model = OnnxModel.FromProto(TinyModels.MatMul(TensorProtoWriter.Inline(Tensor.FromFloats("W", new float[16], [4, 4])), 4, 4));
+        values = new()
+        {
+            ["mid"] = Floats(2048, seed: 3),      // 8 KiB: external, but under the spill threshold
+            ["big"] = Floats(2 * Mib / 4 + 3, seed: 4), // 2 MiB + 12 bytes: the next tensor starts at the 4 KiB boundary
+            ["big2"] = Floats(3 * Mib / 4, seed: 5),
+        };
+        model.Graph.SetInitializer(Tensor.FromFloats("mid", values["mid"], [2048]));
+        model.Graph.Spill = spill;
+        model.Graph.SetInitializer(Tensor.FromFloats("big", values["big"], [values["big"].Length]));
+        model.Graph.SetInitializer(Tensor.FromFloats("big2", values["big2"], [values["big2"].Length]));
+        Assert.True(model.Graph.GetInitializer("big")!.IsOnDisk);
+        Assert.False(model.Graph.GetInitializer("mid")!.IsOnDisk);
+        return model;
+    }
+
+    private static Dictionary<string, long> Offsets(string modelPath)
+    {
+        var proto = ModelProto.Parser.ParseFrom(File.ReadAllBytes(modelPath));
+        return proto.Graph.Initializer.Where(t => t.DataLocation == TensorProto.Types.DataLocation.External)
+            .ToDictionary(t => t.Name, t => long.Parse(t.ExternalData.Single(e => e.Key == "offset").Value));
+    }
+
+    private static long AlignUp(long n) => (n + SpillFile.Alignment - 1) / SpillFile.Alignment * SpillFile.Alignment;
+
+    private static float[] Floats(int count, int seed)
+    {
+        var random = new Random(seed);
+        return Enumerable.Range(0, count).Select(_ => (float)random.NextDouble()).ToArray();
+    }
+}
