@@ -12,16 +12,16 @@ namespace OnnxQuant.Calibrate.Verification;
 /// </summary>
 internal static class HeldOutSamples
 {
-    public static IReadOnlyList<int[]> Load(string path, string originalPath, VerifyOptions options, ModelTask task)
+    /// <param name="tokenizer">The model's tokenizer; null for pre-tokenized data (ids are windowed as they are).</param>
+    public static IReadOnlyList<int[]> Load(string path, CalibrationTokenizer? tokenizer, VerifyOptions options, ModelTask task)
     {
-        if (DataFiles.IsPreTokenized(path))
+        if (tokenizer is null)
         {
             var ids = DataFiles.ReadTokenIds(path);
             return task == ModelTask.Encoder
                 ? HeldOutText.Windows(ids, options.Sentences, options.MaxSentenceTokens, [])
                 : HeldOutText.Windows(ids, options.Windows, options.WindowLength, []);
         }
-        var tokenizer = TokenizerLoader.Load(options.TokenizerPath, originalPath, RunStage.Verification);
         if (task == ModelTask.Encoder)
             return HeldOutText.SentenceSamples(path, tokenizer, options.Sentences, options.MaxSentenceTokens);
         return HeldOutText.Windows(tokenizer.Encode(HeldOutText.Read(path)), options.Windows, options.WindowLength, tokenizer.Prefix);

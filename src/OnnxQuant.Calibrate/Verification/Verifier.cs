@@ -46,8 +46,13 @@ public static class Verifier
         CancellationToken cancel = default)
     {
         var clock = Stopwatch.StartNew();
-        using var pair = ModelPair.Open(emittedPath, originalPath, options.Session, RunStage.Verification, options.Task);
         string textPath = options.TextPath ?? HeldOutText.FindDefault();
+        // What can fail without a session fails before two sessions of a multi-GB model are opened.
+        var tokenizer = CalibrationData.IsArrays(textPath) || DataFiles.IsPreTokenized(textPath)
+            ? null
+            : TokenizerLoader.Load(options.TokenizerPath, originalPath, RunStage.Verification);
+        PairMemory.EnsureFits(originalPath, emittedPath, "the held-out check", PairMemory.AvailableBytes());
+        using var pair = ModelPair.Open(emittedPath, originalPath, options.Session, RunStage.Verification, options.Task);
         ComparisonMetrics metrics;
         if (CalibrationData.IsArrays(textPath))
         {
@@ -56,7 +61,7 @@ public static class Verifier
         }
         else
         {
-            var samples = HeldOutSamples.Load(textPath, originalPath, options, pair.Kind);
+            var samples = HeldOutSamples.Load(textPath, tokenizer, options, pair.Kind);
             metrics = pair.Kind == ModelTask.Encoder
                 ? EmbeddingEvaluator.Compare(pair.Model, pair.Reference!, samples, progress, cancel)
                 : PerplexityEvaluator.Compare(pair.Model, pair.Reference, samples.Count,
@@ -87,6 +92,7 @@ public static class Verifier
     /// </summary>
     public static LatencyReport MeasureLatency(string originalPath, string emittedPath, int tokens, int runs, VerifyOptions options)
     {
+        PairMemory.EnsureFits(originalPath, emittedPath, "the latency probe", PairMemory.AvailableBytes());
         using var pair = ModelPair.Open(emittedPath, originalPath, options.Session, RunStage.Verification, options.Task);
         var sample = HeldOutSamples.LatencySample(options.TextPath ?? HeldOutText.FindDefault(), originalPath, options, tokens);
         var (emittedMs, originalMs) = LatencyProbe.Medians(pair.Model, pair.Reference, sample, runs);
