@@ -5,7 +5,7 @@ namespace OnnxQuant.Tests.Reliability;
 
 /// <summary>
 /// Ctrl-C in the middle of a pass: the built CLI runs as a child process (`dotnet onnxquant.dll`), gets SIGINT once it is
-/// demonstrably inside the pass (its spill file, open but unlinked, has data), and must exit with 130 leaving the
+/// demonstrably inside the pass (its spill file, open but nameless, has data), and must exit with 130 leaving the
 /// output folder empty — no model, no data file, no temporary file — and the input byte-identical.
 /// The child starts with SIGINT and SIGTERM at their default action, as under an interactive shell: a shell that runs the
 /// suite in the background (`cmd &`, some CI runners) leaves SIGINT ignored, children inherit that, and .NET rightly
@@ -36,7 +36,7 @@ public sealed class InterruptTests
         using var child = StartCli("awq", model, "--method", "rtn", "--no-verify", "-o", Path.Combine(outFolder, "q.onnx"));
         var stderr = child.StandardError.ReadToEndAsync();
         var stdout = child.StandardOutput.ReadToEndAsync();
-        bool inPass = await WaitForSpillDataOnOwnThread(child, TimeSpan.FromSeconds(60));
+        bool inPass = await WaitForSpillDataOnOwnThread(child, outFolder, TimeSpan.FromSeconds(60));
         if (!inPass)
         {
             await child.WaitForExitAsync();
@@ -77,12 +77,13 @@ public sealed class InterruptTests
         return Process.Start(start) ?? throw new InvalidOperationException("cannot start dotnet");
     }
 
-    private static Task<bool> WaitForSpillDataOnOwnThread(Process child, TimeSpan timeout) =>
-        Task.Factory.StartNew(() => WaitForSpillData(child, timeout), CancellationToken.None,
+    private static Task<bool> WaitForSpillDataOnOwnThread(Process child, string outFolder, TimeSpan timeout) =>
+        Task.Factory.StartNew(() => WaitForSpillData(child, outFolder, timeout), CancellationToken.None,
             TaskCreationOptions.LongRunning, TaskScheduler.Default);
 
-    // The spill file is unlinked at birth, so only the child's open descriptors show it: "(deleted)" with a size.
-    private static bool WaitForSpillData(Process child, TimeSpan timeout)
+    // The spill file has no name (O_TMPFILE, or unlinked at birth), so only the child's open descriptors show it: a
+    // file in the output folder, "(deleted)", with a size.
+    private static bool WaitForSpillData(Process child, string outFolder, TimeSpan timeout)
     {
         var clock = Stopwatch.StartNew();
         while (clock.Elapsed < timeout && !child.HasExited)
@@ -92,7 +93,8 @@ public sealed class InterruptTests
                 foreach (var fd in Directory.GetFiles($"/proc/{child.Id}/fd"))
                 {
                     var target = new FileInfo(fd).LinkTarget;
-                    if (target is not null && target.Contains(".onnxquant-spill-", StringComparison.Ordinal) && new FileInfo(fd).Length > 0)
+                    if (target is not null && target.StartsWith(outFolder + "/", StringComparison.Ordinal) && target.EndsWith(" (deleted)", StringComparison.Ordinal)
+                        && new FileInfo(fd).Length > 0)
                         return true;
                 }
             }
