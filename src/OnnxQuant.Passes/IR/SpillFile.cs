@@ -8,7 +8,8 @@ namespace OnnxQuant.IR;
 /// Linux, unlinked right after creation elsewhere), so it never shows up as a leftover even if the process is killed.
 /// Tensors start at multiples of <see cref="Alignment"/>, the data file's alignment, so when every byte in it is still
 /// a live initializer the save can make this file the output's data file as it is (<see cref="TryBecome"/>) instead
-/// of copying it.
+/// of copying it. Such a file is written around the page cache on a thread of its own (<see cref="DirectWriter"/>)
+/// where the file system allows.
 /// </summary>
 public sealed class SpillFile : IDisposable
 {
@@ -17,24 +18,35 @@ public sealed class SpillFile : IDisposable
 
     private readonly SafeFileHandle _handle;
     private readonly bool _linkable;
+    private readonly DirectWriter? _writer;
     private readonly object _gate = new();
     private long _length;
     private bool _named;
 
     /// <param name="folder">Where the file lives: for <paramref name="mayBecomeOutput"/>, the output's folder (a name can only be given within one file system).</param>
     /// <param name="mayBecomeOutput">
-    /// The file may become a saved model's data file: its writes are started towards the disk as they happen. Scratch
-    /// that is only read back (carried activations) leaves that to the kernel, which may never need to write it.
+    /// The file may become a saved model's data file: its writes go to the disk as they happen (direct, or started
+    /// early). Scratch that is only read back (carried activations) stays in the page cache, which may never need to
+    /// write it.
     /// </param>
     public SpillFile(string folder, bool mayBecomeOutput = false)
     {
         var unnamed = UnnamedFile.TryCreate(folder);
         _linkable = unnamed is not null && mayBecomeOutput;
         _handle = unnamed ?? CreateThenUnlink(folder);
+        if (_linkable && UnnamedFile.TryOpenDirect(_handle) is { } direct)
+            _writer = new DirectWriter(direct, _handle);
     }
 
-    /// <summary>The open file (for kernel copies out of it when the model is saved).</summary>
-    internal SafeFileHandle Handle => _handle;
+    /// <summary>The open file with every write done (for kernel copies out of it when the model is saved).</summary>
+    internal SafeFileHandle WrittenHandle()
+    {
+        _writer?.WaitForWrites();
+        return _handle;
+    }
+
+    /// <summary>True when tensors are written around the page cache by a writer thread.</summary>
+    internal bool WritesDirect => _writer is not null;
 
     /// <summary>Bytes written so far, alignment padding included.</summary>
     public long Length => _length;
@@ -42,24 +54,40 @@ public sealed class SpillFile : IDisposable
     /// <summary>True when <see cref="TryBecome"/> can give this file a name (Linux, a file system with O_TMPFILE), until it has.</summary>
     public bool CanBecomeNamed => _linkable && !_named;
 
-    /// <summary>Writes the tensor's bytes and returns a tensor that reads them back from this file on demand.</summary>
+    /// <summary>
+    /// Writes the tensor's bytes (behind the caller where writes are direct: the tensor's own byte array is queued, not
+    /// copied, as a tensor's bytes never change) and returns a tensor that reads them back from this file on demand.
+    /// </summary>
     public Tensor Write(Tensor tensor)
     {
         long offset;
-        var bytes = tensor.RawBytes;
+        int length;
         lock (_gate)
         {
             if (_named)
                 throw new InvalidOperationException("the spill file is now a saved model's data file; nothing more may be written to it");
             offset = (_length + Alignment - 1) / Alignment * Alignment;
-            RandomAccess.Write(_handle, bytes, offset);
-            _length = offset + bytes.Length;
+            if (_writer is not null && tensor.OwnedBytes is { Length: > 0 } owned)
+            {
+                _writer.Enqueue(offset, owned);
+                length = owned.Length;
+            }
+            else
+            {
+                var bytes = tensor.RawBytes;
+                RandomAccess.Write(_handle, bytes, offset);
+                length = bytes.Length;
+                // Its pages may become the output's: start them towards the disk now rather than in the save's fsync.
+                if (_linkable)
+                    UnnamedFile.StartWriteback(_handle, offset, length);
+            }
+            _length = offset + length;
         }
-        // Its pages may become the output's: start them towards the disk now rather than in the save's final fsync.
-        if (_linkable)
-            UnnamedFile.StartWriteback(_handle, offset, bytes.Length);
-        return Tensor.FromSpill(tensor.Name, tensor.DataType, tensor.Shape, this, offset, bytes.Length);
+        return Tensor.FromSpill(tensor.Name, tensor.DataType, tensor.Shape, this, offset, length);
     }
+
+    /// <summary>Waits until every tensor is in the file; throws a failed write.</summary>
+    public void WaitForWrites() => _writer?.WaitForWrites();
 
     /// <summary>
     /// Gives the file the name <paramref name="path"/> (which must not exist) after <paramref name="finish"/> has appended
@@ -68,6 +96,7 @@ public sealed class SpillFile : IDisposable
     /// </summary>
     internal bool TryBecome(string path, Func<SafeFileHandle, long, long> finish)
     {
+        WaitForWrites();
         lock (_gate)
         {
             if (!CanBecomeNamed)
@@ -89,6 +118,8 @@ public sealed class SpillFile : IDisposable
 
     internal void Read(long offset, Span<byte> destination)
     {
+        if (_writer is not null && _writer.TryReadQueued(offset, destination))
+            return;
         int done = 0;
         while (done < destination.Length)
         {
@@ -99,7 +130,11 @@ public sealed class SpillFile : IDisposable
         }
     }
 
-    public void Dispose() => _handle.Dispose();
+    public void Dispose()
+    {
+        _writer?.Dispose();
+        _handle.Dispose();
+    }
 
     private static SafeFileHandle CreateThenUnlink(string folder)
     {

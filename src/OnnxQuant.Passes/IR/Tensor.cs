@@ -48,6 +48,9 @@ public sealed class Tensor
     /// <summary>The mapped external-data file and offset this tensor still reads from, or null once it lives in memory.</summary>
     internal (MappedFile File, long Offset)? MappedLocation => _file is null ? null : (_file, _offset);
 
+    /// <summary>The byte array this tensor owns (never changed once the tensor exists), or null when its bytes live elsewhere.</summary>
+    internal byte[]? OwnedBytes => _bytes;
+
     /// <summary>The spill file and offset this tensor reads from, or null when it lives elsewhere.</summary>
     internal (SpillFile File, long Offset)? SpillLocation => _spill is null ? null : (_spill, _offset);
 
@@ -119,7 +122,7 @@ public sealed class Tensor
         }
         // Elsewhere than Linux the input is not even reopened for it (a second handle beside the mapping).
         long copied = FileRangeCopy.Available
-            ? destination.CopyFrom(_file is not null ? _file.ReadHandle : _spill!.Handle, _offset, ByteLength)
+            ? destination.CopyFrom(_file is not null ? _file.ReadHandle : _spill!.WrittenHandle(), _offset, ByteLength)
             : 0;
         for (long done = copied; done < ByteLength; done += buffer.Length)
         {

@@ -12,7 +12,7 @@ namespace OnnxQuant.IR;
 /// </summary>
 internal static class UnnamedFile
 {
-    private const int ReadWrite = 2, CloseOnExec = 0x80000, AtCurrentFolder = -100, AtFollowLinks = 0x400, StartWrite = 2;
+    private const int WriteOnly = 1, ReadWrite = 2, CloseOnExec = 0x80000, AtCurrentFolder = -100, AtFollowLinks = 0x400, StartWrite = 2;
 
     /// <summary>A nameless read-write file in <paramref name="folder"/>, or null where this system cannot create one.</summary>
     public static SafeFileHandle? TryCreate(string folder)
@@ -49,6 +49,39 @@ internal static class UnnamedFile
         catch (EntryPointNotFoundException)
         {
             return false;
+        }
+        finally
+        {
+            if (added) file.DangerousRelease();
+        }
+    }
+
+    /// <summary>
+    /// A second, write-only handle on <paramref name="file"/> that bypasses the page cache (<c>O_DIRECT</c>): writes go
+    /// from this process's buffer to the disk without the kernel copying them into fresh cache pages first. Buffers,
+    /// offsets and lengths must be multiples of 4096. Null where the file system has no direct I/O (tmpfs) or this is
+    /// not Linux.
+    /// </summary>
+    public static SafeFileHandle? TryOpenDirect(SafeFileHandle file)
+    {
+        int? direct = RuntimeInformation.ProcessArchitecture switch
+        {
+            Architecture.X64 => 0x4000,
+            Architecture.Arm64 => 0x10000,
+            _ => null,
+        };
+        if (!OperatingSystem.IsLinux() || direct is null)
+            return null;
+        bool added = false;
+        try
+        {
+            file.DangerousAddRef(ref added);
+            int fd = Open($"/proc/self/fd/{(int)file.DangerousGetHandle()}", direct.Value | WriteOnly | CloseOnExec, 0);
+            return fd < 0 ? null : new SafeFileHandle(fd, ownsHandle: true);
+        }
+        catch (EntryPointNotFoundException)
+        {
+            return null;
         }
         finally
         {
