@@ -19,7 +19,7 @@ internal sealed unsafe class DirectWriter : IDisposable
     private const int ChunkBytes = 8 << 20;
 
     /// <summary>At most this many bytes wait in the queue; past it <see cref="Enqueue"/> waits (one tensor may always wait).</summary>
-    private const long MaxQueuedBytes = 256L << 20;
+    private const long MaxQueuedBytes = 64L << 20;
 
     private readonly SafeFileHandle _direct;
     private readonly SafeFileHandle _buffered;
