@@ -1,4 +1,5 @@
 using System.Buffers;
+using System.Buffers.Binary;
 using System.Numerics;
 
 namespace OnnxQuant.Quantization;
@@ -61,7 +62,15 @@ public static partial class Int4BlockQuantizer
                     int meta = (c0 + j) * KBlocks + block;
                     sink.Scales![meta] = scale[j];
                     sink.ZeroPoints![meta] = zeroCodes[j];
-                    var dst = sink.Packed.AsSpan(meta * half, half);
+                }
+                // [half, width] -> each column's half bytes, 8 x 8 bytes at a time where both sides allow.
+                int wide = half % 8 == 0 ? width / 8 * 8 : 0;
+                for (int j = 0; j < wide; j += 8)
+                    for (int p = 0; p < half; p += 8)
+                        Transpose8(pairs.AsSpan(p * width + j), width, sink.Packed!, ((c0 + j) * KBlocks + block) * half + p, KBlocks * half);
+                for (int j = wide; j < width; j++)
+                {
+                    var dst = sink.Packed.AsSpan(((c0 + j) * KBlocks + block) * half, half);
                     for (int p = 0, at = j; p < half; p++, at += width) dst[p] = pairs[at];
                 }
             }
@@ -69,6 +78,50 @@ public static partial class Int4BlockQuantizer
             {
                 ArrayPool<byte>.Shared.Return(pairs);
             }
+        }
+    }
+
+    /// <summary>
+    /// Writes the 8 x 8 bytes at <paramref name="source"/> (rows <paramref name="sourceStride"/> apart) transposed: row i
+    /// of the result, column i of the source, goes to <paramref name="destination"/> at <paramref name="at"/> + i ·
+    /// <paramref name="destinationStride"/>. Three rounds of swapping 1-, 2- and 4-byte halves between register pairs
+    /// move 64 bytes with 8 loads and 8 stores instead of 64 of each.
+    /// </summary>
+    private static void Transpose8(ReadOnlySpan<byte> source, int sourceStride, byte[] destination, int at, int destinationStride)
+    {
+        ulong x0 = Read(source, 0), x1 = Read(source, sourceStride), x2 = Read(source, 2 * sourceStride), x3 = Read(source, 3 * sourceStride);
+        ulong x4 = Read(source, 4 * sourceStride), x5 = Read(source, 5 * sourceStride), x6 = Read(source, 6 * sourceStride), x7 = Read(source, 7 * sourceStride);
+        Swap(ref x0, ref x1, 8, 0x00FF00FF00FF00FFUL);
+        Swap(ref x2, ref x3, 8, 0x00FF00FF00FF00FFUL);
+        Swap(ref x4, ref x5, 8, 0x00FF00FF00FF00FFUL);
+        Swap(ref x6, ref x7, 8, 0x00FF00FF00FF00FFUL);
+        Swap(ref x0, ref x2, 16, 0x0000FFFF0000FFFFUL);
+        Swap(ref x1, ref x3, 16, 0x0000FFFF0000FFFFUL);
+        Swap(ref x4, ref x6, 16, 0x0000FFFF0000FFFFUL);
+        Swap(ref x5, ref x7, 16, 0x0000FFFF0000FFFFUL);
+        Swap(ref x0, ref x4, 32, 0x00000000FFFFFFFFUL);
+        Swap(ref x1, ref x5, 32, 0x00000000FFFFFFFFUL);
+        Swap(ref x2, ref x6, 32, 0x00000000FFFFFFFFUL);
+        Swap(ref x3, ref x7, 32, 0x00000000FFFFFFFFUL);
+        var d = destination.AsSpan();
+        BinaryPrimitives.WriteUInt64LittleEndian(d[at..], x0);
+        BinaryPrimitives.WriteUInt64LittleEndian(d[(at + destinationStride)..], x1);
+        BinaryPrimitives.WriteUInt64LittleEndian(d[(at + 2 * destinationStride)..], x2);
+        BinaryPrimitives.WriteUInt64LittleEndian(d[(at + 3 * destinationStride)..], x3);
+        BinaryPrimitives.WriteUInt64LittleEndian(d[(at + 4 * destinationStride)..], x4);
+        BinaryPrimitives.WriteUInt64LittleEndian(d[(at + 5 * destinationStride)..], x5);
+        BinaryPrimitives.WriteUInt64LittleEndian(d[(at + 6 * destinationStride)..], x6);
+        BinaryPrimitives.WriteUInt64LittleEndian(d[(at + 7 * destinationStride)..], x7);
+
+        static ulong Read(ReadOnlySpan<byte> s, int offset) => BinaryPrimitives.ReadUInt64LittleEndian(s[offset..]);
+
+        // Exchanges the upper `shift` bits of each 2·shift-bit group of `a` with the lower ones of `b`: byte (or pair,
+        // or quad) c+1 of row r trades places with byte c of row r+1, one level of the recursive transpose.
+        static void Swap(ref ulong a, ref ulong b, int shift, ulong mask)
+        {
+            ulong t = ((a >> shift) ^ b) & mask;
+            b ^= t;
+            a ^= t << shift;
         }
     }
 

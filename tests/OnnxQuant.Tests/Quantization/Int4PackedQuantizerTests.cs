@@ -12,6 +12,7 @@ public class Int4PackedQuantizerTests
         { 300, 600, 128, Int4Scheme.Symmetric, 1 },
         { 256, 300, 32, Int4Scheme.Asymmetric, 32 * 300 * 3 }, // three blocks per band, last band shorter
         { 77, 19, 16, Int4Scheme.Asymmetric, 1L << 22 },     // the whole weight in one band
+        { 130, 263, 64, Int4Scheme.Asymmetric, 1 },          // 8 x 8 transposes, then a last tile of 7 columns done byte by byte
     };
 
     [Theory]
