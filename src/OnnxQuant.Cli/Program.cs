@@ -6,6 +6,7 @@ public static class Program
 {
     public static int Main(string[] args)
     {
+        StartupJit.Start(args);
         using var interrupts = new InterruptSignals();
         try
         {
