@@ -6,10 +6,10 @@ namespace OnnxQuant.Cli;
 /// Background JIT from a recorded profile (.NET's multicore JIT, as the dotnet CLI and PowerShell use for their own
 /// start): each run of a command records which methods it compiled, and the next run of that command compiles them on
 /// a spare core while the main thread is still parsing and loading. JIT compilation is ~0.6 s of a 2.3 s `awq --method
-/// rtn` on the 4-layer 7B-wide model (the CLI compiles fully optimised from the start, see OnnxQuant.Cli.csproj);
-/// with the profile, medians of 6 in alternation: rtn 2.36 -> 2.09 s, the W8 rewrite 2.76 -> 2.27 s. The profiles live in $XDG_CACHE_HOME/onnxquant (else
-/// ~/.cache/onnxquant); ONNXQUANT_NO_JIT_PROFILE=1 turns this off. Nothing here can fail a command: an unwritable
-/// folder or a damaged profile only means no background JIT.
+/// rtn` on the 4-layer 7B-wide model (the CLI compiles fully optimised from the start, see OnnxQuant.Cli.csproj); with
+/// the profile, medians of 6 in alternation: rtn 2.36 -> 2.09 s, the W8 rewrite 2.76 -> 2.27 s. The profiles live in
+/// $XDG_CACHE_HOME/onnxquant (else ~/.cache/onnxquant); ONNXQUANT_NO_JIT_PROFILE=1 turns this off. Nothing here can
+/// fail a command: an unwritable folder or a damaged profile only means no background JIT.
 /// </summary>
 internal static class StartupJit
 {

@@ -45,9 +45,6 @@ public sealed class SpillFile : IDisposable
         return _handle;
     }
 
-    /// <summary>True when tensors are written around the page cache by a writer thread.</summary>
-    internal bool WritesDirect => _writer is not null;
-
     /// <summary>Bytes written so far, alignment padding included.</summary>
     public long Length => _length;
 
