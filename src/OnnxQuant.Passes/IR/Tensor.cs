@@ -311,7 +311,7 @@ public static class FloatCodec
                 MemoryMarshal.Cast<byte, float>(raw).CopyTo(result);
                 break;
             case TensorProto.Types.DataType.Float16:
-                TensorPrimitives.ConvertToSingle(MemoryMarshal.Cast<byte, Half>(raw), result);
+                Numerics.HalfWidening.ToSingle(MemoryMarshal.Cast<byte, ushort>(raw), result);
                 break;
             case TensorProto.Types.DataType.Bfloat16:
                 var bf = MemoryMarshal.Cast<byte, ushort>(raw);
