@@ -1,5 +1,6 @@
 using System.Buffers.Binary;
 using System.Numerics.Tensors;
+using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using Onnx;
 
@@ -88,6 +89,13 @@ public sealed class Tensor
 
     public static Tensor FromInt8s(string name, ReadOnlySpan<sbyte> values, IReadOnlyList<long> shape) =>
         FromBytes(name, TensorProto.Types.DataType.Int8, shape, MemoryMarshal.AsBytes(values).ToArray());
+
+    /// <summary>
+    /// An int8 tensor over <paramref name="values"/> itself, not a copy: for a multi-GB rewrite the quantizer's array
+    /// becomes the tensor's bytes (sbyte[] and byte[] share one layout). The caller must not change the array afterwards.
+    /// </summary>
+    public static Tensor FromInt8Array(string name, sbyte[] values, IReadOnlyList<long> shape) =>
+        FromBytes(name, TensorProto.Types.DataType.Int8, shape, Unsafe.As<byte[]>(values));
 
     public static Tensor FromUInt8s(string name, ReadOnlySpan<byte> values, IReadOnlyList<long> shape, TensorProto.Types.DataType type = TensorProto.Types.DataType.Uint8) =>
         FromBytes(name, type, shape, values.ToArray());

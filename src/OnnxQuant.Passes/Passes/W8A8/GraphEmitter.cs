@@ -39,6 +39,14 @@ internal sealed class GraphEmitter
         return name;
     }
 
+    /// <summary>An int8 initializer over the quantizer's own array (no copy of a weight's codes); the array must not change afterwards.</summary>
+    public string Int8Array(string hint, sbyte[] values, long[] shape)
+    {
+        string name = _graph.UniqueValueName(hint);
+        _graph.SetInitializer(Tensor.FromInt8Array(name, values, shape));
+        return name;
+    }
+
     public string UInt8s(string hint, ReadOnlySpan<byte> values, long[] shape)
     {
         string name = _graph.UniqueValueName(hint);

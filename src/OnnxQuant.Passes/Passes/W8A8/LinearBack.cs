@@ -33,7 +33,7 @@ internal static class LinearBack
             {
                 float[]? floatRows = x.Float is { } f ? FloatRows(tiles!, linear.N, f) : null;
                 var weights = Int8Quantizer.QuantizePerChannel(tiles!, linear.K, linear.N, options.ReducedRangeWeights, x.Float?.Channels);
-                string wq = e.Int8s($"{linear.WeightName}_int8", weights.Values, [linear.K, linear.N]);
+                string wq = e.Int8Array($"{linear.WeightName}_int8", weights.Values, [linear.K, linear.N]);
                 string acc = e.Node("MatMulInteger", $"{hint}/MatMulInteger", $"{hint}_int32", x.ZeroPoint is null ? [x.Value, wq] : [x.Value, wq, x.ZeroPoint]);
                 string accf = e.Cast(acc, DataType.Float, $"{hint}_acc");
                 string y;
@@ -56,7 +56,7 @@ internal static class LinearBack
             {
                 float[]? floatRows = x.Float is { } f ? SplitRows(kn!, linear.N, f) : null;
                 var weights = Int8Quantizer.QuantizePerChannel(kn!, linear.K, linear.N, options.ReducedRangeWeights);
-                string wq = e.Int8s($"{linear.WeightName}_int8", weights.Values, [linear.K, linear.N]);
+                string wq = e.Int8Array($"{linear.WeightName}_int8", weights.Values, [linear.K, linear.N]);
                 float a = x.StaticScale!.Value;
                 float yScale = OutputScale(linear, kn!, ranges, options.OutputRangeMargin);
                 // The output takes the activation's type and zero point (int8 0, or uint8 128).
@@ -73,7 +73,7 @@ internal static class LinearBack
             case W8A8Format.Qdq:
             {
                 var weights = Int8Quantizer.QuantizePerChannel(tiles!, linear.K, linear.N, options.ReducedRangeWeights);
-                string wq = e.Int8s($"{linear.WeightName}_int8", weights.Values, [linear.K, linear.N]);
+                string wq = e.Int8Array($"{linear.WeightName}_int8", weights.Values, [linear.K, linear.N]);
                 // Weights dequantize in the model's type when the opset allows fp16 scales, else in fp32 and cast.
                 bool narrow = type == DataType.Float || e.Opset >= 19;
                 var scaleType = narrow ? type : DataType.Float;
