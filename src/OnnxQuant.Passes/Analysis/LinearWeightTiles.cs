@@ -1,5 +1,6 @@
 using System.Numerics.Tensors;
 using OnnxQuant.IR;
+using OnnxQuant.Numerics;
 using OnnxQuant.Quantization;
 
 namespace OnnxQuant.Analysis;
@@ -27,6 +28,40 @@ internal static class LinearWeightTiles
             tensor.DecodeTile((long)firstRow * linear.N + firstColumn, rowCount, columnCount, linear.N, tile);
             if (!TensorPrimitives.IsFiniteAll(tile))
                 linear.ReadWeightKN(graph); // reads it whole to name the NaN/Inf count and position (throws)
+        }
+
+        // fp16 storage: the maxima from the stored bits (HalfWidening.FoldMagnitudeBits), no fp32 tile. A NaN or an
+        // infinity sorts above every finite half; the decoding read then names it (throws).
+        public bool TryFoldColumnMaxMagnitude(int firstRow, int rowCount, Span<float> maxMagnitude, IReadOnlySet<int>? skipRows)
+        {
+            if (tensor.DataType != Onnx.TensorProto.Types.DataType.Float16)
+                return false;
+            int n = linear.N;
+            var bits = System.Buffers.ArrayPool<ushort>.Shared.Rent(n);
+            try
+            {
+                var maxima = bits.AsSpan(0, n);
+                maxima.Clear();
+                for (int r = firstRow; r < firstRow + rowCount; r++)
+                {
+                    if (skipRows is not null && skipRows.Contains(r))
+                        continue;
+                    if (!tensor.TryStoredRun((long)r * n, n, out var raw))
+                        return false;
+                    HalfWidening.FoldMagnitudeBits(System.Runtime.InteropServices.MemoryMarshal.Cast<byte, ushort>(raw), maxima);
+                }
+                for (int j = 0; j < n; j++)
+                {
+                    if (maxima[j] >= 0x7C00)
+                        linear.ReadWeightKN(graph); // throws, naming the NaN/Inf
+                    maxMagnitude[j] = MathF.Max(maxMagnitude[j], (float)BitConverter.UInt16BitsToHalf(maxima[j]));
+                }
+                return true;
+            }
+            finally
+            {
+                System.Buffers.ArrayPool<ushort>.Shared.Return(bits);
+            }
         }
 
         // A band's mapped pages leave the resident set once its tiles are done.

@@ -219,6 +219,25 @@ public sealed class Tensor
             DecodeRun(first + r * stride, destination.Slice(r * columns, columns));
     }
 
+    /// <summary>
+    /// The stored bytes of elements [first, first + count) viewed in place (owned or mapped bytes); false for a spilled
+    /// tensor, whose bytes would have to be read.
+    /// </summary>
+    internal bool TryStoredRun(long first, int count, out ReadOnlySpan<byte> bytes)
+    {
+        int size = ElementType.SizeOf(DataType);
+        if (_bytes is not null)
+            bytes = _bytes.AsSpan(checked((int)(first * size)), count * size);
+        else if (_file is not null)
+            bytes = _file.Slice(_offset + first * size, count * size);
+        else
+        {
+            bytes = default;
+            return false;
+        }
+        return true;
+    }
+
     /// <summary>Drops the mapped pages of elements [first, first + count) from our resident set (nothing for other storage).</summary>
     public void ReleaseRange(long first, long count)
     {

@@ -56,6 +56,32 @@ internal static class HalfWidening
         return i;
     }
 
+    /// <summary>
+    /// accumulator[j] = max(accumulator[j], half[j] &amp; 0x7FFF): the largest magnitude per position, kept as fp16 bits.
+    /// Without the sign bit, halves order like their magnitudes (infinities and NaNs above every finite value), so
+    /// column maxima need no decoding.
+    /// </summary>
+    public static void FoldMagnitudeBits(ReadOnlySpan<ushort> half, Span<ushort> accumulator)
+    {
+        if (accumulator.Length < half.Length)
+            throw new ArgumentException($"{accumulator.Length} maxima for {half.Length} halves");
+        int i = 0;
+        if (Vector512.IsHardwareAccelerated)
+            for (; i <= half.Length - Vector512<ushort>.Count; i += Vector512<ushort>.Count)
+            {
+                var magnitude = Vector512.Create(half[i..]) & Vector512.Create((ushort)0x7FFF);
+                Vector512.Max(Vector512.Create(accumulator[i..]), magnitude).CopyTo(accumulator[i..]);
+            }
+        else if (Vector256.IsHardwareAccelerated)
+            for (; i <= half.Length - Vector256<ushort>.Count; i += Vector256<ushort>.Count)
+            {
+                var magnitude = Vector256.Create(half[i..]) & Vector256.Create((ushort)0x7FFF);
+                Vector256.Max(Vector256.Create(accumulator[i..]), magnitude).CopyTo(accumulator[i..]);
+            }
+        for (; i < half.Length; i++)
+            accumulator[i] = Math.Max(accumulator[i], (ushort)(half[i] & 0x7FFF));
+    }
+
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static Vector512<uint> Widen(Vector512<uint> h)
     {

@@ -13,6 +13,13 @@ public interface IWeightTiles
 
     /// <summary>Rows [firstRow, firstRow + rowCount) will not be read again (a mapped tensor drops their pages).</summary>
     void Done(int firstRow, int rowCount);
+
+    /// <summary>
+    /// Folds |w| of rows [firstRow, firstRow + rowCount), except <paramref name="skipRows"/>, into the per-column
+    /// <paramref name="maxMagnitude"/> straight from the stored values, where the storage allows it without decoding;
+    /// false (the default) leaves <paramref name="maxMagnitude"/> alone and the caller decodes tiles.
+    /// </summary>
+    bool TryFoldColumnMaxMagnitude(int firstRow, int rowCount, Span<float> maxMagnitude, IReadOnlySet<int>? skipRows) => false;
 }
 
 /// <summary>

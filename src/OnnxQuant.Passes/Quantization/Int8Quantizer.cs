@@ -121,6 +121,8 @@ public static class Int8Quantizer
         }, (b, local) =>
         {
             int r0 = b * bandRows, rows = Math.Min(bandRows, k - r0);
+            if (weight.TryFoldColumnMaxMagnitude(r0, rows, local.Max, zero))
+                return;
             weight.ReadTile(r0, rows, 0, n, local.Band.AsSpan(0, rows * n));
             for (int r = 0; r < rows; r++)
                 if (zero is null || !zero.Contains(r0 + r))
