@@ -1,4 +1,7 @@
+using System.Buffers;
 using System.Numerics.Tensors;
+using System.Runtime.InteropServices;
+using Onnx;
 using OnnxQuant.IR;
 using OnnxQuant.Numerics;
 using OnnxQuant.Quantization;
@@ -34,10 +37,10 @@ internal static class LinearWeightTiles
         // infinity sorts above every finite half; the decoding read then names it (throws).
         public bool TryFoldColumnMaxMagnitude(int firstRow, int rowCount, Span<float> maxMagnitude, IReadOnlySet<int>? skipRows)
         {
-            if (tensor.DataType != Onnx.TensorProto.Types.DataType.Float16)
+            if (tensor.DataType != TensorProto.Types.DataType.Float16)
                 return false;
             int n = linear.N;
-            var bits = System.Buffers.ArrayPool<ushort>.Shared.Rent(n);
+            var bits = ArrayPool<ushort>.Shared.Rent(n);
             try
             {
                 var maxima = bits.AsSpan(0, n);
@@ -48,7 +51,7 @@ internal static class LinearWeightTiles
                         continue;
                     if (!tensor.TryStoredRun((long)r * n, n, out var raw))
                         return false;
-                    HalfWidening.FoldMagnitudeBits(System.Runtime.InteropServices.MemoryMarshal.Cast<byte, ushort>(raw), maxima);
+                    HalfWidening.FoldMagnitudeBits(MemoryMarshal.Cast<byte, ushort>(raw), maxima);
                 }
                 for (int j = 0; j < n; j++)
                 {
@@ -60,7 +63,7 @@ internal static class LinearWeightTiles
             }
             finally
             {
-                System.Buffers.ArrayPool<ushort>.Shared.Return(bits);
+                ArrayPool<ushort>.Shared.Return(bits);
             }
         }
 
