@@ -41,6 +41,7 @@ internal static class DataFileWriter
     {
         using var data = new PositionalFileWriter(handle, length);
         WriteTensors(data, spill, tensors, offsets, options, cancel);
+        spill.WaitForWrites(); // the queued copies of the input's tensors
         data.FlushToDisk();
         return data.Position;
     }
@@ -61,6 +62,13 @@ internal static class DataFileWriter
                 continue;
             }
             offsets[i] = data.Align(options.Alignment);
+            // An unchanged weight of the input goes to the adopted spill by its direct writer, not the page cache.
+            if (inPlace is not null && tensors[i].MappedLocation is { } mapped && offsets[i] % SpillFile.Alignment == 0
+                && inPlace.TryQueueCopy(offsets[i]!.Value, mapped.File.ReadHandle, mapped.Offset, tensors[i].ByteLength))
+            {
+                data.Skip(tensors[i].ByteLength);
+                continue;
+            }
             tensors[i].WriteTo(data, chunk);
             data.StartWriteback();
         }

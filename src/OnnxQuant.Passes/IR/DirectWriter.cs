@@ -24,9 +24,13 @@ internal sealed unsafe class DirectWriter : IDisposable
     private readonly SafeFileHandle _direct;
     private readonly SafeFileHandle _buffered;
     private readonly object _gate = new();
-    private readonly Queue<(long Offset, byte[] Bytes)> _queue = new();
+    // A tensor's bytes (Bytes), or a range of another file to copy (Source, SourceOffset, Length).
+    private readonly record struct Job(long Offset, byte[]? Bytes, SafeFileHandle? Source, long SourceOffset, long Length);
+
+    private readonly Queue<Job> _queue = new();
     private readonly Thread _thread;
     private readonly byte* _chunk;
+    private byte* _second; // the other half of a file range's double buffer, made on first use
     private long _queuedBytes;
     private bool _directRefused;
     private ExceptionDispatchInfo? _failure;
@@ -52,8 +56,24 @@ internal sealed unsafe class DirectWriter : IDisposable
             while (_queuedBytes > 0 && _queuedBytes + bytes.Length > MaxQueuedBytes && _failure is null)
                 Monitor.Wait(_gate);
             ThrowIfFailed();
-            _queue.Enqueue((offset, bytes));
+            _queue.Enqueue(new Job(offset, bytes, null, 0, bytes.Length));
             _queuedBytes += bytes.Length;
+            Monitor.PulseAll(_gate);
+        }
+    }
+
+    /// <summary>
+    /// Queues a copy of <paramref name="length"/> bytes of <paramref name="source"/> from <paramref name="sourceOffset"/>
+    /// to <paramref name="offset"/> (a multiple of 4096): read through the page cache a chunk at a time while the chunk
+    /// before goes to the disk directly, so the bytes never occupy fresh cache pages of this file. The handle must stay
+    /// open until <see cref="WaitForWrites"/> returns.
+    /// </summary>
+    public void EnqueueCopy(long offset, SafeFileHandle source, long sourceOffset, long length)
+    {
+        lock (_gate)
+        {
+            ThrowIfFailed();
+            _queue.Enqueue(new Job(offset, null, source, sourceOffset, length));
             Monitor.PulseAll(_gate);
         }
     }
@@ -64,10 +84,10 @@ internal sealed unsafe class DirectWriter : IDisposable
         lock (_gate)
         {
             ThrowIfFailed();
-            foreach (var (start, bytes) in _queue)
-                if (offset >= start && offset + destination.Length <= start + bytes.Length)
+            foreach (var job in _queue)
+                if (job.Bytes is { } bytes && offset >= job.Offset && offset + destination.Length <= job.Offset + bytes.Length)
                 {
-                    bytes.AsSpan((int)(offset - start), destination.Length).CopyTo(destination);
+                    bytes.AsSpan((int)(offset - job.Offset), destination.Length).CopyTo(destination);
                     return true;
                 }
             return false;
@@ -95,25 +115,29 @@ internal sealed unsafe class DirectWriter : IDisposable
         _thread.Join();
         _direct.Dispose();
         NativeMemory.AlignedFree(_chunk);
+        if (_second is not null)
+            NativeMemory.AlignedFree(_second);
     }
 
     private void WriteQueued()
     {
         while (true)
         {
-            long offset;
-            byte[] bytes;
+            Job job;
             lock (_gate)
             {
                 while (_queue.Count == 0 && !_closing)
                     Monitor.Wait(_gate);
                 if (_queue.Count == 0 || _failure is not null)
                     return;
-                (offset, bytes) = _queue.Peek();
+                job = _queue.Peek();
             }
             try
             {
-                Write(offset, bytes);
+                if (job.Bytes is { } bytes)
+                    Write(job.Offset, bytes);
+                else
+                    Copy(job.Offset, job.Source!, job.SourceOffset, job.Length);
             }
             catch (Exception e)
             {
@@ -127,7 +151,7 @@ internal sealed unsafe class DirectWriter : IDisposable
             lock (_gate)
             {
                 _queue.Dequeue();
-                _queuedBytes -= bytes.Length;
+                _queuedBytes -= job.Bytes?.Length ?? 0;
                 Monitor.PulseAll(_gate);
             }
         }
@@ -157,6 +181,53 @@ internal sealed unsafe class DirectWriter : IDisposable
         }
         if (whole < bytes.Length)
             RandomAccess.Write(_buffered, bytes.AsSpan(whole), offset + whole);
+    }
+
+    // Double-buffered: chunk i is read while chunk i - 1 is written (on the thread pool), the last partial block
+    // through the page cache. A refused direct write sends the whole range through the page cache.
+    private void Copy(long offset, SafeFileHandle source, long sourceOffset, long length)
+    {
+        long whole = _directRefused ? 0 : length / Block * Block;
+        if (whole > 0 && _second is null)
+            _second = (byte*)NativeMemory.AlignedAlloc(ChunkBytes, Block);
+        Task? writing = null;
+        try
+        {
+            for (long done = 0; done < whole; done += ChunkBytes)
+            {
+                int n = (int)Math.Min(ChunkBytes, whole - done);
+                nint buffer = (nint)((done / ChunkBytes) % 2 == 0 ? _chunk : _second);
+                ReadFully(source, new Span<byte>((byte*)buffer, n), sourceOffset + done);
+                writing?.GetAwaiter().GetResult();
+                long at = offset + done;
+                writing = Task.Run(() => RandomAccess.Write(_direct, new ReadOnlySpan<byte>((byte*)buffer, n), at));
+            }
+            writing?.GetAwaiter().GetResult();
+        }
+        catch (IOException)
+        {
+            try { writing?.Wait(); } catch (AggregateException) { } // no write may still run on a buffer about to be reused
+            _directRefused = true;
+            whole = 0;
+        }
+        var chunk = new Span<byte>(_chunk, ChunkBytes);
+        for (long done = whole; done < length; done += ChunkBytes)
+        {
+            int n = (int)Math.Min(ChunkBytes, length - done);
+            ReadFully(source, chunk[..n], sourceOffset + done);
+            RandomAccess.Write(_buffered, chunk[..n], offset + done);
+        }
+    }
+
+    private static void ReadFully(SafeFileHandle source, Span<byte> destination, long offset)
+    {
+        for (int done = 0; done < destination.Length;)
+        {
+            int n = RandomAccess.Read(source, destination[done..], offset + done);
+            if (n == 0)
+                throw new IOException($"the source file ended at {offset + done} while copying {destination.Length} bytes from {offset}");
+            done += n;
+        }
     }
 
     private void ThrowIfFailed() => _failure?.Throw();

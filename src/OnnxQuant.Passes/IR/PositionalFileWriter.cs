@@ -48,6 +48,16 @@ public sealed class PositionalFileWriter : IDisposable
         Position += data.Length;
     }
 
+    /// <summary>Moves past <paramref name="length"/> bytes someone else writes (a queued direct copy); returns where they start.</summary>
+    internal long Skip(long length)
+    {
+        Flush();
+        long start = Position;
+        Position += length;
+        _writebackStarted = Position;
+        return start;
+    }
+
     /// <summary>Zero bytes up to the next multiple of <paramref name="alignment"/>; returns the new position.</summary>
     public long Align(int alignment)
     {

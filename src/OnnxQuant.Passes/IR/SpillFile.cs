@@ -83,6 +83,18 @@ public sealed class SpillFile : IDisposable
         return Tensor.FromSpill(tensor.Name, tensor.DataType, tensor.Shape, this, offset, length);
     }
 
+    /// <summary>
+    /// Where writes are direct, queues a copy of another file's range to <paramref name="offset"/> (bytes the save
+    /// appends, such as the input's unchanged weights) and returns true; false where the caller writes them itself.
+    /// </summary>
+    internal bool TryQueueCopy(long offset, SafeFileHandle source, long sourceOffset, long length)
+    {
+        if (_writer is null)
+            return false;
+        _writer.EnqueueCopy(offset, source, sourceOffset, length);
+        return true;
+    }
+
     /// <summary>Waits until every tensor is in the file; throws a failed write.</summary>
     public void WaitForWrites() => _writer?.WaitForWrites();
 

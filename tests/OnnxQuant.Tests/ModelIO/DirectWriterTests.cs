@@ -42,6 +42,31 @@ public class DirectWriterTests
             Assert.Equal(bytes, file.AsSpan((int)offset, bytes.Length).ToArray());
     }
 
+    [Theory]
+    [InlineData((20 << 20) + 123)] // three chunks of the double buffer and a partial last block
+    [InlineData(4096)]
+    [InlineData(100)]              // no whole block: all through the page cache
+    public void A_queued_copy_of_another_file_lands_byte_for_byte(int length)
+    {
+        using var dir = new TempFolder();
+        var source = Bytes(length + 5000, seed: length);
+        File.WriteAllBytes(dir.File("source"), source);
+        string path = dir.File("spill");
+        using var buffered = File.OpenHandle(path, FileMode.CreateNew, FileAccess.ReadWrite);
+        using var input = File.OpenHandle(dir.File("source"), FileMode.Open, FileAccess.Read);
+        var first = Bytes(5000, seed: 1);
+        using (var writer = new DirectWriter(File.OpenHandle(path, FileMode.Open, FileAccess.Write, FileShare.ReadWrite), buffered))
+        {
+            writer.Enqueue(0, first);
+            writer.EnqueueCopy(8192, input, 1234, length);
+            writer.WaitForWrites();
+        }
+        var file = File.ReadAllBytes(path);
+        Assert.Equal(8192 + length, file.Length);
+        Assert.Equal(first, file[..5000]);
+        Assert.Equal(source.AsSpan(1234, length).ToArray(), file[8192..]);
+    }
+
     [Fact]
     public void A_failed_write_is_thrown_by_the_next_call()
     {

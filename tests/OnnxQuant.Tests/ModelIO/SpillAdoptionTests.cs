@@ -39,6 +39,35 @@ public class SpillAdoptionTests
     }
 
     [Fact]
+    public void The_inputs_unchanged_weights_are_appended_to_the_adopted_spill_byte_for_byte()
+    {
+        using var dir = new TempFolder();
+        // An input with external data: its weights are mapped when loaded.
+        var kept = Floats(3 * Mib / 4 + 5, seed: 7);
+        using (var source = OnnxModel.FromProto(TinyModels.MatMul(TensorProtoWriter.Inline(Tensor.FromFloats("W", new float[16], [4, 4])), 4, 4)))
+        {
+            source.Graph.SetInitializer(Tensor.FromFloats("kept", kept, [kept.Length]));
+            ModelFile.Save(source, dir.File("in.onnx"));
+        }
+        using var model = ModelFile.Load(dir.File("in.onnx"));
+        Assert.True(model.Graph.GetInitializer("kept")!.IsMapped);
+        using var spill = new SpillFile(dir.Path, mayBecomeOutput: true);
+        model.Graph.Spill = spill;
+        var rewritten = Floats(2 * Mib / 4 + 3, seed: 8);
+        model.Graph.SetInitializer(Tensor.FromFloats("rewritten", rewritten, [rewritten.Length]));
+
+        ModelFile.Save(model, dir.File("out.onnx"));
+
+        var offsets = Offsets(dir.File("out.onnx"));
+        Assert.Equal(0, offsets["rewritten"]);
+        Assert.Equal(AlignUp(2 * Mib + 12), offsets["kept"]);
+        Assert.Equal(offsets["kept"] + kept.Length * 4L, new FileInfo(dir.File("out.onnx.data")).Length);
+        using var back = ModelFile.Load(dir.File("out.onnx"));
+        Assert.Equal(kept, back.Graph.GetInitializer("kept")!.ToFloats());
+        Assert.Equal(rewritten, back.Graph.GetInitializer("rewritten")!.ToFloats());
+    }
+
+    [Fact]
     public void Saving_twice_adopts_once_and_leaves_the_first_output_unchanged()
     {
         using var dir = new TempFolder();
