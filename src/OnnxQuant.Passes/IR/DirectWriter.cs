@@ -8,8 +8,9 @@ namespace OnnxQuant.IR;
 /// Writes a spill file's tensors to the disk on a thread of its own, around the page cache (<c>O_DIRECT</c>, through a
 /// 4 KiB-aligned bounce buffer): a buffered write costs the writing thread a copy into fresh cache pages, which in
 /// this VM cost more than the disk (660 MB: 0.6-1.8 s of CPU buffered, plus 0.25 s of fsync, against 0.4 s of
-/// waiting for the disk and no CPU direct), and the save's final fsync then finds nothing to wait for. Until a tensor
-/// is written its bytes are read from the queued array; a failed write is thrown by the next call.
+/// waiting for the disk and no CPU direct), and the save's final fsync then finds nothing to wait for. The save also
+/// queues ranges of the input's data file (its unchanged weights) to be copied the same way. Until a tensor is written
+/// its bytes are read from the queued array; a failed write is thrown by the next call.
 /// </summary>
 internal sealed unsafe class DirectWriter : IDisposable
 {
