@@ -185,7 +185,8 @@ internal sealed unsafe class DirectWriter : IDisposable
     }
 
     // Double-buffered: chunk i is read while chunk i - 1 is written (on the thread pool), the last partial block
-    // through the page cache. A refused direct write sends the whole range through the page cache.
+    // through the page cache. A refused direct write sends the whole range through the page cache. No write is left
+    // running on a buffer when this returns or throws (Dispose frees them).
     private void Copy(long offset, SafeFileHandle source, long sourceOffset, long length)
     {
         long whole = _directRefused ? 0 : length / Block * Block;
@@ -205,11 +206,15 @@ internal sealed unsafe class DirectWriter : IDisposable
             }
             writing?.GetAwaiter().GetResult();
         }
-        catch (IOException)
+        catch (IOException) when (writing is { IsFaulted: true })
         {
-            try { writing?.Wait(); } catch (AggregateException) { } // no write may still run on a buffer about to be reused
             _directRefused = true;
             whole = 0;
+        }
+        finally
+        {
+            if (writing is { IsCompleted: false })
+                try { writing.Wait(); } catch (AggregateException) { } // the exception in flight is the one reported
         }
         var chunk = new Span<byte>(_chunk, ChunkBytes);
         for (long done = whole; done < length; done += ChunkBytes)
