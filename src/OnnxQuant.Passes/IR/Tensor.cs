@@ -191,15 +191,13 @@ public sealed class Tensor
     // Elements [first, first + destination.Length) from whichever storage holds them; the caller checked the range.
     private void DecodeRun(long first, Span<float> destination)
     {
+        if (TryStoredRun(first, destination.Length, out var stored))
+        {
+            FloatCodec.Decode(stored, DataType, destination);
+            return;
+        }
         int size = ElementType.SizeOf(DataType);
-        long offset = first * size;
-        int bytes = destination.Length * size;
-        if (_bytes is not null)
-            FloatCodec.Decode(_bytes.AsSpan((int)offset, bytes), DataType, destination);
-        else if (_file is not null)
-            FloatCodec.Decode(_file.Slice(_offset + offset, bytes), DataType, destination);
-        else
-            FloatCodec.Decode(_spill!.Read(_offset + offset, bytes), DataType, destination);
+        FloatCodec.Decode(_spill!.Read(_offset + first * size, destination.Length * size), DataType, destination);
     }
 
     /// <summary>

@@ -18,18 +18,11 @@ internal static class UnnamedFile
     public static SafeFileHandle? TryCreate(string folder)
     {
         // O_TMPFILE is __O_TMPFILE | O_DIRECTORY, and O_DIRECTORY differs between the two architectures .NET runs Linux on.
-        int? tmpFile = RuntimeInformation.ProcessArchitecture switch
-        {
-            Architecture.X64 => 0x410000,
-            Architecture.Arm64 => 0x404000,
-            _ => null,
-        };
-        if (!OperatingSystem.IsLinux() || tmpFile is null)
+        if (LinuxFlag(x64: 0x410000, arm64: 0x404000) is not { } tmpFile)
             return null;
         try
         {
-            int fd = Open(folder, tmpFile.Value | ReadWrite | CloseOnExec, 0x1A4 /* 0644 */);
-            return fd < 0 ? null : new SafeFileHandle(fd, ownsHandle: true);
+            return Opened(Open(folder, tmpFile | ReadWrite | CloseOnExec, 0x1A4 /* 0644 */));
         }
         catch (EntryPointNotFoundException)
         {
@@ -40,19 +33,13 @@ internal static class UnnamedFile
     /// <summary>Gives a file from <see cref="TryCreate"/> the name <paramref name="path"/> (which must not exist); false if that failed.</summary>
     public static bool TryLink(SafeFileHandle file, string path)
     {
-        bool added = false;
         try
         {
-            file.DangerousAddRef(ref added);
-            return LinkAt(AtCurrentFolder, $"/proc/self/fd/{(int)file.DangerousGetHandle()}", AtCurrentFolder, path, AtFollowLinks) == 0;
+            return WithDescriptor(file, fd => LinkAt(AtCurrentFolder, $"/proc/self/fd/{fd}", AtCurrentFolder, path, AtFollowLinks) == 0);
         }
         catch (EntryPointNotFoundException)
         {
             return false;
-        }
-        finally
-        {
-            if (added) file.DangerousRelease();
         }
     }
 
@@ -64,28 +51,15 @@ internal static class UnnamedFile
     /// </summary>
     public static SafeFileHandle? TryOpenDirect(SafeFileHandle file)
     {
-        int? direct = RuntimeInformation.ProcessArchitecture switch
-        {
-            Architecture.X64 => 0x4000,
-            Architecture.Arm64 => 0x10000,
-            _ => null,
-        };
-        if (!OperatingSystem.IsLinux() || direct is null)
+        if (LinuxFlag(x64: 0x4000, arm64: 0x10000) is not { } direct)
             return null;
-        bool added = false;
         try
         {
-            file.DangerousAddRef(ref added);
-            int fd = Open($"/proc/self/fd/{(int)file.DangerousGetHandle()}", direct.Value | WriteOnly | CloseOnExec, 0);
-            return fd < 0 ? null : new SafeFileHandle(fd, ownsHandle: true);
+            return Opened(WithDescriptor(file, fd => Open($"/proc/self/fd/{fd}", direct | WriteOnly | CloseOnExec, 0)));
         }
         catch (EntryPointNotFoundException)
         {
             return null;
-        }
-        finally
-        {
-            if (added) file.DangerousRelease();
         }
     }
 
@@ -94,15 +68,34 @@ internal static class UnnamedFile
     {
         if (!OperatingSystem.IsLinux() || length <= 0 || _noWriteback)
             return;
-        bool added = false;
         try
         {
-            file.DangerousAddRef(ref added);
-            SyncFileRange((int)file.DangerousGetHandle(), offset, length, StartWrite);
+            WithDescriptor(file, fd => SyncFileRange(fd, offset, length, StartWrite));
         }
         catch (EntryPointNotFoundException)
         {
             _noWriteback = true;
+        }
+    }
+
+    // An open(2) flag whose value differs by architecture; null off Linux or on another architecture.
+    private static int? LinuxFlag(int x64, int arm64) => !OperatingSystem.IsLinux() ? null : RuntimeInformation.ProcessArchitecture switch
+    {
+        Architecture.X64 => x64,
+        Architecture.Arm64 => arm64,
+        _ => null,
+    };
+
+    private static SafeFileHandle? Opened(int fd) => fd < 0 ? null : new SafeFileHandle(fd, ownsHandle: true);
+
+    // The handle's descriptor, kept from being closed while the call uses it.
+    private static T WithDescriptor<T>(SafeFileHandle file, Func<int, T> call)
+    {
+        bool added = false;
+        try
+        {
+            file.DangerousAddRef(ref added);
+            return call((int)file.DangerousGetHandle());
         }
         finally
         {

@@ -34,15 +34,8 @@ internal static class ParallelWork
             for (int i = from; i < to; i++) body(i, local);
             return;
         }
-        try
-        {
-            Parallel.For(from, to, new ParallelOptions { MaxDegreeOfParallelism = maxParallelism }, init,
-                (i, _, local) => { body(i, local); return local; }, _ => { });
-        }
-        catch (AggregateException e) when (e.Flatten().InnerExceptions.OfType<OnnxQuantException>().FirstOrDefault() is { } first)
-        {
-            ExceptionDispatchInfo.Throw(first);
-        }
+        UnwrappingUserErrors(() => Parallel.For(from, to, new ParallelOptions { MaxDegreeOfParallelism = maxParallelism }, init,
+            (i, _, local) => { body(i, local); return local; }, _ => { }));
     }
 
     /// <summary>
@@ -56,9 +49,15 @@ internal static class ParallelWork
             for (int i = from; i < to; i++) body(i);
             return;
         }
+        UnwrappingUserErrors(() => Parallel.For(from, to, new ParallelOptions { MaxDegreeOfParallelism = maxParallelism }, body));
+    }
+
+    // A user-facing error thrown by an item leaves as itself, not inside the AggregateException Parallel.For wraps it in.
+    private static void UnwrappingUserErrors(Action run)
+    {
         try
         {
-            Parallel.For(from, to, new ParallelOptions { MaxDegreeOfParallelism = maxParallelism }, body);
+            run();
         }
         catch (AggregateException e) when (e.Flatten().InnerExceptions.OfType<OnnxQuantException>().FirstOrDefault() is { } first)
         {

@@ -12,7 +12,7 @@ public static partial class Int4BlockQuantizer
         /// <summary>
         /// The codes of a tile straight into MatMulNBits' packed layout: rows 2p and 2p + 1 become one row of bytes
         /// (low and high nibble, vectorised across the columns), so only half as many bytes are transposed into the
-        /// [N, k_blocks, block / 2] layout, one gather per byte. The bytes are those of <see cref="WriteCodes"/>
+        /// [N, k_blocks, block / 2] layout, 8 x 8 bytes at a time (<see cref="Transpose8"/>). The bytes are those of <see cref="WriteCodes"/>
         /// followed by <see cref="MatMulNBitsPacker.PackPairs"/> (tested bit for bit).
         /// </summary>
         private unsafe void WritePacked(CodeSink sink, int tileIndex, int block, int c0, int width, int rows, float* origin, int stride,

@@ -93,9 +93,7 @@ public static class Int8Quantizer
     /// <summary>Per-output-channel int8: one scale per column of the [K, N] weight.</summary>
     public static Int8Weights QuantizePerChannel(ReadOnlySpan<float> weight, int k, int n, bool reducedRange = false)
     {
-        var absMax = ColumnAbsMax(weight, k, n);
-        var scales = new float[n];
-        for (int j = 0; j < n; j++) scales[j] = WeightScale(CheckFinite(absMax[j], j), reducedRange);
+        var scales = ChannelScales(ColumnAbsMax(weight, k, n), reducedRange);
         return new Int8Weights(k, n, QuantizeRows(weight, k, n, scales, reducedRange), scales);
     }
 
@@ -132,8 +130,7 @@ public static class Int8Quantizer
         foreach (var partial in partials)
             TensorPrimitives.MaxMagnitude(absMax, partial, absMax);
         TensorPrimitives.Abs(absMax, absMax);
-        var scales = new float[n];
-        for (int j = 0; j < n; j++) scales[j] = WeightScale(CheckFinite(absMax[j], j), reducedRange);
+        var scales = ChannelScales(absMax, reducedRange);
         var inverse = scales.Select(s => 1f / s).ToArray();
         float max = MaxCode(reducedRange);
         var result = GC.AllocateUninitializedArray<sbyte>(k * n);
@@ -154,6 +151,14 @@ public static class Int8Quantizer
         return new Int8Weights(k, n, result, scales);
     }
 
+    // One scale per column from its absolute maximum; a NaN or infinite maximum is reported with its column.
+    private static float[] ChannelScales(float[] absMax, bool reducedRange)
+    {
+        var scales = new float[absMax.Length];
+        for (int j = 0; j < absMax.Length; j++) scales[j] = WeightScale(CheckFinite(absMax[j], j), reducedRange);
+        return scales;
+    }
+
     /// <summary>Per-tensor int8: one scale for the whole weight (Scales has one value).</summary>
     public static Int8Weights QuantizePerTensor(ReadOnlySpan<float> weight, int k, int n, bool reducedRange = false)
     {
@@ -166,14 +171,9 @@ public static class Int8Quantizer
     /// <summary>Quantizes and dequantizes a [K, N] weight in place with per-column scales (what W8A8 will compute with).</summary>
     public static void FakeQuantizeWeightsPerChannel(Span<float> weight, int k, int n, bool reducedRange = false)
     {
-        var absMax = ColumnAbsMax(weight, k, n);
-        var scales = new float[n];
+        var scales = ChannelScales(ColumnAbsMax(weight, k, n), reducedRange);
         var inverse = new float[n];
-        for (int j = 0; j < n; j++)
-        {
-            scales[j] = WeightScale(CheckFinite(absMax[j], j), reducedRange);
-            inverse[j] = 1f / scales[j];
-        }
+        for (int j = 0; j < n; j++) inverse[j] = 1f / scales[j];
         float max = MaxCode(reducedRange);
         unsafe
         {

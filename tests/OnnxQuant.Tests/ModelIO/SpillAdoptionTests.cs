@@ -45,9 +45,7 @@ public class SpillAdoptionTests
         }
         Assert.Equal(["out.onnx", "out.onnx.data"], dir.FileNames());
 
-        using var back = ModelFile.Load(dir.File("out.onnx"));
-        foreach (var (name, v) in values)
-            Assert.Equal(v, back.Graph.GetInitializer(name)!.ToFloats());
+        AssertReadsBack(dir.File("out.onnx"), values);
     }
 
     [Fact]
@@ -100,9 +98,7 @@ public class SpillAdoptionTests
 
         Assert.Equal(first, File.ReadAllBytes(dir.File("a.onnx.data")));
         Assert.Equal(0, Offsets(dir.File("b.onnx"))["mid"]); // copied in graph order
-        using var back = ModelFile.Load(dir.File("b.onnx"));
-        foreach (var (name, v) in values)
-            Assert.Equal(v, back.Graph.GetInitializer(name)!.ToFloats());
+        AssertReadsBack(dir.File("b.onnx"), values);
     }
 
     [Fact]
@@ -120,9 +116,7 @@ public class SpillAdoptionTests
         Assert.Equal(NamelessFiles(dir.Path), spill.CanBecomeNamed); // not adopted: still nameless
         long kept = new FileInfo(dir.File("out.onnx.data")).Length;
         Assert.True(kept < spill.Length, $"data file {kept} bytes, spill {spill.Length}: the replaced tensor's bytes were kept");
-        using var back = ModelFile.Load(dir.File("out.onnx"));
-        foreach (var (name, v) in values)
-            Assert.Equal(v, back.Graph.GetInitializer(name)!.ToFloats());
+        AssertReadsBack(dir.File("out.onnx"), values);
     }
 
     private static OnnxModel ModelWith(SpillFile spill, out Dictionary<string, float[]> values)
@@ -149,6 +143,13 @@ public class SpillAdoptionTests
     {
         using var handle = UnnamedFile.TryCreate(folder);
         return handle is not null;
+    }
+
+    private static void AssertReadsBack(string modelPath, Dictionary<string, float[]> values)
+    {
+        using var back = ModelFile.Load(modelPath);
+        foreach (var (name, v) in values)
+            Assert.Equal(v, back.Graph.GetInitializer(name)!.ToFloats());
     }
 
     private static Dictionary<string, long> Offsets(string modelPath)
