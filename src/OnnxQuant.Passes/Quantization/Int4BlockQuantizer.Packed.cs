@@ -11,7 +11,7 @@ public static partial class Int4BlockQuantizer
     {
         /// <summary>
         /// The codes of a tile straight into MatMulNBits' packed layout: rows 2p and 2p + 1 become one row of bytes
-        /// (low and high nibble, vectorised across the columns), so only half as many bytes are transposed into the
+        /// (low and high nibble, one fused pass per row pair: <see cref="QuantizePair"/>), so only half as many bytes are transposed into the
         /// [N, k_blocks, block / 2] layout, 8 x 8 bytes at a time (<see cref="Transpose8"/>). The bytes are those of <see cref="WriteCodes"/>
         /// followed by <see cref="MatMulNBitsPacker.PackPairs"/> (tested bit for bit).
         /// </summary>
@@ -19,38 +19,27 @@ public static partial class Int4BlockQuantizer
             ReadOnlySpan<float> scale, ReadOnlySpan<float> inverse, ReadOnlySpan<float> zero)
         {
             int half = _blockSize / 2;
-            Span<float> q = stackalloc float[TileColumns];
-            Span<byte> low = stackalloc byte[TileColumns];
-            Span<byte> high = stackalloc byte[TileColumns];
             Span<byte> zeroCodes = stackalloc byte[TileColumns];
-            q = q[..width];
-            low = low[..width];
-            high = high[..width];
             zeroCodes = zeroCodes[..width];
             // The zero-padded tail of a short last block encodes 0, i.e. the zero point.
             ToBytes(zero, zeroCodes);
+            bool measure = sink.Errors is not null;
             double error = 0, norm = 0;
             var pairs = ArrayPool<byte>.Shared.Rent(half * width);
             try
             {
                 for (int p = 0; p < half; p++)
                 {
-                    for (int side = 0; side < 2; side++)
+                    int r = 2 * p;
+                    var pairRow = pairs.AsSpan(p * width, width);
+                    if (r >= rows)
                     {
-                        int r = 2 * p + side;
-                        var codes = side == 0 ? low : high;
-                        if (r >= rows)
-                        {
-                            zeroCodes.CopyTo(codes);
-                            continue;
-                        }
-                        var w = new ReadOnlySpan<float>(origin + (long)r * stride, width);
-                        QuantizeRow(w, q, inverse, zero, scale, dequantize: false);
-                        ToBytes(q, codes);
-                        if (sink.Errors is not null)
-                            AddRowError(w, q, zero, scale, ref error, ref norm);
+                        Nibbles(zeroCodes, zeroCodes, pairRow);
+                        continue;
                     }
-                    Nibbles(low, high, pairs.AsSpan(p * width, width));
+                    var low = new ReadOnlySpan<float>(origin + (long)r * stride, width);
+                    var high = r + 1 < rows ? new ReadOnlySpan<float>(origin + (long)(r + 1) * stride, width) : default;
+                    QuantizePair(low, high, pairRow, inverse, zero, scale, measure, ref error, ref norm);
                 }
                 if (sink.Errors is not null)
                 {
@@ -125,6 +114,94 @@ public static partial class Int4BlockQuantizer
         }
     }
 
+    /// <summary>
+    /// Rows 2p and 2p + 1 of a tile straight to packed bytes: each code is <see cref="QuantizeRow"/>'s, the byte is
+    /// <c>low + 16 · high</c> (formed in float, exact for 0..255), and each row adds Σ (w - (q - zero) · scale)² and
+    /// Σ w² with the float operations of dequantizing its stored codes, in one pass over the row pair. An empty <paramref name="high"/> (a short last block) stands for the zero point's code and adds no error.
+    /// </summary>
+    private static void QuantizePair(ReadOnlySpan<float> low, ReadOnlySpan<float> high, Span<byte> packed,
+        ReadOnlySpan<float> inverse, ReadOnlySpan<float> zero, ReadOnlySpan<float> scale, bool measure, ref double error, ref double norm)
+    {
+        bool pair = !high.IsEmpty;
+        int width = low.Length, i = 0;
+        float e0 = 0, m0 = 0, e1 = 0, m1 = 0;
+        if (Vector.IsHardwareAccelerated)
+        {
+            int step = Vector<float>.Count;
+            var ev0 = Vector<float>.Zero;
+            var mv0 = Vector<float>.Zero;
+            var ev1 = Vector<float>.Zero;
+            var mv1 = Vector<float>.Zero;
+            Span<uint> lanes = stackalloc uint[4 * Vector<uint>.Count];
+            // Four vectors of codes at a time narrow to one vector of bytes; a shorter rest goes through the lane buffer.
+            for (; i <= width - step; )
+            {
+                int chunks = Math.Min(4, (width - i) / step);
+                for (int c = 0; c < chunks; c++, i += step)
+                {
+                    var z = new Vector<float>(zero[i..]);
+                    var inv = new Vector<float>(inverse[i..]);
+                    var s = new Vector<float>(scale[i..]);
+                    var x0 = new Vector<float>(low[i..]);
+                    var q0 = Vector.Min(Vector.Max(Vector.Round(x0 * inv) + z, Vector<float>.Zero), new Vector<float>(MaxCode));
+                    var d0 = x0 - (q0 - z) * s;
+                    ev0 += d0 * d0;
+                    mv0 += x0 * x0;
+                    var q1 = z;
+                    if (pair)
+                    {
+                        var x1 = new Vector<float>(high[i..]);
+                        q1 = Vector.Min(Vector.Max(Vector.Round(x1 * inv) + z, Vector<float>.Zero), new Vector<float>(MaxCode));
+                        var d1 = x1 - (q1 - z) * s;
+                        ev1 += d1 * d1;
+                        mv1 += x1 * x1;
+                    }
+                    Vector.ConvertToUInt32(q0 + q1 * new Vector<float>(16f)).CopyTo(lanes[(c * step)..]);
+                }
+                int start = i - chunks * step;
+                if (chunks == 4)
+                {
+                    var a = Vector.Narrow(new Vector<uint>(lanes), new Vector<uint>(lanes[step..]));
+                    var b = Vector.Narrow(new Vector<uint>(lanes[(2 * step)..]), new Vector<uint>(lanes[(3 * step)..]));
+                    Vector.Narrow(a, b).CopyTo(packed[start..]);
+                }
+                else
+                {
+                    for (int j = 0; j < chunks * step; j++) packed[start + j] = (byte)lanes[j];
+                }
+            }
+            e0 = Vector.Sum(ev0);
+            m0 = Vector.Sum(mv0);
+            e1 = Vector.Sum(ev1);
+            m1 = Vector.Sum(mv1);
+        }
+        for (; i < width; i++)
+        {
+            float q0 = Math.Clamp(MathF.Round(low[i] * inverse[i]) + zero[i], 0f, MaxCode);
+            float d0 = low[i] - (q0 - zero[i]) * scale[i];
+            e0 += d0 * d0;
+            m0 += low[i] * low[i];
+            float q1 = zero[i];
+            if (pair)
+            {
+                q1 = Math.Clamp(MathF.Round(high[i] * inverse[i]) + zero[i], 0f, MaxCode);
+                float d1 = high[i] - (q1 - zero[i]) * scale[i];
+                e1 += d1 * d1;
+                m1 += high[i] * high[i];
+            }
+            packed[i] = (byte)(q0 + q1 * 16f);
+        }
+        if (!measure)
+            return;
+        error += e0;
+        norm += m0;
+        if (pair)
+        {
+            error += e1;
+            norm += m1;
+        }
+    }
+
     // low | high << 4 per column: codes are 0..15, so the shift never carries into the next byte.
     private static void Nibbles(ReadOnlySpan<byte> low, ReadOnlySpan<byte> high, Span<byte> packed)
     {
@@ -134,37 +211,5 @@ public static partial class Int4BlockQuantizer
                 (new Vector<byte>(low[i..]) | Vector.ShiftLeft(new Vector<byte>(high[i..]), 4)).CopyTo(packed[i..]);
         for (; i < low.Length; i++)
             packed[i] = (byte)(low[i] | (high[i] << 4));
-    }
-
-    /// <summary>
-    /// Adds Σ (w - (q - zero) · scale)² and Σ w² of one row slice: the same float operations as dequantizing the stored
-    /// codes, in one pass (four separate vector passes before).
-    /// </summary>
-    private static void AddRowError(ReadOnlySpan<float> w, ReadOnlySpan<float> q, ReadOnlySpan<float> zero, ReadOnlySpan<float> scale, ref double error, ref double norm)
-    {
-        int i = 0;
-        float e = 0, m = 0;
-        if (Vector.IsHardwareAccelerated)
-        {
-            var ev = Vector<float>.Zero;
-            var mv = Vector<float>.Zero;
-            for (; i <= w.Length - Vector<float>.Count; i += Vector<float>.Count)
-            {
-                var x = new Vector<float>(w[i..]);
-                var d = x - (new Vector<float>(q[i..]) - new Vector<float>(zero[i..])) * new Vector<float>(scale[i..]);
-                ev += d * d;
-                mv += x * x;
-            }
-            e = Vector.Sum(ev);
-            m = Vector.Sum(mv);
-        }
-        for (; i < w.Length; i++)
-        {
-            float d = w[i] - (q[i] - zero[i]) * scale[i];
-            e += d * d;
-            m += w[i] * w[i];
-        }
-        error += e;
-        norm += m;
     }
 }
