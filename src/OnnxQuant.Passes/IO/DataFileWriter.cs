@@ -6,8 +6,9 @@ namespace OnnxQuant.IO;
 /// <summary>
 /// Writes the external data file of a save: where each large initializer's bytes go. When the graph's spill file holds
 /// only tensors the save keeps, each at an aligned offset with nothing dead between them (a rewrite pass's output),
-/// the spill file becomes the data file: the other tensors are appended to it and it is given the data file's
-/// temporary name, so the rewritten weights, most of the bytes, are written once instead of twice.
+/// the spill file becomes the data file: the other tensors are appended to it (those of the input it already holds a
+/// copy of, <see cref="SpillFile.TryPrecopy"/>, stay where they are) and it is given the data file's temporary name,
+/// so the rewritten weights, most of the bytes, are written once instead of twice.
 /// </summary>
 internal static class DataFileWriter
 {
@@ -56,9 +57,9 @@ internal static class DataFileWriter
             if (!IsExternal(tensors[i], options))
                 continue;
             cancel.ThrowIfCancellationRequested();
-            if (inPlace is not null && tensors[i].SpillLocation is { } at && at.File == inPlace)
+            if (inPlace?.OffsetOf(tensors[i]) is { } at)
             {
-                offsets[i] = at.Offset;
+                offsets[i] = at;
                 continue;
             }
             offsets[i] = data.Align(options.Alignment);
@@ -74,28 +75,21 @@ internal static class DataFileWriter
         }
     }
 
-    // The spill file qualifies when the tensors the save keeps in it tile it exactly: aligned as the data file must be,
-    // none shared by two initializers, no bytes of a replaced tensor left between them.
+    // The spill file qualifies when the tensors the save keeps in it (written there by passes, or precopied from the
+    // input) tile it exactly: aligned as the data file must be, none shared by two initializers, no bytes of a
+    // replaced tensor left between them.
     private static SpillFile? Adoptable(SpillFile? spill, Tensor[] tensors, SaveOptions options)
     {
         if (spill is not { CanBecomeNamed: true } || options.Alignment <= 0 || SpillFile.Alignment % options.Alignment != 0)
             return null;
         var ranges = new List<(long Offset, long Length)>();
         foreach (var t in tensors)
-            if (t.SpillLocation is { } at && at.File == spill)
+            if (spill.OffsetOf(t) is { } offset)
             {
                 if (!IsExternal(t, options))
                     return null;
-                ranges.Add((at.Offset, t.ByteLength));
+                ranges.Add((offset, t.ByteLength));
             }
-        ranges.Sort();
-        long end = 0;
-        foreach (var (offset, length) in ranges)
-        {
-            if (offset != (end + SpillFile.Alignment - 1) / SpillFile.Alignment * SpillFile.Alignment)
-                return null;
-            end = offset + length;
-        }
-        return ranges.Count > 0 && end == spill.Length ? spill : null;
+        return spill.TiledExactlyBy(ranges) ? spill : null;
     }
 }

@@ -9,8 +9,9 @@ namespace OnnxQuant.IR;
 /// 4 KiB-aligned bounce buffer): a buffered write costs the writing thread a copy into fresh cache pages, which in
 /// this VM cost more than the disk (660 MB: 0.6-1.8 s of CPU buffered, plus 0.25 s of fsync, against 0.4 s of
 /// waiting for the disk and no CPU direct), and the save's final fsync then finds nothing to wait for. The save also
-/// queues ranges of the input's data file (its unchanged weights) to be copied the same way. Until a tensor is written
-/// its bytes are read from the queued array; a failed write is thrown by the next call.
+/// queues ranges of the input's data file (its unchanged weights) to be copied the same way; copies queued as
+/// background work (<see cref="EnqueueBackgroundCopy"/>) are done a chunk at a time whenever no tensor waits. Until a
+/// tensor is written its bytes are read from the queued array; a failed write is thrown by the next call.
 /// </summary>
 internal sealed unsafe class DirectWriter : IDisposable
 {
@@ -29,6 +30,9 @@ internal sealed unsafe class DirectWriter : IDisposable
     private readonly record struct Job(long Offset, byte[]? Bytes, SafeFileHandle? Source, long SourceOffset, long Length);
 
     private readonly Queue<Job> _queue = new();
+    private readonly Queue<Job> _background = new();
+    private long _backgroundDone; // bytes of the first background copy already in the file
+    private int _waiting; // callers in WaitForWrites: the rest of the background copies goes at full speed
     private readonly Thread _thread;
     private readonly byte* _chunk;
     private byte* _second; // the other half of a file range's double buffer, made on first use
@@ -79,6 +83,21 @@ internal sealed unsafe class DirectWriter : IDisposable
         }
     }
 
+    /// <summary>
+    /// Queues a copy as <see cref="EnqueueCopy"/> does, but behind every tensor, then and later: it is done one chunk at
+    /// a time while no tensor waits (so a pass's writes never wait behind it), and at full speed once a caller waits
+    /// in <see cref="WaitForWrites"/>. Dispose abandons what is left of it.
+    /// </summary>
+    public void EnqueueBackgroundCopy(long offset, SafeFileHandle source, long sourceOffset, long length)
+    {
+        lock (_gate)
+        {
+            ThrowIfFailed();
+            _background.Enqueue(new Job(offset, null, source, sourceOffset, length));
+            Monitor.PulseAll(_gate);
+        }
+    }
+
     /// <summary>Copies a range from a tensor still queued; false when the range is already in the file.</summary>
     public bool TryReadQueued(long offset, Span<byte> destination)
     {
@@ -100,8 +119,16 @@ internal sealed unsafe class DirectWriter : IDisposable
     {
         lock (_gate)
         {
-            while (_queue.Count > 0 && _failure is null)
-                Monitor.Wait(_gate);
+            _waiting++;
+            try
+            {
+                while ((_queue.Count > 0 || _background.Count > 0) && _failure is null)
+                    Monitor.Wait(_gate);
+            }
+            finally
+            {
+                _waiting--;
+            }
             ThrowIfFailed();
         }
     }
@@ -125,17 +152,30 @@ internal sealed unsafe class DirectWriter : IDisposable
         while (true)
         {
             Job job;
+            bool background, fast = false;
+            long from = 0, count = 0;
             lock (_gate)
             {
-                while (_queue.Count == 0 && !_closing)
+                while (_queue.Count == 0 && _background.Count == 0 && !_closing)
                     Monitor.Wait(_gate);
-                if (_queue.Count == 0 || _failure is not null)
+                if (_failure is not null)
                     return;
-                job = _queue.Peek();
+                background = _queue.Count == 0;
+                if (background && (_closing || _background.Count == 0))
+                    return;
+                job = background ? _background.Peek() : _queue.Peek();
+                if (background)
+                {
+                    from = _backgroundDone;
+                    fast = _waiting > 0;
+                    count = fast ? job.Length - from : Math.Min(ChunkBytes, job.Length - from);
+                }
             }
             try
             {
-                if (job.Bytes is { } bytes)
+                if (background)
+                    CopyBackground(job.Offset + from, job.Source!, job.SourceOffset + from, count, fast);
+                else if (job.Bytes is { } bytes)
                     Write(job.Offset, bytes);
                 else
                     Copy(job.Offset, job.Source!, job.SourceOffset, job.Length);
@@ -151,11 +191,51 @@ internal sealed unsafe class DirectWriter : IDisposable
             }
             lock (_gate)
             {
-                _queue.Dequeue();
-                _queuedBytes -= job.Bytes?.Length ?? 0;
+                if (background)
+                {
+                    _backgroundDone += count;
+                    if (_backgroundDone == job.Length)
+                    {
+                        _background.Dequeue();
+                        _backgroundDone = 0;
+                    }
+                }
+                else
+                {
+                    _queue.Dequeue();
+                    _queuedBytes -= job.Bytes?.Length ?? 0;
+                }
                 Monitor.PulseAll(_gate);
             }
         }
+    }
+
+    // One step of a background copy. While passes run, a chunk read and written on this thread (the double buffer's
+    // second write would go to the thread pool, which a pass's workers hold); once the save waits, the rest at full speed.
+    private void CopyBackground(long offset, SafeFileHandle source, long sourceOffset, long length, bool fast)
+    {
+        if (fast)
+        {
+            Copy(offset, source, sourceOffset, length);
+            return;
+        }
+        var chunk = new Span<byte>(_chunk, (int)length);
+        ReadFully(source, chunk, sourceOffset);
+        int direct = _directRefused ? 0 : (int)(length / Block * Block);
+        if (direct > 0)
+        {
+            try
+            {
+                RandomAccess.Write(_direct, chunk[..direct], offset);
+            }
+            catch (IOException)
+            {
+                _directRefused = true;
+                direct = 0;
+            }
+        }
+        if (direct < length)
+            RandomAccess.Write(_buffered, chunk[direct..], offset + direct);
     }
 
     // Whole blocks go direct through the bounce buffer; the last partial block goes through the page cache, so the

@@ -20,6 +20,7 @@ public sealed class SpillFile : IDisposable
     private readonly bool _linkable;
     private readonly DirectWriter? _writer;
     private readonly object _gate = new();
+    private readonly Dictionary<(MappedFile File, long Offset, long Length), long> _precopied = new();
     private long _length;
     private bool _named;
 
@@ -44,6 +45,9 @@ public sealed class SpillFile : IDisposable
         _writer?.WaitForWrites();
         return _handle;
     }
+
+    /// <summary>True when tensors go to the disk around the page cache on a writer thread (and <see cref="TryPrecopy"/> can queue copies).</summary>
+    internal bool WritesDirect => _writer is not null;
 
     /// <summary>Bytes written so far, alignment padding included.</summary>
     public long Length => _length;
@@ -93,6 +97,63 @@ public sealed class SpillFile : IDisposable
             return false;
         _writer.EnqueueCopy(offset, source, sourceOffset, length);
         return true;
+    }
+
+    /// <summary>
+    /// Where writes are direct and the file may still become the output, reserves room for a tensor of the input that
+    /// the save will keep as it is (<paramref name="length"/> bytes of <paramref name="file"/> from
+    /// <paramref name="sourceOffset"/>) and copies it there in the background, behind every tensor passes write, so it
+    /// reaches the disk while the last pass computes rather than in the save. The save then places that tensor there
+    /// (<see cref="PrecopiedOffset"/>). Should the tensor be replaced after all, its copy is dead bytes and the save
+    /// copies everything instead: correct, only slower. False where nothing was queued.
+    /// </summary>
+    internal bool TryPrecopy(MappedFile file, long sourceOffset, long length)
+    {
+        lock (_gate)
+        {
+            if (_writer is null || !CanBecomeNamed)
+                return false;
+            if (_precopied.ContainsKey((file, sourceOffset, length)))
+                return true;
+            long offset = (_length + Alignment - 1) / Alignment * Alignment;
+            _writer.EnqueueBackgroundCopy(offset, file.ReadHandle, sourceOffset, length);
+            _precopied[(file, sourceOffset, length)] = offset;
+            _length = offset + length;
+            return true;
+        }
+    }
+
+    /// <summary>Where <see cref="TryPrecopy"/> put this range of the input, if it did.</summary>
+    internal long? PrecopiedOffset(MappedFile file, long sourceOffset, long length)
+    {
+        lock (_gate)
+            return _precopied.TryGetValue((file, sourceOffset, length), out long offset) ? offset : null;
+    }
+
+    /// <summary>
+    /// Where the tensor's bytes are in this file: written here by a pass, or precopied from the input; null otherwise.
+    /// </summary>
+    internal long? OffsetOf(Tensor tensor) =>
+        tensor.SpillLocation is { } at ? (at.File == this ? at.Offset : null)
+        : tensor.MappedLocation is { } mapped ? PrecopiedOffset(mapped.File, mapped.Offset, tensor.ByteLength)
+        : null;
+
+    /// <summary>
+    /// True when <paramref name="ranges"/> (offset, length) tile the file exactly: each at the first aligned offset after
+    /// the one before, the last ending at <see cref="Length"/>. Only then is every byte live and the file fit to be a
+    /// data file as it is.
+    /// </summary>
+    internal bool TiledExactlyBy(List<(long Offset, long Length)> ranges)
+    {
+        ranges.Sort();
+        long end = 0;
+        foreach (var (offset, length) in ranges)
+        {
+            if (offset != (end + Alignment - 1) / Alignment * Alignment)
+                return false;
+            end = offset + length;
+        }
+        return ranges.Count > 0 && end == Length;
     }
 
     /// <summary>Waits until every tensor is in the file; throws a failed write.</summary>

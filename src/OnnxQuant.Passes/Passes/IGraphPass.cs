@@ -36,6 +36,12 @@ public sealed class PassContext
     /// <summary>Receives (pass name, done, total) as a pass works through its items.</summary>
     public IProgress<PassProgress>? Progress { get; init; }
 
+    /// <summary>
+    /// True while a pipeline runs its last pass: the initializers that pass leaves alone are the ones the save writes as
+    /// they are, so a rewrite pass may start copying them to the output before it computes (<see cref="KeptWeightCopies"/>).
+    /// </summary>
+    public bool FinalPass { get; internal set; }
+
     /// <summary>Run <see cref="IR.GraphValidator"/> after every pass (always in tests; behind a flag in release).</summary>
     public bool ValidateAfterEachPass { get; init; } = true;
 

@@ -22,9 +22,11 @@ public sealed class Pipeline
     {
         ModelChecks.EnsureComputable(model);
         var steps = new List<PipelineStep>();
-        foreach (var pass in _passes)
+        for (int i = 0; i < _passes.Count; i++)
         {
+            var pass = _passes[i];
             context.Cancellation.ThrowIfCancellationRequested();
+            context.FinalPass = i == _passes.Count - 1;
             var clock = Stopwatch.StartNew();
             PassResult result;
             try
@@ -35,6 +37,10 @@ public sealed class Pipeline
             {
                 // A pass knows the tensor or node at fault, the pipeline knows the file: the message names both.
                 throw new OnnxQuantException(model.SourcePath, e.Problem, e.ExitCode, e.InnerException ?? e);
+            }
+            finally
+            {
+                context.FinalPass = false;
             }
             clock.Stop();
             LargeAllocations.AfterPass();

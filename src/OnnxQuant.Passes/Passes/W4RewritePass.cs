@@ -82,6 +82,8 @@ public sealed class W4RewritePass : IGraphPass
     private bool RewriteGraph(Graph graph, string? scope, List<W4Decision> decisions, PassContext context, LinearRounder rounder, BitsPlan? plan)
     {
         var candidates = LinearAnalysis.ClassifyGraph(graph, scope, _options.Selection);
+        if (scope is null)
+            KeptWeightCopies.Start(graph, context, candidates);
         var removedValues = new HashSet<string>(StringComparer.Ordinal);
         int done = 0, rewritten = 0;
         foreach (var candidate in candidates)

@@ -56,6 +56,8 @@ public sealed class W8A8RewritePass(W8A8Options options, LinearSelection selecti
     private bool RewriteGraph(Graph graph, string? scope, long opset, ActivationRanges ranges, List<W8A8Decision> decisions, PassContext context)
     {
         var candidates = LinearAnalysis.ClassifyGraph(graph, scope, selection);
+        if (scope is null)
+            KeptWeightCopies.Start(graph, context, candidates);
         foreach (var kept in candidates.Where(c => !c.Quantizable))
             decisions.Add(Kept(kept, kept.Reason, kept.Detail));
         var emitter = new GraphEmitter(graph, opset);

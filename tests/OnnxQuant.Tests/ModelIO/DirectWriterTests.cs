@@ -68,6 +68,41 @@ public class DirectWriterTests
     }
 
     [Fact]
+    public void Background_copies_land_byte_for_byte_around_tensors_queued_after_them()
+    {
+        using var dir = new TempFolder();
+        int length = (20 << 20) + 123; // chunks of the bounce buffer and a partial last block
+        var source = Bytes(length + 5000, seed: 3);
+        File.WriteAllBytes(dir.File("source"), source);
+        string path = dir.File("spill");
+        using var buffered = File.OpenHandle(path, FileMode.CreateNew, FileAccess.ReadWrite);
+        using var input = File.OpenHandle(dir.File("source"), FileMode.Open, FileAccess.Read);
+        long second = (length + 4095) / 4096 * 4096, tensors = second + 16384;
+        var queued = Enumerable.Range(0, 6).Select(i => Bytes((3 << 20) + 1000 * i, seed: 10 + i)).ToList();
+        var offsets = new List<long>();
+        using (var writer = new DirectWriter(File.OpenHandle(path, FileMode.Open, FileAccess.Write, FileShare.ReadWrite), buffered))
+        {
+            writer.EnqueueBackgroundCopy(0, input, 1234, length);
+            long at = tensors;
+            foreach (var bytes in queued)
+            {
+                writer.Enqueue(at, bytes);
+                offsets.Add(at);
+                at = (at + bytes.Length + 4095) / 4096 * 4096;
+                if (offsets.Count == 3)
+                    writer.EnqueueBackgroundCopy(second, input, 7, 10000);
+            }
+            writer.WaitForWrites();
+        }
+        var file = File.ReadAllBytes(path);
+        Assert.Equal(offsets[^1] + queued[^1].Length, file.Length);
+        Assert.Equal(source.AsSpan(1234, length).ToArray(), file[..length]);
+        Assert.Equal(source.AsSpan(7, 10000).ToArray(), file.AsSpan((int)second, 10000).ToArray());
+        for (int i = 0; i < queued.Count; i++)
+            Assert.Equal(queued[i], file.AsSpan((int)offsets[i], queued[i].Length).ToArray());
+    }
+
+    [Fact]
     public void A_failed_write_is_thrown_by_the_next_call()
     {
         using var dir = new TempFolder();

@@ -86,6 +86,55 @@ public class SpillAdoptionTests
     }
 
     [Fact]
+    public void A_precopied_input_weight_stays_where_it_was_copied_and_replacing_it_sends_the_save_to_copy()
+    {
+        using var dir = new TempFolder();
+        var kept = Floats(3 * Mib / 4 + 5, seed: 11);
+        using (var source = OnnxModel.FromProto(TinyModels.MatMul(TensorProtoWriter.Inline(Tensor.FromFloats("W", new float[16], [4, 4])), 4, 4)))
+        {
+            source.Graph.SetInitializer(Tensor.FromFloats("kept", kept, [kept.Length]));
+            ModelFile.Save(source, dir.File("in.onnx"));
+        }
+        var rewritten = Floats(2 * Mib / 4 + 3, seed: 12);
+
+        // Kept: the copy made before the rewrite is where the save puts it; nothing is appended for it.
+        using (var model = ModelFile.Load(dir.File("in.onnx")))
+        using (var spill = new SpillFile(dir.Path, mayBecomeOutput: true))
+        {
+            model.Graph.Spill = spill;
+            var at = model.Graph.GetInitializer("kept")!.MappedLocation!.Value;
+            bool precopied = spill.TryPrecopy(at.File, at.Offset, kept.Length * 4L);
+            Assert.Equal(NamelessFiles(dir.Path) && spill.WritesDirect, precopied);
+            model.Graph.SetInitializer(Tensor.FromFloats("rewritten", rewritten, [rewritten.Length]));
+            ModelFile.Save(model, dir.File("out.onnx"));
+            var offsets = Offsets(dir.File("out.onnx"));
+            if (precopied)
+            {
+                Assert.Equal(0, offsets["kept"]);
+                Assert.Equal(AlignUp(kept.Length * 4L), offsets["rewritten"]);
+                Assert.Equal(offsets["rewritten"] + rewritten.Length * 4L, new FileInfo(dir.File("out.onnx.data")).Length);
+            }
+            AssertReadsBack(dir.File("out.onnx"), new() { ["kept"] = kept, ["rewritten"] = rewritten });
+        }
+
+        // Replaced after all: the copy is dead bytes, so the spill is not adopted and the save writes the new values.
+        using (var model = ModelFile.Load(dir.File("in.onnx")))
+        using (var spill = new SpillFile(dir.Path, mayBecomeOutput: true))
+        {
+            model.Graph.Spill = spill;
+            var at = model.Graph.GetInitializer("kept")!.MappedLocation!.Value;
+            bool precopied = spill.TryPrecopy(at.File, at.Offset, kept.Length * 4L);
+            var replacement = Floats(kept.Length, seed: 13);
+            model.Graph.SetInitializer(Tensor.FromFloats("kept", replacement, [replacement.Length]));
+            ModelFile.Save(model, dir.File("replaced.onnx"));
+            if (precopied)
+                Assert.True(spill.CanBecomeNamed, "a spill with a dead precopy was adopted");
+            AssertReadsBack(dir.File("replaced.onnx"), new() { ["kept"] = replacement });
+            Assert.Equal(AlignUp(replacement.Length * 4L), AlignUp(new FileInfo(dir.File("replaced.onnx.data")).Length));
+        }
+    }
+
+    [Fact]
     public void Saving_twice_adopts_once_and_leaves_the_first_output_unchanged()
     {
         using var dir = new TempFolder();

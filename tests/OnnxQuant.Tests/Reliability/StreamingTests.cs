@@ -117,6 +117,40 @@ public sealed class StreamingTests : IClassFixture<StreamingTests.Model>
     }
 
     /// <summary>
+    /// Run last, the rewrite starts copying the input's weights it keeps (embedding, LM head) into the spill before it
+    /// computes, so the adopted data file holds them ahead of every rewritten weight, with no byte between tensors to
+    /// spare; not last, it leaves them to the save, which appends them after. Both outputs hold the same values.
+    /// </summary>
+    [Fact]
+    public void The_last_rewrite_copies_the_kept_weights_ahead_and_an_earlier_one_leaves_them_to_the_save()
+    {
+        using var dir = new TempFolder();
+        string[] kept = ["model.embed_tokens.weight", "lm_head.weight_T"];
+        Quantize(dir.File("last.onnx"), new W4RewritePass(new W4RewriteOptions()));
+        Quantize(dir.File("earlier.onnx"), new W4RewritePass(new W4RewriteOptions()), new NoOpPass());
+        var last = DataOffsets(dir.File("last.onnx"));
+        var earlier = DataOffsets(dir.File("earlier.onnx"));
+        bool direct;
+        using (var probe = new OnnxQuant.IR.SpillFile(dir.Path, mayBecomeOutput: true))
+            direct = probe.CanBecomeNamed && probe.WritesDirect;
+        var rewrittenLast = last.Where(p => p.Key.EndsWith("_Q4", StringComparison.Ordinal)).Select(p => p.Value).ToList();
+        var rewrittenEarlier = earlier.Where(p => p.Key.EndsWith("_Q4", StringComparison.Ordinal)).Select(p => p.Value).ToList();
+        Assert.Equal(7 * Size.Layers, rewrittenLast.Count);
+        if (direct)
+        {
+            Assert.All(kept, name => Assert.True(last[name] < rewrittenLast.Min(), $"{name} at {last[name]}, first rewritten weight at {rewrittenLast.Min()}"));
+            Assert.All(kept, name => Assert.True(earlier[name] > rewrittenEarlier.Max(), $"{name} at {earlier[name]}, last rewritten weight at {rewrittenEarlier.Max()}"));
+        }
+        Assert.Equal(TiledLength(dir.File("last.onnx")), new FileInfo(dir.File("last.onnx.data")).Length);
+        Assert.Equal(TiledLength(dir.File("earlier.onnx")), new FileInfo(dir.File("earlier.onnx.data")).Length);
+        using var a = ModelFile.Load(dir.File("last.onnx"));
+        using var b = ModelFile.Load(dir.File("earlier.onnx"));
+        Assert.Equal(a.Graph.Initializers.Keys.Order(), b.Graph.Initializers.Keys.Order());
+        foreach (var (name, tensor) in a.Graph.Initializers)
+            Assert.True(tensor.RawBytes.SequenceEqual(b.Graph.Initializers[name].RawBytes), name);
+    }
+
+    /// <summary>
     /// The CLI path: `awq --method rtn` writes exactly the model and its data file; the spill file was unlinked at birth
     /// and nothing else is left in the output folder.
     /// </summary>
@@ -132,13 +166,16 @@ public sealed class StreamingTests : IClassFixture<StreamingTests.Model>
 
     // Runs the pass with a spill file attached as the CLI does; returns the names of spilled new tensors and of the
     // input tensors still mapped, after asserting that every large tensor lives on disk.
-    private (List<string> Spilled, List<string> Unchanged) Quantize(string output, IGraphPass pass)
+    private (List<string> Spilled, List<string> Unchanged) Quantize(string output, IGraphPass pass, IGraphPass? after = null)
     {
         using var model = ModelFile.Load(_model.Path);
         var before = model.Graph.Initializers.Keys.ToHashSet();
         using var spill = OutputPaths.AttachSpill(model, output);
         model.Graph.SpillThreshold = SpillThreshold;
-        var steps = new Pipeline().Add(pass).Run(model, new PassContext());
+        var pipeline = new Pipeline().Add(pass);
+        if (after is not null)
+            pipeline.Add(after);
+        var steps = pipeline.Run(model, new PassContext());
         Assert.True(steps[0].Result.Changed);
 
         var large = model.Graph.Initializers.Values.Where(t => t.ByteLength >= SpillThreshold).ToList();
@@ -150,6 +187,35 @@ public sealed class StreamingTests : IClassFixture<StreamingTests.Model>
 
         ModelFile.Save(model, output);
         return (spilled.Select(t => t.Name).ToList(), unchanged);
+    }
+
+    private sealed class NoOpPass : IGraphPass
+    {
+        public string Name => "no-op";
+
+        public PassResult Run(OnnxModel model, PassContext context) => PassResult.Unchanged;
+    }
+
+    private static Dictionary<string, long> DataOffsets(string modelPath)
+    {
+        var proto = Onnx.ModelProto.Parser.ParseFrom(File.ReadAllBytes(modelPath));
+        return proto.Graph.Initializer.Where(t => t.DataLocation == Onnx.TensorProto.Types.DataLocation.External)
+            .ToDictionary(t => t.Name, t => long.Parse(t.ExternalData.Single(e => e.Key == "offset").Value));
+    }
+
+    // The data file's length when its tensors follow one another at 4 KiB boundaries, none repeated, nothing dead between.
+    private static long TiledLength(string modelPath)
+    {
+        var proto = Onnx.ModelProto.Parser.ParseFrom(File.ReadAllBytes(modelPath));
+        long end = 0;
+        foreach (var t in proto.Graph.Initializer.Where(t => t.DataLocation == Onnx.TensorProto.Types.DataLocation.External)
+                     .Select(t => (Offset: long.Parse(t.ExternalData.Single(e => e.Key == "offset").Value), Length: long.Parse(t.ExternalData.Single(e => e.Key == "length").Value)))
+                     .OrderBy(t => t.Offset))
+        {
+            Assert.Equal((end + 4095) / 4096 * 4096, t.Offset);
+            end = t.Offset + t.Length;
+        }
+        return end;
     }
 
     private static void AssertRuns(string path, string op, int expected)
