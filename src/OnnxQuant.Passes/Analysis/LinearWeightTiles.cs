@@ -23,6 +23,61 @@ internal static class LinearWeightTiles
         return new TensorTiles(graph, linear, tensor);
     }
 
+    /// <summary>
+    /// Columns 0, stride, 2·stride, ... of the linear's logical [K, N] weight (<see cref="ColumnSample.Take"/>'s values),
+    /// read a band of rows at a time, so a search's sample never needs the whole fp32 weight (180 MB for a 7B MLP weight,
+    /// two or three of which were the peak of `smooth`'s alpha search).
+    /// </summary>
+    public static float[] SampleColumns(Graph graph, LinearNode linear, int stride, out int columns)
+    {
+        int n = linear.N;
+        if (stride <= 1)
+        {
+            columns = n;
+            return linear.ReadWeightKN(graph);
+        }
+        int width = columns = (n + stride - 1) / stride;
+        var result = new float[(long)linear.K * width];
+        ForEachBand(graph, linear, (r0, rows, band) =>
+        {
+            for (int r = 0; r < rows; r++)
+            {
+                var source = band.AsSpan(r * n, n);
+                var target = result.AsSpan((r0 + r) * width, width);
+                for (int c = 0; c < width; c++)
+                    target[c] = source[c * stride];
+            }
+        });
+        return result;
+    }
+
+    /// <summary>max_n |W[j, n]| of each row j of the logical [K, N] weight into <paramref name="rowMax"/> (kept where larger), a band at a time.</summary>
+    public static void FoldRowAbsMax(Graph graph, LinearNode linear, float[] rowMax)
+    {
+        int n = linear.N;
+        ForEachBand(graph, linear, (r0, rows, band) =>
+        {
+            for (int r = 0; r < rows; r++)
+                rowMax[r0 + r] = MathF.Max(rowMax[r0 + r], MathF.Abs(TensorPrimitives.MaxMagnitude(band.AsSpan(r * n, n))));
+        });
+    }
+
+    // Bands of whole rows, about 4 MB of fp32 each, in parallel; each band's mapped pages are released once it is read.
+    private static void ForEachBand(Graph graph, LinearNode linear, Action<int, int, float[]> visit)
+    {
+        var tiles = Of(graph, linear);
+        int k = linear.K, n = linear.N;
+        int bandRows = Math.Clamp((1 << 20) / n, 1, k);
+        int bands = (k + bandRows - 1) / bandRows;
+        ParallelWork.Run(0, bands, -1, () => new float[bandRows * n], (b, buffer) =>
+        {
+            int r0 = b * bandRows, rows = Math.Min(bandRows, k - r0);
+            tiles.ReadTile(r0, rows, 0, n, buffer.AsSpan(0, rows * n));
+            visit(r0, rows, buffer);
+            tiles.Done(r0, rows);
+        });
+    }
+
     private sealed class TensorTiles(Graph graph, LinearNode linear, IR.Tensor tensor) : IWeightTiles
     {
         public void ReadTile(int firstRow, int rowCount, int firstColumn, int columnCount, Span<float> destination)

@@ -212,7 +212,7 @@ public sealed class SmoothQuantPass : IGraphPass
     {
         // weightMax (which sets s) comes from the whole weights; only the loss is measured on a sample of wide groups' columns.
         int stride = ColumnSample.Stride(quantized.Sum(c => (long)c.N));
-        var weights = quantized.Select(c => AlphaSearch.SampleColumns(new SearchWeight(c.Name, c.ReadWeightKN(graph), c.K, c.N), stride)).ToList();
+        var weights = quantized.Select(c => new SearchWeight(c.Name, LinearWeightTiles.SampleColumns(graph, c, stride, out int n), c.K, n)).ToList();
         int rows = AlphaSearch.RowsFor(stats.Channels, weights.Sum(w => (long)w.N), stats.SampleRowCount);
         var sample = stats.EvenlySpacedRows(rows, out rows);
         return AlphaSearch.Run(sample, rows, absMax, weights, weightMax, scheme, _options.AlphaGrid);

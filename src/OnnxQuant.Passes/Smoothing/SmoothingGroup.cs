@@ -72,15 +72,7 @@ public sealed class SmoothingGroup
     {
         var result = new float[Channels];
         foreach (var consumer in CurrentConsumers(graph))
-        {
-            var kn = consumer.ReadWeightKN(graph);
-            int n = consumer.N;
-            Parallel.For(0, consumer.K, j =>
-            {
-                float m = TensorPrimitives.MaxMagnitude(kn.AsSpan(j * n, n));
-                result[j] = Math.Max(result[j], Math.Abs(m));
-            });
-        }
+            LinearWeightTiles.FoldRowAbsMax(graph, consumer, result);
         return result;
     }
 
