@@ -52,13 +52,8 @@ public class SpillAdoptionTests
     public void The_inputs_unchanged_weights_are_appended_to_the_adopted_spill_byte_for_byte()
     {
         using var dir = new TempFolder();
-        // An input with external data: its weights are mapped when loaded.
         var kept = Floats(3 * Mib / 4 + 5, seed: 7);
-        using (var source = OnnxModel.FromProto(TinyModels.MatMul(TensorProtoWriter.Inline(Tensor.FromFloats("W", new float[16], [4, 4])), 4, 4)))
-        {
-            source.Graph.SetInitializer(Tensor.FromFloats("kept", kept, [kept.Length]));
-            ModelFile.Save(source, dir.File("in.onnx"));
-        }
+        SaveInput(dir.File("in.onnx"), kept);
         using var model = ModelFile.Load(dir.File("in.onnx"));
         Assert.True(model.Graph.GetInitializer("kept")!.IsMapped);
         using var spill = new SpillFile(dir.Path, mayBecomeOutput: true);
@@ -90,11 +85,7 @@ public class SpillAdoptionTests
     {
         using var dir = new TempFolder();
         var kept = Floats(3 * Mib / 4 + 5, seed: 11);
-        using (var source = OnnxModel.FromProto(TinyModels.MatMul(TensorProtoWriter.Inline(Tensor.FromFloats("W", new float[16], [4, 4])), 4, 4)))
-        {
-            source.Graph.SetInitializer(Tensor.FromFloats("kept", kept, [kept.Length]));
-            ModelFile.Save(source, dir.File("in.onnx"));
-        }
+        SaveInput(dir.File("in.onnx"), kept);
         var rewritten = Floats(2 * Mib / 4 + 3, seed: 12);
 
         // Kept: the copy made before the rewrite is where the save puts it; nothing is appended for it.
@@ -166,6 +157,14 @@ public class SpillAdoptionTests
         long kept = new FileInfo(dir.File("out.onnx.data")).Length;
         Assert.True(kept < spill.Length, $"data file {kept} bytes, spill {spill.Length}: the replaced tensor's bytes were kept");
         AssertReadsBack(dir.File("out.onnx"), values);
+    }
+
+    // An input with external data, one weight "kept" beside the MatMul's: loaded back, its bytes are mapped.
+    private static void SaveInput(string path, float[] kept)
+    {
+        using var source = OnnxModel.FromProto(TinyModels.MatMul(TensorProtoWriter.Inline(Tensor.FromFloats("W", new float[16], [4, 4])), 4, 4));
+        source.Graph.SetInitializer(Tensor.FromFloats("kept", kept, [kept.Length]));
+        ModelFile.Save(source, path);
     }
 
     private static OnnxModel ModelWith(SpillFile spill, out Dictionary<string, float[]> values)
