@@ -11,9 +11,10 @@ public static partial class Int4BlockQuantizer
     {
         /// <summary>
         /// The codes of a tile straight into MatMulNBits' packed layout: rows 2p and 2p + 1 become one row of bytes
-        /// (low and high nibble, one fused pass per row pair: <see cref="QuantizePair"/>), so only half as many bytes are transposed into the
-        /// [N, k_blocks, block / 2] layout, 8 x 8 bytes at a time (<see cref="Transpose8"/>). The bytes are those of <see cref="WriteCodes"/>
-        /// followed by <see cref="MatMulNBitsPacker.PackPairs"/> (tested bit for bit).
+        /// (low and high nibble, one fused pass per row pair: <see cref="QuantizePair"/>), so only half as many bytes are
+        /// transposed into the [N, k_blocks, block / 2] layout, 8 x 8 bytes at a time (<see cref="Transpose8"/>). The
+        /// bytes are those of <see cref="WriteCodes"/> followed by <see cref="MatMulNBitsPacker.PackPairs"/> (tested bit
+        /// for bit).
         /// </summary>
         private unsafe void WritePacked(CodeSink sink, int tileIndex, int block, int c0, int width, int rows, float* origin, int stride,
             ReadOnlySpan<float> scale, ReadOnlySpan<float> inverse, ReadOnlySpan<float> zero)
@@ -117,7 +118,8 @@ public static partial class Int4BlockQuantizer
     /// <summary>
     /// Rows 2p and 2p + 1 of a tile straight to packed bytes: each code is <see cref="QuantizeRow"/>'s, the byte is
     /// <c>low + 16 · high</c> (formed in float, exact for 0..255), and each row adds Σ (w - (q - zero) · scale)² and
-    /// Σ w² with the float operations of dequantizing its stored codes, in one pass over the row pair. An empty <paramref name="high"/> (a short last block) stands for the zero point's code and adds no error.
+    /// Σ w² with the float operations of dequantizing its stored codes, in one pass over the row pair. An empty
+    /// <paramref name="high"/> (a short last block) stands for the zero point's code and adds no error.
     /// </summary>
     private static void QuantizePair(ReadOnlySpan<float> low, ReadOnlySpan<float> high, Span<byte> packed,
         ReadOnlySpan<float> inverse, ReadOnlySpan<float> zero, ReadOnlySpan<float> scale, bool measure, ref double error, ref double norm)
@@ -134,7 +136,7 @@ public static partial class Int4BlockQuantizer
             var mv1 = Vector<float>.Zero;
             Span<uint> lanes = stackalloc uint[4 * Vector<uint>.Count];
             // Four vectors of codes at a time narrow to one vector of bytes; a shorter rest goes through the lane buffer.
-            for (; i <= width - step; )
+            while (i <= width - step)
             {
                 int chunks = Math.Min(4, (width - i) / step);
                 for (int c = 0; c < chunks; c++, i += step)
