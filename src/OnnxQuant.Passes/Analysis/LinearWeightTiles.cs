@@ -36,17 +36,12 @@ internal static class LinearWeightTiles
             columns = n;
             return linear.ReadWeightKN(graph);
         }
-        int width = columns = (n + stride - 1) / stride;
+        int width = columns = ColumnSample.Columns(n, stride);
         var result = new float[(long)linear.K * width];
         ForEachBand(graph, linear, (r0, rows, band) =>
         {
             for (int r = 0; r < rows; r++)
-            {
-                var source = band.AsSpan(r * n, n);
-                var target = result.AsSpan((r0 + r) * width, width);
-                for (int c = 0; c < width; c++)
-                    target[c] = source[c * stride];
-            }
+                ColumnSample.TakeRow(band.AsSpan(r * n, n), result.AsSpan((r0 + r) * width, width), stride);
         });
         return result;
     }

@@ -82,14 +82,8 @@ internal static class DataFileWriter
     {
         if (spill is not { CanBecomeNamed: true } || options.Alignment <= 0 || SpillFile.Alignment % options.Alignment != 0)
             return null;
-        var ranges = new List<(long Offset, long Length)>();
-        foreach (var t in tensors)
-            if (spill.OffsetOf(t) is { } offset)
-            {
-                if (!IsExternal(t, options))
-                    return null;
-                ranges.Add((offset, t.ByteLength));
-            }
-        return spill.TiledExactlyBy(ranges) ? spill : null;
+        if (tensors.Any(t => spill.OffsetOf(t) is not null && !IsExternal(t, options)))
+            return null;
+        return spill.TiledExactlyBy(tensors) ? spill : null;
     }
 }

@@ -67,7 +67,7 @@ public sealed class SpillFile : IDisposable
         {
             if (_named)
                 throw new InvalidOperationException("the spill file is now a saved model's data file; nothing more may be written to it");
-            offset = (_length + Alignment - 1) / Alignment * Alignment;
+            offset = AlignUp(_length);
             if (_writer is not null && tensor.OwnedBytes is { Length: > 0 } owned)
             {
                 _writer.Enqueue(offset, owned);
@@ -115,7 +115,7 @@ public sealed class SpillFile : IDisposable
                 return false;
             if (_precopied.ContainsKey((file, sourceOffset, length)))
                 return true;
-            long offset = (_length + Alignment - 1) / Alignment * Alignment;
+            long offset = AlignUp(_length);
             _writer.EnqueueBackgroundCopy(offset, file.ReadHandle, sourceOffset, length);
             _precopied[(file, sourceOffset, length)] = offset;
             _length = offset + length;
@@ -139,22 +139,28 @@ public sealed class SpillFile : IDisposable
         : null;
 
     /// <summary>
-    /// True when <paramref name="ranges"/> (offset, length) tile the file exactly: each at the first aligned offset after
-    /// the one before, the last ending at <see cref="Length"/>. Only then is every byte live and the file fit to be a
-    /// data file as it is.
+    /// True when the bytes <paramref name="tensors"/> have in this file (<see cref="OffsetOf"/>; the others are passed
+    /// over) tile it exactly: each at the first aligned offset after the one before, the last ending at
+    /// <see cref="Length"/>. Only then is every byte live and the file fit to be a data file as it is.
     /// </summary>
-    internal bool TiledExactlyBy(List<(long Offset, long Length)> ranges)
+    internal bool TiledExactlyBy(IEnumerable<Tensor> tensors)
     {
+        var ranges = new List<(long Offset, long Length)>();
+        foreach (var tensor in tensors)
+            if (OffsetOf(tensor) is { } offset)
+                ranges.Add((offset, tensor.ByteLength));
         ranges.Sort();
         long end = 0;
         foreach (var (offset, length) in ranges)
         {
-            if (offset != (end + Alignment - 1) / Alignment * Alignment)
+            if (offset != AlignUp(end))
                 return false;
             end = offset + length;
         }
         return ranges.Count > 0 && end == Length;
     }
+
+    private static long AlignUp(long position) => (position + Alignment - 1) / Alignment * Alignment;
 
     /// <summary>Waits until every tensor is in the file; throws a failed write.</summary>
     public void WaitForWrites() => _writer?.WaitForWrites();

@@ -7,8 +7,8 @@ namespace OnnxQuant.IR;
 /// Linux calls for a file that has no name until it is finished: <c>open(O_TMPFILE)</c> creates it nameless in a folder
 /// (a killed process leaves nothing behind), <c>linkat</c> gives it a name once it is complete, and
 /// <c>sync_file_range</c> starts writing its pages to the disk early, so the <c>fsync</c> at the end of a save waits for
-/// little, and a second <c>O_DIRECT</c> handle writes around the page cache (<see cref="DirectWriter"/>). Elsewhere, or where the file system refuses (no O_TMPFILE, no /proc), each call says so and callers take
-/// their portable path.
+/// little, and a second <c>O_DIRECT</c> handle writes around the page cache (<see cref="DirectWriter"/>). Elsewhere,
+/// or where the file system refuses (no O_TMPFILE, no /proc), each call says so and callers take their portable path.
 /// </summary>
 internal static class UnnamedFile
 {

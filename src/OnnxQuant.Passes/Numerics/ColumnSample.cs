@@ -19,18 +19,22 @@ public static class ColumnSample
     /// <summary>Columns 0, stride, 2·stride, ... of a [K, N] row-major matrix; the matrix itself when stride is 1.</summary>
     public static float[] Take(float[] kn, int k, int n, int stride, out int columns)
     {
-        columns = (n + stride - 1) / stride;
+        columns = Columns(n, stride);
         if (stride <= 1)
             return kn;
         int width = columns;
         var result = new float[(long)k * width];
-        Parallel.For(0, k, r =>
-        {
-            var source = kn.AsSpan(r * n, n);
-            var target = result.AsSpan(r * width, width);
-            for (int c = 0; c < width; c++)
-                target[c] = source[c * stride];
-        });
+        Parallel.For(0, k, r => TakeRow(kn.AsSpan(r * n, n), result.AsSpan(r * width, width), stride));
         return result;
+    }
+
+    /// <summary>How many of <paramref name="n"/> columns a sample with <paramref name="stride"/> keeps.</summary>
+    public static int Columns(int n, int stride) => (n + stride - 1) / stride;
+
+    /// <summary>Elements 0, stride, 2·stride, ... of one row into <paramref name="target"/> (<see cref="Columns"/> long).</summary>
+    public static void TakeRow(ReadOnlySpan<float> row, Span<float> target, int stride)
+    {
+        for (int c = 0; c < target.Length; c++)
+            target[c] = row[c * stride];
     }
 }

@@ -20,15 +20,8 @@ internal static class KeptWeightCopies
         var replaced = candidates.Where(c => c.Quantizable).SelectMany(c => c.Node.Input).ToHashSet(StringComparer.Ordinal);
         // The save adopts the spill file only if every byte in it is live: when this pass will replace a tensor an
         // earlier pass wrote there, or some are dead already, the save copies everything and a copy now is wasted.
-        var live = new List<(long Offset, long Length)>();
-        foreach (var tensor in graph.Initializers.Values)
-            if (spill.OffsetOf(tensor) is { } offset)
-            {
-                if (replaced.Contains(tensor.Name))
-                    return 0;
-                live.Add((offset, tensor.ByteLength));
-            }
-        if (spill.Length > 0 && !spill.TiledExactlyBy(live))
+        if (graph.Initializers.Values.Any(t => replaced.Contains(t.Name) && spill.OffsetOf(t) is not null)
+            || (spill.Length > 0 && !spill.TiledExactlyBy(graph.Initializers.Values)))
             return 0;
         int started = 0;
         foreach (var tensor in graph.Initializers.Values)
