@@ -31,9 +31,10 @@ public sealed record OpenedSession(InferenceSession Session, string Device, stri
 }
 
 /// <summary>
-/// Creates ONNX Runtime sessions on the chosen device. ORT's provider list cannot tell whether a GPU is usable (the GPU
-/// package lists CUDA even without one), so <c>auto</c> simply tries CUDA, catches the failure and falls back to the
-/// CPU with a one-line notice; ORT's own log is kept quiet meanwhile so the failed load prints nothing of its own.
+/// Creates ONNX Runtime sessions on the chosen device. The loaded runtime is asked first whether it was built with the
+/// CUDA provider: the CPU build the packed tool bundles has no CUDA entry point at all, so touching one there would
+/// crash. A CUDA build lists the provider even without a GPU, so <c>auto</c> then tries CUDA, catches any failure and
+/// falls back to the CPU with a one-line notice; ORT's own log is kept quiet meanwhile so the failed load prints nothing.
 /// </summary>
 public static class SessionFactory
 {
@@ -53,29 +54,53 @@ public static class SessionFactory
         {
             try
             {
+                if (!RuntimeHasCuda())
+                    throw new CudaUnavailableException("this ONNX Runtime is a CPU-only build");
                 var session = Create(model, settings, externalDataFolder, useCuda: true);
                 _cudaWorks = true;
                 return new OpenedSession(session, "cuda", null);
             }
-            catch (OnnxRuntimeException e)
+            catch (Exception e) when (IsProbeFailure(e))
             {
                 _cudaFailure = FirstLine(e.Message);
                 _cudaWorks = false;
                 if (settings.Device == ExecutionDevice.Cuda)
-                    throw new OnnxQuantException(modelLabel,
-                        $"--device cuda was asked for, but the CUDA execution provider could not start ({FirstLine(e.Message)}). " +
-                        "It needs an NVIDIA GPU with CUDA 13 and cuDNN 9 libraries on the library path, and an ONNX Runtime built with CUDA: the installed " +
-                        $"dotnet tool bundles the CPU-only one, so set {OrtLibrary.Variable} to a CUDA-enabled libonnxruntime (README, \"Install\"). Or use --device cpu or auto",
-                        ExitCode.Unsupported, e);
+                    throw CudaRefused(modelLabel, _cudaFailure, e);
                 return new OpenedSession(CreateCpu(model, settings, externalDataFolder, modelLabel), "cpu",
                     $"CUDA is not available ({_cudaFailure}); running on the CPU");
             }
         }
         if (settings.Device == ExecutionDevice.Cuda)
-            throw new OnnxQuantException(modelLabel, "--device cuda was asked for, but the CUDA execution provider failed to start earlier in this process", ExitCode.Unsupported);
+            throw CudaRefused(modelLabel, _cudaFailure ?? "it failed earlier in this process", null);
         string? notice = settings.Device == ExecutionDevice.Auto && _cudaFailure is { } why ? $"CUDA is not available ({why}); running on the CPU" : null;
         return new OpenedSession(CreateCpu(model, settings, externalDataFolder, modelLabel), "cpu", notice);
     }
+
+    /// <summary>Whether the loaded native runtime was built with the CUDA provider (a CUDA build lists it even without a GPU).</summary>
+    public static bool RuntimeHasCuda()
+    {
+        try
+        {
+            return OrtEnv.Instance().GetAvailableProviders().Contains("CUDAExecutionProvider");
+        }
+        catch (Exception e) when (IsProbeFailure(e))
+        {
+            return false;
+        }
+    }
+
+    // Everything the CUDA attempt can throw short of a bug of ours: ORT's own errors, a provider library that is absent or
+    // lacks an entry point, and the CPU-only build's answer above.
+    private static bool IsProbeFailure(Exception e) =>
+        e is OnnxRuntimeException or EntryPointNotFoundException or DllNotFoundException or BadImageFormatException or CudaUnavailableException;
+
+    private static OnnxQuantException CudaRefused(string label, string why, Exception? inner) => new(label,
+        $"--device cuda was asked for, but the CUDA execution provider could not start ({why}). " +
+        "It needs an NVIDIA GPU with CUDA 13 and cuDNN 9 libraries on the library path, and an ONNX Runtime built with CUDA: the installed " +
+        $"dotnet tool bundles the CPU-only one, so set {OrtLibrary.Variable} to a CUDA-enabled libonnxruntime (README, \"Install\"). Or use --device cpu or auto",
+        ExitCode.Unsupported, inner);
+
+    private sealed class CudaUnavailableException(string message) : Exception(message);
 
     private static InferenceSession CreateCpu(byte[] model, SessionSettings settings, string? folder, string label)
     {

@@ -10,7 +10,7 @@ namespace OnnxQuant.Tests.Cli;
 /// `dotnet tool install --tool-path` from that local folder only (an isolated NuGet config: no gallery, no network),
 /// then the installed `onnxquant`. Packed and installed once for the class (about a minute on two cores after the first build).
 /// </summary>
-public sealed class PackedToolTests(PackedToolTests.InstalledTool tool) : IClassFixture<PackedToolTests.InstalledTool>
+public sealed partial class PackedToolTests(PackedToolTests.InstalledTool tool) : IClassFixture<PackedToolTests.InstalledTool>
 {
     private static string TinyLlama => Path.Combine(CliHarness.RepoRoot(), "models", "tiny-llama", "model.onnx");
 
@@ -107,6 +107,10 @@ public sealed class PackedToolTests(PackedToolTests.InstalledTool tool) : IClass
 
         public InstalledCli.Result Run(Dictionary<string, string> environment, params string[] args) =>
             InstalledCli.Run(Root, TimeSpan.FromMinutes(3), Path.Combine(ToolPath, "onnxquant"), environment, args);
+
+        /// <summary>The installed command run from <paramref name="folder"/>, as a user in their own folder runs it.</summary>
+        public InstalledCli.Result RunIn(string folder, params string[] args) =>
+            InstalledCli.Run(folder, TimeSpan.FromMinutes(5), Path.Combine(ToolPath, "onnxquant"), args);
 
         public void Dispose()
         {
