@@ -41,7 +41,7 @@ if ! command -v chromium >/dev/null; then
   apt_install chromium || missing "apt-get install chromium"
 fi
 
-# The ONNX Runtime GenAI consumer (NuGet Microsoft.ML.OnnxRuntimeGenAI 0.18.0, its own CPU ONNX Runtime): not in the
+# The ONNX Runtime GenAI consumer (NuGet Microsoft.ML.OnnxRuntimeGenAI 0.20.0, its own CPU ONNX Runtime): not in the
 # solution, so that its ONNX Runtime never meets the solution's; the GenAI folder tests run it.
 dotnet build tools/genai-run -c Release -nologo -clp:ErrorsOnly || missing "dotnet build tools/genai-run -c Release"
 

@@ -5,7 +5,7 @@ namespace OnnxQuant.Calibrate.Sessions;
 
 /// <summary>
 /// Which native ONNX Runtime the process uses (docs/architecture.md, "Distribution"). The packed tool carries the CPU
-/// build; <see cref="Variable"/> names a CUDA-enabled libonnxruntime (1.31 or later) the user has, and every session then
+/// build; <see cref="Variable"/> names a CUDA-enabled libonnxruntime (1.32 or later) the user has, and every session then
 /// runs on it, so `--device cuda` and `auto` can reach the GPU. Builds from source carry the CUDA build already.
 /// </summary>
 public static class OrtLibrary
@@ -23,7 +23,7 @@ public static class OrtLibrary
             return null;
         if (!File.Exists(path))
             throw new OnnxQuantException(path,
-                $"does not exist; {Variable} must name the libonnxruntime.so (onnxruntime.dll) of a CUDA-enabled ONNX Runtime 1.31 or later, or be unset to use the bundled CPU runtime",
+                $"does not exist; {Variable} must name the libonnxruntime.so (onnxruntime.dll) of a CUDA-enabled ONNX Runtime 1.32 or later, or be unset to use the bundled CPU runtime",
                 ExitCode.BadInput);
         IntPtr handle;
         try
@@ -33,7 +33,7 @@ public static class OrtLibrary
         catch (Exception e) when (e is DllNotFoundException or BadImageFormatException)
         {
             throw new OnnxQuantException(path,
-                $"named by {Variable} cannot be loaded as a native library ({e.Message.Split('\n')[0]}); it must be the libonnxruntime.so (onnxruntime.dll) of ONNX Runtime 1.31 or later, or unset it",
+                $"named by {Variable} cannot be loaded as a native library ({e.Message.Split('\n')[0]}); it must be the libonnxruntime.so (onnxruntime.dll) of ONNX Runtime 1.32 or later, or unset it",
                 ExitCode.BadInput, e);
         }
         // The managed package imports "onnxruntime"; everything else it loads (providers) is found beside that library.
