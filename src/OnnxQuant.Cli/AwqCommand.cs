@@ -9,6 +9,7 @@ using OnnxQuant.Calibrate.Sessions;
 using OnnxQuant.Calibrate.Verification;
 using OnnxQuant.Gptq;
 using OnnxQuant.Passes;
+using OnnxQuant.Placement;
 using OnnxQuant.Quantization;
 using OnnxQuant.Recipes;
 
@@ -69,25 +70,27 @@ public static class AwqCommand
         var method = new Option<string>("--method")
         {
             Description = "awq (default) searches per-group scales on calibration data; rtn is plain round-to-nearest; gptq rounds with GPTQ "
-                + "(errors compensated through the calibration rows' XᵀX); awq-gptq folds AWQ's scales, then rounds with GPTQ.",
+                + "(errors compensated through the calibration rows' XᵀX); awq-gptq folds AWQ's scales, then rounds with GPTQ (the default with --bits-budget or --max-size).",
             DefaultValueFactory = _ => "awq",
         };
         method.AcceptOnlyFromAmong(AwqMethods.Words);
         var actOrder = new Option<bool>("--act-order") { Description = "GPTQ: round inputs in order of decreasing activation energy, static groups keep the block layout (the default; accepted so scripts can say so)." };
         var noActOrder = new Option<bool>("--no-act-order") { Description = "GPTQ: round inputs in their own order, each group's grid fitted on the weights as updated so far." };
-        var damp = new Option<string>("--damp") { Description = "GPTQ: dampening added to XᵀX's diagonal, as a fraction of its mean (0 < d <= 1), or auto: per linear, whichever of 0.01, 0.03 and 0.1 rounds with the least error on held-out calibration rows.", DefaultValueFactory = _ => DefaultDamp };
+        var damp = new Option<string>("--damp") { Description = "GPTQ: dampening added to XᵀX's diagonal, as a fraction of its mean (0 < d <= 1), or auto: per linear, whichever of 0.01, 0.03 and 0.1 rounds with the least error on held-out calibration rows (the default with --bits-budget or --max-size).", DefaultValueFactory = _ => DefaultDamp };
         var bitsBudget = new Option<double?>("--bits-budget") { Description = "Mixed precision: average bits per weight of the quantized linears (B, scales and zero points as emitted); each linear gets 4, 8 or float bits by its measured output error." };
         var maxSize = new Option<double?>("--max-size") { Description = "Mixed precision: the emitted model's initializers at most this many MB (1 MB = 1,048,576 bytes); linears get 4, 8 or float bits by measured error." };
         var sensitivity = new Option<string>("--sensitivity")
         {
-            Description = "Mixed precision: rank linears by their own output error on held-out rows (linear, the default; any size) or by the model's "
-                + "output error with each linear alone rounded (model: one ONNX Runtime session over the whole model, one run per choice of each linear).",
-            DefaultValueFactory = _ => "linear",
+            Description = "Mixed precision: rank linears by their own output error on held-out rows (linear; any size) or by the model's "
+                + "output error with each linear alone rounded (model: one ONNX Runtime session over the whole model, one run per choice of each linear); "
+                + "auto (the default) takes model where that is affordable for the model's size.",
+            DefaultValueFactory = _ => "auto",
         };
         sensitivity.AcceptOnlyFromAmong(RecipeFile.SensitivityNames);
         var groupSize = new Option<int>("--group-size") { Description = "Weights per 4-bit block along K: 32, 64, 128 or 256.", DefaultValueFactory = _ => 128 };
-        var symmetric = new Option<bool>("--symmetric") { Description = "Symmetric blocks (implicit zero point 8) instead of asymmetric with zero points." };
-        var accuracy = new Option<int>("--accuracy-level") { Description = "MatMulNBits accuracy_level: 0 unset, 1 fp32, 2 fp16, 3 bf16, 4 int8 compute.", DefaultValueFactory = _ => 0 };
+        var symmetric = new Option<bool>("--symmetric") { Description = "Symmetric blocks (implicit zero point 8) instead of asymmetric with zero points (the default with --target cpu)." };
+        var asymmetric = new Option<bool>("--asymmetric") { Description = "Asymmetric blocks with zero points (the default, except with --target cpu)." };
+        var accuracy = new Option<int>("--accuracy-level") { Description = "MatMulNBits accuracy_level: 0 unset, 1 fp32, 2 fp16, 3 bf16, 4 int8 compute. Default: 4 with --target cpu (its fast kernels), else 0.", DefaultValueFactory = _ => 0 };
         var lmHead = new Option<bool>("--include-lm-head") { Description = "Quantize the output projection (lm_head) too, round-to-nearest at --lm-head-bits." };
         var lmHeadBits = new Option<int>("--lm-head-bits") { Description = "Bits of the LM head with --include-lm-head: 8 (default; a 4-bit head is the usual cause of a model repeating itself) or 4. MatMulNBits either way.", DefaultValueFactory = _ => 8 };
         var embeddingBits = new Option<int?>("--quantize-embeddings") { Description = "Store the token embedding as 4- or 8-bit blocks (com.microsoft GatherBlockQuantized); a tied LM head at the same bits shares them." };
@@ -106,7 +109,7 @@ public static class AwqCommand
         var printRecipe = new Option<bool>("--print-recipe") { Description = "Print the recipe this command line amounts to (docs/recipes.md) and stop; `onnxquant run` on it writes the same model." };
         var command = new Command("awq", "Quantize weights to 4 bits (MatMulNBits, W4A16) with activation-aware scaling (AWQ) or round-to-nearest.")
         {
-            model, output, method, groupSize, symmetric, accuracy, lmHead, lmHeadBits, embeddingBits, exclude, clip, noClip, duo, noDuo, blockLoss, grid,
+            model, output, method, groupSize, symmetric, asymmetric, accuracy, lmHead, lmHeadBits, embeddingBits, exclude, clip, noClip, duo, noDuo, blockLoss, grid,
             actOrder, noActOrder, damp, bitsBudget, maxSize, sensitivity, target, device, threads, json,
         };
         foreach (var option in calibrationArguments.All.Concat(verification.All).Concat(gates.All).Append(printRecipe))
@@ -114,11 +117,18 @@ public static class AwqCommand
         command.SetAction(parse => CommandRunner.Run(context, parse, () =>
         {
             string modelArgument = parse.GetValue(model)!;
-            var how = AwqMethods.Parse(parse.GetValue(method) ?? "awq");
+            var budget = Budget(parse.GetValue(bitsBudget), parse.GetValue(maxSize));
+            var how = DefaultMethod(ContextLengths.Explicit(parse, method) ? parse.GetValue(method) : null, budget);
             int block = parse.GetValue(groupSize);
             if (block is not (32 or 64 or 128 or 256))
                 throw new OnnxQuantException(null, $"--group-size must be 32, 64, 128 or 256 (got {block.ToString(CultureInfo.InvariantCulture)})", ExitCode.Usage);
-            int level = parse.GetValue(accuracy);
+            var deployment = parse.GetValue(target);
+            if (DeploymentTargets.W4BlockProblem(deployment, block) is { } blockProblem)
+                throw new OnnxQuantException(null, $"--target {TargetOption.Word(deployment!.Value)} with --group-size {block}: {blockProblem}; give --group-size 128 or less", ExitCode.Usage);
+            int level = ContextLengths.Explicit(parse, accuracy) ? parse.GetValue(accuracy) : DeploymentTargets.W4AccuracyLevel(deployment);
+            if (parse.GetValue(symmetric) && parse.GetValue(asymmetric))
+                throw new OnnxQuantException(null, "--symmetric and --asymmetric contradict each other; give one", ExitCode.Usage);
+            bool symmetricBlocks = parse.GetValue(symmetric) || (!parse.GetValue(asymmetric) && DeploymentTargets.W4Symmetric(deployment));
             if (level is < 0 or > 4)
                 throw new OnnxQuantException(null, $"--accuracy-level must be 0..4 (got {level.ToString(CultureInfo.InvariantCulture)})", ExitCode.Usage);
             if (parse.GetValue(clip) && parse.GetValue(noClip))
@@ -130,15 +140,14 @@ public static class AwqCommand
                 throw new OnnxQuantException(null, $"--grid must be 1..1000 (got {gridPoints.ToString(CultureInfo.InvariantCulture)})", ExitCode.Usage);
             if (parse.GetValue(blockLoss) && (parse.GetValue(calibrationArguments.Data) ?? []).Any(CalibrationData.IsArrays))
                 throw new OnnxQuantException(null, "--block-loss runs the blocks on token windows; with arrays (.npz) as --data, leave it off", ExitCode.Usage);
-            var (dampening, autoDamp) = ParseDamp(parse.GetValue(damp) ?? DefaultDamp);
+            var (dampening, autoDamp) = ParseDamp(ContextLengths.Explicit(parse, damp) ? parse.GetValue(damp) ?? DefaultDamp : DampFor(budget));
             if (parse.GetValue(actOrder) && parse.GetValue(noActOrder))
                 throw new OnnxQuantException(null, "--act-order and --no-act-order contradict each other; give one", ExitCode.Usage);
             if ((parse.GetValue(actOrder) || parse.GetValue(noActOrder)) && !how.UsesGptq())
                 throw new OnnxQuantException(null, "--act-order and --no-act-order are GPTQ options; give --method gptq or awq-gptq with them", ExitCode.Usage);
             if (ContextLengths.Explicit(parse, damp) && !how.UsesGptq())
                 throw new OnnxQuantException(null, "--damp is a GPTQ option; give --method gptq or awq-gptq with it", ExitCode.Usage);
-            var budget = Budget(parse.GetValue(bitsBudget), parse.GetValue(maxSize));
-            var ranking = RecipeFile.ParseSensitivity(parse.GetValue(sensitivity) ?? "linear");
+            var ranking = RecipeFile.ParseSensitivity(parse.GetValue(sensitivity) ?? "auto");
             if (ContextLengths.Explicit(parse, sensitivity) && budget is null)
                 throw new OnnxQuantException(null, "--sensitivity chooses how mixed precision ranks linears; give --bits-budget or --max-size with it", ExitCode.Usage);
             var session = new SessionSettings { Device = parse.GetValue(device), Threads = Math.Max(0, parse.GetValue(threads)), Verbose = parse.GetValue(context.Verbose) };
@@ -148,7 +157,7 @@ public static class AwqCommand
             if (parse.GetValue(embeddingBits) is { } eb && eb is not (4 or 8))
                 throw new OnnxQuantException(null, $"--quantize-embeddings must be 4 or 8 (got {eb.ToString(CultureInfo.InvariantCulture)})", ExitCode.Usage);
             _ = new LinearSelection(parse.GetValue(exclude)); // a bad pattern is a usage error before anything else
-            var quant = new Int4QuantOptions { BlockSize = block, Scheme = parse.GetValue(symmetric) ? Int4Scheme.Symmetric : Int4Scheme.Asymmetric };
+            var quant = new Int4QuantOptions { BlockSize = block, Scheme = symmetricBlocks ? Int4Scheme.Symmetric : Int4Scheme.Asymmetric };
 
             var rewrite = new W4RewriteOptions
             {
@@ -176,7 +185,7 @@ public static class AwqCommand
             // Last before the work: for a GenAI folder this creates the output folder.
             var (modelPath, outPath, genai) = GenAiOutput.Resolve(modelArgument, parse.GetValue(output), how.Word(), m => DefaultOutput(m, how));
             var job = new QuantizeJob(modelPath, outPath, recipe, session, StageLine(how, block, budget), parse.GetValue(verification.Latency), 10)
-                { Target = parse.GetValue(target), GenAi = genai, Sessions = CalibrationArguments.SessionsOf(parse, calibrationArguments.WholeGraph) };
+                { Target = deployment, GenAi = genai, Sessions = CalibrationArguments.SessionsOf(parse, calibrationArguments.WholeGraph) };
             var outcome = QuantizeCommand.Run(context, job);
             var summary = AwqSummary.Create(modelPath, outPath, how, quant, level, OutputBytes(outPath), outcome, budget);
             if (parse.GetValue(json))
@@ -188,6 +197,13 @@ public static class AwqCommand
         return command;
     }
 
+    /// <summary>
+    /// The --method given, else AWQ; with a size budget AWQ-GPTQ, the most accurate rounding on every bench model, since
+    /// a budget is asked for accuracy per byte and calibrates GPTQ's rows anyway.
+    /// </summary>
+    public static AwqMethod DefaultMethod(string? given, SizeBudget? budget) =>
+        given is not null ? AwqMethods.Parse(given) : budget is null ? AwqMethod.Awq : AwqMethod.AwqGptq;
+
     private static string DefaultOutput(string modelPath, AwqMethod method)
     {
         string folder = Path.GetDirectoryName(modelPath) ?? "";
@@ -198,6 +214,9 @@ public static class AwqCommand
     // float or smaller blocks, which keep the clamp and lose accuracy (MiniLM, 5-bit plan: 0.9901 held-out cosine
     // without it, 0.9883 with it). So with a budget it runs only when asked for.
     private static bool ClipSearch(bool clip, bool noClip, SizeBudget? budget) => clip || (!noClip && budget is null);
+
+    // With a size budget, auto: a budget asks for accuracy per byte, and auto's held-out choice is the more accurate (its cost is GPTQ's x4).
+    private static string DampFor(SizeBudget? budget) => budget is null ? DefaultDamp : "auto";
 
     private static string DefaultDamp => new GptqOptions().AutoDampening ? "auto" : new GptqOptions().Dampening.ToString(CultureInfo.InvariantCulture);
 

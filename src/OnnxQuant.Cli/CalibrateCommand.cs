@@ -6,6 +6,7 @@ using OnnxQuant.Calibrate.Data;
 using OnnxQuant.Calibrate.Report;
 using OnnxQuant.Calibrate.Sessions;
 using OnnxQuant.IO;
+using OnnxQuant.Recipes;
 using OnnxQuant.Statistics;
 
 namespace OnnxQuant.Cli;
@@ -24,7 +25,11 @@ public static class CalibrateCommand
         var format = new Option<DataFormat>("--data-format") { Description = "How to read --data files (auto: by extension).", DefaultValueFactory = _ => DataFormat.Auto };
         var tokenizer = new Option<string?>("--tokenizer") { Description = "Tokenizer file or folder (default: next to the model): tokenizer.json, tokenizer.model, vocab.json + merges.txt, vocab.txt." };
         var samples = new Option<int>("--samples") { Description = "Number of calibration samples.", DefaultValueFactory = _ => 128 };
-        var seqLen = new Option<int>("--seq-len") { Description = "Tokens per sample.", DefaultValueFactory = _ => 512 };
+        var seqLen = new Option<int>("--seq-len")
+        {
+            Description = $"Tokens per sample (default: {CalibrationSettings.DefaultSeqLen} for a causal LM, {CalibrationSettings.DefaultEncoderSeqLen} for an encoder, within the model's context).",
+            DefaultValueFactory = _ => CalibrationSettings.DefaultSeqLen,
+        };
         var seed = new Option<int>("--seed") { Description = "Seed for picking text windows and sample rows.", DefaultValueFactory = _ => 0 };
         var batch = new Option<int>("--batch") { Description = "Samples per inference run.", DefaultValueFactory = _ => 1 };
         var maxMemory = new Option<int>("--max-memory") { Description = "MiB the recorded activations may take (two batches are held at once); above it tensors are recorded in several runs. Block by block, half of it holds the values carried between blocks; the rest spills to a scratch file.", DefaultValueFactory = _ => 2048 };
@@ -81,8 +86,11 @@ public static class CalibrateCommand
                 var session = new SessionSettings { Device = parse.GetValue(device), Threads = Math.Max(0, parse.GetValue(threads)), Verbose = parse.GetValue(context.Verbose) };
                 written = parse.GetValue(output) ?? Path.ChangeExtension(modelPath, ".calib");
                 OutputPaths.Check(written, loaded, parse.GetValue(data) ?? []);
-                result = ContextLengths.Calibrate(context, parse, seqLen, loaded, modelPath, dataOptions, options, session,
-                    SequenceLimits.Find(loaded.Graph), context.Error).Result;
+                var task = ModelTaskDetection.Detect(loaded.Graph).Task;
+                bool given = ContextLengths.Explicit(parse, seqLen);
+                result = ContextLengths.Calibrate(context, given ? parse.GetValue(seqLen) : null, CalibrationSettings.DefaultSeqLenFor(task), seqLen.Name,
+                    loaded, modelPath, dataOptions, options, session, SequenceLimits.Find(loaded.Graph), context.Error,
+                    dataset => context.Error.WriteLine(CalibrationArguments.StartLine(dataset, given ? null : task))).Result;
                 calibration = result.Stats;
                 StatsFile.Write(calibration, written);
             }

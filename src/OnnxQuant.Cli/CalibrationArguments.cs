@@ -58,12 +58,12 @@ internal sealed class CalibrationArguments
         Seed = parse.GetValue(Seed),
     };
 
-    public static DataOptions DataOptions(CalibrationSettings settings) => new()
+    public static DataOptions DataOptions(CalibrationSettings settings, ModelTask task) => new()
     {
         Paths = [.. settings.Data],
         TokenizerPath = settings.Tokenizer,
         Samples = settings.Samples,
-        SequenceLength = settings.SeqLen ?? CalibrationSettings.DefaultSeqLen,
+        SequenceLength = settings.SeqLen ?? CalibrationSettings.DefaultSeqLenFor(task),
         Seed = settings.Seed,
     };
 
@@ -71,10 +71,10 @@ internal sealed class CalibrationArguments
     /// Reads the statistics file (checked against the model) or calibrates on the data within the model's context
     /// (<paramref name="limits"/>), keeping <paramref name="sampleRows"/> activation rows per tensor, with a progress bar and a
     /// line on <paramref name="stages"/>. <paramref name="seqLenName"/> names the length in errors (--seq-len, or the
-    /// recipe's calibration.seqLen).
+    /// recipe's calibration.seqLen). Without a given length, the windows are sized for <paramref name="task"/>.
     /// </summary>
     public static CalibrationInput Obtain(CliContext context, CalibrationSettings settings, int sampleRows, string seqLenName, OnnxModel loaded, string modelPath,
-        SessionSettings session, SequenceLimits limits, TextWriter stages, CalibrationSessions sessions = CalibrationSessions.Layers)
+        SessionSettings session, SequenceLimits limits, TextWriter stages, ModelTask task, CalibrationSessions sessions = CalibrationSessions.Layers)
     {
         if (settings.Stats is { } statsPath)
         {
@@ -82,12 +82,20 @@ internal sealed class CalibrationArguments
             statistics.EnsureMatches(loaded.Graph, statsPath);
             return new CalibrationInput(statistics, null, null);
         }
-        var dataOptions = DataOptions(settings);
+        var dataOptions = DataOptions(settings, task);
         var options = new CalibrationOptions { SampleRowsPerTensor = sampleRows, Seed = dataOptions.Seed, Sessions = sessions };
-        var run = ContextLengths.Calibrate(context, settings.SeqLen, CalibrationSettings.DefaultSeqLen, seqLenName, loaded, modelPath, dataOptions, options, session, limits, stages,
-            dataset => stages.WriteLine(dataset.Feeds is null
-                ? $"calibrating on {dataset.Description}: {dataset.Samples.Count} x {dataset.SequenceLength} tokens"
-                : $"calibrating on {dataset.Description}: {dataset.Samples.Count} samples of arrays"));
+        var run = ContextLengths.Calibrate(context, settings.SeqLen, CalibrationSettings.DefaultSeqLenFor(task), seqLenName, loaded, modelPath, dataOptions, options, session, limits, stages,
+            dataset => stages.WriteLine(StartLine(dataset, settings.SeqLen is null ? task : null)));
         return new CalibrationInput(run.Result.Stats, run.Result, run.Dataset, run.Probed);
+    }
+
+    /// <summary>"calibrating on emma.txt: 128 x 128 tokens (paragraph-sized windows for an encoder; --seq-len to change)".</summary>
+    /// <param name="defaultFor">The task whose default window length was used; null when the length was given.</param>
+    public static string StartLine(CalibrationDataset dataset, ModelTask? defaultFor)
+    {
+        if (dataset.Feeds is not null)
+            return $"calibrating on {dataset.Description}: {dataset.Samples.Count} samples of arrays";
+        string why = defaultFor is { } task ? $" ({CalibrationSettings.DefaultWindowsFor(task)}; --seq-len to change)" : "";
+        return $"calibrating on {dataset.Description}: {dataset.Samples.Count} x {dataset.SequenceLength} tokens{why}";
     }
 }

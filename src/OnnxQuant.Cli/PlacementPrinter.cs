@@ -24,6 +24,15 @@ public static class PlacementPrinter
             console.Write(table);
             console.WriteLine($"These run on another provider, with copies between devices: {report.FallbackSummary}.");
         }
+        if (report.SlowPaths.Count > 0)
+        {
+            var slow = new Table().Border(TableBorder.Simple)
+                .Title($"Nodes the {Markup.Escape(ep)} runs off its fast kernel: {report.SlowPaths.Count}")
+                .AddColumns("node", "op", "why");
+            foreach (var p in report.SlowPaths)
+                slow.AddRow(Markup.Escape(p.Node), Markup.Escape(p.Op), Markup.Escape(p.Detail));
+            console.Write(slow);
+        }
         if (report.NotJudged.Count > 0)
             console.WriteLine($"Not judged (ops outside the kernel table): {string.Join(", ", report.NotJudged.Select(p => $"{p.Key} {p.Value}"))}.");
         console.WriteLine($"Source: {report.Source}.");

@@ -69,8 +69,8 @@ internal static class QuantizeCommand
     private static QuantizeOutcome RunCore(CliContext context, QuantizeJob job)
     {
         var stages = context.Error;
-        var recipe = job.Recipe;
         using var loaded = ModelFile.Load(job.ModelPath);
+        var recipe = SettleSensitivity(context, job, loaded);
         // Fail in the first second, not after calibration: unwritable output, or an output that is one of the inputs.
         OutputPaths.CheckModel(job.OutPath, loaded, [.. recipe.Calibration.Data, recipe.Calibration.Stats, recipe.Verification.Data]);
         var pipeline = recipe.Pipeline();
@@ -108,22 +108,24 @@ internal static class QuantizeCommand
         var clock = Stopwatch.StartNew();
 
         var calibrated = pipeline.NeedsCalibration || recipe.Calibration.Stats is not null
-            ? CalibrationArguments.Obtain(context, recipe.Calibration, recipe.SampleRows, job.SeqLenName, loaded, job.ModelPath, job.Session, limits, stages, job.Sessions)
+            ? CalibrationArguments.Obtain(context, recipe.Calibration, recipe.SampleRowsFor(WidestK(table)), job.SeqLenName, loaded, job.ModelPath, job.Session, limits, stages, task, job.Sessions)
             : new CalibrationInput(new CalibrationStats(inputFingerprint, new CalibrationInfo(), []), null, null);
         // Now with its notice, after calibration's; with the limit calibration found by running the model, if it had to.
         var verifyOptions = VerificationArguments.Options(recipe.Verification, job.VerifyLengthName, job.Session, tokenizer, limits.Context ?? calibrated.Probed,
             causal, job.ModelPath, stages);
+        if (recipe.RoundsWithGptq && recipe.Calibration.Stats is { } statsPath)
+            EnsureRowsForGptq(job, statsPath, calibrated.Stats, table);
         var analyses = new AnalysisStore();
         analyses.Set(calibrated.Stats);
         analyses.Set(ActivationRanges.From(calibrated.Stats));
         if (pipeline.Passes.OfType<AwqSpec>().Any(a => a.Options.BlockLoss))
         {
-            var dataset = calibrated.Dataset ?? CalibrationData.Load(CalibrationArguments.DataOptions(recipe.Calibration), job.ModelPath);
+            var dataset = calibrated.Dataset ?? CalibrationData.Load(CalibrationArguments.DataOptions(recipe.Calibration, task), job.ModelPath);
             analyses.Set<IBlockEvaluator>(new OrtBlockEvaluator(BlockWindows(dataset), job.Session));
         }
         if (probesModelOutput)
         {
-            var dataset = calibrated.Dataset ?? CalibrationData.Load(CalibrationArguments.DataOptions(recipe.Calibration), job.ModelPath);
+            var dataset = calibrated.Dataset ?? CalibrationData.Load(CalibrationArguments.DataOptions(recipe.Calibration, task), job.ModelPath);
             analyses.Set<IOutputErrorProbe>(new OrtOutputProbe(ProbeWindows(dataset), job.Session));
         }
 
@@ -196,6 +198,46 @@ internal static class QuantizeCommand
     }
 
     // Before writing: the nodes the chosen provider has no kernel for (ONNX Runtime would run them elsewhere, with copies).
+    /// <summary>
+    /// The job's recipe with an <c>auto</c> mixed-precision ranking settled for this model: the model-output ranking
+    /// where its cost (a forward pass per linear and choice) is affordable, each linear's own output otherwise; said in one line.
+    /// </summary>
+    private static Recipe SettleSensitivity(CliContext context, QuantizeJob job, OnnxModel loaded)
+    {
+        var recipe = job.Recipe;
+        if (!recipe.Passes.Any(p => p is MixedPrecisionSpec { Options.Sensitivity: BitsSensitivity.Auto }))
+            return recipe;
+        var linears = LinearAnalysis.Analyze(loaded.Graph, recipe.QuantizedLinears()).Quantizable.ToList();
+        long parameters = linears.Sum(c => (long)c.K * c.N);
+        var settled = recipe.WithSensitivityFor(linears.Count, parameters);
+        bool model = settled.Passes.OfType<MixedPrecisionSpec>().Any(m => m.Options.Sensitivity == BitsSensitivity.ModelOutput);
+        string option = job.FromRecipe ? "the bits-plan's \"sensitivity\"" : "--sensitivity";
+        context.Error.WriteLine(model
+            ? $"note: mixed precision ranks linears by the model's output error ({linears.Count} linears, {parameters / 1e6:F1}M weights: affordable); {option} linear is faster"
+            : $"note: mixed precision ranks linears by their own output error ({linears.Count} linears, {parameters / 1e6:F1}M weights: the model-output ranking would take a forward pass per linear and choice); {option} model forces it");
+        return settled;
+    }
+
+    private static int WidestK(LinearTable table) => table.Quantizable.Select(c => c.K).DefaultIfEmpty(0).Max();
+
+    // A statistics file recorded for AWQ (512 rows) leaves GPTQ's H singular on wide linears: refuse it, naming the fix.
+    private static void EnsureRowsForGptq(QuantizeJob job, string statsPath, CalibrationStats stats, LinearTable table)
+    {
+        foreach (var linear in table.Quantizable.OrderByDescending(c => c.K))
+        {
+            if (stats.Get(linear.Activation) is not { } tensor)
+                continue;
+            int needed = CalibrationSettings.GptqRowsNeeded(linear.K);
+            if (tensor.SampleRowCount >= needed)
+                continue;
+            int suggested = Math.Max(CalibrationSettings.GptqSampleRows, needed);
+            throw new OnnxQuantException(statsPath,
+                $"holds {tensor.SampleRowCount} activation rows of '{linear.Activation}', but GPTQ needs at least {needed} for '{linear.Name}' "
+                + $"(K = {linear.K}: fewer rows leave XᵀX singular). Record it again with `onnxquant calibrate {job.ModelPath} --sample-rows {suggested}`, "
+                + $"or leave out {(job.FromRecipe ? "calibration.stats" : "--stats")} and let this command calibrate", ExitCode.Usage);
+        }
+    }
+
     private static void WarnAboutFallbacks(TextWriter stages, OnnxModel model, DeploymentTarget target)
     {
         var report = PlacementCheck.Check(model, DeploymentTargets.Provider(target));

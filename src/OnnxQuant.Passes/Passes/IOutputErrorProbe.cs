@@ -14,6 +14,27 @@ public enum BitsSensitivity
     /// model, through <see cref="IOutputErrorProbe"/>): what the error does after attention, activations and norms.
     /// </summary>
     ModelOutput,
+
+    /// <summary>
+    /// <see cref="ModelOutput"/> where it is affordable (<see cref="BitsSensitivities.Resolve"/>), else
+    /// <see cref="LinearOutput"/>; resolved once the model is loaded, before the pipeline runs.
+    /// </summary>
+    Auto,
+}
+
+public static class BitsSensitivities
+{
+    /// <summary>
+    /// Linears x parameters up to which the model-output ranking runs: its cost is one forward pass of the probe windows
+    /// per linear and choice, so it grows with both (bench/results.md has its pass times).
+    /// </summary>
+    public const double ModelOutputBudget = 2e9;
+
+    /// <summary>The ranking <paramref name="sensitivity"/> amounts to for a model of this many linears and parameters.</summary>
+    public static BitsSensitivity Resolve(BitsSensitivity sensitivity, int linears, long parameters) =>
+        sensitivity != BitsSensitivity.Auto ? sensitivity
+        : (double)linears * parameters <= ModelOutputBudget ? BitsSensitivity.ModelOutput
+        : BitsSensitivity.LinearOutput;
 }
 
 /// <summary>

@@ -16,6 +16,9 @@ public sealed record PlacementReport(
     ExecutionProvider Provider, string OnnxRuntime, string Source, int Judged, IReadOnlyList<PlacementIssue> Fallbacks,
     IReadOnlyDictionary<string, int> NotJudged)
 {
+    /// <summary>Nodes the provider runs, but off its fast kernel (<see cref="FastPaths"/>).</summary>
+    public IReadOnlyList<SlowPath> SlowPaths { get; init; } = [];
+
     /// <summary>"QLinearMatMul x 36, DynamicQuantizeLinear x 12".</summary>
     public string FallbackSummary => string.Join(", ", Fallbacks.GroupBy(f => f.Op).Select(g => $"{g.Key} x {g.Count()}"));
 }
@@ -35,6 +38,7 @@ public static class PlacementCheck
         var facts = ValueFacts.Infer(graph);
         var fallbacks = new List<PlacementIssue>();
         var notJudged = new SortedDictionary<string, int>(StringComparer.Ordinal);
+        var slow = new List<SlowPath>();
         int judged = 0;
         foreach (var node in graph.Nodes)
         {
@@ -52,8 +56,10 @@ public static class PlacementCheck
             long opset = model.OpsetVersion(domain) ?? 1;
             if (Judge(table, provider, node, opset, facts) is { } issue)
                 fallbacks.Add(issue);
+            else if (FastPaths.Judge(node, provider, facts) is { } why)
+                slow.Add(new SlowPath(node.Name, node.OpType, why));
         }
-        return new PlacementReport(provider, table.OnnxRuntimeVersion, table.Source(provider), judged, fallbacks, notJudged);
+        return new PlacementReport(provider, table.OnnxRuntimeVersion, table.Source(provider), judged, fallbacks, notJudged) { SlowPaths = slow };
     }
 
     private static PlacementIssue? Judge(KernelTable table, ExecutionProvider provider, NodeProto node, long opset, ValueFacts facts)

@@ -74,6 +74,24 @@ public sealed record Recipe(IReadOnlyList<PassSpec> Passes, LinearAssignment Lin
         ?? (Passes.Any(p => p is MixedPrecisionSpec or W4RewriteSpec { Options.Rounding: WeightRounding.Gptq })
             ? CalibrationSettings.GptqSampleRows
             : CalibrationSettings.DefaultSampleRows);
+
+    /// <summary>True when a rewrite rounds with GPTQ, which builds H = XᵀX from the sampled rows.</summary>
+    public bool RoundsWithGptq => Passes.Any(p => p is W4RewriteSpec { Options.Rounding: WeightRounding.Gptq });
+
+    /// <summary>
+    /// <see cref="SampleRows"/> for a model whose widest quantized linear has <paramref name="widestK"/> inputs: GPTQ gets
+    /// at least <see cref="CalibrationSettings.GptqRowsNeeded"/> rows, so that H has full rank.
+    /// </summary>
+    public int SampleRowsFor(int widestK) =>
+        Calibration.SampleRows ?? Math.Max(SampleRows, RoundsWithGptq ? CalibrationSettings.GptqRowsNeeded(widestK) : 0);
+
+    /// <summary>The recipe with its <see cref="BitsSensitivity.Auto"/> rankings settled for a model of this size.</summary>
+    public Recipe WithSensitivityFor(int linears, long parameters) => this with
+    {
+        Passes = Passes.Select(p => p is MixedPrecisionSpec { Options.Sensitivity: BitsSensitivity.Auto } m
+            ? new MixedPrecisionSpec(m.Options with { Sensitivity = BitsSensitivities.Resolve(BitsSensitivity.Auto, linears, parameters) })
+            : p).ToList(),
+    };
 }
 
 /// <summary>Where a recipe sends a linear.</summary>
@@ -136,7 +154,7 @@ public sealed record CalibrationSettings
 
     public int Samples { get; init; } = 128;
 
-    /// <summary>Tokens per sample; null for the default (512, clamped to the model's context).</summary>
+    /// <summary>Tokens per sample; null for the default by task (<see cref="DefaultSeqLenFor"/>), clamped to the model's context.</summary>
     public int? SeqLen { get; init; }
 
     public int Seed { get; init; }
@@ -144,13 +162,33 @@ public sealed record CalibrationSettings
     /// <summary>Activation rows kept per tensor; null for the recipe's default (<see cref="Recipe.SampleRows"/>).</summary>
     public int? SampleRows { get; init; }
 
+    /// <summary>Tokens per window for a causal LM: long running text, as it reads when generating.</summary>
     public const int DefaultSeqLen = 512;
+
+    /// <summary>
+    /// Tokens per window for an encoder: paragraph-sized, as sentence encoders are used; calibrated on 512-token windows
+    /// of running text, an encoder sees attention patterns it never meets in use (docs/architecture.md, "Calibration and verification data").
+    /// </summary>
+    public const int DefaultEncoderSeqLen = 128;
+
+    /// <summary>The window length when none is given, by what the model computes.</summary>
+    public static int DefaultSeqLenFor(ModelTask task) => task == ModelTask.Encoder ? DefaultEncoderSeqLen : DefaultSeqLen;
+
+    /// <summary>How the default windows are described in the calibration line.</summary>
+    public static string DefaultWindowsFor(ModelTask task) =>
+        task == ModelTask.Encoder ? "paragraph-sized windows for an encoder" : "long windows for a causal LM";
 
     /// <summary>Enough rows for AWQ's and SmoothQuant's searches.</summary>
     public const int DefaultSampleRows = 512;
 
     /// <summary>Rows for GPTQ and mixed precision: 512 rows gave MiniLM a held-out cosine of 0.964 under GPTQ, 2048 gave 0.973.</summary>
     public const int GptqSampleRows = 2048;
+
+    /// <summary>
+    /// Rows GPTQ needs for a linear of <paramref name="k"/> inputs: H = XᵀX from fewer than K rows is singular, and the
+    /// directions no row spans are held only by the dampening (docs/architecture.md, "GPTQ").
+    /// </summary>
+    public static int GptqRowsNeeded(int k) => k;
 }
 
 /// <summary>The held-out check after writing (docs/recipes.md, "Verification").</summary>

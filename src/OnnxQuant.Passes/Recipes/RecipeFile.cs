@@ -27,8 +27,8 @@ public static class RecipeFile
     internal static readonly WeightRounding[] Roundings = [WeightRounding.Rtn, WeightRounding.Gptq];
 
     /// <summary>bits-plan's "sensitivity" words, which `awq --sensitivity` takes too.</summary>
-    public static readonly string[] SensitivityNames = ["linear", "model"];
-    internal static readonly BitsSensitivity[] Sensitivities = [BitsSensitivity.LinearOutput, BitsSensitivity.ModelOutput];
+    public static readonly string[] SensitivityNames = ["linear", "model", "auto"];
+    internal static readonly BitsSensitivity[] Sensitivities = [BitsSensitivity.LinearOutput, BitsSensitivity.ModelOutput, BitsSensitivity.Auto];
 
     /// <summary>The sensitivity a word of <see cref="SensitivityNames"/> names.</summary>
     public static BitsSensitivity ParseSensitivity(string word) =>

@@ -97,7 +97,7 @@ public sealed class AwqCommandTests : IDisposable
         Assert.Equal("awq-gptq", json.GetProperty("method").GetString());
         var mixed = json.GetProperty("mixed_precision");
         Assert.True(mixed.GetProperty("average_bits").GetDouble() <= 6);
-        Assert.Equal("linear", mixed.GetProperty("sensitivity").GetString());
+        Assert.Equal("model", mixed.GetProperty("sensitivity").GetString());   // auto: affordable at this size
         Assert.True(mixed.GetProperty("planned_bytes").GetInt64() <= mixed.GetProperty("budget_bytes").GetInt64());
         var linears = json.GetProperty("linears").EnumerateArray().ToList();
         Assert.Equal(19, linears.Count);   // every MatMul/Gemm, kept ones with bits 0
