@@ -12,7 +12,7 @@ internal static class AccuracySizePlot
     {
         ["fp32"] = "FP32", ["w8a8-naive"] = "W8A8 naive", ["w8a8-sq"] = "SQ", ["w8a8-sq-auto"] = "SQ auto", ["w8a8-sq-auto-u8"] = "SQ auto u8",
         ["w4-rtn-g128"] = "RTN W4", ["w4-awq-g128"] = "AWQ W4", ["w4-gptq-g128"] = "GPTQ W4", ["w4-awq-gptq-g128"] = "AWQ-GPTQ W4",
-        ["mixed-bits5-g128"] = "5 bits, linear", ["mixed-bits5-model-g128"] = "5 bits, model", ["w4-awq-g128-emb4"] = "AWQ W4 + emb 4",
+        ["mixed-bits5-g128"] = "5 bits", ["mixed-bits5-linear-g128"] = "5 bits, linear", ["w4-awq-g128-cpu"] = "AWQ W4, CPU", ["w4-awq-g128-emb4"] = "AWQ W4 + emb 4",
         ["w4-awq-g128-head8"] = "AWQ W4 + head 8", ["w4-awq-g128-head4"] = "AWQ W4 + head 4", ["w8a8-sq-auto-outliers6"] = "SQ auto, outliers 6",
     };
 

@@ -48,11 +48,14 @@ internal static class BenchPlan
             { SampleRows = GptqSampleRows },
         new("w4-awq-gptq-g128", "W4 AWQ-GPTQ g128", p => ["awq", p.Model.ModelPath, "-o", p.OutputPath, "--method", "awq-gptq", "--group-size", "128", "--stats", p.StatsPath, "--no-verify", "--device", "cpu", "--json"])
             { SampleRows = GptqSampleRows },
-        new("mixed-bits5-g128", "Mixed 4/8/float, --bits-budget 5, AWQ-GPTQ g128", p => ["awq", p.Model.ModelPath, "-o", p.OutputPath, "--method", "awq-gptq", "--group-size", "128", "--bits-budget", "5", "--stats", p.StatsPath, "--no-verify", "--device", "cpu", "--json"])
+        // What `awq --bits-budget 5` does with nothing else given: AWQ-GPTQ rounding, auto dampening, the model-output
+        // ranking where affordable (all three models here). The second row ranks by each linear's own output instead.
+        new("mixed-bits5-g128", "Mixed 4/8/float, --bits-budget 5 (defaults: AWQ-GPTQ, model-output ranking)", p => ["awq", p.Model.ModelPath, "-o", p.OutputPath, "--bits-budget", "5", "--stats", p.StatsPath, "--no-verify", "--device", "cpu", "--json", .. p.Model.TokenizerArgs])
             { SampleRows = GptqSampleRows },
-        // Model-output sensitivity runs the model on calibration text, so it needs the tokenizer the statistics were made with.
-        new("mixed-bits5-model-g128", "Mixed 4/8/float, --bits-budget 5 --sensitivity model, AWQ-GPTQ g128", p => ["awq", p.Model.ModelPath, "-o", p.OutputPath, "--method", "awq-gptq", "--group-size", "128", "--bits-budget", "5", "--sensitivity", "model", "--stats", p.StatsPath, "--no-verify", "--device", "cpu", "--json", .. p.Model.TokenizerArgs])
+        new("mixed-bits5-linear-g128", "Mixed 4/8/float, --bits-budget 5 --sensitivity linear", p => ["awq", p.Model.ModelPath, "-o", p.OutputPath, "--bits-budget", "5", "--sensitivity", "linear", "--stats", p.StatsPath, "--no-verify", "--device", "cpu", "--json"])
             { SampleRows = GptqSampleRows },
+        // --target cpu: MatMulNBits accuracy_level 4 (int8 compute) with symmetric blocks, the CPU's fast kernels.
+        new("w4-awq-g128-cpu", "W4 AWQ g128, --target cpu (accuracy_level 4, symmetric)", p => Awq(p, "--target", "cpu")),
         // Issue 14: the vocabulary tables. MiniLM keeps ~47 MB of its 54 MB W4 size in the FP32 token embedding.
         new("w4-awq-g128-emb4", "W4 AWQ g128 + 4-bit embeddings", p => Awq(p, "--quantize-embeddings", "4")),
         new("w4-awq-g128-head8", "W4 AWQ g128 + 8-bit LM head", p => Awq(p, "--include-lm-head", "--lm-head-bits", "8")),
