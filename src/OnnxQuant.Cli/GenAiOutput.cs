@@ -18,6 +18,6 @@ public sealed record GenAiOutput(GenAiFolder Input, string OutputFolder, bool Cr
             return (model, output ?? defaultOutput(model), null);
         string outputFolder = output ?? folder.DefaultOutputFolder(suffix);
         bool created = folder.PrepareOutput(outputFolder);
-        return (folder.ModelPath, Path.Combine(outputFolder, folder.ModelFileName), new GenAiOutput(folder, outputFolder, created));
+        return (folder.ModelPath, folder.OutputModelPath(outputFolder), new GenAiOutput(folder, outputFolder, created));
     }
 }

@@ -61,8 +61,9 @@ internal static class QuantizeCommand
         finally
         {
             // A folder this run created and wrote nothing into goes again (a failure before the save).
-            if (genai.Created && Directory.Exists(genai.OutputFolder) && !Directory.EnumerateFileSystemEntries(genai.OutputFolder).Any())
-                Directory.Delete(genai.OutputFolder);
+            // (its subfolders for a decoder named sub/model.onnx hold no file either then)
+            if (genai.Created && Directory.Exists(genai.OutputFolder) && !Directory.EnumerateFiles(genai.OutputFolder, "*", SearchOption.AllDirectories).Any())
+                Directory.Delete(genai.OutputFolder, recursive: true);
         }
     }
 

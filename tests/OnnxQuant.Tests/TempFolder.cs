@@ -23,7 +23,14 @@ public sealed class TempFolder : IDisposable
         foreach (var dir in Directory.EnumerateDirectories(from, "*", SearchOption.AllDirectories))
             Directory.CreateDirectory(System.IO.Path.Combine(to, System.IO.Path.GetRelativePath(from, dir)));
         foreach (var file in Directory.EnumerateFiles(from, "*", SearchOption.AllDirectories))
-            System.IO.File.Copy(file, System.IO.Path.Combine(to, System.IO.Path.GetRelativePath(from, file)));
+        {
+            string target = System.IO.Path.Combine(to, System.IO.Path.GetRelativePath(from, file));
+            // A link stays a link (the corpus's symbolic-link cases), not a copy of what it points to.
+            if (new FileInfo(file).LinkTarget is { } link)
+                System.IO.File.CreateSymbolicLink(target, link);
+            else
+                System.IO.File.Copy(file, target);
+        }
     }
 
     public void Dispose()

@@ -4,7 +4,8 @@ namespace OnnxQuant.IO;
 
 /// <summary>
 /// The external data files one model refers to, each mapped once. Locations must be relative and stay inside the
-/// model's folder: a model file is untrusted input and must not make us read /etc/passwd or a sibling project.
+/// model's folder, symbolic links resolved (<see cref="ContainedPath"/>): a model file is untrusted input and must not
+/// make us read /etc/passwd or a sibling project.
 /// </summary>
 public sealed class ExternalDataFiles : IDisposable
 {
@@ -48,11 +49,8 @@ public sealed class ExternalDataFiles : IDisposable
         var parts = location.Split('/', '\\');
         if (parts.Any(p => p == ".."))
             throw new OnnxQuantException(ModelPath, $"tensor '{tensorName}' names external data location '{location}', which escapes the model's folder ('..' is not allowed)");
-        string full = Path.GetFullPath(Path.Combine(_folder, location));
-        string prefix = _folder.EndsWith(Path.DirectorySeparatorChar) ? _folder : _folder + Path.DirectorySeparatorChar;
-        if (!full.StartsWith(prefix, StringComparison.Ordinal))
-            throw new OnnxQuantException(ModelPath, $"tensor '{tensorName}' names external data location '{location}', which is outside the model's folder");
-        return full;
+        // The text stays inside; through symbolic links it must too (ContainedPath).
+        return ContainedPath.Resolve(_folder, location, ModelPath, $"tensor '{tensorName}' names external data location");
     }
 
     public void Dispose()

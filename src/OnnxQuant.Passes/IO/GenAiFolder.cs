@@ -27,14 +27,14 @@ public sealed record GenAiFolder(string Folder, string ModelFileName)
             if (!File.Exists(config))
                 throw new OnnxQuantException(path,
                     $"is a folder without {ConfigFileName}: give the .onnx model file, or an ONNX Runtime GenAI model folder", ExitCode.BadInput);
-            return new GenAiFolder(Path.GetFullPath(path), DecoderFileName(config));
+            return new GenAiFolder(Path.GetFullPath(path), DecoderFileName(config, Path.GetFullPath(path)));
         }
         string folder = Path.GetDirectoryName(Path.GetFullPath(path)) ?? ".";
         string beside = Path.Combine(folder, ConfigFileName);
         if (!File.Exists(beside))
             return null;
-        string decoder = DecoderFileName(beside);
-        return decoder == Path.GetFileName(path) ? new GenAiFolder(folder, decoder) : null;
+        string decoder = DecoderFileName(beside, folder);
+        return Path.GetFullPath(Path.Combine(folder, decoder)) == Path.GetFullPath(path) ? new GenAiFolder(folder, decoder) : null;
     }
 
     /// <summary>"models/austen-genai" -> "models/austen-genai-sq" (beside the input folder).</summary>
@@ -99,14 +99,32 @@ public sealed record GenAiFolder(string Folder, string ModelFileName)
         return copied;
     }
 
-    private static string DecoderFileName(string configPath)
+    /// <summary>
+    /// Where the decoder's rewrite goes in <paramref name="outputFolder"/>: the same relative name, its subfolders created;
+    /// never outside the folder (the name was checked on reading the config).
+    /// </summary>
+    public string OutputModelPath(string outputFolder)
+    {
+        string path = ContainedPath.Resolve(outputFolder, ModelFileName, Path.Combine(Folder, ConfigFileName), "model.decoder.filename names");
+        Directory.CreateDirectory(Path.GetDirectoryName(path)!);
+        return path;
+    }
+
+    // model.decoder.filename: a string, relative, inside the folder through any links (ContainedPath); else exit 3.
+    private static string DecoderFileName(string configPath, string folder)
     {
         try
         {
             using var document = JsonDocument.Parse(File.ReadAllText(configPath));
-            if (document.RootElement.TryGetProperty("model", out var model) && model.TryGetProperty("decoder", out var decoder)
-                && decoder.TryGetProperty("filename", out var file) && file.GetString() is { Length: > 0 } name)
+            if (document.RootElement.ValueKind == JsonValueKind.Object && document.RootElement.TryGetProperty("model", out var model)
+                && model.ValueKind == JsonValueKind.Object && model.TryGetProperty("decoder", out var decoder)
+                && decoder.ValueKind == JsonValueKind.Object && decoder.TryGetProperty("filename", out var file))
+            {
+                if (file.ValueKind != JsonValueKind.String || file.GetString() is not { Length: > 0 } name)
+                    throw new OnnxQuantException(configPath, $"model.decoder.filename must be a file name (a non-empty string), not {file.ValueKind.ToString().ToLowerInvariant()} {file.GetRawText()}");
+                ContainedPath.Resolve(folder, name, configPath, "model.decoder.filename names");
                 return name;
+            }
         }
         catch (JsonException e)
         {

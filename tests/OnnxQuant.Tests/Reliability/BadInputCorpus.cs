@@ -132,6 +132,21 @@ public static class BadInputCorpus
             f => { CorpusInputs.SetExternalLocation(f, $"../{Path.GetFileName(f.Folder)}/model.onnx.data"); return f; },
             Every(Expectation.Fails(Bad, "model.onnx", "'..'"))),
 
+        // Issue 25: the location's text stays inside, a symbolic link there does not. Refused however long the link.
+        Case("external-location-symlink-out", "every external location rewritten to link.data, a link to a copy of the data outside the folder",
+            f =>
+            {
+                string outside = f.Folder + "-outside";
+                Directory.CreateDirectory(outside);
+                File.Copy(f.Model + ".data", Path.Combine(outside, "secret.data"));
+                string longWay = string.Concat(Enumerable.Repeat("./", 300));
+                // Absolute, so that the copy each command gets still points at the same outside file.
+                File.CreateSymbolicLink(Path.Combine(f.Folder, "link.data"), $"{outside}/{longWay}secret.data");
+                CorpusInputs.SetExternalLocation(f, "link.data");
+                return f;
+            },
+            Every(Expectation.Fails(Bad, "model.onnx", "link.data", "resolves to", "secret.data", "outside"))),
+
         Case("nan-inf-weights", "q_proj's weight holds a NaN and a +Inf",
             f =>
             {
