@@ -79,7 +79,7 @@ for b in "${bases[@]}"; do
     fi
     [ "$placement" = cuda-only ] || { "$app" "${args[@]}" > "$work/$b/$v.json" 2>> "$log"; rc=$?; }
     note "$b $v: eval on $placement, exit ${rc:-$strict}"
-    printf '%s\t%s\t%s\t%s\t%s\n' "$b" "$v" "$placement" "$(stat -c %s "$f")" "${rc:-$strict}" >> "$work/evals.tsv"
+    printf '%s\t%s\t%s\t%s\t%s\n' "$b" "$v" "$placement" "$(cat "$f" "$f.data" 2>/dev/null | wc -c)" "${rc:-$strict}" >> "$work/evals.tsv"
   done
 done
 

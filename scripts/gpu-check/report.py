@@ -81,20 +81,24 @@ def rows(work):
 
 def render(work, device, when=None):
     when = when or datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    setting = {k: os.environ.get("GPU_CHECK_" + k, v) for k, v in
+               (("PREFILL", "512"), ("RUNS", "20"), ("TOKENS", "32768"), ("SAMPLES", "128"))}
+    strict = " with `ONNXQUANT_NO_CPU_FALLBACK=1` (ONNX Runtime's `session.disable_cpu_ep_fallback`)" if device == "cuda" else ""
+    intro = (
+        "Model: the Austen LM (`models/austen-lm/model.onnx`, 7.2M parameters, no KV cache) and its FP16 copy "
+        "(`scripts/gpu-check/fp16.py`). Each was calibrated (`calibrate --device {d} --samples {SAMPLES}`), then "
+        "`smooth --target cuda` and `awq --target cuda` on those statistics. Every model then ran `eval --device {d} "
+        "--latency {PREFILL} --latency-runs {RUNS} --max-tokens {TOKENS} --json`{strict}: prefill of {PREFILL} tokens and a "
+        "1-token forward (no KV cache: the shape of a decode step, not a cached one), each the median of {RUNS} timed "
+        "runs after two warm-ups; perplexity on Persuasion's first {TOKENS} tokens. MB: the model file and its external "
+        "data."
+    ).format(d=device, strict=strict, **setting)
     lines = [
         "# GPU check: FP32, FP16, W8A8 and W4 on the CUDA execution provider",
         "",
         "Produced by `bash scripts/gpu-check.sh run` (docs/gpu-check.md) on %s; machine: %s." % (when, _machine(device)),
         "",
-        "Model: the Austen LM (`models/austen-lm/model.onnx`, 7.2M parameters, no KV cache) and its FP16 copy "
-        "(`scripts/gpu-check/fp16.py`). Each was calibrated (`calibrate --device %s`), then `smooth --target cuda` and "
-        "`awq --target cuda` on those statistics. Every model then ran `eval --device %s --latency N --json` with "
-        "`ONNXQUANT_NO_CPU_FALLBACK=1` (ONNX Runtime's `session.disable_cpu_ep_fallback`): prefill of N tokens and a "
-        "1-token forward (no KV cache: the shape of a decode step, not a cached one), median of the timed runs after two "
-        "warm-ups; perplexity on Persuasion's first tokens. N = %s tokens, %s timed runs, perplexity over %s tokens, "
-        "%s calibration samples." % (device, device, os.environ.get("GPU_CHECK_PREFILL", "512"),
-                                     os.environ.get("GPU_CHECK_RUNS", "20"), os.environ.get("GPU_CHECK_TOKENS", "32768"),
-                                     os.environ.get("GPU_CHECK_SAMPLES", "128")),
+        intro,
         "",
         "| model | MB | prefill (ms) | 1-token forward (ms) | perplexity | where it ran |",
         "| --- | ---: | ---: | ---: | ---: | --- |",
