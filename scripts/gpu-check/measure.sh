@@ -59,6 +59,13 @@ for b in "${bases[@]}"; do
   timed "$b awq" "$app" awq "$m" --device "$device" --target cuda --stats "$work/$b/model.calib" -o "$work/$b/w4.onnx"
 done
 
+# gpu.md after every model, so a run stopped at the call's time limit still brings back the rows it has.
+report() {
+  cp "$work/steps.tsv" "$work/evals.tsv" "$out/" 2>/dev/null
+  "${python:-python3}" "$repo/scripts/gpu-check/report.py" "$work" "$out/gpu.md" "$device" >> "$log" 2>&1 ||
+    note "report.py failed; the raw results are in $out"
+}
+
 # Each model on the CUDA EP with fallback disabled; a refusal is recorded and the model timed again as ONNX Runtime
 # places it by itself (shape arithmetic on the CPU), so the row still has numbers, marked as such.
 for b in "${bases[@]}"; do
@@ -80,11 +87,10 @@ for b in "${bases[@]}"; do
     [ "$placement" = cuda-only ] || { "$app" "${args[@]}" > "$work/$b/$v.json" 2>> "$log"; rc=$?; }
     note "$b $v: eval on $placement, exit ${rc:-$strict}"
     printf '%s\t%s\t%s\t%s\t%s\n' "$b" "$v" "$placement" "$(cat "$f" "$f.data" 2>/dev/null | wc -c)" "${rc:-$strict}" >> "$work/evals.tsv"
+    report
   done
 done
 
-cp "$work/steps.tsv" "$work/evals.tsv" "$out/" 2>/dev/null
-"${python:-python3}" "$repo/scripts/gpu-check/report.py" "$work" "$out/gpu.md" "$device" ||
-  note "report.py failed; the raw results are in $out"
+report
 tar -C "$work" -czf "$out/results.tar.gz" --exclude='*.onnx' --exclude='*.onnx.data' --exclude='*.calib' . 2>/dev/null
 note "wrote $out/gpu.md"

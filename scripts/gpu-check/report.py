@@ -16,7 +16,6 @@ import sys
 NAMES = {"model": "{base}", "w8a8": "W8A8 int8 (s8s8, from {base})", "w4": "W4 MatMulNBits (from {base})"}
 PLACEMENT = {
     "cuda-only": "CUDA EP only (CPU fallback disabled)",
-    "cuda+cpu": "refused with CPU fallback disabled; timed with ONNX Runtime's own placement",
     "cpu": "CPU (rehearsal, not a GPU figure)",
 }
 
@@ -70,11 +69,12 @@ def rows(work):
             cells += ["%.3f" % lat["prefill_ms"], "%.3f" % lat["step_ms"], "%.3f" % ppl.get("perplexity", float("nan"))]
         else:
             cells += ["-", "-", "-"]
-        where = PLACEMENT.get(placement, placement)
-        if refused is not None:
-            where += " (" + _error(refused) + ")"
         if not ok:
-            where += "; " + _error(doc)
+            where = "failed: " + _error(doc)
+        elif placement == "cuda+cpu":
+            where = "refused with CPU fallback disabled (%s); timed with ONNX Runtime's own placement" % _error(refused)
+        else:
+            where = PLACEMENT.get(placement, placement)
         out.append(cells + [where])
     return out
 

@@ -143,7 +143,7 @@ public sealed class GpuCheckScriptTests : IDisposable
         Assert.Equal("| FP16 | 14.6 | 1.250 | 0.500 | 117.870 | CUDA EP only (CPU fallback disabled) |", rows[0]);
         Assert.StartsWith("| W8A8 int8 (s8s8, from FP16) | 9.1 | 2.500 | 0.750 | 119.100 | refused with CPU fallback disabled", rows[1], StringComparison.Ordinal);
         Assert.Contains("(exit 4: This session contains graph nodes that are assigned to the default CPU EP", rows[1], StringComparison.Ordinal);
-        Assert.StartsWith("| W4 MatMulNBits (from FP16) | 5.2 | - | - | - |", rows[2], StringComparison.Ordinal);
+        Assert.StartsWith("| W4 MatMulNBits (from FP16) | 5.2 | - | - | - | failed: exit 4: This session contains", rows[2], StringComparison.Ordinal);
         Assert.Contains("fp16 calibrate 3.2 s (exit 0)", File.ReadAllText(_temp.File("gpu.md")), StringComparison.Ordinal);
     }
 
