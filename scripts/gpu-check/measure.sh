@@ -84,7 +84,15 @@ for b in "${bases[@]}"; do
         placement=cuda+cpu
       fi
     fi
-    [ "$placement" = cuda-only ] || { "$app" "${args[@]}" > "$work/$b/$v.json" 2>> "$log"; rc=$?; }
+    if [ "$placement" = cuda+cpu ]; then
+      # --verbose lets ONNX Runtime's warnings through: whether it put shape arithmetic on the CPU by its own choice.
+      "$app" "${args[@]}" --verbose > "$work/$b/$v.json" 2> "$work/$b/$v.placement.log"
+      rc=$?
+      cat "$work/$b/$v.placement.log" >> "$log"
+    elif [ "$placement" != cuda-only ]; then
+      "$app" "${args[@]}" > "$work/$b/$v.json" 2>> "$log"
+      rc=$?
+    fi
     note "$b $v: eval on $placement, exit ${rc:-$strict}"
     printf '%s\t%s\t%s\t%s\t%s\n' "$b" "$v" "$placement" "$(cat "$f" "$f.data" 2>/dev/null | wc -c)" "${rc:-$strict}" >> "$work/evals.tsv"
     report

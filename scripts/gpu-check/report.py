@@ -10,6 +10,7 @@ import datetime
 import json
 import os
 import platform
+import re
 import subprocess
 import sys
 
@@ -56,6 +57,22 @@ def _error(doc):
     return "no result"
 
 
+def _placement_notes(path):
+    """What ONNX Runtime's warnings (eval --verbose) said about the placement it chose, if anything."""
+    try:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            text = f.read()
+    except OSError:
+        return ""
+    notes = []
+    if "assigns shape related ops to CPU" in text:
+        notes.append("ONNX Runtime put shape-related ops on the CPU by its own choice")
+    match = re.search(r"(\d+) Memcpy nodes are added", text)
+    if match:
+        notes.append("%s Memcpy nodes added" % match.group(1))
+    return "".join("; " + n for n in notes)
+
+
 def rows(work):
     out = []
     for base, variant, placement, size, code in _read_tsv(os.path.join(work, "evals.tsv")):
@@ -73,6 +90,7 @@ def rows(work):
             where = "failed: " + _error(doc)
         elif placement == "cuda+cpu":
             where = "refused with CPU fallback disabled (%s); timed with ONNX Runtime's own placement" % _error(refused)
+            where += _placement_notes(os.path.join(work, base, variant + ".placement.log"))
         else:
             where = PLACEMENT.get(placement, placement)
         out.append(cells + [where])

@@ -133,6 +133,9 @@ public sealed class GpuCheckScriptTests : IDisposable
         File.WriteAllText(Path.Combine(work, "fp16", "model.json"), Eval(1.25, 0.5, 117.87));
         File.WriteAllText(Path.Combine(work, "fp16", "w8a8.json"), Eval(2.5, 0.75, 119.1));
         File.WriteAllText(Path.Combine(work, "fp16", "w8a8.refused.json"), refusal);
+        File.WriteAllText(Path.Combine(work, "fp16", "w8a8.placement.log"),
+            "[W:onnxruntime:, transformer_memcpy.cc:74 ApplyImpl] 9 Memcpy nodes are added to the graph main_graph for CUDAExecutionProvider.\n" +
+            "[W:onnxruntime:, session_state.cc:1166 VerifyEachNodeIsAssignedToAnEp] Some nodes were not assigned to the preferred execution providers which may or may not have an negative impact on performance. e.g. ORT explicitly assigns shape related ops to CPU to improve perf.\n");
         File.WriteAllText(Path.Combine(work, "fp16", "w4.json"), refusal);
 
         var result = InstalledCli.Run(_repo, Limit, "python3", Path.Combine(_repo, "scripts", "gpu-check", "report.py"), work, _temp.File("gpu.md"), "cpu");
@@ -143,6 +146,7 @@ public sealed class GpuCheckScriptTests : IDisposable
         Assert.Equal("| FP16 | 14.6 | 1.250 | 0.500 | 117.870 | CUDA EP only (CPU fallback disabled) |", rows[0]);
         Assert.StartsWith("| W8A8 int8 (s8s8, from FP16) | 9.1 | 2.500 | 0.750 | 119.100 | refused with CPU fallback disabled", rows[1], StringComparison.Ordinal);
         Assert.Contains("(exit 4: This session contains graph nodes that are assigned to the default CPU EP", rows[1], StringComparison.Ordinal);
+        Assert.EndsWith("own placement; ONNX Runtime put shape-related ops on the CPU by its own choice; 9 Memcpy nodes added |", rows[1], StringComparison.Ordinal);
         Assert.StartsWith("| W4 MatMulNBits (from FP16) | 5.2 | - | - | - | failed: exit 4: This session contains", rows[2], StringComparison.Ordinal);
         Assert.Contains("fp16 calibrate 3.2 s (exit 0)", File.ReadAllText(_temp.File("gpu.md")), StringComparison.Ordinal);
     }
