@@ -59,10 +59,28 @@ split_payload() {
   mv "$dir/manifest.tmp" "$dir/manifest"
 }
 
+# Folders holding CUDA 13's runtime, cuBLAS, cuRAND and cuDNN 9, which the CUDA provider loads: wherever the image keeps
+# them (the toolkit, or pip's nvidia-* wheels beside PyTorch), not on the default library path there.
+cuda_libdirs() {
+  { find /usr/local /opt /usr/lib /usr/lib64 -xdev \( -name 'libcublasLt.so.13*' -o -name 'libcudart.so.13*' \
+    -o -name 'libcurand.so.10*' -o -name 'libcudnn.so.9*' -o -name 'libcufft.so.12*' \) -printf '%h\n' 2>/dev/null || true; } |
+    sort -u | paste -sd:
+}
+
+# What the first call learns before the rest are sent: a GPU, and the libraries the CUDA provider needs.
+probe() {
+  local gpu libs
+  gpu=$( (nvidia-smi -L 2>/dev/null || true) | head -1)
+  libs=$(cuda_libdirs | tr ':' '\n' | xargs -r -I{} find {} -maxdepth 1 -name 'lib*.so.*' -printf '%f\n' 2>/dev/null |
+    grep -oE '^lib(cublasLt|cudart|curand|cudnn)\.so\.[0-9]+' | sort -u | paste -sd' ' || true)
+  say "GPU: ${gpu:-none}; CUDA libraries found: ${libs:-none} (the run needs libcublasLt.so.13 libcudart.so.13 libcudnn.so.9 libcurand.so.10)"
+}
+
 # receive FROM TO: move FROM's parts that the manifest names to TO, each checked; say what TO holds and lacks.
 receive() {
   local from=$1 to=$2
   [ -f "$from/manifest" ] || die 3 "no manifest in $from: carry it with every part (bash scripts/gpu-check.sh stage prints the calls)"
+  [ -f "$to/manifest" ] || probe
   mkdir -p "$to"
   cp "$from/manifest" "$to/manifest"
   local name want got have=() lacking=()
@@ -154,7 +172,7 @@ run() {
   [ -f "$from/manifest" ] || from=$stage_dir
   mkdir -p "$out" || die 5 "cannot create $out"
   unpack "$from" "$stash"
-  GPU_CHECK_APP=$stash/publish/onnxquant GPU_CHECK_WORK=$stash/work GPU_CHECK_OUT=$out GPU_CHECK_DEVICE=$device \
+  GPU_CHECK_LIBDIRS=$( [ "$device" = cuda ] && cuda_libdirs) GPU_CHECK_APP=$stash/publish/onnxquant GPU_CHECK_WORK=$stash/work GPU_CHECK_OUT=$out GPU_CHECK_DEVICE=$device \
     GPU_CHECK_REPO=$repo bash "$repo/scripts/gpu-check/measure.sh"
 }
 

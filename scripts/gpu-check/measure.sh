@@ -15,10 +15,7 @@ now() { date +%s.%N; }
 since() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.1f", b - a }'; }
 
 if [ "$device" = cuda ]; then
-  # The CUDA provider needs CUDA 13's runtime, cuBLAS, cuRAND and cuDNN 9: wherever the image keeps them (the toolkit,
-  # or pip's nvidia-* wheels beside PyTorch), none of them on the default library path there.
-  libdirs=$(find /usr/local /opt /usr/lib /usr/lib64 -xdev \( -name 'libcublasLt.so.13*' -o -name 'libcudart.so.13*' \
-    -o -name 'libcurand.so.10*' -o -name 'libcudnn.so.9*' -o -name 'libcufft.so.12*' \) -printf '%h\n' 2>/dev/null | sort -u | paste -sd:)
+  libdirs=${GPU_CHECK_LIBDIRS:-}  # found by scripts/gpu-check.sh (cuda_libdirs)
   export LD_LIBRARY_PATH=$libdirs${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
   note "CUDA libraries from: ${libdirs:-none found}"
   missing=$(ldd "$(dirname "$app")/libonnxruntime_providers_cuda.so" 2>&1 | awk '/not found/ { print $1 }' | paste -sd' ')
