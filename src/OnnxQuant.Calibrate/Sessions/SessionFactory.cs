@@ -38,6 +38,9 @@ public sealed record OpenedSession(InferenceSession Session, string Device, stri
 /// </summary>
 public static class SessionFactory
 {
+    /// <summary>"1": CUDA sessions refuse to place any node on the CPU (ONNX Runtime's session.disable_cpu_ep_fallback).</summary>
+    public const string NoCpuFallbackVariable = "ONNXQUANT_NO_CPU_FALLBACK";
+
     private static readonly object EnvLock = new();
     private static bool? _cudaWorks;
 
@@ -141,6 +144,9 @@ public static class SessionFactory
             try
             {
                 options.AppendExecutionProvider_CUDA(0);
+                // scripts/gpu-check.sh sets this so a node the CUDA EP does not take fails the session instead of running on the CPU (docs/gpu-check.md).
+                if (Environment.GetEnvironmentVariable(NoCpuFallbackVariable) == "1")
+                    options.AddSessionConfigEntry("session.disable_cpu_ep_fallback", "1");
                 return new InferenceSession(model, options);
             }
             finally
