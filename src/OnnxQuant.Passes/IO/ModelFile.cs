@@ -104,8 +104,9 @@ public static class ModelFile
         string dataName = Path.GetFileName(full) + ".data";
         string dataPath = Path.Combine(Path.GetDirectoryName(full)!, dataName);
         CheckOutputPath(model, full, dataPath);
+        StaleTemporaries.Remove(full);
 
-        string suffix = $".tmp-{Environment.ProcessId}-{Guid.NewGuid():N}";
+        string suffix = StaleTemporaries.NewSuffix();
         string tmpModel = full + suffix, tmpData = dataPath + suffix;
         try
         {

@@ -58,6 +58,7 @@ public static class OutputPaths
     public static SpillFile AttachSpill(OnnxModel model, string outputPath)
     {
         string folder = Path.GetDirectoryName(Path.GetFullPath(outputPath)) ?? ".";
+        StaleTemporaries.Remove(outputPath);   // what a killed run left for this output
         SpillFile spill;
         try
         {

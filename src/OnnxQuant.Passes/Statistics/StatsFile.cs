@@ -1,3 +1,4 @@
+using OnnxQuant.IO;
 using System.Runtime.InteropServices;
 using System.Security.Cryptography;
 using System.Text;
@@ -22,7 +23,8 @@ public static class StatsFile
         string? folder = Path.GetDirectoryName(full);
         if (folder is null || !Directory.Exists(folder))
             throw new OnnxQuantException(path, $"cannot be written: the folder '{folder}' does not exist", ExitCode.OutputError);
-        string tmp = $"{full}.tmp-{Environment.ProcessId}-{Guid.NewGuid():N}";
+        StaleTemporaries.Remove(full);
+        string tmp = full + StaleTemporaries.NewSuffix();
         try
         {
             File.WriteAllBytes(tmp, ToBytes(stats));
