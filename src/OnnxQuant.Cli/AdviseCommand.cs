@@ -47,7 +47,7 @@ public static class AdviseCommand
             var table = LinearAnalysis.Analyze(loaded.Graph, selection);
             if (!table.Quantizable.Any())
                 throw new OnnxQuantException(modelPath, "has no MatMul or Gemm that can be quantized with these options; see `onnxquant inspect` for each node's verdict", ExitCode.Unsupported);
-            var session = new SessionSettings { Device = parse.GetValue(device), Threads = Math.Max(0, parse.GetValue(threads)), Verbose = parse.GetValue(context.Verbose) };
+            var session = new SessionSettings { Device = parse.GetValue(device), Threads = EvalCommand.AtLeast(parse.GetValue(threads), 0, "--threads"), Verbose = parse.GetValue(context.Verbose) };
             var calibration = calibrationArguments.Settings(parse);
             var calibrated = CalibrationArguments.Obtain(context, calibration, calibration.SampleRows ?? CalibrationSettings.DefaultSampleRows, "--seq-len", loaded, modelPath, session, SequenceLimits.Find(loaded.Graph), context.Error,
                 ModelTaskDetection.Detect(loaded.Graph).Task, CalibrationArguments.SessionsOf(parse, calibrationArguments.WholeGraph));

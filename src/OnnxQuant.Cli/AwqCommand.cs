@@ -150,7 +150,7 @@ public static class AwqCommand
             var ranking = RecipeFile.ParseSensitivity(parse.GetValue(sensitivity) ?? "auto");
             if (ContextLengths.Explicit(parse, sensitivity) && budget is null)
                 throw new OnnxQuantException(null, "--sensitivity chooses how mixed precision ranks linears; give --bits-budget or --max-size with it", ExitCode.Usage);
-            var session = new SessionSettings { Device = parse.GetValue(device), Threads = Math.Max(0, parse.GetValue(threads)), Verbose = parse.GetValue(context.Verbose) };
+            var session = new SessionSettings { Device = parse.GetValue(device), Threads = EvalCommand.AtLeast(parse.GetValue(threads), 0, "--threads"), Verbose = parse.GetValue(context.Verbose) };
             int headBits = parse.GetValue(lmHeadBits);
             if (headBits is not (4 or 8))
                 throw new OnnxQuantException(null, $"--lm-head-bits must be 4 or 8 (got {headBits.ToString(CultureInfo.InvariantCulture)})", ExitCode.Usage);
@@ -184,7 +184,7 @@ public static class AwqCommand
             }
             // Last before the work: for a GenAI folder this creates the output folder.
             var (modelPath, outPath, genai) = GenAiOutput.Resolve(modelArgument, parse.GetValue(output), how.Word(), m => DefaultOutput(m, how));
-            var job = new QuantizeJob(modelPath, outPath, recipe, session, StageLine(how, block, budget), parse.GetValue(verification.Latency), 10)
+            var job = new QuantizeJob(modelPath, outPath, recipe, session, StageLine(how, block, budget), EvalCommand.AtLeast(parse.GetValue(verification.Latency), 0, "--latency"), 10)
                 { Target = deployment, GenAi = genai, Sessions = CalibrationArguments.SessionsOf(parse, calibrationArguments.WholeGraph) };
             var outcome = QuantizeCommand.Run(context, job);
             var summary = AwqSummary.Create(modelPath, outPath, how, quant, level, OutputBytes(outPath), outcome, budget);

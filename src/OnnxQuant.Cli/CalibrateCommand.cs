@@ -83,7 +83,7 @@ public static class CalibrateCommand
                     Seed = dataOptions.Seed,
                     Sessions = CalibrationArguments.SessionsOf(parse, wholeGraph),
                 };
-                var session = new SessionSettings { Device = parse.GetValue(device), Threads = Math.Max(0, parse.GetValue(threads)), Verbose = parse.GetValue(context.Verbose) };
+                var session = new SessionSettings { Device = parse.GetValue(device), Threads = EvalCommand.AtLeast(parse.GetValue(threads), 0, "--threads"), Verbose = parse.GetValue(context.Verbose) };
                 written = parse.GetValue(output) ?? Path.ChangeExtension(modelPath, ".calib");
                 OutputPaths.Check(written, loaded, parse.GetValue(data) ?? []);
                 var task = ModelTaskDetection.Detect(loaded.Graph).Task;

@@ -58,7 +58,7 @@ public static class SmoothCommand
             float? fixedAlpha = noSmoothing ? null : ParseAlpha(parse.GetValue(alpha)!);
             if (parse.GetValue(output) is { } o && Path.GetFullPath(o) == Path.GetFullPath(modelArgument))
                 throw new OnnxQuantException(o, "is the input model; write the result to another file", ExitCode.Usage);
-            var session = new SessionSettings { Device = parse.GetValue(device), Threads = Math.Max(0, parse.GetValue(threads)), Verbose = parse.GetValue(context.Verbose) };
+            var session = new SessionSettings { Device = parse.GetValue(device), Threads = EvalCommand.AtLeast(parse.GetValue(threads), 0, "--threads"), Verbose = parse.GetValue(context.Verbose) };
             var chosenTarget = parse.GetValue(target);
             // --target picks the form its provider runs; an explicit --format or --uint8-activations still wins.
             var chosenFormat = chosenTarget is { } t && !ContextLengths.Explicit(parse, format) ? DeploymentTargets.Format(t) : parse.GetValue(format);
@@ -95,7 +95,7 @@ public static class SmoothCommand
                 throw new OnnxQuantException(outPath, "is the input model; write the result to another file", ExitCode.Usage);
             var job = new QuantizeJob(modelPath, outPath, recipe, session,
                 quantize ? $"smoothing (alpha {parse.GetValue(alpha)}) and rewriting to W8A8 {w8a8.Format.ToString().ToLowerInvariant()}" : $"smoothing (alpha {parse.GetValue(alpha)})",
-                parse.GetValue(verification.Latency), 20)
+                EvalCommand.AtLeast(parse.GetValue(verification.Latency), 0, "--latency"), 20)
                 { Target = chosenTarget, GenAi = genai, Sessions = CalibrationArguments.SessionsOf(parse, calibrationArguments.WholeGraph) };
             var outcome = QuantizeCommand.Run(context, job);
 
