@@ -1,3 +1,4 @@
+using OnnxQuant.IO;
 using System.Text;
 using System.Text.Json;
 using System.Text.RegularExpressions;
@@ -14,7 +15,7 @@ internal static class HuggingFaceTokenizerJson
 {
     public static CalibrationTokenizer Load(string path)
     {
-        using var doc = JsonDocument.Parse(File.ReadAllBytes(path));
+        using var doc = JsonDocument.Parse(BoundedText.ReadBytes(path, BoundedText.TokenizerBytes, "tokenizer file"));
         var root = doc.RootElement;
         if (!root.TryGetProperty("model", out var model) || !model.TryGetProperty("type", out var typeElement))
             throw new OnnxQuantException(path, "is not a Hugging Face tokenizer.json: it has no model.type");

@@ -1,3 +1,4 @@
+using OnnxQuant.IO;
 using System.Text.Json;
 using OnnxQuant.Analysis;
 using OnnxQuant.Awq;
@@ -15,7 +16,8 @@ namespace OnnxQuant.Recipes;
 /// </summary>
 public static class RecipeFile
 {
-    private static readonly JsonDocumentOptions Options = new() { CommentHandling = JsonCommentHandling.Skip, AllowTrailingCommas = true };
+    // Duplicate keys are refused: with "last one wins" a recipe can say one thing to a reader and do another.
+    private static readonly JsonDocumentOptions Options = new() { CommentHandling = JsonCommentHandling.Skip, AllowTrailingCommas = true, AllowDuplicateProperties = false };
 
     internal static readonly string[] SchemeNames = ["w8a8", "w4", "float"];
     internal static readonly LinearScheme[] Schemes = [LinearScheme.W8A8, LinearScheme.W4, LinearScheme.Float];
@@ -40,16 +42,7 @@ public static class RecipeFile
     /// <summary>Reads and validates <paramref name="path"/>; relative paths inside resolve against its folder.</summary>
     public static Recipe Read(string path)
     {
-        string text;
-        try
-        {
-            text = File.ReadAllText(path);
-        }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-        {
-            throw new OnnxQuantException(path, $"cannot be read: {e.Message}", ExitCode.BadInput, e);
-        }
-        return Parse(text, path);
+        return Parse(BoundedText.Read(path, BoundedText.RecipeBytes, "recipe"), path);
     }
 
     /// <summary>Parses recipe text; <paramref name="path"/> names the file in errors and anchors relative paths.</summary>
