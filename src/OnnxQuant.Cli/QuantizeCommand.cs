@@ -100,7 +100,10 @@ internal static class QuantizeCommand
         string? tokenizer = recipe.Calibration.Tokenizer;
         var early = VerificationArguments.Options(recipe.Verification, job.VerifyLengthName, job.Session, tokenizer, limits.Context, causal, job.ModelPath, TextWriter.Null);
         if (recipe.Verification.Enabled)
+        {
             EnsureVerificationCanRead(job, early);
+            EnsureHeldOutIdsFit(job, early, limits);
+        }
         WarnUnmatched(context, job, table);
         // New tensors go to a scratch file beside the output, so memory holds one layer's weights, not the model's.
         using var spill = OutputPaths.AttachSpill(loaded, job.OutPath);
@@ -293,6 +296,17 @@ internal static class QuantizeCommand
                 "which needs the model's tokenizer. Give held-out token ids with --verify-data (an .ids or .jsonl file), a tokenizer with --tokenizer, " +
                 "or skip the check with --no-verify", ExitCode.Usage, e);
         }
+    }
+
+    // Held-out ids are checked against the vocabulary now, as --data's are, not after the model is written.
+    private static void EnsureHeldOutIdsFit(QuantizeJob job, VerifyOptions verify, SequenceLimits limits)
+    {
+        if (verify.TextPath is not { } held || !File.Exists(held) || !DataFiles.IsPreTokenized(held)
+            || limits is not { Vocabulary: { } size, EmbeddingTable: { } table })
+            return;
+        var ids = new List<int>();
+        DataFiles.Read(held, DataFormat.Auto, new System.Text.StringBuilder(), ids);
+        new Vocabulary(size, job.ModelPath, table).EnsureContains(ids, 0, held, job.FromRecipe ? "verification.data" : "--verify-data");
     }
 
     private static OnnxQuantException NothingQuantized(string modelPath, AnalysisStore analyses)

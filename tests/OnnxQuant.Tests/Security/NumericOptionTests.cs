@@ -4,7 +4,7 @@ using OnnxQuant.Tests.Fixtures;
 
 namespace OnnxQuant.Tests.Security;
 
-/// <summary>Issue 25: a negative thread count or latency length is a usage error in every command, before any work.</summary>
+/// <summary>Issue 25: option values checked before any work — negative counts, held-out ids beyond the vocabulary.</summary>
 public sealed class NumericOptionTests : IDisposable
 {
     private readonly TempFolder _temp = new();
@@ -27,5 +27,19 @@ public sealed class NumericOptionTests : IDisposable
         Assert.Equal(2, run.ExitCode);
         Assert.Contains($"{option} must be at least 0 (got {value})", run.Error);
         Assert.Equal(before, _temp.FileNames());   // nothing written
+    }
+
+    [Fact]
+    public void Held_out_ids_beyond_the_vocabulary_are_refused_before_the_model_is_written()
+    {
+        var options = new FixtureOptions { Family = FixtureFamily.TorchLlama, Layers = 1, Hidden = 64, Heads = 4, Intermediate = 128, Vocab = 128, Seed = 7 };
+        string model = FixtureModels.Save(options, _temp.Path);
+        string held = _temp.File("held.ids");
+        File.WriteAllText(held, string.Join(" ", Enumerable.Range(0, 300).Select(i => i == 200 ? 5000 : i % 128)));
+        var run = CliHarness.Run("awq", model, "--method", "rtn", "--verify-data", held, "-o", _temp.File("out.onnx"));
+        Assert.Equal(3, run.ExitCode);
+        Assert.Contains("token id 5000 (id 201 of it) is not below the vocabulary", System.Text.RegularExpressions.Regex.Replace(run.Error, @"\s+", " "));
+        Assert.Contains("--verify-data", run.Error);
+        Assert.False(File.Exists(_temp.File("out.onnx")));
     }
 }
