@@ -171,7 +171,7 @@ internal static class QuantizeCommand
     // A pattern that matches nothing is most likely a typo.
     private static void WarnUnmatched(CliContext context, QuantizeJob job, LinearTable table)
     {
-        var names = table.All.Select(c => c.Name).ToList();
+        var names = table.All.SelectMany(c => new[] { c.Name, c.QualifiedName }).Distinct().ToList();
         var overrides = job.Recipe.Linears.Overrides;
         for (int i = 0; i < overrides.Count; i++)
             if (!names.Any(n => LinearSelection.Matches(overrides[i].Match, n)))

@@ -1,0 +1,58 @@
+using OnnxQuant.Fixtures;
+using OnnxQuant.IO;
+using OnnxQuant.Passes;
+using OnnxQuant.Passes.W8A8;
+using OnnxQuant.Tests.W8A8;
+using Xunit.Abstractions;
+
+namespace OnnxQuant.Tests.Smoothing;
+
+/// <summary>
+/// Linears inside If/Loop bodies that read a main-graph activation join its smoothing group: their rows take s, so the
+/// group folds in place and no linear is quantized against an activation its group left unsmoothed (issue 31).
+/// </summary>
+public class SubgraphSmoothingTests(ITestOutputHelper output)
+{
+    [Theory]
+    [InlineData(SubgraphShape.IfQueryProjection, "self_attn/q_proj")]
+    [InlineData(SubgraphShape.IfDownProjection, "mlp/down_proj")]
+    [InlineData(SubgraphShape.LoopQueryProjection, "self_attn/q_proj")]
+    public void BodyLinearsAreSmoothedWithTheirGroupAndTheErrorIsTheFlatModels(SubgraphShape shape, string role)
+    {
+        var flat = W8A8TestKit.OutlierLlama();
+        var nested = flat with { Subgraphs = shape };
+        var windows = W8A8TestKit.Tokens(flat.Vocab, 3, 16, seed: 31);
+
+        var (flatError, _, _, _) = Quantize(flat, windows);
+        var (nestedError, smoothing, rewrite, unused) = Quantize(nested, windows);
+        output.WriteLine($"{shape}: relative logits error {nestedError:E3}, the same model without bodies {flatError:E3}");
+
+        // Every body linear of the role is in one group that applied s, and is quantized (with a static scale).
+        var bodyLinears = rewrite.Decisions.Where(d => d.Scope is not null && d.Linear.Contains(role, StringComparison.Ordinal)).ToList();
+        int perLayer = shape == SubgraphShape.LoopQueryProjection ? 1 : 2;
+        Assert.Equal(flat.Layers * perLayer, bodyLinears.Count);
+        Assert.All(bodyLinears, d => Assert.True(d.Quantized && d.ActivationScale is not null, $"{d.Scope}/{d.Linear}: {d.Status}"));
+        foreach (var d in bodyLinears)
+        {
+            var group = Assert.Single(smoothing.Decisions, g => g.Consumers.Contains($"{d.Scope}/{d.Linear}"));
+            Assert.Equal(SmoothingStatus.Folded, group.Status);
+        }
+        // Smoothed like the flat model: before the fix the If-held q_proj read the raw norm output (0.5 on tiny-llama).
+        Assert.True(nestedError <= flatError * 1.02 + 1e-4, $"{shape}: {nestedError:E3} vs flat {flatError:E3}");
+        // The float weights the bodies read before are gone, not left as initializers nothing reads.
+        Assert.Empty(unused);
+    }
+
+    private static (double Error, SmoothingReport Smoothing, W8A8Report Rewrite, IReadOnlyList<string> Unused) Quantize(FixtureOptions options, IReadOnlyList<int[]> windows)
+    {
+        float[] reference;
+        using (var fp = FixtureModels.BuildModel(options))
+            reference = W8A8TestKit.Run(W8A8TestKit.Serialize(fp), windows);
+        using var calibrationModel = FixtureModels.BuildModel(options);
+        var stats = W8A8TestKit.Calibrate(calibrationModel, options.Vocab, samples: 64, length: 32);
+        using var model = FixtureModels.BuildModel(options);
+        var (smoothing, rewrite) = W8A8TestKit.Quantize(model, stats, new W8A8Options(), new SmoothQuantOptions());
+        double error = W8A8TestKit.RelativeError(reference, W8A8TestKit.Run(W8A8TestKit.Serialize(model), windows));
+        return (error, smoothing!, rewrite, UnusedInitializers.Find(model.Graph));
+    }
+}
