@@ -61,6 +61,7 @@ public static class CalibrateCommand
             }
             else
             {
+                CalibrationArguments.EnsureDataFits(loaded, parse.GetValue(data) ?? [], modelPath);
                 var dataOptions = new DataOptions
                 {
                     Paths = parse.GetValue(data) ?? [],

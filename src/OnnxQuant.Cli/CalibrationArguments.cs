@@ -4,6 +4,7 @@ using OnnxQuant.Calibrate;
 using OnnxQuant.Calibrate.Data;
 using OnnxQuant.Calibrate.Sessions;
 using OnnxQuant.IO;
+using OnnxQuant.IR;
 using OnnxQuant.Recipes;
 using OnnxQuant.Statistics;
 
@@ -73,6 +74,25 @@ internal sealed class CalibrationArguments
     /// line on <paramref name="stages"/>. <paramref name="seqLenName"/> names the length in errors (--seq-len, or the
     /// recipe's calibration.seqLen).
     /// </summary>
+    /// <summary>
+    /// A model with no token-id input (a ViT's float pixel_values) cannot be fed text: refused before any tokenizer is
+    /// looked for, naming the .npz arrays that do feed it.
+    /// </summary>
+    public static void EnsureDataFits(OnnxModel loaded, IReadOnlyList<string> data, string modelPath)
+    {
+        var inputs = loaded.Graph.Inputs.Where(i => loaded.Graph.GetInitializer(i.Name) is null).ToList();
+        if (data.Any(CalibrationData.IsArrays) || inputs.Count == 0 || inputs.Any(i => SequenceLimits.IsTokenInput(i.Name)))
+            return;
+        var floats = inputs.Where(i => i.Type?.TensorType is { } t && ElementType.IsFloat((Onnx.TensorProto.Types.DataType)t.ElemType)).ToList();
+        if (floats.Count == 0)
+            return;
+        string list = string.Join(", ", floats.Select(i => $"'{i.Name}' {ElementType.Name((Onnx.TensorProto.Types.DataType)i.Type.TensorType.ElemType)}"));
+        throw new OnnxQuantException(modelPath,
+            $"takes no token ids but floating-point inputs ({list}), so text cannot feed it. Calibrate it on arrays with --data x.npz "
+            + "(one array per input, named after it, samples along axis 0), and verify with --verify-data y.npz or skip that with --no-verify",
+            ExitCode.Usage);
+    }
+
     public static CalibrationInput Obtain(CliContext context, CalibrationSettings settings, int sampleRows, string seqLenName, OnnxModel loaded, string modelPath,
         SessionSettings session, SequenceLimits limits, TextWriter stages, CalibrationSessions sessions = CalibrationSessions.Layers)
     {
