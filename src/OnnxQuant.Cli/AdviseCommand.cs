@@ -50,7 +50,7 @@ public static class AdviseCommand
             var session = new SessionSettings { Device = parse.GetValue(device), Threads = Math.Max(0, parse.GetValue(threads)), Verbose = parse.GetValue(context.Verbose) };
             var calibration = calibrationArguments.Settings(parse);
             var calibrated = CalibrationArguments.Obtain(context, calibration, calibration.SampleRows ?? CalibrationSettings.DefaultSampleRows, "--seq-len", loaded, modelPath, session, SequenceLimits.Find(loaded.Graph), context.Error,
-                CalibrationArguments.SessionsOf(parse, calibrationArguments.WholeGraph));
+                CalibrationArguments.SessionsOf(parse, calibrationArguments.WholeGraph, calibrationArguments.BlockSessions));
 
             var quantizable = table.Quantizable.Select(c => c.Name).ToHashSet(StringComparer.Ordinal);
             int tenth = -1;

@@ -176,7 +176,7 @@ public static class AwqCommand
             // Last before the work: for a GenAI folder this creates the output folder.
             var (modelPath, outPath, genai) = GenAiOutput.Resolve(modelArgument, parse.GetValue(output), how.Word(), m => DefaultOutput(m, how));
             var job = new QuantizeJob(modelPath, outPath, recipe, session, StageLine(how, block, budget), parse.GetValue(verification.Latency), 10)
-                { Target = parse.GetValue(target), GenAi = genai, Sessions = CalibrationArguments.SessionsOf(parse, calibrationArguments.WholeGraph) };
+                { Target = parse.GetValue(target), GenAi = genai, Sessions = CalibrationArguments.SessionsOf(parse, calibrationArguments.WholeGraph, calibrationArguments.BlockSessions) };
             var outcome = QuantizeCommand.Run(context, job);
             var summary = AwqSummary.Create(modelPath, outPath, how, quant, level, OutputBytes(outPath), outcome, budget);
             if (parse.GetValue(json))

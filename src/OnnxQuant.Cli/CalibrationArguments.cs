@@ -37,16 +37,31 @@ internal sealed class CalibrationArguments
 
     public Option<bool> WholeGraph { get; } = WholeGraphOption();
 
-    public IEnumerable<Option> All => [Stats, Data, Tokenizer, Samples, SequenceLength, Seed, WholeGraph];
+    public Option<bool> BlockSessions { get; } = BlockSessionsOption();
 
-    /// <summary>--whole-graph, shared with `calibrate`.</summary>
+    public IEnumerable<Option> All => [Stats, Data, Tokenizer, Samples, SequenceLength, Seed, WholeGraph, BlockSessions];
+
+    /// <summary>--whole-graph, shared with `calibrate` and `run`.</summary>
     public static Option<bool> WholeGraphOption() => new("--whole-graph")
     {
-        Description = "Calibrate in one ONNX Runtime session over the whole model instead of one session per attention/MLP block (the default when the model splits; it holds one block's weights at a time).",
+        Description = "Calibrate in one ONNX Runtime session over the whole model. Default: the whole graph when its weights are at most 1/8 of the available memory, else one session per attention/MLP block (--block-sessions).",
     };
 
-    public static CalibrationSessions SessionsOf(ParseResult parse, Option<bool> wholeGraph) =>
-        parse.GetValue(wholeGraph) ? CalibrationSessions.WholeGraph : CalibrationSessions.Layers;
+    /// <summary>--block-sessions, shared with `calibrate` and `run`.</summary>
+    public static Option<bool> BlockSessionsOption() => new("--block-sessions")
+    {
+        Description = "Calibrate in one ONNX Runtime session per attention/MLP block, holding one block's weights at a time, whatever the model's size.",
+    };
+
+    /// <summary>Either option, or <see cref="CalibrationSessions.Auto"/> (decided by the model's size against the available memory).</summary>
+    public static CalibrationSessions SessionsOf(ParseResult parse, Option<bool> wholeGraph, Option<bool> blockSessions) =>
+        (parse.GetValue(wholeGraph), parse.GetValue(blockSessions)) switch
+        {
+            (true, true) => throw new OnnxQuantException(null, "--whole-graph and --block-sessions ask for opposite things; give one", ExitCode.Usage),
+            (true, false) => CalibrationSessions.WholeGraph,
+            (false, true) => CalibrationSessions.Layers,
+            _ => CalibrationSessions.Auto,
+        };
 
     /// <summary>The options as a recipe's calibration settings (--seq-len only when given: the default is clamped, a given value is not).</summary>
     public CalibrationSettings Settings(ParseResult parse) => new()
@@ -94,7 +109,7 @@ internal sealed class CalibrationArguments
     }
 
     public static CalibrationInput Obtain(CliContext context, CalibrationSettings settings, int sampleRows, string seqLenName, OnnxModel loaded, string modelPath,
-        SessionSettings session, SequenceLimits limits, TextWriter stages, CalibrationSessions sessions = CalibrationSessions.Layers)
+        SessionSettings session, SequenceLimits limits, TextWriter stages, CalibrationSessions sessions = CalibrationSessions.Auto)
     {
         if (settings.Stats is { } statsPath)
         {

@@ -27,7 +27,7 @@ internal sealed record QuantizeJob(
     public DeploymentTarget? Target { get; init; }
 
     /// <summary>Block by block (the default where the model splits) or one whole-graph session; how to run, not what to compute, so not in the recipe.</summary>
-    public CalibrationSessions Sessions { get; init; } = CalibrationSessions.Layers;
+    public CalibrationSessions Sessions { get; init; } = CalibrationSessions.Auto;
 
     public bool FromRecipe => RecipePath is not null;
 

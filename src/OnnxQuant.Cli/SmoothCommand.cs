@@ -96,7 +96,7 @@ public static class SmoothCommand
             var job = new QuantizeJob(modelPath, outPath, recipe, session,
                 quantize ? $"smoothing (alpha {parse.GetValue(alpha)}) and rewriting to W8A8 {w8a8.Format.ToString().ToLowerInvariant()}" : $"smoothing (alpha {parse.GetValue(alpha)})",
                 parse.GetValue(verification.Latency), 20)
-                { Target = chosenTarget, GenAi = genai, Sessions = CalibrationArguments.SessionsOf(parse, calibrationArguments.WholeGraph) };
+                { Target = chosenTarget, GenAi = genai, Sessions = CalibrationArguments.SessionsOf(parse, calibrationArguments.WholeGraph, calibrationArguments.BlockSessions) };
             var outcome = QuantizeCommand.Run(context, job);
 
             var summary = SmoothSummary.Create(modelPath, outPath, quantize ? w8a8 : null, parse.GetValue(alpha)!, outcome);
