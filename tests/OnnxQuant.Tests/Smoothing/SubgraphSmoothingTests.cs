@@ -43,15 +43,48 @@ public class SubgraphSmoothingTests(ITestOutputHelper output)
         Assert.Empty(unused);
     }
 
-    private static (double Error, SmoothingReport Smoothing, W8A8Report Rewrite, IReadOnlyList<string> Unused) Quantize(FixtureOptions options, IReadOnlyList<int[]> windows)
+    [Fact]
+    public void Body_linears_read_an_inserted_smoothing_Mul_when_the_activation_has_other_readers()
     {
+        // The attention norm's output of layer 0 is also a graph output: only a Mul(1/s) can smooth its linears.
+        const string norm = "/model/layers.0/input_layernorm/Mul_1_output_0";
+        static Onnx.ModelProto WithNormOutput(FixtureOptions o)
+        {
+            var proto = FixtureModels.Build(o);
+            var type = new Onnx.TypeProto { TensorType = new Onnx.TypeProto.Types.Tensor { ElemType = proto.Graph.Output[0].Type.TensorType.ElemType } };
+            proto.Graph.Output.Add(new Onnx.ValueInfoProto { Name = norm, Type = type });
+            return proto;
+        }
+        var flat = W8A8TestKit.OutlierLlama();
+        var windows = W8A8TestKit.Tokens(flat.Vocab, 3, 16, seed: 31);
+        var insert = new SmoothQuantOptions { InsertMul = true };
+
+        var (flatError, _, _, _) = Quantize(flat, windows, insert, () => WithNormOutput(flat));
+        var nestedOptions = flat with { Subgraphs = SubgraphShape.IfQueryProjection };
+        var (nestedError, smoothing, rewrite, unused) = Quantize(nestedOptions, windows, insert, () => WithNormOutput(nestedOptions));
+        output.WriteLine($"inserted Mul: relative logits error {nestedError:E3}, without bodies {flatError:E3}");
+
+        var group = Assert.Single(smoothing.Decisions, d => d.Activation == norm);
+        Assert.Equal(SmoothingStatus.Inserted, group.Status);
+        Assert.Equal(4, group.Consumers.Count); // k, v and the two branches' q
+        var branches = rewrite.Decisions.Where(d => d.Scope?.StartsWith("/model/layers.0/", StringComparison.Ordinal) == true).ToList();
+        Assert.Equal(2, branches.Count);
+        Assert.All(branches, d => Assert.NotEqual(norm, d.Activation)); // they read the Mul's output
+        Assert.True(nestedError <= flatError * 1.02 + 1e-4, $"{nestedError:E3} vs flat {flatError:E3}");
+        Assert.Empty(unused);
+    }
+
+    private static (double Error, SmoothingReport Smoothing, W8A8Report Rewrite, IReadOnlyList<string> Unused) Quantize(FixtureOptions options,
+        IReadOnlyList<int[]> windows, SmoothQuantOptions? smooth = null, Func<Onnx.ModelProto>? build = null)
+    {
+        build ??= () => FixtureModels.Build(options);
         float[] reference;
-        using (var fp = FixtureModels.BuildModel(options))
+        using (var fp = OnnxModel.FromProto(build()))
             reference = W8A8TestKit.Run(W8A8TestKit.Serialize(fp), windows);
-        using var calibrationModel = FixtureModels.BuildModel(options);
+        using var calibrationModel = OnnxModel.FromProto(build());
         var stats = W8A8TestKit.Calibrate(calibrationModel, options.Vocab, samples: 64, length: 32);
-        using var model = FixtureModels.BuildModel(options);
-        var (smoothing, rewrite) = W8A8TestKit.Quantize(model, stats, new W8A8Options(), new SmoothQuantOptions());
+        using var model = OnnxModel.FromProto(build());
+        var (smoothing, rewrite) = W8A8TestKit.Quantize(model, stats, new W8A8Options(), smooth ?? new SmoothQuantOptions());
         double error = W8A8TestKit.RelativeError(reference, W8A8TestKit.Run(W8A8TestKit.Serialize(model), windows));
         return (error, smoothing!, rewrite, UnusedInitializers.Find(model.Graph));
     }
