@@ -74,6 +74,40 @@ public class SubgraphSmoothingTests(ITestOutputHelper output)
         Assert.Empty(unused);
     }
 
+    [Fact]
+    public void Awq_scales_the_body_linears_rows_with_their_group()
+    {
+        var flat = W8A8TestKit.OutlierLlama();
+        var nested = flat with { Subgraphs = SubgraphShape.IfQueryProjection };
+        var windows = W8A8TestKit.Tokens(flat.Vocab, 3, 16, seed: 31);
+        double Error(FixtureOptions o, out AwqReport report)
+        {
+            float[] reference;
+            using (var fp = FixtureModels.BuildModel(o))
+                reference = W8A8TestKit.Run(W8A8TestKit.Serialize(fp), windows);
+            using var calibrationModel = FixtureModels.BuildModel(o);
+            var stats = W8A8TestKit.Calibrate(calibrationModel, o.Vocab, samples: 64, length: 32);
+            using var model = FixtureModels.BuildModel(o);
+            var analyses = OnnxQuant.Tests.Support.PassRun.Analyses(stats);
+            var blocks = new OnnxQuant.Quantization.Int4QuantOptions { BlockSize = 32 };
+            Presets.Awq(new W4RewriteOptions { Quantization = blocks },
+                new AwqPassOptions { Search = new OnnxQuant.Awq.AwqOptions { Quantization = blocks, GridPoints = 5 } })
+                .Build().Run(model, new PassContext { Analyses = analyses });
+            report = analyses.Get<AwqReport>("test");
+            Assert.Empty(UnusedInitializers.Find(model.Graph));
+            return W8A8TestKit.RelativeError(reference, W8A8TestKit.Run(W8A8TestKit.Serialize(model), windows));
+        }
+
+        double flatError = Error(flat, out _), nestedError = Error(nested, out var awq);
+        output.WriteLine($"AWQ W4: relative logits error {nestedError:E3}, without bodies {flatError:E3}");
+
+        var group = Assert.Single(awq.Decisions, d => d.Activation == "/model/layers.0/input_layernorm/Mul_1_output_0");
+        Assert.Equal(4, group.Consumers.Count);
+        Assert.True(group.IsScaled, group.StatusText);
+        // The fold is exact only if the branches' q_proj rows took s too: otherwise their output would be off by s.
+        Assert.True(nestedError <= flatError * 1.1 + 1e-3, $"{nestedError:E3} vs flat {flatError:E3}");
+    }
+
     private static (double Error, SmoothingReport Smoothing, W8A8Report Rewrite, IReadOnlyList<string> Unused) Quantize(FixtureOptions options,
         IReadOnlyList<int[]> windows, SmoothQuantOptions? smooth = null, Func<Onnx.ModelProto>? build = null)
     {
