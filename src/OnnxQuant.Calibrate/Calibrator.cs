@@ -50,6 +50,13 @@ public enum CalibrationSessions
 
     /// <summary>One session over the whole graph (pruned to what the recorded tensors need).</summary>
     WholeGraph,
+
+    /// <summary>
+    /// <see cref="WholeGraph"/> when the model's weights as a session holds them are a small fraction of the memory
+    /// available (block sessions then only add their own overhead: 177 -> 367 MiB on a 2-layer model), else
+    /// <see cref="Layers"/> (<see cref="CalibrationSplit"/>). The commands' default.
+    /// </summary>
+    Auto,
 }
 
 /// <summary>Progress after each batch; the CLI draws it, the library only reports it.</summary>
@@ -101,7 +108,8 @@ public static class Calibrator
         RunTotals totals;
         Dictionary<string, TensorReducer> reducers;
         string? splitNotice = null;
-        var split = options.Sessions == CalibrationSessions.Layers ? LayerSplit.Find(model, names) : null;
+        var sessions = options.Sessions == CalibrationSessions.Auto ? CalibrationSplit.Choose(model, CalibrationSplit.AvailableBytes()) : options.Sessions;
+        var split = sessions == CalibrationSessions.Layers ? LayerSplit.Find(model, names) : null;
         if (split is { CanSplit: true })
         {
             try

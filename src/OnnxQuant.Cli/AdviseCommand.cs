@@ -25,7 +25,7 @@ public static class AdviseCommand
         var calibrationArguments = new CalibrationArguments();
         var target = new Option<DeploymentTarget?>("--target") { Description = "Where the model will run (cpu, cuda, tensorrt): only schemes whose ops it runs natively are recommended." };
         var maxError = new Option<double?>("--max-error") { Description = "Largest acceptable expected output error (RMS over linears of ||Yq - Y|| / ||Y||): the most compact scheme within it is recommended." };
-        var exclude = new Option<string[]>("--exclude") { Description = "Linears to leave out of the advice (kept in float): globs (*, ?) or /regex/.", AllowMultipleArgumentsPerToken = true };
+        var exclude = new Option<string[]>("--exclude") { Description = "Linears to leave out of the advice (kept in float): a glob (*, ?) or /regex/; one per --exclude, repeat it for several." };
         var lmHead = new Option<bool>("--include-lm-head") { Description = "Measure the LM head too." };
         var device = new Option<ExecutionDevice>("--device") { Description = "auto tries CUDA and falls back to the CPU; cpu never touches CUDA.", DefaultValueFactory = _ => ExecutionDevice.Auto };
         var threads = new Option<int>("--threads") { Description = "ONNX Runtime threads (0: one per core).", DefaultValueFactory = _ => 0 };
@@ -50,7 +50,7 @@ public static class AdviseCommand
             var session = new SessionSettings { Device = parse.GetValue(device), Threads = EvalCommand.AtLeast(parse.GetValue(threads), 0, "--threads"), Verbose = parse.GetValue(context.Verbose) };
             var calibration = calibrationArguments.Settings(parse);
             var calibrated = CalibrationArguments.Obtain(context, calibration, calibration.SampleRows ?? CalibrationSettings.DefaultSampleRows, "--seq-len", loaded, modelPath, session, SequenceLimits.Find(loaded.Graph), context.Error,
-                ModelTaskDetection.Detect(loaded.Graph).Task, CalibrationArguments.SessionsOf(parse, calibrationArguments.WholeGraph));
+                ModelTaskDetection.Detect(loaded.Graph).Task, CalibrationArguments.SessionsOf(parse, calibrationArguments.WholeGraph, calibrationArguments.BlockSessions));
 
             var quantizable = table.Quantizable.Select(c => c.Name).ToHashSet(StringComparer.Ordinal);
             int tenth = -1;

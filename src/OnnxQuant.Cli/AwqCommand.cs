@@ -94,7 +94,7 @@ public static class AwqCommand
         var lmHead = new Option<bool>("--include-lm-head") { Description = "Quantize the output projection (lm_head) too, round-to-nearest at --lm-head-bits." };
         var lmHeadBits = new Option<int>("--lm-head-bits") { Description = "Bits of the LM head with --include-lm-head: 8 (default; a 4-bit head is the usual cause of a model repeating itself) or 4. MatMulNBits either way.", DefaultValueFactory = _ => 8 };
         var embeddingBits = new Option<int?>("--quantize-embeddings") { Description = "Store the token embedding as 4- or 8-bit blocks (com.microsoft GatherBlockQuantized); a tied LM head at the same bits shares them." };
-        var exclude = new Option<string[]>("--exclude") { Description = "Keep linears whose node name matches in floating point: globs (*, ?) or /regex/.", AllowMultipleArgumentsPerToken = true };
+        var exclude = new Option<string[]>("--exclude") { Description = "Keep linears in floating point whose node name, or path as inspect prints it, matches: a glob (*, ?) or /regex/; one per --exclude, repeat it for several." };
         var noClip = new Option<bool>("--no-clip") { Description = "Skip AWQ's per-block clip search (on by default: it lowered held-out error on MiniLM and tiny-llama)." };
         var clip = new Option<bool>("--clip") { Description = "Run the clip search (the default without --bits-budget / --max-size; with them it clamps weights the plan may lift to 8 bits or float)." };
         var duo = new Option<bool>("--duo-scaling") { Description = "Use duo scaling (the default; accepted so scripts can say so)." };
@@ -185,7 +185,7 @@ public static class AwqCommand
             // Last before the work: for a GenAI folder this creates the output folder.
             var (modelPath, outPath, genai) = GenAiOutput.Resolve(modelArgument, parse.GetValue(output), how.Word(), m => DefaultOutput(m, how));
             var job = new QuantizeJob(modelPath, outPath, recipe, session, StageLine(how, block, budget), EvalCommand.AtLeast(parse.GetValue(verification.Latency), 0, "--latency"), 10)
-                { Target = deployment, GenAi = genai, Sessions = CalibrationArguments.SessionsOf(parse, calibrationArguments.WholeGraph) };
+                { Target = deployment, GenAi = genai, Sessions = CalibrationArguments.SessionsOf(parse, calibrationArguments.WholeGraph, calibrationArguments.BlockSessions) };
             var outcome = QuantizeCommand.Run(context, job);
             var summary = AwqSummary.Create(modelPath, outPath, how, quant, level, OutputBytes(outPath), outcome, budget);
             if (parse.GetValue(json))

@@ -40,11 +40,12 @@ public static class CalibrateCommand
         var report = new Option<string?>("--report") { Description = "Draw per-channel max |x| of chosen tensors to this .html or .svg file." };
         var reportTensors = new Option<string[]>("--report-tensors") { Description = "Name fragments of tensors to draw (default: the most outlier-ridden).", AllowMultipleArgumentsPerToken = true };
         var wholeGraph = CalibrationArguments.WholeGraphOption();
+        var blockSessions = CalibrationArguments.BlockSessionsOption();
         var top = new Option<int>("--top") { Description = "Tensors listed in the summary.", DefaultValueFactory = _ => 10 };
         var json = CliContext.JsonOption();
         var command = new Command("calibrate", "Record activation statistics (per-channel max/mean |x|, ranges, sample rows) of the model's quantizable linears.")
         {
-            model, output, data, format, tokenizer, samples, seqLen, seed, batch, maxMemory, sampleRows, wholeGraph, device, threads, stats, report, reportTensors, top, json,
+            model, output, data, format, tokenizer, samples, seqLen, seed, batch, maxMemory, sampleRows, wholeGraph, blockSessions, device, threads, stats, report, reportTensors, top, json,
         };
         command.SetAction(parse => CommandRunner.Run(context, parse, () =>
         {
@@ -66,6 +67,7 @@ public static class CalibrateCommand
             }
             else
             {
+                CalibrationArguments.EnsureDataFits(loaded, parse.GetValue(data) ?? [], modelPath);
                 var dataOptions = new DataOptions
                 {
                     Paths = parse.GetValue(data) ?? [],
@@ -81,7 +83,7 @@ public static class CalibrateCommand
                     MaxMemoryBytes = (long)Positive(parse.GetValue(maxMemory), "--max-memory") << 20,
                     SampleRowsPerTensor = Math.Max(0, parse.GetValue(sampleRows)),
                     Seed = dataOptions.Seed,
-                    Sessions = CalibrationArguments.SessionsOf(parse, wholeGraph),
+                    Sessions = CalibrationArguments.SessionsOf(parse, wholeGraph, blockSessions),
                 };
                 var session = new SessionSettings { Device = parse.GetValue(device), Threads = EvalCommand.AtLeast(parse.GetValue(threads), 0, "--threads"), Verbose = parse.GetValue(context.Verbose) };
                 written = parse.GetValue(output) ?? Path.ChangeExtension(modelPath, ".calib");

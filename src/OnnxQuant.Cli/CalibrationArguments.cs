@@ -4,6 +4,7 @@ using OnnxQuant.Calibrate;
 using OnnxQuant.Calibrate.Data;
 using OnnxQuant.Calibrate.Sessions;
 using OnnxQuant.IO;
+using OnnxQuant.IR;
 using OnnxQuant.Recipes;
 using OnnxQuant.Statistics;
 
@@ -36,16 +37,31 @@ internal sealed class CalibrationArguments
 
     public Option<bool> WholeGraph { get; } = WholeGraphOption();
 
-    public IEnumerable<Option> All => [Stats, Data, Tokenizer, Samples, SequenceLength, Seed, WholeGraph];
+    public Option<bool> BlockSessions { get; } = BlockSessionsOption();
 
-    /// <summary>--whole-graph, shared with `calibrate`.</summary>
+    public IEnumerable<Option> All => [Stats, Data, Tokenizer, Samples, SequenceLength, Seed, WholeGraph, BlockSessions];
+
+    /// <summary>--whole-graph, shared with `calibrate` and `run`.</summary>
     public static Option<bool> WholeGraphOption() => new("--whole-graph")
     {
-        Description = "Calibrate in one ONNX Runtime session over the whole model instead of one session per attention/MLP block (the default when the model splits; it holds one block's weights at a time).",
+        Description = "Calibrate in one ONNX Runtime session over the whole model. Default: the whole graph when its weights are at most 1/8 of the available memory, else one session per attention/MLP block (--block-sessions).",
     };
 
-    public static CalibrationSessions SessionsOf(ParseResult parse, Option<bool> wholeGraph) =>
-        parse.GetValue(wholeGraph) ? CalibrationSessions.WholeGraph : CalibrationSessions.Layers;
+    /// <summary>--block-sessions, shared with `calibrate` and `run`.</summary>
+    public static Option<bool> BlockSessionsOption() => new("--block-sessions")
+    {
+        Description = "Calibrate in one ONNX Runtime session per attention/MLP block, holding one block's weights at a time, whatever the model's size.",
+    };
+
+    /// <summary>Either option, or <see cref="CalibrationSessions.Auto"/> (decided by the model's size against the available memory).</summary>
+    public static CalibrationSessions SessionsOf(ParseResult parse, Option<bool> wholeGraph, Option<bool> blockSessions) =>
+        (parse.GetValue(wholeGraph), parse.GetValue(blockSessions)) switch
+        {
+            (true, true) => throw new OnnxQuantException(null, "--whole-graph and --block-sessions ask for opposite things; give one", ExitCode.Usage),
+            (true, false) => CalibrationSessions.WholeGraph,
+            (false, true) => CalibrationSessions.Layers,
+            _ => CalibrationSessions.Auto,
+        };
 
     /// <summary>The options as a recipe's calibration settings (--seq-len only when given: the default is clamped, a given value is not).</summary>
     public CalibrationSettings Settings(ParseResult parse) => new()
@@ -73,8 +89,27 @@ internal sealed class CalibrationArguments
     /// line on <paramref name="stages"/>. <paramref name="seqLenName"/> names the length in errors (--seq-len, or the
     /// recipe's calibration.seqLen). Without a given length, the windows are sized for <paramref name="task"/>.
     /// </summary>
+    /// <summary>
+    /// A model with no token-id input (a ViT's float pixel_values) cannot be fed text: refused before any tokenizer is
+    /// looked for, naming the .npz arrays that do feed it.
+    /// </summary>
+    public static void EnsureDataFits(OnnxModel loaded, IReadOnlyList<string> data, string modelPath)
+    {
+        var inputs = loaded.Graph.Inputs.Where(i => loaded.Graph.GetInitializer(i.Name) is null).ToList();
+        if (data.Any(CalibrationData.IsArrays) || inputs.Count == 0 || inputs.Any(i => SequenceLimits.IsTokenInput(i.Name)))
+            return;
+        var floats = inputs.Where(i => i.Type?.TensorType is { } t && ElementType.IsFloat((Onnx.TensorProto.Types.DataType)t.ElemType)).ToList();
+        if (floats.Count == 0)
+            return;
+        string list = string.Join(", ", floats.Select(i => $"'{i.Name}' {ElementType.Name((Onnx.TensorProto.Types.DataType)i.Type.TensorType.ElemType)}"));
+        throw new OnnxQuantException(modelPath,
+            $"takes no token ids but floating-point inputs ({list}), so text cannot feed it. Calibrate it on arrays with --data x.npz "
+            + "(one array per input, named after it, samples along axis 0), and verify with --verify-data y.npz or skip that with --no-verify",
+            ExitCode.Usage);
+    }
+
     public static CalibrationInput Obtain(CliContext context, CalibrationSettings settings, int sampleRows, string seqLenName, OnnxModel loaded, string modelPath,
-        SessionSettings session, SequenceLimits limits, TextWriter stages, ModelTask task, CalibrationSessions sessions = CalibrationSessions.Layers)
+        SessionSettings session, SequenceLimits limits, TextWriter stages, ModelTask task, CalibrationSessions sessions = CalibrationSessions.Auto)
     {
         if (settings.Stats is { } statsPath)
         {

@@ -27,7 +27,7 @@ internal sealed record QuantizeJob(
     public DeploymentTarget? Target { get; init; }
 
     /// <summary>Block by block (the default where the model splits) or one whole-graph session; how to run, not what to compute, so not in the recipe.</summary>
-    public CalibrationSessions Sessions { get; init; } = CalibrationSessions.Layers;
+    public CalibrationSessions Sessions { get; init; } = CalibrationSessions.Auto;
 
     public bool FromRecipe => RecipePath is not null;
 
@@ -83,9 +83,12 @@ internal static class QuantizeCommand
         EnsureNoOverlap(job, table);
         bool rewrites = pipeline.Passes.Any(p => p is W8A8RewriteSpec or W4RewriteSpec);
         int quantizedOps = loaded.Graph.Nodes.Count(LinearAnalysis.IsQuantizedLinearOp);
+        // Smoothing alone (--no-quantize) on an already-quantized model would calibrate and write an unchanged copy.
+        if (!rewrites && pipeline.Passes.Any(p => p is SmoothQuantSpec or AwqSpec))
+            EnsureNotQuantizedAlready(job.ModelPath, loaded.Graph, table);
         if (rewrites)
         {
-            EnsureSomethingToQuantize(job.ModelPath, table, quantizedOps);
+            EnsureSomethingToQuantize(job.ModelPath, loaded.Graph, table);
             // A partly quantized model: its float linears are quantized, what an earlier run quantized stays as it is.
             int dequantized = table.All.Count(c => c.Reason == KeepReason.AlreadyQuantized);
             if (quantizedOps + dequantized > 0)
@@ -99,6 +102,8 @@ internal static class QuantizeCommand
         bool causal = task == ModelTask.CausalLm;
         string? tokenizer = recipe.Calibration.Tokenizer;
         var early = VerificationArguments.Options(recipe.Verification, job.VerifyLengthName, job.Session, tokenizer, limits.Context, causal, job.ModelPath, TextWriter.Null);
+        if (pipeline.NeedsCalibration && recipe.Calibration.Stats is null)
+            CalibrationArguments.EnsureDataFits(loaded, recipe.Calibration.Data, job.ModelPath);
         if (recipe.Verification.Enabled)
         {
             EnsureVerificationCanRead(job, early);
@@ -177,7 +182,7 @@ internal static class QuantizeCommand
     // A pattern that matches nothing is most likely a typo.
     private static void WarnUnmatched(CliContext context, QuantizeJob job, LinearTable table)
     {
-        var names = table.All.Select(c => c.Name).ToList();
+        var names = table.All.SelectMany(c => new[] { c.Name, c.QualifiedName }).Distinct().ToList();
         var overrides = job.Recipe.Linears.Overrides;
         for (int i = 0; i < overrides.Count; i++)
             if (!names.Any(n => LinearSelection.Matches(overrides[i].Match, n)))
@@ -250,20 +255,36 @@ internal static class QuantizeCommand
     }
 
     // Every linear kept for a reason no option changes, or every one excluded: say so before calibrating.
-    private static void EnsureSomethingToQuantize(string modelPath, LinearTable table, int quantizedOps)
+    private static void EnsureSomethingToQuantize(string modelPath, IR.Graph graph, LinearTable table)
     {
         if (table.Quantizable.Any())
             return;
-        int dequantized = table.All.Count(c => c.Reason == KeepReason.AlreadyQuantized);
-        // Attention's products have no weight; if nothing else is left in float, an earlier run quantized it all.
-        if (quantizedOps + dequantized > 0 && table.All.All(c => c.Reason is KeepReason.AlreadyQuantized or KeepReason.ComputedWeight))
-            throw new OnnxQuantException(modelPath,
-                $"is already quantized: it has {quantizedOps + dequantized} quantized linear(s) (MatMulNBits, MatMulInteger, QLinearMatMul or DequantizeLinear weights) and no floating-point MatMul/Gemm with a constant weight left. Quantize the floating-point model instead",
-                ExitCode.Unsupported);
+        EnsureNotQuantizedAlready(modelPath, graph, table);
         if (table.Count == 0)
             throw new OnnxQuantException(modelPath, "has no MatMul or Gemm node: there is nothing to quantize", ExitCode.Unsupported);
         throw new OnnxQuantException(modelPath,
             $"has no MatMul or Gemm that can be quantized with these options ({Reasons(table.All.Select(c => c.Reason))}); see `onnxquant inspect` for each node's verdict",
+            ExitCode.Unsupported);
+    }
+
+    // Nothing left to quantize and quantized linears found: an earlier run (or another tool) quantized the model. Float
+    // linears the options keep (the LM head, --exclude) and attention's products do not make it a float model.
+    private static void EnsureNotQuantizedAlready(string modelPath, IR.Graph graph, LinearTable table)
+    {
+        if (table.Quantizable.Any())
+            return;
+        var found = graph.Nodes.Where(LinearAnalysis.IsQuantizedLinearOp).GroupBy(n => n.OpType)
+            .Select(g => $"{g.Count()} {g.Key}").ToList();
+        int dequantized = table.All.Count(c => c.Reason == KeepReason.AlreadyQuantized);
+        if (dequantized > 0)
+            found.Add($"{dequantized} MatMul/Gemm reading a DequantizeLinear weight");
+        if (found.Count == 0)
+            return;
+        var kept = table.All.Where(c => c.Reason is not (KeepReason.AlreadyQuantized or KeepReason.ComputedWeight)).ToList();
+        string rest = kept.Count == 0 ? "no floating-point MatMul/Gemm with a constant weight is left"
+            : $"the {kept.Count} floating-point MatMul/Gemm left are kept ({Reasons(kept.Select(c => c.Reason))})";
+        throw new OnnxQuantException(modelPath,
+            $"is already quantized: it has {string.Join(", ", found)}, and {rest}. Quantize the floating-point model it was made from instead",
             ExitCode.Unsupported);
     }
 

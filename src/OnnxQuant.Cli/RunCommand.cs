@@ -28,9 +28,10 @@ public static class RunCommand
         var threads = new Option<int>("--threads") { Description = "ONNX Runtime threads (0: one per core).", DefaultValueFactory = _ => 0 };
         var json = CliContext.JsonOption();
         var wholeGraph = CalibrationArguments.WholeGraphOption();
+        var blockSessions = CalibrationArguments.BlockSessionsOption();
         var command = new Command("run", "Run a recipe file: passes in order, a scheme per linear by name pattern, calibration, verification and gates.")
         {
-            recipeFile, model, output, latency, device, threads, wholeGraph, json,
+            recipeFile, model, output, latency, device, threads, wholeGraph, blockSessions, json,
         };
         command.SetAction(parse => CommandRunner.Run(context, parse, () =>
         {
@@ -50,7 +51,7 @@ public static class RunCommand
             if (Path.GetFullPath(outPath) == Path.GetFullPath(modelPath))
                 throw new OnnxQuantException(outPath, "is the input model; write the result to another file", ExitCode.Usage);
             var job = new QuantizeJob(modelPath, outPath, recipe, session, $"running {recipe.Pipeline()}",
-                latencyTokens, 10, recipePath) { GenAi = genai, Sessions = CalibrationArguments.SessionsOf(parse, wholeGraph) };
+                latencyTokens, 10, recipePath) { GenAi = genai, Sessions = CalibrationArguments.SessionsOf(parse, wholeGraph, blockSessions) };
             var outcome = QuantizeCommand.Run(context, job);
             var summary = RunSummary.Create(modelPath, outPath, recipePath, outcome);
             if (parse.GetValue(json))

@@ -29,7 +29,7 @@ public static class SmoothCommand
         var format = new Option<W8A8Format>("--format") { Description = "int8: QuantizeLinear + MatMulInteger (CUDA EP and CPU); dynamic: per-token scales at run time; qlinear: QLinearMatMul (CPU); qdq: Q/DQ pairs (TensorRT).", DefaultValueFactory = _ => W8A8Format.Int8 };
         var insertMul = new Option<bool?>("--insert-mul") { Description = "Smooth activations that cannot take s in place (residual-fed norms, GELU outputs) through a Mul(1/s). Default: on when quantizing (the Mul sits right before the activation quantizer), off with --no-quantize." };
         var scope = new Option<SmoothingScope>("--scope") { Description = "all: every linear input; norm: only norm-fed inputs (the SmoothQuant reference).", DefaultValueFactory = _ => SmoothingScope.All };
-        var exclude = new Option<string[]>("--exclude") { Description = "Keep linears whose node name matches in floating point: globs (*, ?) or /regex/.", AllowMultipleArgumentsPerToken = true };
+        var exclude = new Option<string[]>("--exclude") { Description = "Keep linears in floating point whose node name, or path as inspect prints it, matches: a glob (*, ?) or /regex/; one per --exclude, repeat it for several." };
         var lmHead = new Option<bool>("--include-lm-head") { Description = "Quantize the LM head (the linear producing the logits) too." };
         var reducedRange = new Option<bool>("--reduced-range") { Description = "7-bit weights (±63): exact on CPUs without VNNI, whose int8 kernel saturates 16-bit pair sums with full-range weights." };
         var unsigned = new Option<bool>("--uint8-activations") { Description = "uint8 activations (zero point 128) for ONNX Runtime's fast CPU kernels (int8 x int8 MatMulInteger is slow there); the CUDA EP runs int8 activations only." };
@@ -96,7 +96,7 @@ public static class SmoothCommand
             var job = new QuantizeJob(modelPath, outPath, recipe, session,
                 quantize ? $"smoothing (alpha {parse.GetValue(alpha)}) and rewriting to W8A8 {w8a8.Format.ToString().ToLowerInvariant()}" : $"smoothing (alpha {parse.GetValue(alpha)})",
                 EvalCommand.AtLeast(parse.GetValue(verification.Latency), 0, "--latency"), 20)
-                { Target = chosenTarget, GenAi = genai, Sessions = CalibrationArguments.SessionsOf(parse, calibrationArguments.WholeGraph) };
+                { Target = chosenTarget, GenAi = genai, Sessions = CalibrationArguments.SessionsOf(parse, calibrationArguments.WholeGraph, calibrationArguments.BlockSessions) };
             var outcome = QuantizeCommand.Run(context, job);
 
             var summary = SmoothSummary.Create(modelPath, outPath, quantize ? w8a8 : null, parse.GetValue(alpha)!, outcome);

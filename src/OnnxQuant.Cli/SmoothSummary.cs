@@ -59,13 +59,15 @@ public sealed record SmoothSummary(
         return total;
     }
 
-    // "/model/layers.3/self_attn/q_proj/MatMul" -> "q_proj"; names without a path stay as they are.
+    // "/model/layers.3/self_attn/q_proj/MatMul" -> "q_proj"; names without a path stay as they are. A body's linear keeps
+    // the body it sits in: ".../If/then_branch//model/layers.3/self_attn/q_proj/MatMul" -> "q_proj (then_branch)".
     private static string ShortNode(string name)
     {
         var parts = name.Split('/', StringSplitOptions.RemoveEmptyEntries);
+        string body = parts.LastOrDefault(p => p.EndsWith("_branch", StringComparison.Ordinal) || p == "body") is { } b ? $" ({b})" : "";
         if (parts.Length >= 2 && parts[^1] is "MatMul" or "Gemm")
-            return parts[^2];
-        return parts.Length > 0 ? parts[^1] : name;
+            return parts[^2] + body;
+        return (parts.Length > 0 ? parts[^1] : name) + body;
     }
 
     private static string Shorten(string text, int max) => text.Length <= max ? text : "…" + text[^(max - 1)..];

@@ -28,6 +28,7 @@ public static class FixtureModels
         };
         var description = new FixtureDescription(options, outliers.Channels, outliers.Scale, sites);
         var proto = graph.ToModelProto($"{options.Family}-fixture", description.Summary());
+        SubgraphShapes.Apply(proto.Graph, options, graph.FloatType);
         using (var model = OnnxModel.FromProto(proto))
             GraphValidator.Validate(model.Graph, $"fixture {options.Family}");
         return new BuiltFixture(proto, description);

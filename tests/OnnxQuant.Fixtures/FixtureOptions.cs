@@ -110,6 +110,12 @@ public sealed record FixtureOptions
 
     public float Epsilon { get; init; } = 1e-5f;
 
+    /// <summary>TorchLlama: linears moved into If/Loop bodies (<see cref="SubgraphShape"/>).</summary>
+    public SubgraphShape Subgraphs { get; init; }
+
+    /// <summary>TorchLlama: no embedding table of its own; the lookup is <c>Gather(Transpose(W_head))</c> of the LM head's weight.</summary>
+    public bool TiedHeadTransposed { get; init; }
+
     public int HeadDim => Hidden / Heads;
 
     public int KvHeadCount => KvHeads == 0 ? Heads : KvHeads;
@@ -144,6 +150,7 @@ public sealed record FixtureOptions
         Require(Attention == GenAiAttention.PlainOps || Family == FixtureFamily.GenAiLlama && KvCache && !Fp16,
             "GroupQueryAttention applies to GenAiLlama with KvCache in fp32");
         Require(!Fp32Norms || Fp16 && Family == FixtureFamily.TorchLlama, "Fp32Norms applies to fp16 TorchLlama only");
+        Require(Subgraphs == SubgraphShape.None && !TiedHeadTransposed || Family == FixtureFamily.TorchLlama, "Subgraphs and TiedHeadTransposed apply to TorchLlama only");
         Require(RopeRows is null || (Family == FixtureFamily.TorchLlama && RopeRows >= 2 && HeadDim % 2 == 0), "RopeRows applies to TorchLlama with an even head size, and needs >= 2 rows");
     }
 }

@@ -11,6 +11,7 @@ const string Usage = """
       --layers N  --hidden N  --heads N  --intermediate N  --vocab N  --max-positions N  --rope-rows N  --seed N
       --outliers N  --outlier-scale X  --fp16  --fp32-norms  --kv-cache  --rms-div  --no-attention-mask
       --kv-heads N  --repeat-kv expand|tile|concat  --attention plainops|groupqueryattention|packedgroupqueryattention
+      --subgraphs none|ifqueryprojection|ifdownprojection|loopqueryprojection  --tied-head-transposed
       --bert-norm layernorm|decomposed|skip  --external-data (weights in <out>.data; default: one self-contained file)
     """;
 
@@ -53,6 +54,8 @@ try
             "--fp32-norms" => options with { Fp32Norms = true },
             "--rms-div" => options with { RmsNorm = RmsNormStyle.Div },
             "--no-attention-mask" => options with { AttentionMask = false },
+            "--subgraphs" => options with { Subgraphs = Enum.Parse<SubgraphShape>(Next(), ignoreCase: true) },
+            "--tied-head-transposed" => options with { TiedHeadTransposed = true },
             "--bert-norm" => options with
             {
                 BertNorm = Next() switch

@@ -53,6 +53,9 @@ public static class InputFeeds
             return EmptyPast(name, meta, b, all, label);
         if (meta.ElementDataType == TensorElementType.Bool)
             return OrtValue.CreateTensorValueFromMemory(new bool[Math.Max(1, FixedCount(meta))], FixedShape(meta, name, all, label));
+        if (meta.ElementDataType is TensorElementType.Float or TensorElementType.Float16 or TensorElementType.BFloat16 or TensorElementType.Double)
+            throw Unfillable(name, "it takes floating-point values, not token ids, so text cannot feed it; give the model's inputs as arrays with "
+                + "--data x.npz (one array per input, named after it, samples along axis 0) and --verify-data y.npz for the held-out check", all, label);
         throw Unfillable(name, "OnnxQuant does not know what to feed it", all, label);
     }
 

@@ -40,19 +40,8 @@ internal static class PairMemory
         return bytes;
     }
 
-    /// <summary>MemAvailable from /proc/meminfo (the kernel's estimate of what can be allocated without swapping); null where there is none.</summary>
-    public static long? AvailableBytes()
-    {
-        try
-        {
-            foreach (var line in File.ReadLines("/proc/meminfo"))
-                if (line.StartsWith("MemAvailable:", StringComparison.Ordinal))
-                    return long.Parse(line.Split(' ', StringSplitOptions.RemoveEmptyEntries)[1]) * 1024;
-        }
-        catch (IOException) { }
-        catch (UnauthorizedAccessException) { }
-        return null;
-    }
+    /// <summary>MemAvailable from /proc/meminfo; null where there is none.</summary>
+    public static long? AvailableBytes() => Sessions.AvailableMemory.Bytes();
 
     private static string Gb(long bytes) => (bytes / 1e9).ToString("0.0", System.Globalization.CultureInfo.InvariantCulture);
 }

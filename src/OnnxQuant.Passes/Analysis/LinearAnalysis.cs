@@ -46,7 +46,7 @@ public static class LinearAnalysis
         var facts = Inspect(graph, node);
         var reason = facts.Reason;
         string? detail = facts.Detail;
-        if (reason == KeepReason.None && selection.Exclusion(graph, node.Name, facts.Chain!.Root, facts.Output) is { } excluded)
+        if (reason == KeepReason.None && selection.Exclusion(graph, node.Name, facts.Chain!.Root, facts.Output, scope) is { } excluded)
             (reason, detail) = excluded;
         bool visible = scope is null || (node.InputAt(0) is { } a && IsOuterValue(graph, a));
         return new LinearCandidate(node.Name, node.OpType, scope, node.InputAt(0) ?? "", facts.K, facts.N,

@@ -48,19 +48,24 @@ public sealed class LinearSelection
     public LinearSelection WithLmHeadBits(int? bits) => bits == LmHeadBits ? this : new(Patterns, IncludeLmHead, Only, _source, bits);
 
     /// <summary>Null when the options leave the linear to be quantized, else why they keep it (the pattern as detail).</summary>
-    public (KeepReason Reason, string? Detail)? Exclusion(Graph graph, string name, string weight, string output)
+    /// <param name="scope">For a body's node, where it lives ("If_3/then_branch"): patterns match the node's own name or
+    /// the path `inspect` prints ("If_3/then_branch/MatMul_1").</param>
+    public (KeepReason Reason, string? Detail)? Exclusion(Graph graph, string name, string weight, string output, string? scope = null)
     {
+        string? path = scope is null ? null : $"{scope}/{name}";
+        bool Match(Regex regex) => regex.IsMatch(name) || path is not null && regex.IsMatch(path);
         foreach (var (pattern, regex) in _exclude)
-            if (regex.IsMatch(name))
+            if (Match(regex))
                 return (KeepReason.ExcludedByPattern, $"{_source} '{pattern}'");
-        if (_only is not null && !_only.Any(o => o.Regex.IsMatch(name)))
+        if (_only is not null && !_only.Any(o => Match(o.Regex)))
             return (KeepReason.ExcludedByPattern, $"{_source}: not assigned to this pass");
         if ((!IncludeLmHead || LmHeadBits is not null) && IsLmHead(graph, name, weight, output))
             return IncludeLmHead ? (KeepReason.LmHeadOwnBits, $"{LmHeadBits}-bit") : (KeepReason.LmHead, null);
         return null;
     }
 
-    public bool IsQuantized(Graph graph, LinearNode linear) => Exclusion(graph, linear.Name, linear.WeightName, linear.Output) is null;
+    public bool IsQuantized(Graph graph, LinearNode linear, string? scope = null) =>
+        Exclusion(graph, linear.Name, linear.WeightName, linear.Output, scope) is null;
 
     /// <summary>Patterns that match none of <paramref name="names"/> (a typo the user should hear about).</summary>
     public IReadOnlyList<string> UnmatchedPatterns(IEnumerable<string> names)

@@ -44,13 +44,14 @@ public static class ModelTaskDetection
     }
 
     // Rows of every rank-2 constant table a Gather indexes with (a cast of) an integer graph input: the token embedding.
+    // The table may reach the Gather through exact steps on one constant, as a head tied through Gather(Transpose(W)) does.
     private static HashSet<long> EmbeddingRows(Graph graph)
     {
         var rows = new HashSet<long>();
         foreach (var gather in graph.Nodes.Where(n => n.IsOnnx("Gather") && n.Input.Count == 2))
         {
             string indices = graph.StripCasts(gather.Input[1]);
-            if (!graph.IsGraphInput(indices) || graph.GetConstant(graph.StripCasts(gather.Input[0])) is not { Shape.Count: 2 } table)
+            if (!graph.IsGraphInput(indices) || WeightChain.Resolve(graph, gather.Input[0]).Chain is not { Shape.Count: 2 } table)
                 continue;
             rows.Add(table.Shape[0]);
         }

@@ -78,6 +78,15 @@ public static class TokenTables
         var result = Embeddings(graph).Select(e => new EmbeddingSummary(e.Gathers[0].Name, e.Table, e.Rows, e.Width, "Gather " + ElementType.Name(e.Type),
             null, null, graph.GetInitializer(e.Table)!.ByteLength)).ToList();
         var tokenInputs = graph.Inputs.Where(i => SequenceLimits.IsTokenInput(i.Name)).Select(i => i.Name).ToHashSet(StringComparer.Ordinal);
+        // A table read through exact steps on another constant (a head's weight tied as Gather(Transpose(W))): shown, not quantized.
+        foreach (var node in graph.Nodes.Where(n => n.IsOnnx("Gather") && n.Input.Count == 2 && n.GetInt("axis", 0) == 0 && graph.GetInitializer(n.Input[0]) is null))
+        {
+            if (!tokenInputs.Contains(graph.StripCasts(node.Input[1])) || WeightChain.Resolve(graph, node.Input[0]).Chain is not { IsDirect: false, Shape.Count: 2 } chain
+                || graph.GetConstant(chain.Root) is not { } root)
+                continue;
+            result.Add(new EmbeddingSummary(node.Name, $"{chain.Description}({chain.Root})", (int)chain.Shape[0], (int)chain.Shape[1],
+                $"Gather {ElementType.Name(chain.DataType)}, tied through {chain.Description}", null, null, root.ByteLength));
+        }
         foreach (var node in graph.Nodes.Where(n => n.IsMicrosoft("GatherBlockQuantized") && n.Input.Count >= 3))
         {
             if (!tokenInputs.Contains(graph.StripCasts(node.Input[1])))

@@ -59,6 +59,9 @@ public sealed class BlockSubgraph
     public static BlockSubgraph? Find(Graph graph, SmoothingGroup group)
     {
         var consumers = group.CurrentConsumers(graph);
+        // A block whose linears sit partly in If/Loop bodies cannot be cut out and run on its own.
+        if (consumers.Count == 0 || group.BodyConsumers.Count > 0)
+            return null;
         string activation = consumers[0].Activation;
         var linears = LinearNode.FindAll(graph);
         var byNode = new Dictionary<NodeProto, LinearNode>(ReferenceEqualityComparer.Instance);

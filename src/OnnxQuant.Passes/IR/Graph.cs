@@ -275,9 +275,17 @@ public sealed class Graph
                 }
             }
         }
+        RemoveUnusedInitializers();
+        return removed;
+    }
+
+    /// <summary>Removes initializers no node reads (a body's read counts for its owner), kept when a graph input or output names them. Returns how many went.</summary>
+    public int RemoveUnusedInitializers()
+    {
+        int removed = 0;
         foreach (var name in _initializers.Keys.ToList())
-            if (Consumers(name).Count == 0 && !IsGraphOutput(name))
-                _initializers.Remove(name);
+            if (Consumers(name).Count == 0 && !IsGraphOutput(name) && !IsGraphInput(name) && _initializers.Remove(name))
+                removed++;
         return removed;
     }
 

@@ -134,13 +134,15 @@ public sealed class AwqPass : IGraphPass
         var graph = model.Graph;
         var clock = Stopwatch.StartNew();
         var all = group.CurrentConsumers(graph);
-        var names = all.Select(c => c.Name).ToList();
+        var names = group.ConsumerNames;
         // Only the quantized consumers count in the loss; the others take the scale exactly (they stay in float).
         var consumers = all.Where(c => _options.Selection.IsQuantized(graph, c)).ToList();
+        // Body linears weigh in the search; they take s with the producer's half of the fold and are not clipped.
+        var inBodies = group.BodyConsumers.Where(c => BodyConsumers.Read(graph, c, (body, linear) => _options.Selection.IsQuantized(body, linear, c.Scope))).ToList();
         string target = group.Producer.Description;
         AwqDecision Left(AwqStatus why) => new(group.Activation, target, names, why, "-", 0f, 0, 0, null, clock.Elapsed.TotalSeconds, 0, 0);
 
-        if (consumers.Count == 0)
+        if (consumers.Count + inBodies.Count == 0)
             return Left(AwqStatus.NotQuantized);
         var stats = calibration.Get(group.Activation);
         if (stats is null || stats.Channels != group.Channels || stats.SampleRowCount == 0)
@@ -150,23 +152,27 @@ public sealed class AwqPass : IGraphPass
         if (!group.Producer.IsExact(graph))
             return Left(AwqStatus.NotExact);
 
-        var search = _options.Search with { Quantization = _options.Search.Quantization with { ScaleType = consumers[0].WeightType } };
+        var search = _options.Search with { Quantization = _options.Search.Quantization with { ScaleType = consumers.Count > 0 ? consumers[0].WeightType : inBodies[0].WeightType } };
         var rows = stats.EvenlySpacedRows(search.MaxRows, out int rowCount);
         var view = MatrixView.Of(rows, rowCount, stats.Channels);
         // One whole weight at a time: its duo-scaling sums, then only its column sample is kept (ColumnSample), so a
         // 7B's gate + up (360 MB of fp32) is never held at once.
-        int stride = ColumnSample.Stride(consumers.Sum(c => (long)c.N));
+        long columns = consumers.Sum(c => (long)c.N) + inBodies.Sum(c => (long)c.N);
+        int stride = ColumnSample.Stride(columns);
         var sums = search.DuoScaling ? new double[stats.Channels] : null;
         var weights = new List<AwqWeight>();
-        foreach (var c in consumers)
+        void Add(string name, float[] whole, int k, int n)
         {
-            var whole = c.ReadWeightKN(graph);
             if (sums is not null)
-                AwqScaleSearch.AddNormalisedWeightSums(whole, c.N, search.Quantization.BlockSize, sums);
-            weights.Add(new AwqWeight(c.Name, ColumnSample.Take(whole, c.K, c.N, stride, out int n), n));
+                AwqScaleSearch.AddNormalisedWeightSums(whole, n, search.Quantization.BlockSize, sums);
+            weights.Add(new AwqWeight(name, ColumnSample.Take(whole, k, n, stride, out int sampled), sampled));
         }
-        var weightMeans = sums is null ? null : AwqScaleSearch.MeansFromSums(sums, consumers.Sum(c => (long)c.N));
-        long parameters = consumers.Sum(c => (long)c.K * c.N);
+        foreach (var c in consumers)
+            Add(c.Name, c.ReadWeightKN(graph), c.K, c.N);
+        foreach (var c in inBodies)
+            Add(c.QualifiedName, BodyConsumers.Read(graph, c, (body, linear) => linear.ReadWeightKN(body)), c.K, c.N);
+        var weightMeans = sums is null ? null : AwqScaleSearch.MeansFromSums(sums, columns);
+        long parameters = consumers.Sum(c => (long)c.K * c.N) + inBodies.Sum(c => (long)c.K * c.N);
 
         var blockLoss = blockEvaluator?.TryCreate(model, group);
         string lossKind = blockLoss is null ? "group output" : $"block ({blockLoss.Description})";

@@ -50,6 +50,9 @@ public sealed class Pipeline
                 throw new InvalidOperationException($"pass {pass.Name} left the graph's indexes wrong (an edit bypassed Graph): {string.Join("; ", wrong.Take(5))}");
             steps.Add(new PipelineStep(pass.Name, result, clock.Elapsed));
         }
+        // After the last pass: no weight a rewrite replaced stays behind unread (a body's rewrite leaves its outer one).
+        if (steps.Any(s => s.Result.Changed))
+            UnusedInitializers.Remove(model.Graph);
         return steps;
     }
 }

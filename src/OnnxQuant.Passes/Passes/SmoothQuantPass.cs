@@ -138,7 +138,7 @@ public sealed class SmoothQuantPass : IGraphPass
     {
         var graph = model.Graph;
         var consumers = group.CurrentConsumers(graph);
-        var names = consumers.Select(c => c.Name).ToList();
+        var names = group.ConsumerNames;
         var stats = calibration.Get(group.Activation);
         float ratio = stats is null ? float.NaN : SmoothQuantScales.MaxOverMedian(stats.AbsMax);
         SmoothingDecision Left(SmoothingStatus why, float? alpha = null, double? e0 = null, double? e1 = null) =>
@@ -157,7 +157,9 @@ public sealed class SmoothQuantPass : IGraphPass
         if (stats is null || stats.Channels != group.Channels)
             return Left(SmoothingStatus.NoStatistics);
         var quantized = consumers.Where(c => _options.Selection.IsQuantized(graph, c)).ToList();
-        if (quantized.Count == 0)
+        var quantizedInBodies = group.BodyConsumers.Where(c => BodyConsumers.Read(graph, c, (body, linear) =>
+            _options.Selection.IsQuantized(body, linear, c.Scope))).ToList();
+        if (quantized.Count + quantizedInBodies.Count == 0)
             return Left(SmoothingStatus.NotQuantized);
         if (!group.IsFoldable && !_options.InsertMul)
             return LeftWithOutliers(SmoothingStatus.NeedsMul);
@@ -178,7 +180,7 @@ public sealed class SmoothQuantPass : IGraphPass
             (alpha, floatChannels) = (fixedAlpha, scheme.OutlierChannels(absMax));
         else
         {
-            var choice = Search(graph, stats, absMax, quantized, weightMax, scheme);
+            var choice = Search(graph, stats, absMax, quantized, quantizedInBodies, weightMax, scheme);
             (before, after, floatChannels) = (choice.UnsmoothedError, choice.Error, choice.FloatChannels);
             if (choice.Alpha is not { } chosen)
             {
@@ -197,7 +199,7 @@ public sealed class SmoothQuantPass : IGraphPass
         if (ties is not null)
             activationMax = stats.AbsMax;
         group.Apply(graph, s);
-        string now = group.CurrentConsumers(graph)[0].Activation;
+        string now = group.CurrentActivation;
         ranges.Rescale(group.Activation, now, s);
         ranges.SetFloatChannels(now, floatChannels);
         float ratioAfter = SmoothQuantScales.MaxOverMedian(SmoothQuantScales.Divide(activationMax, s));
@@ -208,11 +210,15 @@ public sealed class SmoothQuantPass : IGraphPass
     private static bool IsNorm(ProducerKind kind) => kind is ProducerKind.LayerNorm or ProducerKind.RMSNorm or ProducerKind.SkipLayerNorm
         or ProducerKind.SkipRMSNorm or ProducerKind.DecomposedLayerNorm or ProducerKind.DecomposedRMSNorm;
 
-    private AlphaChoice Search(IR.Graph graph, ActivationStats stats, float[] absMax, IReadOnlyList<LinearNode> quantized, float[] weightMax, FakeQuantScheme scheme)
+    private AlphaChoice Search(IR.Graph graph, ActivationStats stats, float[] absMax, IReadOnlyList<LinearNode> quantized,
+        IReadOnlyList<BodyConsumer> quantizedInBodies, float[] weightMax, FakeQuantScheme scheme)
     {
         // weightMax (which sets s) comes from the whole weights; only the loss is measured on a sample of wide groups' columns.
-        int stride = ColumnSample.Stride(quantized.Sum(c => (long)c.N));
+        int stride = ColumnSample.Stride(quantized.Sum(c => (long)c.N) + quantizedInBodies.Sum(c => (long)c.N));
         var weights = quantized.Select(c => new SearchWeight(c.Name, LinearWeightTiles.SampleColumns(graph, c, stride, out int n), c.K, n)).ToList();
+        // Body linears read the same activation through the same quantizer: they weigh in the loss like the others.
+        weights.AddRange(quantizedInBodies.Select(c => BodyConsumers.Read(graph, c, (body, linear) =>
+            new SearchWeight(c.QualifiedName, LinearWeightTiles.SampleColumns(body, linear, stride, out int n), linear.K, n))));
         int rows = AlphaSearch.RowsFor(stats.Channels, weights.Sum(w => (long)w.N), stats.SampleRowCount);
         var sample = stats.EvenlySpacedRows(rows, out rows);
         return AlphaSearch.Run(sample, rows, absMax, weights, weightMax, scheme, _options.AlphaGrid);

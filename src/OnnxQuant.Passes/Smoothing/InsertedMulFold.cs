@@ -14,11 +14,15 @@ public sealed class InsertedMulFold : IFoldTarget
     public const string DocString = "onnxquant: smoothing 1/s";
 
     private readonly IReadOnlyList<NodeProto> _readers;
+    private readonly IReadOnlyList<BodyConsumer> _bodyReaders;
 
-    public InsertedMulFold(string activation, IReadOnlyList<NodeProto> readers, TensorProto.Types.DataType dataType)
+    /// <param name="bodyReaders">The group's linears inside If/Loop/Scan bodies: they read the Mul's output too.</param>
+    public InsertedMulFold(string activation, IReadOnlyList<NodeProto> readers, TensorProto.Types.DataType dataType,
+        IReadOnlyList<BodyConsumer>? bodyReaders = null)
     {
         Activation = activation;
         _readers = readers;
+        _bodyReaders = bodyReaders ?? [];
         DataType = dataType;
     }
 
@@ -56,6 +60,12 @@ public sealed class InsertedMulFold : IFoldTarget
         graph.AddNode(mul);
         foreach (var reader in _readers)
             graph.ReplaceInput(reader, Activation, output);
+        foreach (var reader in _bodyReaders)
+            BodyConsumers.Edit(graph, reader, (body, linear) =>
+            {
+                body.ReplaceInput(linear.Node, Activation, output);
+                return true;
+            });
         graph.SortTopologically();
         Inserted = mul;
     }

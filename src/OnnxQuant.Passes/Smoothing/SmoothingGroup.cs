@@ -11,16 +11,20 @@ namespace OnnxQuant.Smoothing;
 /// </summary>
 public sealed class SmoothingGroup
 {
-    public SmoothingGroup(string activation, ProducerKind producerKind, IFoldTarget producer, IReadOnlyList<LinearNode> consumers)
+    public SmoothingGroup(string activation, ProducerKind producerKind, IFoldTarget producer, IReadOnlyList<LinearNode> consumers,
+        IReadOnlyList<BodyConsumer>? bodyConsumers = null)
     {
-        if (consumers.Count == 0)
+        BodyConsumers = bodyConsumers ?? [];
+        if (consumers.Count == 0 && BodyConsumers.Count == 0)
             throw new ArgumentException($"smoothing group '{activation}' has no consumers");
-        if (consumers.Any(c => c.K != consumers[0].K))
+        int k = consumers.Count > 0 ? consumers[0].K : BodyConsumers[0].K;
+        if (consumers.Any(c => c.K != k) || BodyConsumers.Any(c => c.K != k))
             throw new ArgumentException($"smoothing group '{activation}': consumers disagree on the channel count");
         Activation = activation;
         ProducerKind = producerKind;
         Producer = producer;
         Consumers = consumers;
+        Channels = k;
     }
 
     /// <summary>The activation tensor as the graph names it before smoothing (an inserted Mul gives the linears a new input).</summary>
@@ -32,11 +36,20 @@ public sealed class SmoothingGroup
     /// <summary>Where s folds: a norm's gamma, a linear's columns, or an inserted Mul.</summary>
     public IFoldTarget Producer { get; }
 
-    /// <summary>The linears that read the activation, in graph order.</summary>
+    /// <summary>The main-graph linears that read the activation, in graph order.</summary>
     public IReadOnlyList<LinearNode> Consumers { get; }
 
+    /// <summary>
+    /// The linears inside If/Loop/Scan bodies that read the activation: their rows take s with the producer's half
+    /// (<see cref="ApplyToProducer"/>), so they compute the same product whatever the fold. Searches weigh them like the others.
+    /// </summary>
+    public IReadOnlyList<BodyConsumer> BodyConsumers { get; }
+
+    /// <summary>Every consumer's name, main graph first, body linears by the path `inspect` prints.</summary>
+    public IReadOnlyList<string> ConsumerNames => [.. Consumers.Select(c => c.Name), .. BodyConsumers.Select(c => c.QualifiedName)];
+
     /// <summary>Input channels of the consumers (the length of s).</summary>
-    public int Channels => Consumers[0].K;
+    public int Channels { get; }
 
     /// <summary>Channels that must share one s (copies of one source column through a KV repeat); null when none.</summary>
     public ChannelTies? Ties => Producer is LinearColumnsFold fold ? ChannelTies.FromMap(fold.Map) : null;
@@ -53,14 +66,27 @@ public sealed class SmoothingGroup
     }
 
     /// <summary>
-    /// The producer's half of <see cref="Apply"/>: divides the activation's channels by s. The caller then owes every
-    /// consumer <see cref="MultiplyRows"/> (AWQ does it in the same read-modify-write as its clip).
+    /// The producer's half of <see cref="Apply"/>: divides the activation's channels by s, and multiplies the body
+    /// consumers' rows by it (an inserted Mul also feeds them). The caller then owes every main-graph consumer
+    /// <see cref="MultiplyRows"/> (AWQ does it in the same read-modify-write as its clip).
     /// </summary>
     public void ApplyToProducer(Graph graph, ReadOnlySpan<float> scale)
     {
         CheckScale(scale);
         Producer.Apply(graph, scale);
+        var s = scale.ToArray();
+        foreach (var consumer in BodyConsumers)
+            Smoothing.BodyConsumers.Edit(graph, consumer, (body, linear) =>
+            {
+                var kn = linear.ReadWeightKN(body);
+                MultiplyRows(kn, linear.K, linear.N, s);
+                ConstantEdits.RewriteWeight(body, linear, kn);
+                return true;
+            });
     }
+
+    /// <summary>The name the consumers read after <see cref="Apply"/>: the activation, or an inserted Mul's output.</summary>
+    public string CurrentActivation => Producer is InsertedMulFold { Inserted: { } mul } ? mul.Output[0] : Activation;
 
     /// <summary>The consumers as they are in the graph now (weights may have been renamed by earlier folds).</summary>
     public IReadOnlyList<LinearNode> CurrentConsumers(Graph graph) =>
@@ -73,6 +99,12 @@ public sealed class SmoothingGroup
         var result = new float[Channels];
         foreach (var consumer in CurrentConsumers(graph))
             LinearWeightTiles.FoldRowAbsMax(graph, consumer, result);
+        foreach (var consumer in BodyConsumers)
+            Smoothing.BodyConsumers.Read(graph, consumer, (body, linear) =>
+            {
+                LinearWeightTiles.FoldRowAbsMax(body, linear, result);
+                return 0;
+            });
         return result;
     }
 
@@ -105,5 +137,5 @@ public sealed class SmoothingGroup
     }
 
     public override string ToString() =>
-        $"{Activation}: {ProducerKind} -> {Producer.Description} -> [{string.Join(", ", Consumers.Select(c => c.Name))}]";
+        $"{Activation}: {ProducerKind} -> {Producer.Description} -> [{string.Join(", ", ConsumerNames)}]";
 }

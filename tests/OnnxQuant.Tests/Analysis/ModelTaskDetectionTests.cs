@@ -34,4 +34,20 @@ public sealed class ModelTaskDetectionTests
         Assert.Contains("4096-token vocabulary", verdict.Evidence);
         Assert.Contains("LessOrEqual", verdict.Evidence);
     }
+
+    /// <summary>Issue 31: a head tied as Gather(Transpose(W_head)) has no embedding initializer; the table is found through the Transpose.</summary>
+    [Fact]
+    public void A_head_tied_through_a_transposed_gather_table_is_a_causal_lm_with_a_token_embedding()
+    {
+        var options = new FixtureOptions { Layers = 1, Hidden = 32, Heads = 2, Intermediate = 64, Vocab = 96, TiedHeadTransposed = true };
+        using var model = FixtureModels.BuildModel(options);
+
+        var verdict = ModelTaskDetection.Detect(model.Graph);
+        var embedding = Assert.Single(TokenTables.Summaries(model.Graph));
+
+        Assert.Equal((ModelTask.CausalLm, "logits"), (verdict.Task, verdict.Output));
+        Assert.Contains("96-token vocabulary", verdict.Evidence);
+        Assert.Equal((96, 32, 96L * 32 * 4), (embedding.Rows, embedding.Width, embedding.Bytes));
+        Assert.Contains("Transpose", embedding.Form);
+    }
 }
