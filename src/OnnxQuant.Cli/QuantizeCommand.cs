@@ -237,7 +237,9 @@ internal static class QuantizeCommand
             if (stats.Get(linear.Activation) is not { } tensor)
                 continue;
             int needed = CalibrationSettings.GptqRowsNeeded(linear.K);
-            if (tensor.SampleRowCount >= needed)
+            // Only a file that dropped rows can be made again with more: an input that saw fewer tokens (a pooler reads one
+            // per sample) holds all it had, and recording more rows would not change it.
+            if (tensor.SampleRowCount >= needed || tensor.SampleRowCount >= tensor.TokenCount)
                 continue;
             int suggested = Math.Max(CalibrationSettings.GptqSampleRows, needed);
             throw new OnnxQuantException(statsPath,

@@ -2,7 +2,7 @@ namespace OnnxQuant.IO;
 
 /// <summary>
 /// Reads a small input file whole (a recipe, a GenAI config, a tokenizer file) within a documented size bound
-/// (README, "Bounds"): a 100 MB recipe or /dev/zero is refused with exit 3 instead of being read without end.
+/// (docs/security.md): a 100 MB recipe or /dev/zero is refused with exit 3 instead of being read without end.
 /// </summary>
 public static class BoundedText
 {

@@ -2,8 +2,8 @@ namespace OnnxQuant.IO;
 
 /// <summary>
 /// The one rule for every path an input names (external data locations, a GenAI config's decoder): relative, and once
-/// resolved through symbolic links, inside the folder of the file that names it (docs/architecture.md, "External
-/// data"). A model or config is untrusted input: it must not make the tool read or write a file elsewhere.
+/// resolved through symbolic links, inside the folder of the file that names it (docs/security.md).
+/// A model or config is untrusted input: it must not make the tool read or write a file elsewhere.
 /// </summary>
 public static class ContainedPath
 {

@@ -74,6 +74,18 @@ public sealed class ModelAwareDefaultsTests : IDisposable
     }
 
     [Fact]
+    public void An_input_that_saw_fewer_tokens_than_K_is_not_refused_since_more_rows_would_not_change_it()
+    {
+        // The encoder's pooler reads one row per sample: 8 rows of 64 inputs, all it saw; the other inputs hold 256 of 512.
+        string model = FixtureModels.Save(Bert, _temp.Path);
+        string stats = _temp.File("bert.calib");
+        Assert.Equal(0, CliHarness.Run("calibrate", model, "--data", Ids(4096, Bert.Vocab), "--samples", "8", "--seq-len", "64", "--sample-rows", "256",
+            "--device", "cpu", "-o", stats).ExitCode);
+        var run = CliHarness.Run("awq", model, "--method", "gptq", "--stats", stats, "--no-verify", "--device", "cpu", "-o", _temp.File("gptq.onnx"));
+        Assert.True(run.ExitCode == 0, run.Error);
+    }
+
+    [Fact]
     public void A_size_budget_alone_rounds_with_awq_gptq_auto_dampening_and_the_model_output_ranking()
     {
         string model = FixtureModels.Save(Llama, _temp.Path);
