@@ -15,7 +15,13 @@ public static class BoundedText
     /// <summary>Bound of one tokenizer file (the largest public tokenizer.json files are tens of MB).</summary>
     public const long TokenizerBytes = 256L << 20;
 
-    public static string Read(string path, long maxBytes, string what) => System.Text.Encoding.UTF8.GetString(ReadBytes(path, maxBytes, what));
+    /// <summary>The file as UTF-8 text, a byte-order mark dropped (as File.ReadAllText does; editors on Windows write one).</summary>
+    public static string Read(string path, long maxBytes, string what)
+    {
+        var bytes = ReadBytes(path, maxBytes, what);
+        int start = bytes is [0xEF, 0xBB, 0xBF, ..] ? 3 : 0;
+        return System.Text.Encoding.UTF8.GetString(bytes, start, bytes.Length - start);
+    }
 
     public static byte[] ReadBytes(string path, long maxBytes, string what)
     {

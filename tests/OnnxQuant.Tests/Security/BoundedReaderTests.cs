@@ -28,6 +28,18 @@ public sealed class BoundedReaderTests : IDisposable
     }
 
     [Fact]
+    public void A_recipe_with_a_byte_order_mark_reads_as_without_one()
+    {
+        string recipe = _temp.File("bom.json");
+        File.WriteAllText(recipe, "{ \"recipe\": 1, \"passes\": [ { \"pass\": \"fold-weights\" }, { \"pass\": \"w4-rewrite\" } ], \"verification\": { \"enabled\": false } }",
+            new System.Text.UTF8Encoding(encoderShouldEmitUTF8Identifier: true));
+        Assert.Equal(0xEF, File.ReadAllBytes(recipe)[0]);
+        var run = CliHarness.Run("run", recipe, TinyLlama, "-o", _temp.File("out.onnx"));
+        Assert.True(run.ExitCode == 0, run.Error);
+        Assert.True(File.Exists(_temp.File("out.onnx")));
+    }
+
+    [Fact]
     public void A_recipe_key_given_twice_is_a_usage_error_naming_it()
     {
         string recipe = _temp.File("dup.json");
