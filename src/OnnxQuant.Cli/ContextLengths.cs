@@ -53,7 +53,7 @@ internal static class ContextLengths
     public static CalibrationRun Calibrate(CliContext context, int? seqLen, int fallback, string name, OnnxModel loaded, string modelPath,
         DataOptions data, CalibrationOptions options, SessionSettings session, SequenceLimits limits, TextWriter notices, Action<CalibrationDataset>? starting = null)
     {
-        var vocabulary = limits is { Vocabulary: { } size, EmbeddingTable: { } table } ? new Vocabulary(size, modelPath, table) : null;
+        var vocabulary = Vocabulary.Of(limits, modelPath);
         data = data with { SequenceLength = Resolve(seqLen, fallback, name, limits.Context, modelPath, notices, "calibrating on"), Vocabulary = vocabulary };
         CalibrationRun Run(DataOptions dataOptions, ContextLimit? probed)
         {

@@ -71,7 +71,9 @@ internal static class QuantizeCommand
     {
         var stages = context.Error;
         using var loaded = ModelFile.Load(job.ModelPath);
-        var recipe = SettleSensitivity(context, job, loaded);
+        // Settling the ranking changes no linear's scheme, so one analysis serves both.
+        var table = LinearAnalysis.Analyze(loaded.Graph, job.Recipe.QuantizedLinears());
+        var recipe = SettleSensitivity(context, job, table);
         // Fail in the first second, not after calibration: unwritable output, or an output that is one of the inputs.
         OutputPaths.CheckModel(job.OutPath, loaded, [.. recipe.Calibration.Data, recipe.Calibration.Stats, recipe.Verification.Data]);
         var pipeline = recipe.Pipeline();
@@ -79,7 +81,6 @@ internal static class QuantizeCommand
         if (probesModelOutput && recipe.Calibration.Data.Any(CalibrationData.IsArrays))
             throw new OnnxQuantException(job.ModelPath, "model-output sensitivity runs the model on token windows, and the calibration data are arrays (.npz); "
                 + "rank by each linear's own output instead (--sensitivity linear, a recipe's bits-plan \"sensitivity\": \"linear\")", ExitCode.Usage);
-        var table = LinearAnalysis.Analyze(loaded.Graph, recipe.QuantizedLinears());
         EnsureNoOverlap(job, table);
         bool rewrites = pipeline.Passes.Any(p => p is W8A8RewriteSpec or W4RewriteSpec);
         int quantizedOps = loaded.Graph.Nodes.Count(LinearAnalysis.IsQuantizedLinearOp);
@@ -211,12 +212,12 @@ internal static class QuantizeCommand
     /// The job's recipe with an <c>auto</c> mixed-precision ranking settled for this model: the model-output ranking
     /// where its cost (a forward pass per linear and choice) is affordable, each linear's own output otherwise; said in one line.
     /// </summary>
-    private static Recipe SettleSensitivity(CliContext context, QuantizeJob job, OnnxModel loaded)
+    private static Recipe SettleSensitivity(CliContext context, QuantizeJob job, LinearTable table)
     {
         var recipe = job.Recipe;
         if (!recipe.Passes.Any(p => p is MixedPrecisionSpec { Options.Sensitivity: BitsSensitivity.Auto }))
             return recipe;
-        var linears = LinearAnalysis.Analyze(loaded.Graph, recipe.QuantizedLinears()).Quantizable.ToList();
+        var linears = table.Quantizable.ToList();
         long parameters = linears.Sum(c => (long)c.K * c.N);
         var settled = recipe.WithSensitivityFor(linears.Count, parameters);
         bool model = settled.Passes.OfType<MixedPrecisionSpec>().Any(m => m.Options.Sensitivity == BitsSensitivity.ModelOutput);
@@ -324,12 +325,11 @@ internal static class QuantizeCommand
     // Held-out ids are checked against the vocabulary now, as --data's are, not after the model is written.
     private static void EnsureHeldOutIdsFit(QuantizeJob job, VerifyOptions verify, SequenceLimits limits)
     {
-        if (verify.TextPath is not { } held || !File.Exists(held) || !DataFiles.IsPreTokenized(held)
-            || limits is not { Vocabulary: { } size, EmbeddingTable: { } table })
+        if (verify.TextPath is not { } held || !File.Exists(held) || !DataFiles.IsPreTokenized(held) || Vocabulary.Of(limits, job.ModelPath) is not { } vocabulary)
             return;
         var ids = new List<int>();
         DataFiles.Read(held, DataFormat.Auto, new System.Text.StringBuilder(), ids);
-        new Vocabulary(size, job.ModelPath, table).EnsureContains(ids, 0, held, job.FromRecipe ? "verification.data" : "--verify-data");
+        vocabulary.EnsureContains(ids, 0, held, job.FromRecipe ? "verification.data" : "--verify-data");
     }
 
     private static OnnxQuantException NothingQuantized(string modelPath, AnalysisStore analyses)

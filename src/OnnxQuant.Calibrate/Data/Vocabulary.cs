@@ -7,6 +7,10 @@ namespace OnnxQuant.Calibrate.Data;
 /// </summary>
 public sealed record Vocabulary(int Size, string Model, string Table)
 {
+    /// <summary>The vocabulary the graph shows (its token table's rows), or null when it shows none.</summary>
+    public static Vocabulary? Of(OnnxQuant.Analysis.SequenceLimits limits, string model) =>
+        limits is { Vocabulary: { } size, EmbeddingTable: { } table } ? new Vocabulary(size, model, table) : null;
+
     /// <summary>Throws when an id of <paramref name="ids"/> from <paramref name="start"/> on is not below <see cref="Size"/>.</summary>
     /// <param name="source">Where the ids came from (a data file, or the tokenizer for text).</param>
     /// <param name="fix">The option that gives other ids ("--data", "--tokenizer").</param>

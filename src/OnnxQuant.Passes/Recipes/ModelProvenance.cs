@@ -42,7 +42,7 @@ public static class ModelProvenance
         using (var stream = File.OpenRead(modelPath))
             proto = ModelProto.Parser.ParseFrom(stream);
         Set(proto, VerificationKey, figuresJson);
-        string temporary = modelPath + $".tmp-{Environment.ProcessId}-{Guid.NewGuid():N}";
+        string temporary = modelPath + StaleTemporaries.NewSuffix();
         try
         {
             using (var stream = new FileStream(temporary, FileMode.CreateNew, FileAccess.Write))

@@ -120,7 +120,7 @@ public sealed class AwqCommandTests : IDisposable
             "--method", "gptq", "--bits-budget", "4.5", "--no-verify", "-o", _temp.File("low.onnx"));
         Assert.Equal(2, low.ExitCode);
         // The paragraph is wrapped to the terminal width.
-        string paragraph = System.Text.RegularExpressions.Regex.Replace(low.Error, @"\s+", " ");
+        string paragraph = CliHarness.Flat(low.Error);
         Assert.Contains("--bits-budget 4.5 (a recipe's bitsBudget) is below what every linear takes at 4 bits (5.125 average bits with blocks of 32)", paragraph);
         Assert.False(File.Exists(_temp.File("low.onnx")));
     }

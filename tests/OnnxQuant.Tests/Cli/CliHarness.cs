@@ -19,6 +19,9 @@ internal static class CliHarness
         return new Result(code, stdout.ToString(), stderr.ToString());
     }
 
+    /// <summary>Text with every run of white space as one space: errors are wrapped at the terminal's width.</summary>
+    public static string Flat(string text) => System.Text.RegularExpressions.Regex.Replace(text, @"\s+", " ");
+
     /// <summary>The repository root (the folder holding OnnxQuant.sln), found upwards from the test binaries.</summary>
     public static string RepoRoot()
     {

@@ -14,7 +14,6 @@ public sealed class OddExportCliTests : IDisposable
     private static readonly FixtureOptions Options =
         new() { Family = FixtureFamily.TorchLlama, Layers = 1, Hidden = 32, Heads = 2, Intermediate = 64, Vocab = 64, Seed = 2 };
 
-    private static string Flat(string text) => System.Text.RegularExpressions.Regex.Replace(text, @"\s+", " ");
 
     private string Ids()
     {
@@ -34,7 +33,7 @@ public sealed class OddExportCliTests : IDisposable
         var again = CliHarness.Run("smooth", w8, "--data", Ids(), "--samples", "4", "--seq-len", "16", "--no-verify", "-o", _temp.File("again.onnx"));
 
         Assert.Equal((int)ExitCode.Unsupported, again.ExitCode);
-        string error = Flat(again.Error);
+        string error = CliHarness.Flat(again.Error);
         // 7 linears of one layer quantized: q, k, v, o, gate, up, down; the LM head kept in float.
         Assert.Contains("is already quantized: it has 7 MatMulInteger", error);
         Assert.Contains("1 LM head", error);
@@ -51,7 +50,7 @@ public sealed class OddExportCliTests : IDisposable
         var smooth = CliHarness.Run("smooth", w4, "--no-quantize", "--data", Ids(), "--samples", "4", "--seq-len", "16", "--no-verify", "-o", _temp.File("copy.onnx"));
 
         Assert.Equal((int)ExitCode.Unsupported, smooth.ExitCode);
-        Assert.Contains("is already quantized: it has 7 MatMulNBits", Flat(smooth.Error));
+        Assert.Contains("is already quantized: it has 7 MatMulNBits", CliHarness.Flat(smooth.Error));
         Assert.DoesNotContain("calibrat", smooth.Error);
         Assert.False(File.Exists(_temp.File("copy.onnx")));
     }
@@ -77,7 +76,7 @@ public sealed class OddExportCliTests : IDisposable
         var run = CliHarness.Run("smooth", model, "--samples", "4", "--seq-len", "16", "--no-verify", "-o", _temp.File("out.onnx"));
 
         Assert.True(run.ExitCode == (int)ExitCode.Usage, run.Error);
-        string error = Flat(run.Error);
+        string error = CliHarness.Flat(run.Error);
         Assert.Contains("takes no token ids but floating-point inputs ('pixel_values' float32)", error);
         Assert.Contains("--data x.npz", error);
         Assert.DoesNotContain("calibrating", error);

@@ -22,7 +22,7 @@ public sealed class BoundedReaderTests : IDisposable
         {
             var run = CliHarness.Run("run", recipe, TinyLlama, "-o", _temp.File("out.onnx"));
             Assert.Equal(3, run.ExitCode);
-            Assert.Contains($"{recipe}: is over the 1,048,576-byte bound of a recipe", Flat(run.Error));
+            Assert.Contains($"{recipe}: is over the 1,048,576-byte bound of a recipe", CliHarness.Flat(run.Error));
         }
         Assert.False(File.Exists(_temp.File("out.onnx")));
     }
@@ -46,7 +46,7 @@ public sealed class BoundedReaderTests : IDisposable
         File.WriteAllText(recipe, "{ \"recipe\": 1, \"passes\": [ { \"pass\": \"fold-weights\" } ], \"passes\": [] }");
         var run = CliHarness.Run("run", recipe, TinyLlama, "-o", _temp.File("out.onnx"));
         Assert.Equal(2, run.ExitCode);
-        Assert.Contains("Duplicate property 'passes'", Flat(run.Error));
+        Assert.Contains("Duplicate property 'passes'", CliHarness.Flat(run.Error));
     }
 
     [Theory]
@@ -63,10 +63,7 @@ public sealed class BoundedReaderTests : IDisposable
         File.WriteAllText(Path.Combine(folder, "genai_config.json"), config);
         var run = CliHarness.Run("awq", folder, "--method", "rtn", "--no-verify", "-o", Path.Combine(_temp.Path, "out"));
         Assert.Equal(3, run.ExitCode);
-        Assert.Contains(tooLarge ? "over the 1,048,576-byte bound of a GenAI config" : "Duplicate property 'filename'", Flat(run.Error));
+        Assert.Contains(tooLarge ? "over the 1,048,576-byte bound of a GenAI config" : "Duplicate property 'filename'", CliHarness.Flat(run.Error));
         Assert.False(Directory.Exists(Path.Combine(_temp.Path, "out")));
     }
-
-    // Errors are wrapped at the terminal's width; joined, they read as one line again.
-    private static string Flat(string text) => System.Text.RegularExpressions.Regex.Replace(text, @"\s+", " ");
 }
