@@ -41,6 +41,12 @@ if ! command -v chromium >/dev/null; then
   apt_install chromium || missing "apt-get install chromium"
 fi
 
+# The fuzz smoke run (tests/OnnxQuant.Tests/Security/FuzzTests.cs): Debian's afl++ and the SharpFuzz tool (dotnet-tools.json).
+if ! command -v afl-fuzz >/dev/null; then
+  apt_install afl++ || missing "apt-get install afl++"
+fi
+dotnet tool restore >/dev/null || missing "dotnet tool restore"
+
 # The ONNX Runtime GenAI consumer (NuGet Microsoft.ML.OnnxRuntimeGenAI 0.20.0, its own CPU ONNX Runtime): not in the
 # solution, so that its ONNX Runtime never meets the solution's; the GenAI folder tests run it.
 dotnet build tools/genai-run -c Release -nologo -clp:ErrorsOnly || missing "dotnet build tools/genai-run -c Release"

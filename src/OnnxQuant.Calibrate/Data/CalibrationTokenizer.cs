@@ -27,13 +27,29 @@ public sealed class CalibrationTokenizer
     /// <summary>Token ids every sample ends with.</summary>
     public int[] Suffix { get; }
 
+    /// <summary>A pre-tokenizer pattern read from a tokenizer file gets this long per match (a crafted one could backtrack for ever).</summary>
+    public static readonly TimeSpan MatchTimeout = TimeSpan.FromSeconds(2);
+
     /// <summary>Encodes running text without special tokens (they are added per sample).</summary>
-    public IReadOnlyList<int> Encode(string text) => Inner switch
+    public IReadOnlyList<int> Encode(string text)
     {
-        BertTokenizer bert => bert.EncodeToIds(SpacesOnly(text), addSpecialTokens: false),
-        SentencePieceTokenizer sp => sp.EncodeToIds(text, addBeginningOfSentence: false, addEndOfSentence: false),
-        _ => Inner.EncodeToIds(text),
-    };
+        try
+        {
+            return Inner switch
+            {
+                BertTokenizer bert => bert.EncodeToIds(SpacesOnly(text), addSpecialTokens: false),
+                SentencePieceTokenizer sp => sp.EncodeToIds(text, addBeginningOfSentence: false, addEndOfSentence: false),
+                _ => Inner.EncodeToIds(text),
+            };
+        }
+        // The tokenizer was built from an untrusted file: a vocabulary or merges list that loads can still fail on text.
+        catch (Exception e) when (e is not (OutOfMemoryException or OperationCanceledException))
+        {
+            throw new OnnxQuantException(null,
+                $"the tokenizer {Description} fails on the text ({e.GetType().Name}: {e.Message}); check the tokenizer files, or pass pre-tokenized ids with --data",
+                ExitCode.BadInput, e);
+        }
+    }
 
     // Microsoft.ML.Tokenizers 2.0.1's BERT pre-tokenizer does not split at line breaks or tabs ("sat\nthe" became one
     // [UNK]); BERT's own basic tokenizer treats every white space as a separator, so map them all to spaces.

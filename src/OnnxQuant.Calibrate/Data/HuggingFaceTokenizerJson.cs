@@ -15,7 +15,7 @@ internal static class HuggingFaceTokenizerJson
 {
     public static CalibrationTokenizer Load(string path)
     {
-        using var doc = JsonDocument.Parse(BoundedText.ReadBytes(path, BoundedText.TokenizerBytes, "tokenizer file"));
+        using var doc = JsonDocument.Parse(TokenizerLoader.ReadBounded(path));
         var root = doc.RootElement;
         if (!root.TryGetProperty("model", out var model) || !model.TryGetProperty("type", out var typeElement))
             throw new OnnxQuantException(path, "is not a Hugging Face tokenizer.json: it has no model.type");
@@ -34,7 +34,7 @@ internal static class HuggingFaceTokenizerJson
                 if (model.TryGetProperty("unk_token", out var unk) && unk.ValueKind == JsonValueKind.String)
                     options.UnknownToken = unk.GetString();
                 if (byteLevel)
-                    options.PreTokenizer = new RegexPreTokenizer(new Regex(SplitPattern(root) ?? TokenizerLoader.Gpt2Pattern, RegexOptions.Compiled), null);
+                    options.PreTokenizer = new RegexPreTokenizer(new Regex(SplitPattern(root) ?? TokenizerLoader.Gpt2Pattern, RegexOptions.Compiled, CalibrationTokenizer.MatchTimeout), null);
                 else
                 {
                     // Without a split BPE would see the whole text as one word: cut before each word marker.

@@ -89,14 +89,16 @@ public static partial class NpyFile
             2 or 3 => 4,
             _ => throw new OnnxQuantException(label, $"is a .npy of format version {major}.{bytes[7]}; versions 1.0 to 3.0 are read"),
         };
+        if (bytes.Length < 8 + lengthBytes)
+            throw new OnnxQuantException(label, $"is truncated: {bytes.Length} bytes end inside the .npy preamble");
         long headerLength = lengthBytes == 2 ? BinaryPrimitives.ReadUInt16LittleEndian(bytes.AsSpan(8)) : BinaryPrimitives.ReadUInt32LittleEndian(bytes.AsSpan(8));
         long dataStart = 8 + lengthBytes + headerLength;
         if (dataStart > bytes.Length)
             throw new OnnxQuantException(label, $"is truncated: its header claims {headerLength} bytes but the file has {bytes.Length}");
         string header = (major == 3 ? Encoding.UTF8 : Encoding.Latin1).GetString(bytes, 8 + lengthBytes, (int)headerLength);
         var (type, shape) = ParseHeader(header, label);
-        long count = shape.Aggregate(1L, (n, d) => n * d);
-        long size = count * NpyArray.ItemSize(type);
+        // A crafted shape may overflow the element count; then it holds more elements than any file.
+        long size = shape.Aggregate((long)NpyArray.ItemSize(type), (n, d) => n == 0 || d <= long.MaxValue / n ? n * d : long.MaxValue);
         if (bytes.Length - dataStart != size)
             throw new OnnxQuantException(label,
                 $"holds {bytes.Length - dataStart} data bytes, but shape ({string.Join(", ", shape)}) of {Describe(type)} needs {size}");

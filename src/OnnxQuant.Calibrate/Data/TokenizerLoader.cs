@@ -1,3 +1,5 @@
+using System.Text;
+using OnnxQuant.IO;
 using System.Text.Json;
 using System.Text.RegularExpressions;
 using Microsoft.ML.Tokenizers;
@@ -58,9 +60,11 @@ public static class TokenizerLoader
             if (name.EndsWith(".txt"))
                 return WordPiece(path);
         }
-        catch (Exception e) when (e is not OnnxQuantException && (e is IOException or InvalidOperationException or ArgumentException or FormatException or JsonException))
+        // A tokenizer file is untrusted input parsed by our reader and Microsoft.ML.Tokenizers alike; whatever either
+        // throws on it (a missing key, a wrong type, a malformed protobuf) means the file is not a tokenizer they read.
+        catch (Exception e) when (e is not (OnnxQuantException or OutOfMemoryException or OperationCanceledException))
         {
-            throw new OnnxQuantException(path, $"cannot be loaded as a tokenizer: {e.Message}", ExitCode.BadInput, e);
+            throw new OnnxQuantException(path, $"cannot be loaded as a tokenizer: its reader failed on it ({e.GetType().Name}: {e.Message})", ExitCode.BadInput, e);
         }
         throw new OnnxQuantException(path, "is not a tokenizer file OnnxQuant knows (tokenizer.json, tokenizer.model, vocab.json with merges.txt, vocab.txt)");
     }
@@ -70,8 +74,13 @@ public static class TokenizerLoader
     {
         if (!File.Exists(mergesPath))
             throw new OnnxQuantException(vocabPath, $"is a BPE vocabulary but its merges file '{mergesPath}' does not exist");
-        var options = new BpeOptions(vocabPath, mergesPath)
+        using var document = JsonDocument.Parse(ReadBounded(vocabPath));
+        var vocab = document.RootElement.EnumerateObject().Select(p => new KeyValuePair<string, int>(p.Name, p.Value.GetInt32())).ToList();
+        var merges = Encoding.UTF8.GetString(ReadBounded(mergesPath)).Split('\n')
+            .Select(line => line.TrimEnd('\r')).Where(line => line.Length > 0 && !line.StartsWith("#version", StringComparison.Ordinal)).ToList();
+        var options = new BpeOptions(vocab)
         {
+            Merges = merges,
             ByteLevel = true,
             PreTokenizer = new RegexPreTokenizer(new Regex(Gpt2Pattern, RegexOptions.Compiled), null),
         };
@@ -84,8 +93,9 @@ public static class TokenizerLoader
     /// </summary>
     public static CalibrationTokenizer WordPiece(string vocabPath)
     {
-        bool lower = !File.ReadLines(vocabPath).Select(t => t.Trim()).Any(IsCapitalisedWord);
-        var bert = BertTokenizer.Create(vocabPath, new BertOptions { LowerCaseBeforeTokenization = lower });
+        var bytes = ReadBounded(vocabPath);
+        bool lower = !Encoding.UTF8.GetString(bytes).Split('\n').Select(t => t.Trim()).Any(IsCapitalisedWord);
+        var bert = BertTokenizer.Create(new MemoryStream(bytes), new BertOptions { LowerCaseBeforeTokenization = lower });
         return new CalibrationTokenizer(bert, $"WordPiece ({Path.GetFileName(vocabPath)}{(lower ? ", lower-case" : "")})",
             [bert.ClassificationTokenId], [bert.SeparatorTokenId]);
     }
@@ -95,9 +105,10 @@ public static class TokenizerLoader
 
     public static CalibrationTokenizer SentencePiece(string modelPath)
     {
-        using var stream = File.OpenRead(modelPath);
-        var sp = SentencePieceTokenizer.Create(stream, false, false);
+        var sp = SentencePieceTokenizer.Create(new MemoryStream(ReadBounded(modelPath)), false, false);
         int[] prefix = sp.BeginningOfSentenceId >= 0 ? [sp.BeginningOfSentenceId] : [];
         return new CalibrationTokenizer(sp, $"SentencePiece ({Path.GetFileName(modelPath)})", prefix, []);
     }
+
+    internal static byte[] ReadBounded(string path) => BoundedText.ReadBytes(path, BoundedText.TokenizerBytes, "tokenizer file");
 }

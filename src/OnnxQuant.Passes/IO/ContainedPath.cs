@@ -17,6 +17,9 @@ public static class ContainedPath
     /// </summary>
     public static string Resolve(string folder, string name, string namingFile, string what)
     {
+        // No file system takes a NUL in a name; .NET would throw on it below.
+        if (name.Contains('\0'))
+            throw new OnnxQuantException(namingFile, $"{what} '{name.Replace("\0", "\\0")}', which holds a NUL character and names no file");
         if (name.Length == 0 || Path.IsPathRooted(name) || name.Contains('\\') && name.Contains(':'))
             throw new OnnxQuantException(namingFile, $"{what} '{name}', an absolute path; only paths relative to {Path.GetFileName(namingFile)}'s folder are allowed");
         string root = Real(Path.GetFullPath(folder));

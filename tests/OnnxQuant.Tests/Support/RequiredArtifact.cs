@@ -18,6 +18,8 @@ public enum Artifact
     GenAiRun,
     /// <summary>models/austen-genai (the Austen LM as a GenAI folder), generated from models/austen-lm by a script, not committed.</summary>
     GenAiModel,
+    /// <summary>Debian's afl++ (afl-fuzz on PATH) and the sharpfuzz tool of dotnet-tools.json, restored.</summary>
+    Afl,
 }
 
 /// <summary>
@@ -63,6 +65,7 @@ public static class RequiredArtifact
         Artifact.Chromium => "chromium",
         Artifact.GenAiRun => "genai",
         Artifact.GenAiModel => "genai-model",
+        Artifact.Afl => "afl",
         _ => throw new ArgumentOutOfRangeException(nameof(artifact)),
     };
 
@@ -75,6 +78,7 @@ public static class RequiredArtifact
         Artifact.Chromium => "apt-get install chromium",
         Artifact.GenAiRun => "dotnet build tools/genai-run -c Release",
         Artifact.GenAiModel => "/usr/bin/python3 models/austen-lm/export_genai.py",
+        Artifact.Afl => "apt-get install afl++ && dotnet tool restore",
         _ => throw new ArgumentOutOfRangeException(nameof(artifact)),
     };
 
@@ -100,9 +104,21 @@ public static class RequiredArtifact
             case Artifact.GenAiModel:
                 var absent = new[] { "model.onnx", "genai_config.json", "tokenizer.json" }.Where(f => !File.Exists(Path.Combine(GenAiModelFolder, f))).ToList();
                 return absent.Count == 0 ? null : $"{string.Join(" and ", absent.Select(f => "models/austen-genai/" + f))} missing";
+            case Artifact.Afl:
+                if (FindOnPath("afl-fuzz") is null)
+                    return "`afl-fuzz` is not on PATH (Debian afl++)";
+                return SharpFuzzRestored() ? null : "the sharpfuzz tool (dotnet-tools.json) is not restored";
             default:
                 throw new ArgumentOutOfRangeException(nameof(artifact));
         }
+    }
+
+    // `dotnet tool restore` puts the manifest's tools in the NuGet package folder.
+    private static bool SharpFuzzRestored()
+    {
+        string packages = Environment.GetEnvironmentVariable("NUGET_PACKAGES")
+            ?? Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".nuget", "packages");
+        return Directory.Exists(Path.Combine(packages, "sharpfuzz.commandline", "2.3.0"));
     }
 
     /// <summary>True when <see cref="AllowMissingVariable"/> lists the artifact's key or "all".</summary>

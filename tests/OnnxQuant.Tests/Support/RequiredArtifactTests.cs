@@ -14,7 +14,7 @@ public class RequiredArtifactTests
         Assert.False(RequiredArtifact.MayBeMissing(Artifact.OnnxChecker, "minilm, node"));
         Assert.All(Enum.GetValues<Artifact>(), a => Assert.True(RequiredArtifact.MayBeMissing(a, "ALL")));
         Assert.All(Enum.GetValues<Artifact>(), a => Assert.False(RequiredArtifact.MayBeMissing(a, "")));
-        Assert.Equal(["minilm", "onnx", "node", "chromium", "genai", "genai-model"], Enum.GetValues<Artifact>().Select(RequiredArtifact.Key));
+        Assert.Equal(["minilm", "onnx", "node", "chromium", "genai", "genai-model", "afl"], Enum.GetValues<Artifact>().Select(RequiredArtifact.Key));
     }
 
     [Fact]
