@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using OnnxQuant.Calibrate;
+using OnnxQuant.Calibrate.Evaluation;
 using OnnxQuant.Analysis;
 using OnnxQuant.Awq;
 using OnnxQuant.Calibrate.BlockEvaluation;
@@ -108,7 +109,7 @@ internal static class QuantizeCommand
         if (recipe.Verification.Enabled)
         {
             EnsureVerificationCanRead(job, early);
-            EnsureHeldOutIdsFit(job, early, limits);
+            EnsureHeldOutReadable(job, early, limits);
         }
         WarnUnmatched(context, job, table);
         // New tensors go to a scratch file beside the output, so memory holds one layer's weights, not the model's.
@@ -322,10 +323,18 @@ internal static class QuantizeCommand
         }
     }
 
-    // Held-out ids are checked against the vocabulary now, as --data's are, not after the model is written.
-    private static void EnsureHeldOutIdsFit(QuantizeJob job, VerifyOptions verify, SequenceLimits limits)
+    // Held-out data is checked now, as --data is, not after the model is written: ids against the vocabulary, text for
+    // being UTF-8 text in a regular file.
+    private static void EnsureHeldOutReadable(QuantizeJob job, VerifyOptions verify, SequenceLimits limits)
     {
-        if (verify.TextPath is not { } held || !File.Exists(held) || !DataFiles.IsPreTokenized(held) || Vocabulary.Of(limits, job.ModelPath) is not { } vocabulary)
+        if (verify.TextPath is not { } held || !File.Exists(held) || CalibrationData.IsArrays(held))
+            return;
+        if (!DataFiles.IsPreTokenized(held))
+        {
+            HeldOutText.Read(held);
+            return;
+        }
+        if (Vocabulary.Of(limits, job.ModelPath) is not { } vocabulary)
             return;
         var ids = new List<int>();
         DataFiles.Read(held, DataFormat.Auto, new System.Text.StringBuilder(), ids);

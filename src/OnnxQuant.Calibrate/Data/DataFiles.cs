@@ -1,3 +1,4 @@
+using OnnxQuant.IO;
 using System.Text;
 using System.Text.Json;
 
@@ -32,6 +33,7 @@ public static class DataFiles
             case DataFormat.Ids:
                 return true;
             case DataFormat.JsonLines when File.Exists(path):
+                FileKinds.RequireRegular(path, "a data file");
                 var first = File.ReadLines(path).FirstOrDefault(l => !string.IsNullOrWhiteSpace(l));
                 if (first is null)
                     return false;
@@ -47,11 +49,12 @@ public static class DataFiles
     /// <summary>Appends the file's text to <paramref name="text"/> or its ids to <paramref name="ids"/>.</summary>
     public static void Read(string path, DataFormat format, StringBuilder text, List<int> ids)
     {
+        FileKinds.RequireRegular(path, "a data file");
         switch (FormatOf(path, format))
         {
             case DataFormat.Ids: ReadIds(path, ids); break;
             case DataFormat.JsonLines: ReadJsonLines(path, text, ids); break;
-            default: text.Append(File.ReadAllText(path)).Append('\n'); break;
+            default: text.Append(DataText.Read(path, "--data")).Append('\n'); break;
         }
     }
 

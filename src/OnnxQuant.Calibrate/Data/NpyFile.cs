@@ -1,3 +1,4 @@
+using OnnxQuant.IO;
 using System.Buffers.Binary;
 using System.IO.Compression;
 using System.Text;
@@ -47,6 +48,7 @@ public static partial class NpyFile
     {
         if (!File.Exists(path))
             throw new OnnxQuantException(path, "does not exist");
+        FileKinds.RequireRegular(path, "a .npz archive");
         try
         {
             using var zip = ZipFile.OpenRead(path);
@@ -74,6 +76,7 @@ public static partial class NpyFile
     {
         if (!File.Exists(path))
             throw new OnnxQuantException(path, "does not exist");
+        FileKinds.RequireRegular(path, "a .npy array");
         return Parse(File.ReadAllBytes(path), Path.GetFileNameWithoutExtension(path), path);
     }
 

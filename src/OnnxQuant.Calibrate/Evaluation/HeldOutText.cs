@@ -22,7 +22,7 @@ public static partial class HeldOutText
     {
         if (!File.Exists(path))
             throw new OnnxQuantException(path, "does not exist (the held-out text must be a UTF-8 text file)");
-        string text = File.ReadAllText(path);
+        string text = DataText.Read(path, "held-out text");
         if (string.IsNullOrWhiteSpace(text))
             throw new OnnxQuantException(path, "is empty: there is no text to evaluate on");
         return text;

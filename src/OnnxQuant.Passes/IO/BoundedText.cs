@@ -27,6 +27,7 @@ public static class BoundedText
     {
         if (Directory.Exists(path))
             throw new OnnxQuantException(path, $"is a folder, not a {what}");
+        FileKinds.RequireRegular(path, $"a {what}");
         try
         {
             // Read through a bound rather than trusting the length: a device such as /dev/zero reports 0 and never ends.

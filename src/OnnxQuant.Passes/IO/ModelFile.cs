@@ -29,6 +29,7 @@ public static class ModelFile
             throw new OnnxQuantException(path, "is a folder, not an ONNX model file");
         if (!File.Exists(path))
             throw new OnnxQuantException(path, "does not exist");
+        FileKinds.RequireRegular(path, "an ONNX model file");
         long size = new FileInfo(path).Length;
         if (size == 0)
             throw new OnnxQuantException(path, "is empty, not an ONNX model");
@@ -68,13 +69,34 @@ public static class ModelFile
         var g = proto.Graph ?? throw new OnnxQuantException(path, "has no graph");
         if (g.SparseInitializer.Count > 0)
             throw new OnnxQuantException(path, "has sparse initializers, which OnnxQuant does not support", ExitCode.Unsupported);
+        CheckNodes(g.Node, path);
         var initializers = g.Initializer.Select(reader.Read).ToList();
         foreach (var node in g.Node)
             InlineSubgraphTensors(node, reader);
         var graph = new Graph(g.Name, g.Node, g.Input, g.Output, initializers, g.ValueInfo, g.DocString);
+        try
+        {
+            graph.TopologicalOrder();
+        }
+        catch (GraphValidationException e)
+        {
+            throw new OnnxQuantException(path, $"is not a valid ONNX graph: {e.Message}", ExitCode.BadInput, e);
+        }
         var header = proto.Clone();
         header.Graph = null;
         return new OnnxModel(header, graph, path, files);
+    }
+
+    // Every node, in bodies too, has the inputs its operator requires: the analyses read them without asking.
+    private static void CheckNodes(IEnumerable<NodeProto> nodes, string? path)
+    {
+        foreach (var node in nodes)
+        {
+            if (NodeArity.Problem(node) is { } problem)
+                throw new OnnxQuantException(path, $"is not a valid ONNX graph: {problem}");
+            foreach (var body in SubgraphScope.Subgraphs(node))
+                CheckNodes(body.Node, path);
+        }
     }
 
     // Subgraph initializers are few and small; inlining them means the save path only handles the top-level graph.

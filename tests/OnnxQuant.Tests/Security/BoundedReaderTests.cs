@@ -18,12 +18,13 @@ public sealed class BoundedReaderTests : IDisposable
         string big = _temp.File("big.json");
         File.WriteAllText(big, "{ \"recipe\": 1, \"passes\": [" + string.Join(",", Enumerable.Repeat("{ \"pass\": \"fold-weights\" }", 50_000)) + "] }");
         Assert.True(new FileInfo(big).Length > BoundedText.RecipeBytes);
-        foreach (var recipe in new[] { big, "/dev/zero" })
-        {
-            var run = CliHarness.Run("run", recipe, TinyLlama, "-o", _temp.File("out.onnx"));
-            Assert.Equal(3, run.ExitCode);
-            Assert.Contains($"{recipe}: is over the 1,048,576-byte bound of a recipe", CliHarness.Flat(run.Error));
-        }
+        var run = CliHarness.Run("run", big, TinyLlama, "-o", _temp.File("out.onnx"));
+        Assert.Equal(3, run.ExitCode);
+        Assert.Contains($"{big}: is over the 1,048,576-byte bound of a recipe", CliHarness.Flat(run.Error));
+        // A device that never ends is named for what it is before a byte is read (SpecialFileTests).
+        var endless = CliHarness.Run("run", "/dev/zero", TinyLlama, "-o", _temp.File("out.onnx"));
+        Assert.Equal(3, endless.ExitCode);
+        Assert.Contains("/dev/zero: is a character device, not a recipe", CliHarness.Flat(endless.Error));
         Assert.False(File.Exists(_temp.File("out.onnx")));
     }
 
