@@ -5,8 +5,8 @@
 #
 #   bash scripts/fuzz.sh SECONDS [TARGET...]     each target for SECONDS, one after another (default: all of them)
 #
-# Findings go to artifacts/fuzz/findings/TARGET. One line per target: executions, paths, crashes, hangs. Exits 1 when
-# any target saved a crash or a hang (replay one with: dotnet artifacts/fuzz/bin/onnxquant-fuzz.dll replay TARGET FILE),
+# Findings go to $FUZZ_OUT/findings/TARGET (FUZZ_OUT defaults to artifacts/fuzz; the suite's smoke run uses its own). One line per target: executions, paths, crashes, hangs. Exits 1 when
+# any target saved a crash or a hang (replay one with: dotnet $FUZZ_OUT/bin/onnxquant-fuzz.dll replay TARGET FILE),
 # 3 when afl-fuzz or the sharpfuzz tool is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -26,7 +26,8 @@ if ! dotnet tool run sharpfuzz >/dev/null 2>&1 && ! dotnet tool restore >/dev/nu
 fi
 
 # A fresh publish each run: instrumenting rewrites the assemblies in place, so they are never the build's own.
-bin=artifacts/fuzz/bin
+out=${FUZZ_OUT:-artifacts/fuzz}
+bin=$out/bin
 rm -rf "$bin"
 dotnet publish tests/OnnxQuant.Fuzz -c Release -o "$bin" -nologo -clp:ErrorsOnly >/dev/null
 for assembly in OnnxQuant.Passes OnnxQuant.Calibrate Microsoft.ML.Tokenizers; do
@@ -41,7 +42,7 @@ export AFL_FORKSRV_INIT_TMOUT=60000 DOTNET_TieredPGO=0
 
 status=0
 for target in "${targets[@]}"; do
-  findings=artifacts/fuzz/findings/$target
+  findings=$out/findings/$target
   rm -rf "$findings"
   mkdir -p "$findings"
   # -x: the keys and tokens of a JSON format, which the fuzzer would hardly guess byte by byte.
@@ -51,7 +52,7 @@ for target in "${targets[@]}"; do
   [ -f "$dict" ] && dict_args=(-x "$dict")
   afl-fuzz -V "$seconds" -t 5000 -m none "${dict_args[@]}" -i "tests/OnnxQuant.Fuzz/corpus/$target" -o "$findings" \
     -- dotnet "$bin/onnxquant-fuzz.dll" "$target" 2>&1 | { head -c 1000000 >"$findings/afl.log"; cat >/dev/null; } || {
-      echo "$target: afl-fuzz failed (artifacts/fuzz/findings/$target/afl.log):" >&2
+      echo "$target: afl-fuzz failed ($findings/afl.log):" >&2
       tail -5 "$findings/afl.log" >&2
       status=1
       continue

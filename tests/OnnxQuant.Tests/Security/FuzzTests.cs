@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Text.RegularExpressions;
 using OnnxQuant.Fuzz;
 using OnnxQuant.Tests.Cli;
+using OnnxQuant.Tests.Fixtures;
 using OnnxQuant.Tests.Support;
 
 namespace OnnxQuant.Tests.Security;
@@ -51,11 +52,14 @@ public sealed partial class FuzzTests
     public void A_short_afl_run_of_every_harness_finds_no_crash_and_no_hang()
     {
         RequiredArtifact.Require(Artifact.Afl);
+        using var temp = new TempFolder();
         var start = new ProcessStartInfo("bash", ["scripts/fuzz.sh", "5"])
         {
             WorkingDirectory = CliHarness.RepoRoot(),
             RedirectStandardOutput = true,
             RedirectStandardError = true,
+            // Its own build and findings, so a long run in artifacts/fuzz is never disturbed.
+            Environment = { ["FUZZ_OUT"] = temp.Path },
         };
         using var process = Process.Start(start)!;
         var stderr = process.StandardError.ReadToEndAsync();
