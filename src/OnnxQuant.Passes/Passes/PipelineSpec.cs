@@ -10,6 +10,21 @@ public abstract record PassSpec
     public abstract string Name { get; }
 
     public abstract IGraphPass Create();
+
+    /// <summary>Whether the pass reads calibration statistics (so the command calibrates before running it).</summary>
+    public virtual bool NeedsCalibration => false;
+
+    /// <summary>Whether the pass builds GPTQ's H = XᵀX from sampled rows (so calibration keeps at least K rows per input).</summary>
+    public virtual bool NeedsHessianRows => false;
+
+    /// <summary>Whether the pass holds back calibration rows to measure on (so calibration keeps more of them).</summary>
+    public virtual bool NeedsHeldOutRows => false;
+
+    /// <summary>
+    /// The rewrite whose linears the pass works on ("w8a8", "w4-rewrite"), when it quantizes or prepares some for one:
+    /// a recipe's linear scheme is applied only where a pass answers for it.
+    /// </summary>
+    public virtual string? RewriteOfLinears => null;
 }
 
 public sealed record FoldWeightsSpec(LinearSelection Selection) : PassSpec
@@ -24,6 +39,10 @@ public sealed record SmoothQuantSpec(SmoothQuantOptions Options) : PassSpec
     public override string Name => "smoothquant";
 
     public override IGraphPass Create() => new SmoothQuantPass(Options);
+
+    public override bool NeedsCalibration => true;
+
+    public override string? RewriteOfLinears => "w8a8";
 }
 
 public sealed record W8A8RewriteSpec(W8A8Options Options, LinearSelection Selection) : PassSpec
@@ -31,6 +50,11 @@ public sealed record W8A8RewriteSpec(W8A8Options Options, LinearSelection Select
     public override string Name => "w8a8";
 
     public override IGraphPass Create() => new W8A8RewritePass(Options, Selection);
+
+    // Dynamic activations are quantized per call; every other format has static activation scales.
+    public override bool NeedsCalibration => Options.Format != W8A8Format.Dynamic;
+
+    public override string? RewriteOfLinears => "w8a8";
 }
 
 public sealed record AwqSpec(AwqPassOptions Options) : PassSpec
@@ -38,6 +62,8 @@ public sealed record AwqSpec(AwqPassOptions Options) : PassSpec
     public override string Name => "awq";
 
     public override IGraphPass Create() => new AwqPass(Options);
+
+    public override bool NeedsCalibration => true;
 }
 
 public sealed record MixedPrecisionSpec(MixedPrecisionOptions Options) : PassSpec
@@ -45,6 +71,10 @@ public sealed record MixedPrecisionSpec(MixedPrecisionOptions Options) : PassSpe
     public override string Name => "bits-plan";
 
     public override IGraphPass Create() => new MixedPrecisionPass(Options);
+
+    public override bool NeedsCalibration => true;
+
+    public override bool NeedsHeldOutRows => true;
 }
 
 public sealed record W4RewriteSpec(W4RewriteOptions Options) : PassSpec
@@ -52,6 +82,12 @@ public sealed record W4RewriteSpec(W4RewriteOptions Options) : PassSpec
     public override string Name => "w4-rewrite";
 
     public override IGraphPass Create() => new W4RewritePass(Options);
+
+    public override bool NeedsCalibration => Options.Rounding == WeightRounding.Gptq;
+
+    public override bool NeedsHessianRows => Options.Rounding == WeightRounding.Gptq;
+
+    public override string? RewriteOfLinears => "w4-rewrite";
 }
 
 public sealed record EmbeddingHeadSpec(EmbeddingHeadOptions Options) : PassSpec
@@ -79,9 +115,7 @@ public sealed record PipelineSpec(IReadOnlyList<PassSpec> Passes)
     }
 
     /// <summary>Whether a pass reads calibration statistics (so the command must calibrate before running it).</summary>
-    public bool NeedsCalibration => Passes.Any(p => p is SmoothQuantSpec or AwqSpec or MixedPrecisionSpec
-        || p is W8A8RewriteSpec { Options.Format: not W8A8Format.Dynamic }
-        || p is W4RewriteSpec { Options.Rounding: WeightRounding.Gptq });
+    public bool NeedsCalibration => Passes.Any(p => p.NeedsCalibration);
 
     /// <summary>"fold-weights -> smoothquant -> w8a8".</summary>
     public override string ToString() => string.Join(" -> ", Passes.Select(p => p.Name));

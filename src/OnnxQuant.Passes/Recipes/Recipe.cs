@@ -26,24 +26,9 @@ public sealed record Recipe(IReadOnlyList<PassSpec> Passes, LinearAssignment Lin
         int? headBits = LmHeadBits;
         var w8a8 = Linears.SelectionFor(LinearScheme.W8A8).WithLmHeadBits(headBits);
         var w4 = Linears.SelectionFor(LinearScheme.W4).WithLmHeadBits(headBits);
-        var rewrite8 = Passes.OfType<W8A8RewriteSpec>().FirstOrDefault();
-        var rewrite4 = Passes.OfType<W4RewriteSpec>().FirstOrDefault();
-        return new PipelineSpec(Passes.Select(PassSpec (pass) => pass switch
-        {
-            FoldWeightsSpec => new FoldWeightsSpec(QuantizedLinears()),
-            SmoothQuantSpec s => new SmoothQuantSpec(s.Options with { Selection = w8a8, FakeQuant = rewrite8?.Options.FakeQuant ?? s.Options.FakeQuant }),
-            W8A8RewriteSpec r => new W8A8RewriteSpec(r.Options, w8a8),
-            AwqSpec a => new AwqSpec(a.Options with
-            {
-                Selection = w4,
-                Search = a.Options.Search with { Quantization = rewrite4?.Options.Quantization ?? a.Options.Search.Quantization },
-            }),
-            // The plan measures each linear with the rounding, grid and selection of the rewrite that follows it.
-            MixedPrecisionSpec m => new MixedPrecisionSpec(m.Options with { Rewrite = (rewrite4?.Options ?? m.Options.Rewrite) with { Selection = w4 } }),
-            W4RewriteSpec r => new W4RewriteSpec(r.Options with { Selection = w4 }),
-            EmbeddingHeadSpec e => new EmbeddingHeadSpec(e.Options with { Selection = QuantizedLinears() }),
-            _ => throw new InvalidOperationException($"pass '{pass.Name}' has no recipe form"),
-        }).ToList());
+        var binding = new RecipeBinding(w8a8, w4, QuantizedLinears(),
+            Passes.OfType<W8A8RewriteSpec>().FirstOrDefault(), Passes.OfType<W4RewriteSpec>().FirstOrDefault());
+        return new PipelineSpec(Passes.Select(pass => PassRegistry.For(pass).Bind(pass, binding)).ToList());
     }
 
     /// <summary>
@@ -71,12 +56,12 @@ public sealed record Recipe(IReadOnlyList<PassSpec> Passes, LinearAssignment Lin
     /// well beyond K, and the plan holds a quarter back), else <see cref="CalibrationSettings.DefaultSampleRows"/>.
     /// </summary>
     public int SampleRows => Calibration.SampleRows
-        ?? (Passes.Any(p => p is MixedPrecisionSpec or W4RewriteSpec { Options.Rounding: WeightRounding.Gptq })
+        ?? (Passes.Any(p => p.NeedsHeldOutRows || p.NeedsHessianRows)
             ? CalibrationSettings.GptqSampleRows
             : CalibrationSettings.DefaultSampleRows);
 
     /// <summary>True when a rewrite rounds with GPTQ, which builds H = XᵀX from the sampled rows.</summary>
-    public bool RoundsWithGptq => Passes.Any(p => p is W4RewriteSpec { Options.Rounding: WeightRounding.Gptq });
+    public bool RoundsWithGptq => Passes.Any(p => p.NeedsHessianRows);
 
     /// <summary>
     /// <see cref="SampleRows"/> for a model whose widest quantized linear has <paramref name="widestK"/> inputs: GPTQ gets

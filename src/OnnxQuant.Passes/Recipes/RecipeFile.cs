@@ -87,70 +87,12 @@ public static class RecipeFile
 
     private static PassSpec ReadPass(JsonFields f)
     {
-        string name = f.String("pass") ?? throw new RecipeError(f.KeyPath("pass"), "is missing: name the pass (fold-weights, smoothquant, w8a8, awq, bits-plan, w4-rewrite, embeddings)");
-        PassSpec spec = name switch
-        {
-            "fold-weights" => new FoldWeightsSpec(new LinearSelection()),
-            "smoothquant" => new SmoothQuantSpec(ReadSmoothQuant(f)),
-            "w8a8" => new W8A8RewriteSpec(ReadW8A8(f), new LinearSelection()),
-            "awq" => new AwqSpec(ReadAwq(f)),
-            "bits-plan" => ReadBitsPlan(f),
-            "w4-rewrite" => new W4RewriteSpec(ReadW4(f)),
-            "embeddings" => ReadEmbeddings(f),
-            _ => throw new RecipeError(f.KeyPath("pass"), $"must be one of \"fold-weights\", \"smoothquant\", \"w8a8\", \"awq\", \"bits-plan\", \"w4-rewrite\", \"embeddings\" (got \"{name}\")"),
-        };
+        string name = f.String("pass") ?? throw new RecipeError(f.KeyPath("pass"), $"is missing: name the pass ({PassRegistry.Names})");
+        var declaration = PassRegistry.Find(name)
+            ?? throw new RecipeError(f.KeyPath("pass"), $"must be one of {PassRegistry.Names} (got \"{name}\")");
+        var spec = declaration.Read(f);
         f.Done();
         return spec;
-    }
-
-    private static SmoothQuantOptions ReadSmoothQuant(JsonFields f)
-    {
-        float? alpha = f.Get("alpha") switch
-        {
-            null => null,
-            { ValueKind: JsonValueKind.String } s when s.GetString() == "auto" => null,
-            _ => (float)f.Number("alpha", 0, 1)!.Value,
-        };
-        var grid = f.Array("alphaGrid").Select((e, i) => e.ValueKind == JsonValueKind.Number && e.GetDouble() is >= 0 and <= 1
-            ? (float)e.GetDouble()
-            : throw new RecipeError($"{f.KeyPath("alphaGrid")}[{i}]", $"must be a number between 0 and 1 (got {JsonFields.Describe(e)})")).ToList();
-        return new SmoothQuantOptions
-        {
-            Alpha = alpha,
-            AlphaGrid = grid.Count > 0 ? grid : null,
-            InsertMul = f.Bool("insertMul", false),
-            Scope = f.Choice("scope", ScopeNames, Scopes) ?? SmoothingScope.All,
-        };
-    }
-
-    private static W8A8Options ReadW8A8(JsonFields f)
-    {
-        var defaults = new W8A8Options();
-        var options = new W8A8Options
-        {
-            Format = f.Choice("format", FormatNames, Formats) ?? defaults.Format,
-            ReducedRangeWeights = f.Bool("reducedRange", defaults.ReducedRangeWeights),
-            UnsignedActivations = f.Bool("uint8Activations", defaults.UnsignedActivations),
-            MaxFloatChannels = f.Int("maxFloatChannels", 0, 64) ?? defaults.MaxFloatChannels,
-            AbsorbSmoothingMul = f.Bool("absorbSmoothingMul", defaults.AbsorbSmoothingMul),
-            OutputRangeMargin = (float)(f.Number("outputRangeMargin", 1, 16) ?? defaults.OutputRangeMargin),
-            FloatOutlierThreshold = ReadFloatOutliers(f),
-        };
-        if (options is { UnsignedActivations: true, Format: W8A8Format.Qdq })
-            throw new RecipeError(f.KeyPath("uint8Activations"), "is not available with format \"qdq\"");
-        // The float channels sit beside a static int8 product: int8 and qlinear have one, dynamic and qdq do not.
-        if (options.FloatOutlierThreshold is not null && options.Format is not (W8A8Format.Int8 or W8A8Format.QLinear))
-            throw new RecipeError(f.KeyPath("floatOutliers"), $"needs format \"int8\" or \"qlinear\" (float channels beside a static int8 product); format \"{Pick(FormatNames, Formats, options.Format)}\" has none");
-        return options;
-    }
-
-    private static float? ReadFloatOutliers(JsonFields f)
-    {
-        if (f.Number("floatOutliers", 0, float.MaxValue) is not { } threshold)
-            return null;
-        if (threshold <= 0)
-            throw new RecipeError(f.KeyPath("floatOutliers"), "must be a positive threshold on max |x| (got 0); bitsandbytes uses 6.0, null turns it off");
-        return (float)threshold;
     }
 
     // An awq pass that does not say "clip" runs the clip search unless a bits-plan follows: the plan may lift a clamped
@@ -162,107 +104,6 @@ public static class RecipeFile
         return passes.Select((p, i) => p is AwqSpec awq && !entries[i].TryGetProperty("clip", out _)
             ? awq with { Options = awq.Options with { Search = awq.Options.Search with { Clip = false } } }
             : p).ToList();
-    }
-
-    private static AwqPassOptions ReadAwq(JsonFields f)
-    {
-        var defaults = new AwqOptions();
-        var search = new AwqOptions
-        {
-            GridPoints = f.Int("gridPoints", 1, 1000) ?? defaults.GridPoints,
-            DuoScaling = f.Bool("duoScaling", defaults.DuoScaling),
-            Clip = f.Bool("clip", defaults.Clip),
-            ClipSteps = f.Int("clipSteps", 1, 1000) ?? defaults.ClipSteps,
-            MaxShrink = (float)(f.Number("maxShrink", 0.001, 0.999) ?? defaults.MaxShrink),
-            MaxRows = f.Int("maxRows", 1, 1_000_000) ?? defaults.MaxRows,
-        };
-        var passDefaults = new AwqPassOptions();
-        return new AwqPassOptions
-        {
-            Search = search,
-            InsertMul = f.Bool("insertMul", passDefaults.InsertMul),
-            BlockLoss = f.Bool("blockLoss", passDefaults.BlockLoss),
-        };
-    }
-
-    private static W4RewriteOptions ReadW4(JsonFields f)
-    {
-        int block = f.Int("blockSize", 32, 256) ?? new Int4QuantOptions().BlockSize;
-        if (block is not (32 or 64 or 128 or 256))
-            throw new RecipeError(f.KeyPath("blockSize"), $"must be 32, 64, 128 or 256 (got {block})");
-        var rounding = f.Choice("rounding", RoundingNames, Roundings) ?? WeightRounding.Rtn;
-        var gptqDefaults = new GptqOptions();
-        bool autoDamp = f.Get("damp") is { ValueKind: JsonValueKind.String } s && s.GetString() == "auto";
-        double? damp = autoDamp ? null : f.Number("damp", 0, 1);
-        if (damp is <= 0)
-            throw new RecipeError(f.KeyPath("damp"), "must be above 0 and at most 1 (a fraction of XᵀX's mean diagonal; got 0)");
-        bool actOrderGiven = f.Get("actOrder") is not null;
-        bool actOrder = f.Bool("actOrder", gptqDefaults.ActOrder);
-        var options = new W4RewriteOptions
-        {
-            Quantization = new Int4QuantOptions { BlockSize = block, Scheme = f.Bool("symmetric", false) ? Int4Scheme.Symmetric : Int4Scheme.Asymmetric },
-            AccuracyLevel = f.Int("accuracyLevel", 0, 4) ?? 0,
-            Rounding = rounding,
-            Gptq = gptqDefaults with
-            {
-                Dampening = damp is { } d ? (float)d : gptqDefaults.Dampening,
-                AutoDampening = autoDamp || (damp is null && gptqDefaults.AutoDampening),
-                ActOrder = actOrder,
-            },
-        };
-        f.Done(); // a misspelt key is reported before what its absence implies
-        // GPTQ's settings with round-to-nearest would be silently ignored: most likely "rounding" was forgotten.
-        if (rounding == WeightRounding.Rtn && (damp is not null || autoDamp || actOrderGiven))
-            throw new RecipeError(f.KeyPath(damp is not null || autoDamp ? "damp" : "actOrder"), "is a GPTQ setting: give \"rounding\": \"gptq\" with it, or leave it out");
-        return options;
-    }
-
-    // The plan's rounding, grid and selection are the w4-rewrite entry's (Recipe.Pipeline).
-    private static MixedPrecisionSpec ReadBitsPlan(JsonFields f)
-    {
-        var sensitivity = f.Choice("sensitivity", SensitivityNames, Sensitivities) ?? BitsSensitivity.LinearOutput;
-        return new MixedPrecisionSpec(new MixedPrecisionOptions(ReadBudget(f), new W4RewriteOptions()) { Sensitivity = sensitivity });
-    }
-
-    // Exactly one of the two sizes.
-    private static SizeBudget ReadBudget(JsonFields f)
-    {
-        double? bits = f.Number("bitsBudget", 0, 32);
-        double? megabytes = f.Number("maxSizeMb", 0, 1e9);
-        f.Done(); // a misspelt key is reported before the missing one
-        if (bits is not null && megabytes is not null)
-            throw new RecipeError(f.KeyPath("maxSizeMb"), "and bitsBudget both set the size; give one");
-        if (bits is <= 0)
-            throw new RecipeError(f.KeyPath("bitsBudget"), "must be an average above 0 and at most 32 bits per weight (got 0)");
-        if (megabytes is <= 0)
-            throw new RecipeError(f.KeyPath("maxSizeMb"), "must be a positive size in MB (got 0)");
-        return bits is { } b ? new SizeBudget.AverageBits(b)
-            : megabytes is { } mb ? new SizeBudget.MaxBytes((long)Math.Floor(mb * SizeBudget.BytesPerMb))
-            : throw new RecipeError(f.KeyPath("bitsBudget"), "is missing: give bitsBudget (average bits per weight) or maxSizeMb (the emitted model's initializers in MB)");
-    }
-
-    private static EmbeddingHeadSpec ReadEmbeddings(JsonFields f)
-    {
-        int? bits = ReadTableBits(f, "bits");
-        int? headBits = ReadTableBits(f, "lmHeadBits");
-        int block = f.Int("blockSize", 16, 256) ?? new EmbeddingHeadOptions().BlockSize;
-        if (!Int4QuantOptions.IsValidBlockSize(block))
-            throw new RecipeError(f.KeyPath("blockSize"), $"must be 16, 32, 64, 128 or 256 (got {block})");
-        bool symmetric = f.Bool("symmetric", false);
-        int level = f.Int("accuracyLevel", 0, 4) ?? 0;
-        var spec = RecipePresets.Embeddings(bits, headBits, block, symmetric, level);
-        if (spec is not null)
-            return spec;
-        f.Done(); // a misspelt "bits" is the likelier mistake: name it first
-        throw new RecipeError(f.KeyPath("bits"), "and lmHeadBits are both null, so the pass would do nothing: give bits (token embeddings, 4 or 8) or lmHeadBits (the LM head, with linears.includeLmHead)");
-    }
-
-    private static int? ReadTableBits(JsonFields f, string key)
-    {
-        int? bits = f.Int(key, int.MinValue, int.MaxValue);
-        if (bits is not (null or 4 or 8))
-            throw new RecipeError(f.KeyPath(key), $"must be 4, 8 or null (got {bits})");
-        return bits;
     }
 
     // fold-weights first; each pass once; each search before the rewrite it measures for.
@@ -303,12 +144,7 @@ public static class RecipeFile
 
     private static LinearAssignment ReadLinears(JsonFields? f, List<PassSpec> passes)
     {
-        bool Has(LinearScheme scheme) => scheme switch
-        {
-            LinearScheme.W8A8 => passes.Any(p => p is W8A8RewriteSpec or SmoothQuantSpec),
-            LinearScheme.W4 => passes.Any(p => p is W4RewriteSpec),
-            _ => true,
-        };
+        bool Has(LinearScheme scheme) => Recipe.RewriteOf(scheme) is not { } rewrite || passes.Any(p => p.RewriteOfLinears == rewrite);
         var present = Schemes.Where(s => s != LinearScheme.Float && Has(s)).ToList();
         LinearScheme? given = f?.Choice("default", SchemeNames, Schemes);
         if (given is null && present.Count > 1)
@@ -400,7 +236,7 @@ public static class RecipeFile
 
     /// <summary>Activation rows per tensor a recipe may ask for (65536 rows of a 4096-wide tensor are 1 GiB).</summary>
     public const int MaxSampleRows = 65536;
-    private static string Pick<T>(string[] names, T[] values, T value) where T : struct => names[Array.IndexOf(values, value)];
+    internal static string Pick<T>(string[] names, T[] values, T value) where T : struct => names[Array.IndexOf(values, value)];
 
     /// <summary>"w8a8", "w4" or "float", as a recipe spells the scheme.</summary>
     public static string Name(LinearScheme scheme) => SchemeNames[Array.IndexOf(Schemes, scheme)];

@@ -41,76 +41,7 @@ public static class RecipeWriter
     {
         w.WriteStartObject();
         w.WriteString("pass", pass.Name);
-        switch (pass)
-        {
-            case SmoothQuantSpec { Options: var s }:
-                if (s.Alpha is { } alpha)
-                    w.WriteNumber("alpha", Math.Round(alpha, 6));
-                else
-                    w.WriteString("alpha", "auto");
-                if (s.AlphaGrid is { } grid)
-                {
-                    w.WriteStartArray("alphaGrid");
-                    foreach (var a in grid)
-                        w.WriteNumberValue(Math.Round(a, 6));
-                    w.WriteEndArray();
-                }
-                else
-                {
-                    w.WriteNull("alphaGrid");
-                }
-                w.WriteBoolean("insertMul", s.InsertMul);
-                w.WriteString("scope", Pick(RecipeFile.ScopeNames, RecipeFile.Scopes, s.Scope));
-                break;
-            case W8A8RewriteSpec { Options: var o }:
-                w.WriteString("format", Pick(RecipeFile.FormatNames, RecipeFile.Formats, o.Format));
-                w.WriteBoolean("reducedRange", o.ReducedRangeWeights);
-                w.WriteBoolean("uint8Activations", o.UnsignedActivations);
-                w.WriteNumber("maxFloatChannels", o.MaxFloatChannels);
-                w.WriteBoolean("absorbSmoothingMul", o.AbsorbSmoothingMul);
-                w.WriteNumber("outputRangeMargin", Math.Round(o.OutputRangeMargin, 6));
-                WriteNullable(w, "floatOutliers", o.FloatOutlierThreshold is { } t ? Math.Round(t, 6) : null);
-                break;
-            case AwqSpec { Options: var a }:
-                w.WriteNumber("gridPoints", a.Search.GridPoints);
-                w.WriteBoolean("duoScaling", a.Search.DuoScaling);
-                w.WriteBoolean("clip", a.Search.Clip);
-                w.WriteNumber("clipSteps", a.Search.ClipSteps);
-                w.WriteNumber("maxShrink", Math.Round(a.Search.MaxShrink, 6));
-                w.WriteNumber("maxRows", a.Search.MaxRows);
-                w.WriteBoolean("insertMul", a.InsertMul);
-                w.WriteBoolean("blockLoss", a.BlockLoss);
-                break;
-            case MixedPrecisionSpec { Options: { Budget: var budget } plan }:
-                // Bytes over 2^20 and back is exact, so maxSizeMb reads back to the same byte budget.
-                WriteNullable(w, "bitsBudget", (budget as SizeBudget.AverageBits)?.Bits);
-                WriteNullable(w, "maxSizeMb", budget is SizeBudget.MaxBytes m ? m.Bytes / SizeBudget.BytesPerMb : null);
-                w.WriteString("sensitivity", Pick(RecipeFile.SensitivityNames, RecipeFile.Sensitivities, plan.Sensitivity));
-                break;
-            case W4RewriteSpec { Options: var r }:
-                w.WriteNumber("blockSize", r.Quantization.BlockSize);
-                w.WriteBoolean("symmetric", r.Quantization.Scheme == Int4Scheme.Symmetric);
-                w.WriteNumber("accuracyLevel", r.AccuracyLevel);
-                w.WriteString("rounding", Pick(RecipeFile.RoundingNames, RecipeFile.Roundings, r.Rounding));
-                // GPTQ's settings mean nothing to round-to-nearest, and the reader refuses them there.
-                bool gptq = r.Rounding == WeightRounding.Gptq;
-                if (gptq && r.Gptq.AutoDampening)
-                    w.WriteString("damp", "auto");
-                else
-                    WriteNullable(w, "damp", gptq ? Math.Round(r.Gptq.Dampening, 6) : null);
-                if (gptq)
-                    w.WriteBoolean("actOrder", r.Gptq.ActOrder);
-                else
-                    w.WriteNull("actOrder");
-                break;
-            case EmbeddingHeadSpec { Options: var e } tables:
-                WriteNullable(w, "bits", e.EmbeddingBits);
-                WriteNullable(w, "lmHeadBits", tables.LmHeadBits);
-                w.WriteNumber("blockSize", e.BlockSize);
-                w.WriteBoolean("symmetric", e.Symmetric);
-                w.WriteNumber("accuracyLevel", e.AccuracyLevel);
-                break;
-        }
+        PassRegistry.For(pass).WriteOptions(w, pass);
         w.WriteEndObject();
     }
 
@@ -155,7 +86,7 @@ public static class RecipeWriter
         WriteNullable(w, "samples", v.Samples);
         WriteNullable(w, "length", v.Length);
         if (v.Task is { } task)
-            w.WriteString("task", Pick(RecipeFile.TaskNames, RecipeFile.Tasks, task));
+            w.WriteString("task", RecipeFile.Pick(RecipeFile.TaskNames, RecipeFile.Tasks, task));
         else
             w.WriteNull("task");
         w.WriteEndObject();
@@ -169,7 +100,7 @@ public static class RecipeWriter
             w.WriteString(key, Path.GetFullPath(path));
     }
 
-    private static void WriteNullable(Utf8JsonWriter w, string key, double? value)
+    internal static void WriteNullable(Utf8JsonWriter w, string key, double? value)
     {
         if (value is { } v)
             w.WriteNumber(key, v);
@@ -177,6 +108,4 @@ public static class RecipeWriter
             w.WriteNull(key);
     }
 
-    private static string Pick<T>(string[] names, T[] values, T value) where T : struct =>
-        names[Array.IndexOf(values, value)];
 }

@@ -1,0 +1,23 @@
+using System.Text.Json;
+using OnnxQuant.Analysis;
+using OnnxQuant.Awq;
+using OnnxQuant.Gptq;
+using OnnxQuant.Passes;
+using OnnxQuant.Passes.W8A8;
+using OnnxQuant.Quantization;
+
+namespace OnnxQuant.Recipes;
+
+/// <summary>fold-weights: no options; it prepares every linear some pass quantizes.</summary>
+public sealed class FoldWeightsDeclaration : PassDeclaration<FoldWeightsSpec>
+{
+    public override string Name => "fold-weights";
+
+    private protected override FoldWeightsSpec ReadSpec(JsonFields f) => new(new LinearSelection());
+
+    protected override void Write(Utf8JsonWriter w, FoldWeightsSpec spec)
+    {
+    }
+
+    protected override FoldWeightsSpec Bind(FoldWeightsSpec spec, RecipeBinding binding) => new(binding.Quantized);
+}
