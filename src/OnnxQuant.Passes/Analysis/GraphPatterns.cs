@@ -73,15 +73,6 @@ public static class GraphPatterns
     public static bool SameUpToCasts(this Graph graph, string a, string b) =>
         a == b || graph.StripCasts(a) == graph.StripCasts(b);
 
-    /// <summary>The operand of a binary node other than <paramref name="known"/>, or null when <paramref name="known"/> is not one of them.</summary>
-    public static string? OtherOperand(NodeProto node, string known)
-    {
-        if (node.Input.Count != 2) return null;
-        if (node.Input[0] == known) return node.Input[1];
-        if (node.Input[1] == known) return node.Input[0];
-        return null;
-    }
-
     /// <summary>Index of <paramref name="value"/> among the node's outputs, or -1.</summary>
     public static int OutputIndex(NodeProto node, string value)
     {

@@ -156,9 +156,6 @@ public sealed class LinearNode
         return values;
     }
 
-    /// <summary>True when another node reads the same weight (tied weights: rewriting it changes both).</summary>
-    public bool IsWeightShared(Graph graph) => graph.Consumers(WeightName).Count > 1;
-
     private Tensor WeightTensor(Graph graph) =>
         graph.GetConstant(WeightName) ?? throw new InvalidOperationException($"weight '{WeightName}' of '{Node.Name}' is no longer a constant");
 

@@ -67,13 +67,6 @@ public sealed class LinearSelection
     public bool IsQuantized(Graph graph, LinearNode linear, string? scope = null) =>
         Exclusion(graph, linear.Name, linear.WeightName, linear.Output, scope) is null;
 
-    /// <summary>Patterns that match none of <paramref name="names"/> (a typo the user should hear about).</summary>
-    public IReadOnlyList<string> UnmatchedPatterns(IEnumerable<string> names)
-    {
-        var all = names.ToList();
-        return _exclude.Concat(_only ?? []).Where(e => !all.Any(n => e.Regex.IsMatch(n))).Select(e => e.Pattern).ToList();
-    }
-
     /// <summary>
     /// The linear named lm_head (node or weight), or whose output reaches a graph output named like "logits" through
     /// Casts and Identities.

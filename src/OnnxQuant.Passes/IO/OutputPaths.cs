@@ -72,13 +72,6 @@ public static class OutputPaths
         return spill;
     }
 
-    /// <summary>Removes a model that <see cref="ModelFile.Save"/> wrote (and its data file) when the command fails afterwards.</summary>
-    public static void DeleteModel(string path)
-    {
-        foreach (var file in new[] { path, path + ".data" })
-            try { File.Delete(file); } catch (IOException) { } catch (UnauthorizedAccessException) { }
-    }
-
     private static void Probe(string path, string folder)
     {
         string probe = Path.Combine(folder, $".onnxquant-probe-{Environment.ProcessId}-{Guid.NewGuid():N}.tmp");

@@ -100,8 +100,6 @@ public sealed class Graph
         _usedValueNames.Add(tensor.Name);
     }
 
-    public bool RemoveInitializer(string name) => _initializers.Remove(name);
-
     /// <summary>A value whose content is known without running the graph: an initializer or a Constant node's output.</summary>
     public Tensor? GetConstant(string name)
     {
@@ -242,17 +240,6 @@ public sealed class Graph
         var outputsBefore = node.Output.ToList();
         edit();
         _index.Update(node, before, outputsBefore);
-    }
-
-    /// <summary>Replaces every use of <paramref name="oldValue"/> as a node input by <paramref name="newValue"/> (not as a graph output).</summary>
-    public void ReplaceAllUses(string oldValue, string newValue, NodeProto? except = null)
-    {
-        foreach (var o in Outputs)
-            if (o.Name == oldValue)
-                throw new InvalidOperationException($"'{oldValue}' is a graph output; rename it through the producer instead");
-        foreach (var node in Consumers(oldValue).ToList())
-            if (!ReferenceEquals(node, except) && node.Input.Contains(oldValue))
-                ReplaceInput(node, oldValue, newValue);
     }
 
     /// <summary>Removes nodes none of whose outputs is used, then initializers nothing reads. Returns how many nodes went.</summary>

@@ -23,8 +23,6 @@ internal sealed class GraphIndex
     public IReadOnlyList<NodeProto> Consumers(string value) =>
         _consumers.TryGetValue(value, out var list) ? list : Array.Empty<NodeProto>();
 
-    public bool IsProduced(string value) => _producers.ContainsKey(value);
-
     public void Add(NodeProto node)
     {
         foreach (var o in node.Output)

@@ -362,8 +362,6 @@ public static class FloatCodec
     }
 
     public static float FromBFloat16(ushort bits) => BitConverter.Int32BitsToSingle(bits << 16);
-
-    internal static ushort ReadUInt16(ReadOnlySpan<byte> b) => BinaryPrimitives.ReadUInt16LittleEndian(b);
 }
 
 public static class ShapeMath

@@ -7,8 +7,6 @@ namespace OnnxQuant.Quantization;
 /// <summary>A [K, N] weight as symmetric int8 (zero point 0): <c>w ≈ Values[k, n] * Scales[n]</c> (or Scales[0] per tensor).</summary>
 public sealed record Int8Weights(int K, int N, sbyte[] Values, float[] Scales)
 {
-    public float ScaleOf(int column) => Scales.Length == 1 ? Scales[0] : Scales[column];
-
     /// <summary>The weight back in [K, N] float.</summary>
     public float[] Dequantize()
     {

@@ -18,7 +18,7 @@ public sealed record Recipe(IReadOnlyList<PassSpec> Passes, LinearAssignment Lin
     /// <summary>
     /// The runnable pipeline: each pass gets the selection of its scheme (fold-weights every quantized linear), and the
     /// searches measure the error of the rewrite that follows them (SmoothQuant the w8a8 entry's fake-quantization, AWQ
-    /// the w4-rewrite entry's blocks), as <see cref="Presets"/> puts them together.
+    /// the w4-rewrite entry's blocks), as <see cref="RecipePresets"/> puts them together.
     /// </summary>
     public PipelineSpec Pipeline()
     {
@@ -47,8 +47,6 @@ public sealed record Recipe(IReadOnlyList<PassSpec> Passes, LinearAssignment Lin
         LinearScheme.W4 => "w4-rewrite",
         _ => null,
     };
-
-    public bool HasRewrite(LinearScheme scheme) => RewriteOf(scheme) is { } name && Passes.Any(p => p.Name == name);
 
     /// <summary>
     /// Activation rows kept per tensor when calibrating: <see cref="CalibrationSettings.SampleRows"/> when given, else
