@@ -78,15 +78,15 @@ internal static class QuantizeCommand
         // Fail in the first second, not after calibration: unwritable output, or an output that is one of the inputs.
         OutputPaths.CheckModel(job.OutPath, loaded, [.. recipe.Calibration.Data, recipe.Calibration.Stats, recipe.Verification.Data]);
         var pipeline = recipe.Pipeline();
-        bool probesModelOutput = pipeline.Passes.OfType<MixedPrecisionSpec>().Any(m => m.Options.Sensitivity == BitsSensitivity.ModelOutput);
+        bool probesModelOutput = pipeline.Passes.Any(p => p.ProbesModelOutput);
         if (probesModelOutput && recipe.Calibration.Data.Any(CalibrationData.IsArrays))
             throw new OnnxQuantException(job.ModelPath, "model-output sensitivity runs the model on token windows, and the calibration data are arrays (.npz); "
                 + "rank by each linear's own output instead (--sensitivity linear, a recipe's bits-plan \"sensitivity\": \"linear\")", ExitCode.Usage);
         EnsureNoOverlap(job, table);
-        bool rewrites = pipeline.Passes.Any(p => p is W8A8RewriteSpec or W4RewriteSpec);
+        bool rewrites = pipeline.Passes.Any(p => p.Rewrites);
         int quantizedOps = loaded.Graph.Nodes.Count(LinearAnalysis.IsQuantizedLinearOp);
         // Smoothing alone (--no-quantize) on an already-quantized model would calibrate and write an unchanged copy.
-        if (!rewrites && pipeline.Passes.Any(p => p is SmoothQuantSpec or AwqSpec))
+        if (!rewrites && pipeline.Passes.Any(p => p.RewriteOfLinears is not null || p.NeedsCalibration))
             EnsureNotQuantizedAlready(job.ModelPath, loaded.Graph, table);
         if (rewrites)
         {
@@ -129,7 +129,7 @@ internal static class QuantizeCommand
         var analyses = new AnalysisStore();
         analyses.Set(calibrated.Stats);
         analyses.Set(ActivationRanges.From(calibrated.Stats));
-        if (pipeline.Passes.OfType<AwqSpec>().Any(a => a.Options.BlockLoss))
+        if (pipeline.Passes.Any(p => p.NeedsBlockInputs))
         {
             var dataset = calibrated.Dataset ?? CalibrationData.Load(CalibrationArguments.DataOptions(recipe.Calibration, task), job.ModelPath);
             analyses.Set<IBlockEvaluator>(new OrtBlockEvaluator(BlockWindows(dataset), job.Session));
@@ -221,7 +221,7 @@ internal static class QuantizeCommand
         var linears = table.Quantizable.ToList();
         long parameters = linears.Sum(c => (long)c.K * c.N);
         var settled = recipe.WithSensitivityFor(linears.Count, parameters);
-        bool model = settled.Passes.OfType<MixedPrecisionSpec>().Any(m => m.Options.Sensitivity == BitsSensitivity.ModelOutput);
+        bool model = settled.Passes.Any(p => p.ProbesModelOutput);
         string option = job.FromRecipe ? "the bits-plan's \"sensitivity\"" : "--sensitivity";
         context.Error.WriteLine(model
             ? $"note: mixed precision ranks linears by the model's output error ({linears.Count} linears, {parameters / 1e6:F1}M weights: affordable); {option} linear is faster"

@@ -20,6 +20,15 @@ public abstract record PassSpec
     /// <summary>Whether the pass holds back calibration rows to measure on (so calibration keeps more of them).</summary>
     public virtual bool NeedsHeldOutRows => false;
 
+    /// <summary>Whether the pass runs the whole model on token windows (so its calibration data cannot be arrays).</summary>
+    public virtual bool ProbesModelOutput => false;
+
+    /// <summary>Whether the pass evaluates decoder blocks on their calibrated inputs (so the command gives it a block evaluator).</summary>
+    public virtual bool NeedsBlockInputs => false;
+
+    /// <summary>Whether the pass replaces linears by quantized operators (a rewrite) rather than preparing them (a search).</summary>
+    public virtual bool Rewrites => false;
+
     /// <summary>
     /// The rewrite whose linears the pass works on ("w8a8", "w4-rewrite"), when it quantizes or prepares some for one:
     /// a recipe's linear scheme is applied only where a pass answers for it.
@@ -51,6 +60,8 @@ public sealed record W8A8RewriteSpec(W8A8Options Options, LinearSelection Select
 
     public override IGraphPass Create() => new W8A8RewritePass(Options, Selection);
 
+    public override bool Rewrites => true;
+
     // Dynamic activations are quantized per call; every other format has static activation scales.
     public override bool NeedsCalibration => Options.Format != W8A8Format.Dynamic;
 
@@ -64,6 +75,8 @@ public sealed record AwqSpec(AwqPassOptions Options) : PassSpec
     public override IGraphPass Create() => new AwqPass(Options);
 
     public override bool NeedsCalibration => true;
+
+    public override bool NeedsBlockInputs => Options.BlockLoss;
 }
 
 public sealed record MixedPrecisionSpec(MixedPrecisionOptions Options) : PassSpec
@@ -74,6 +87,8 @@ public sealed record MixedPrecisionSpec(MixedPrecisionOptions Options) : PassSpe
 
     public override bool NeedsCalibration => true;
 
+    public override bool ProbesModelOutput => Options.Sensitivity == BitsSensitivity.ModelOutput;
+
     public override bool NeedsHeldOutRows => true;
 }
 
@@ -82,6 +97,8 @@ public sealed record W4RewriteSpec(W4RewriteOptions Options) : PassSpec
     public override string Name => "w4-rewrite";
 
     public override IGraphPass Create() => new W4RewritePass(Options);
+
+    public override bool Rewrites => true;
 
     public override bool NeedsCalibration => Options.Rounding == WeightRounding.Gptq;
 
