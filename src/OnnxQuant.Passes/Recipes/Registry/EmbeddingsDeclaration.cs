@@ -1,9 +1,5 @@
 using System.Text.Json;
-using OnnxQuant.Analysis;
-using OnnxQuant.Awq;
-using OnnxQuant.Gptq;
 using OnnxQuant.Passes;
-using OnnxQuant.Passes.W8A8;
 using OnnxQuant.Quantization;
 
 namespace OnnxQuant.Recipes;
