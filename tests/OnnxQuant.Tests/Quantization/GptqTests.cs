@@ -140,16 +140,16 @@ public class GptqTests
         var rng = new Random(seed);
         int latent = Math.Max(4, k / 3);
         var mix = new double[latent * k];
-        for (int i = 0; i < mix.Length; i++) mix[i] = Gaussian(rng);
-        var scale = Enumerable.Range(0, k).Select(_ => Math.Exp(Gaussian(rng))).ToArray();
+        for (int i = 0; i < mix.Length; i++) mix[i] = QuantTestData.Gaussian(rng);
+        var scale = Enumerable.Range(0, k).Select(_ => Math.Exp(QuantTestData.Gaussian(rng))).ToArray();
         var x = new float[rows * k];
         var z = new double[latent];
         for (int r = 0; r < rows; r++)
         {
-            for (int t = 0; t < latent; t++) z[t] = Gaussian(rng);
+            for (int t = 0; t < latent; t++) z[t] = QuantTestData.Gaussian(rng);
             for (int c = 0; c < k; c++)
             {
-                double v = 0.1 * Gaussian(rng);
+                double v = 0.1 * QuantTestData.Gaussian(rng);
                 for (int t = 0; t < latent; t++) v += z[t] * mix[t * k + c];
                 x[r * k + c] = (float)(v * scale[c] / Math.Sqrt(latent));
             }
@@ -259,7 +259,6 @@ public class GptqTests
         return a;
     }
 
-    private static double Gaussian(Random rng) => Math.Sqrt(-2 * Math.Log(1 - rng.NextDouble())) * Math.Cos(2 * Math.PI * rng.NextDouble());
 
     private sealed class Close(double relative) : IEqualityComparer<double>
     {

@@ -58,7 +58,8 @@ internal static class QuantTestData
 
     public static double MaxAbs(IEnumerable<double> values) => values.Max(Math.Abs);
 
-    private static double Gaussian(Random rng)
+    /// <summary>A standard normal draw (Box-Muller).</summary>
+    public static double Gaussian(Random rng)
     {
         double u1 = 1.0 - rng.NextDouble(), u2 = rng.NextDouble();
         return Math.Sqrt(-2 * Math.Log(u1)) * Math.Cos(2 * Math.PI * u2);

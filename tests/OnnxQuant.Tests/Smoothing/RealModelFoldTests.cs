@@ -1,6 +1,7 @@
 using OnnxQuant.IO;
 using OnnxQuant.Smoothing;
 using OnnxQuant.Tests.W8A8;
+using OnnxQuant.Tests.Cli;
 
 namespace OnnxQuant.Tests.Smoothing;
 
@@ -10,7 +11,7 @@ namespace OnnxQuant.Tests.Smoothing;
 /// </summary>
 public class RealModelFoldTests
 {
-    private static string AustenLm => Path.Combine(RepoRoot(), "models", "austen-lm", "model.onnx");
+    private static string AustenLm => Path.Combine(CliHarness.RepoRoot(), "models", "austen-lm", "model.onnx");
 
     [Fact]
     public void AustenLmFoldsEveryGroupAndKeepsItsLogits()
@@ -29,13 +30,5 @@ public class RealModelFoldTests
             g.Apply(model.Graph, Enumerable.Range(0, g.Channels).Select(_ => (float)Math.Exp(random.NextDouble() * 4 - 2)).ToArray());
         double error = W8A8TestKit.RelativeError(reference, W8A8TestKit.Run(W8A8TestKit.Serialize(model), windows));
         Assert.True(error < 1e-5, $"relative logits error {error:E2} after folding random scales");
-    }
-
-    internal static string RepoRoot()
-    {
-        for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
-            if (File.Exists(Path.Combine(dir.FullName, "OnnxQuant.sln")))
-                return dir.FullName;
-        throw new InvalidOperationException("repository root not found above " + AppContext.BaseDirectory);
     }
 }

@@ -1,13 +1,14 @@
 using System.Text.Json;
 using OnnxQuant.Cli;
 using OnnxQuant.Tests.Smoothing;
+using OnnxQuant.Tests.Cli;
 
 namespace OnnxQuant.Tests.W8A8;
 
 /// <summary>`onnxquant smooth` in-process on models/austen-lm (a real causal LM with its tokenizer), small settings.</summary>
 public class SmoothCommandTests
 {
-    private static string AustenLm => Path.Combine(RealModelFoldTests.RepoRoot(), "models", "austen-lm", "model.onnx");
+    private static string AustenLm => Path.Combine(CliHarness.RepoRoot(), "models", "austen-lm", "model.onnx");
 
     private static (int Code, string Out, string Err) Run(params string[] args)
     {

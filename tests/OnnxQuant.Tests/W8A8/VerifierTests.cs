@@ -7,13 +7,14 @@ using OnnxQuant.IO;
 using OnnxQuant.Passes;
 using OnnxQuant.Passes.W8A8;
 using OnnxQuant.Tests.Smoothing;
+using OnnxQuant.Tests.Cli;
 
 namespace OnnxQuant.Tests.W8A8;
 
 public class VerifierTests
 {
     private static readonly SessionSettings Cpu = new() { Device = ExecutionDevice.Cpu, Threads = 1 };
-    private static string AustenLm => Path.Combine(RealModelFoldTests.RepoRoot(), "models", "austen-lm", "model.onnx");
+    private static string AustenLm => Path.Combine(CliHarness.RepoRoot(), "models", "austen-lm", "model.onnx");
 
     [Fact]
     public void ACausalLmComparedWithItselfAgreesEverywhere()
