@@ -115,7 +115,7 @@ public sealed record GenAiFolder(string Folder, string ModelFileName)
     {
         try
         {
-            using var document = JsonDocument.Parse(BoundedText.Read(configPath, BoundedText.ConfigBytes, "GenAI config"), new JsonDocumentOptions { AllowDuplicateProperties = false });
+            using var document = JsonText.Parse(BoundedText.Read(configPath, BoundedText.ConfigBytes, "GenAI config"), new JsonDocumentOptions { AllowDuplicateProperties = false });
             if (document.RootElement.ValueKind == JsonValueKind.Object && document.RootElement.TryGetProperty("model", out var model)
                 && model.ValueKind == JsonValueKind.Object && model.TryGetProperty("decoder", out var decoder)
                 && decoder.ValueKind == JsonValueKind.Object && decoder.TryGetProperty("filename", out var file))

@@ -104,7 +104,7 @@ public sealed record ProvenanceChange(string Key, string? Before, string? After,
     {
         try
         {
-            using var document = System.Text.Json.JsonDocument.Parse(text);
+            using var document = IO.JsonText.Parse(text, default);
             var leaves = new Dictionary<string, string>(StringComparer.Ordinal);
             Visit(document.RootElement, "", leaves);
             return leaves;

@@ -51,7 +51,7 @@ public static class RecipeFile
         string folder = Path.GetDirectoryName(Path.GetFullPath(path)) ?? ".";
         try
         {
-            using var document = JsonDocument.Parse(text, Options);
+            using var document = JsonText.Parse(text, Options);
             return Parse(new JsonFields(document.RootElement, ""), folder);
         }
         catch (JsonException e)
