@@ -40,6 +40,13 @@ done
 export AFL_SKIP_BIN_CHECK=1 AFL_NO_UI=1 AFL_SKIP_CPUFREQ=1 AFL_I_DONT_CARE_ABOUT_MISSING_CRASHES=1 AFL_NO_AFFINITY=1
 export AFL_FORKSRV_INIT_TMOUT=60000 DOTNET_TieredPGO=0
 
+# One afl-fuzz run of $target into $findings.
+run_afl() {
+  rm -rf "$findings/default"
+  afl-fuzz -V "$seconds" -t 5000 -m none "${dict_args[@]}" -i "tests/OnnxQuant.Fuzz/corpus/$target" -o "$findings" \
+    -- dotnet "$bin/onnxquant-fuzz.dll" "$target" 2>&1 | { head -c 1000000 >"$findings/afl.log"; cat >/dev/null; }
+}
+
 status=0
 for target in "${targets[@]}"; do
   findings=$out/findings/$target
@@ -50,8 +57,9 @@ for target in "${targets[@]}"; do
   dict=tests/OnnxQuant.Fuzz/dict/$target.dict
   dict_args=()
   [ -f "$dict" ] && dict_args=(-x "$dict")
-  afl-fuzz -V "$seconds" -t 5000 -m none "${dict_args[@]}" -i "tests/OnnxQuant.Fuzz/corpus/$target" -o "$findings" \
-    -- dotnet "$bin/onnxquant-fuzz.dll" "$target" 2>&1 | { head -c 1000000 >"$findings/afl.log"; cat >/dev/null; } || {
+  # On a loaded machine afl-fuzz's start-up check has once seen no coverage from the first input ("No
+  # instrumentation detected"); a second start is the retry. A harness that fails twice is reported.
+  run_afl || run_afl || {
       echo "$target: afl-fuzz failed ($findings/afl.log):" >&2
       tail -5 "$findings/afl.log" >&2
       status=1
