@@ -33,12 +33,14 @@ public static class AwqMethods
 {
     public static readonly string[] Words = ["awq", "rtn", "gptq", "awq-gptq"];
 
+    // --method accepts only Words, so any other word here is a bug, not a user's typo turned into AWQ.
     public static AwqMethod Parse(string word) => word switch
     {
+        "awq" => AwqMethod.Awq,
         "rtn" => AwqMethod.Rtn,
         "gptq" => AwqMethod.Gptq,
         "awq-gptq" => AwqMethod.AwqGptq,
-        _ => AwqMethod.Awq,
+        _ => throw new ArgumentOutOfRangeException(nameof(word), word, $"not one of {string.Join(", ", Words)}"),
     };
 
     public static string Word(this AwqMethod method) => method switch
