@@ -27,13 +27,12 @@ public static class AdviseCommand
         var maxError = new Option<double?>("--max-error") { Description = "Largest acceptable expected output error (RMS over linears of ||Yq - Y|| / ||Y||): the most compact scheme within it is recommended." };
         var exclude = new Option<string[]>("--exclude") { Description = "Linears to leave out of the advice (kept in float): a glob (*, ?) or /regex/; one per --exclude, repeat it for several." };
         var lmHead = new Option<bool>("--include-lm-head") { Description = "Measure the LM head too." };
-        var device = new Option<ExecutionDevice>("--device") { Description = "auto tries CUDA and falls back to the CPU; cpu never touches CUDA.", DefaultValueFactory = _ => ExecutionDevice.Auto };
-        var threads = new Option<int>("--threads") { Description = "ONNX Runtime threads (0: one per core).", DefaultValueFactory = _ => 0 };
+        var runtime = new SessionArguments();
         var json = CliContext.JsonOption();
         var printRecipe = new Option<bool>("--print-recipe") { Description = "Print only the recommended recipe (docs/recipes.md) on stdout, ready to save and give to `onnxquant run`; the tables go nowhere." };
         var command = new Command("advise", "Profile activations and measure each scheme's expected error per layer; recommend a scheme and print its recipe.")
         {
-            model, target, maxError, exclude, lmHead, device, threads, json, printRecipe,
+            model, target, maxError, exclude, lmHead, runtime.Device, runtime.Threads, json, printRecipe,
         };
         foreach (var option in calibrationArguments.All)
             command.Options.Add(option);
@@ -47,7 +46,7 @@ public static class AdviseCommand
             var table = LinearAnalysis.Analyze(loaded.Graph, selection);
             if (!table.Quantizable.Any())
                 throw new OnnxQuantException(modelPath, "has no MatMul or Gemm that can be quantized with these options; see `onnxquant inspect` for each node's verdict", ExitCode.Unsupported);
-            var session = new SessionSettings { Device = parse.GetValue(device), Threads = EvalCommand.AtLeast(parse.GetValue(threads), 0, "--threads"), Verbose = parse.GetValue(context.Verbose) };
+            var session = runtime.Settings(parse, context);
             var calibration = calibrationArguments.Settings(parse);
             var calibrated = CalibrationArguments.Obtain(context, calibration, calibration.SampleRows ?? CalibrationSettings.DefaultSampleRows, "--seq-len", loaded, modelPath, session, SequenceLimits.Find(loaded.Graph), context.Error,
                 ModelTaskDetection.Detect(loaded.Graph).Task, CalibrationArguments.SessionsOf(parse, calibrationArguments.WholeGraph, calibrationArguments.BlockSessions));

@@ -104,15 +104,14 @@ public static class AwqCommand
         var blockLoss = new Option<bool>("--block-loss") { Description = "Score scales by the output of the attention/MLP block a group feeds (runs it in ONNX Runtime) instead of the group's own outputs." };
         var grid = new Option<int>("--grid") { Description = "Grid points for the scale exponent r in [0, 1).", DefaultValueFactory = _ => 20 };
         var target = TargetOption.Create();
-        var device = new Option<ExecutionDevice>("--device") { Description = "auto tries CUDA and falls back to the CPU; cpu never touches CUDA.", DefaultValueFactory = _ => ExecutionDevice.Auto };
-        var threads = new Option<int>("--threads") { Description = "ONNX Runtime threads (0: one per core).", DefaultValueFactory = _ => 0 };
+        var runtime = new SessionArguments();
         var json = CliContext.JsonOption();
         var gates = new GateArguments();
         var printRecipe = new Option<bool>("--print-recipe") { Description = "Print the recipe this command line amounts to (docs/recipes.md) and stop; `onnxquant run` on it writes the same model." };
         var command = new Command("awq", "Quantize weights to 4 bits (MatMulNBits, W4A16) with activation-aware scaling (AWQ) or round-to-nearest.")
         {
             model, output, method, groupSize, symmetric, asymmetric, accuracy, lmHead, lmHeadBits, embeddingBits, exclude, clip, noClip, duo, noDuo, blockLoss, grid,
-            actOrder, noActOrder, damp, bitsBudget, maxSize, sensitivity, target, device, threads, json,
+            actOrder, noActOrder, damp, bitsBudget, maxSize, sensitivity, target, runtime.Device, runtime.Threads, json,
         };
         foreach (var option in calibrationArguments.All.Concat(verification.All).Concat(gates.All).Append(printRecipe))
             command.Options.Add(option);
@@ -152,7 +151,7 @@ public static class AwqCommand
             var ranking = RecipeFile.ParseSensitivity(parse.GetValue(sensitivity) ?? "auto");
             if (ContextLengths.Explicit(parse, sensitivity) && budget is null)
                 throw new OnnxQuantException(null, "--sensitivity chooses how mixed precision ranks linears; give --bits-budget or --max-size with it", ExitCode.Usage);
-            var session = new SessionSettings { Device = parse.GetValue(device), Threads = EvalCommand.AtLeast(parse.GetValue(threads), 0, "--threads"), Verbose = parse.GetValue(context.Verbose) };
+            var session = runtime.Settings(parse, context);
             int headBits = parse.GetValue(lmHeadBits);
             if (headBits is not (4 or 8))
                 throw new OnnxQuantException(null, $"--lm-head-bits must be 4 or 8 (got {headBits.ToString(CultureInfo.InvariantCulture)})", ExitCode.Usage);

@@ -34,8 +34,7 @@ public static class CalibrateCommand
         var batch = new Option<int>("--batch") { Description = "Samples per inference run.", DefaultValueFactory = _ => 1 };
         var maxMemory = new Option<int>("--max-memory") { Description = "MiB the recorded activations may take (two batches are held at once); above it tensors are recorded in several runs. Block by block, half of it holds the values carried between blocks; the rest spills to a scratch file.", DefaultValueFactory = _ => 2048 };
         var sampleRows = new Option<int>("--sample-rows") { Description = "Activation rows (tokens) kept per tensor for AWQ.", DefaultValueFactory = _ => 512 };
-        var device = new Option<ExecutionDevice>("--device") { Description = "auto tries CUDA and falls back to the CPU; cpu never touches CUDA.", DefaultValueFactory = _ => ExecutionDevice.Auto };
-        var threads = new Option<int>("--threads") { Description = "Threads for ONNX Runtime and the reduction (0: one per core).", DefaultValueFactory = _ => 0 };
+        var runtime = new SessionArguments(threadsUse: "Threads for ONNX Runtime and the reduction");
         var stats = new Option<string?>("--stats") { Description = "Do not calibrate: summarise / draw this existing statistics file of the model." };
         var report = new Option<string?>("--report") { Description = "Draw per-channel max |x| of chosen tensors to this .html or .svg file." };
         var reportTensors = new Option<string[]>("--report-tensors") { Description = "Name fragments of tensors to draw (default: the most outlier-ridden).", AllowMultipleArgumentsPerToken = true };
@@ -45,7 +44,7 @@ public static class CalibrateCommand
         var json = CliContext.JsonOption();
         var command = new Command("calibrate", "Record activation statistics (per-channel max/mean |x|, ranges, sample rows) of the model's quantizable linears.")
         {
-            model, output, data, format, tokenizer, samples, seqLen, seed, batch, maxMemory, sampleRows, wholeGraph, blockSessions, device, threads, stats, report, reportTensors, top, json,
+            model, output, data, format, tokenizer, samples, seqLen, seed, batch, maxMemory, sampleRows, wholeGraph, blockSessions, runtime.Device, runtime.Threads, stats, report, reportTensors, top, json,
         };
         command.SetAction(parse => CommandRunner.Run(context, parse, () =>
         {
@@ -85,7 +84,7 @@ public static class CalibrateCommand
                     Seed = dataOptions.Seed,
                     Sessions = CalibrationArguments.SessionsOf(parse, wholeGraph, blockSessions),
                 };
-                var session = new SessionSettings { Device = parse.GetValue(device), Threads = EvalCommand.AtLeast(parse.GetValue(threads), 0, "--threads"), Verbose = parse.GetValue(context.Verbose) };
+                var session = runtime.Settings(parse, context);
                 written = parse.GetValue(output) ?? Path.ChangeExtension(modelPath, ".calib");
                 OutputPaths.Check(written, loaded, parse.GetValue(data) ?? []);
                 var task = ModelTaskDetection.Detect(loaded.Graph).Task;

@@ -29,8 +29,7 @@ public static class DiffCommand
         var samples = new Option<int?>("--samples") { Description = "--numeric: samples (default: 8 windows for causal LMs, 32 sentences for encoders)." };
         var seqLen = new Option<int>("--seq-len") { Description = "--numeric: tokens per window (the longest sentence for encoders).", DefaultValueFactory = _ => 128 };
         var worst = new Option<int>("--worst") { Description = "--numeric: how many of the worst linears the printed --exclude option keeps in float.", DefaultValueFactory = _ => 3 };
-        var device = new Option<ExecutionDevice>("--device") { Description = "--numeric: auto tries CUDA and falls back to the CPU; cpu never touches CUDA.", DefaultValueFactory = _ => ExecutionDevice.Auto };
-        var threads = new Option<int>("--threads") { Description = "--numeric: ONNX Runtime threads (0: one per core).", DefaultValueFactory = _ => 0 };
+        var runtime = new SessionArguments(scope: "--numeric: ");
         var html = new Option<string?>("--html") { Description = "Write a self-contained page (table, error-by-depth chart, input panels of the worst linears) to this .html file; implies --numeric." };
         var json = CliContext.JsonOption();
         var command = new Command("diff",
@@ -39,7 +38,7 @@ public static class DiffCommand
             + "Muls, opsets, metadata). Attention's products of two activations have no weight and are only named. The rows' bytes plus "
             + "the whole-graph buckets add up to the change in initializer bytes.")
         {
-            before, after, nodes, numeric, html, data, tokenizer, samples, seqLen, worst, device, threads, json,
+            before, after, nodes, numeric, html, data, tokenizer, samples, seqLen, worst, runtime.Device, runtime.Threads, json,
         };
         command.SetAction(parse => CommandRunner.Run(context, parse, () =>
         {
@@ -67,7 +66,7 @@ public static class DiffCommand
                     TokenizerPath = parse.GetValue(tokenizer),
                     Samples = parse.GetValue(samples),
                     SequenceLength = EvalCommand.AtLeast(parse.GetValue(seqLen), 2, "--seq-len"),
-                    Session = new SessionSettings { Device = parse.GetValue(device), Threads = EvalCommand.AtLeast(parse.GetValue(threads), 0, "--threads") },
+                    Session = runtime.Settings(parse, context),
                 };
                 var tensors = linears.Linears.Select(r => new TensorToCompare(r.Name, r.Output, r.OutputRescaled, r.Input, r.InputRescaled)).ToList();
                 errors = EvalProgress.Run(context, "comparing", (progress, cancel) => NumericDiff.Run(beforePath, afterPath, tensors, options, progress, cancel));

@@ -26,14 +26,13 @@ public static class EvalCommand
         var sentences = new Option<int>("--sentences") { Description = "Encoders: number of sentences, evenly spaced through the text.", DefaultValueFactory = _ => 256 };
         var latency = new Option<int>("--latency") { Description = "Also time a prefill of N tokens and a 1-token forward (median; with --reference both models). 0: no timing.", DefaultValueFactory = _ => 0 };
         var latencyRuns = new Option<int>("--latency-runs") { Description = "Timed runs per latency figure.", DefaultValueFactory = _ => 10 };
-        var device = new Option<ExecutionDevice>("--device") { Description = "auto tries CUDA and falls back to the CPU; cpu never touches CUDA.", DefaultValueFactory = _ => ExecutionDevice.Auto };
-        var threads = new Option<int>("--threads") { Description = "ONNX Runtime intra-op threads (0: one per core).", DefaultValueFactory = _ => 0 };
+        var runtime = new SessionArguments(threadsUse: "ONNX Runtime intra-op threads");
         var task = new TaskOption();
         var json = CliContext.JsonOption();
         var gates = new GateArguments();
         var command = new Command("eval", "Measure a model on held-out text: perplexity (causal LM) or embedding agreement with --reference (encoder).")
         {
-            model, data, tokenizer, reference, contextTokens, stride, maxTokens, sentences, latency, latencyRuns, task.Option, device, threads, json,
+            model, data, tokenizer, reference, contextTokens, stride, maxTokens, sentences, latency, latencyRuns, task.Option, runtime.Device, runtime.Threads, json,
         };
         foreach (var option in gates.All)
             command.Options.Add(option);
@@ -58,10 +57,7 @@ public static class EvalCommand
                 LatencyRuns = AtLeast(parse.GetValue(latencyRuns), 1, "--latency-runs"),
                 MaxSentenceTokens = Math.Min(new EvalOptions().MaxSentenceTokens, limit?.Length ?? int.MaxValue),
                 Task = task.Value(parse),
-                Session = new SessionSettings
-                {
-                    Device = parse.GetValue(device), Threads = AtLeast(parse.GetValue(threads), 0, "--threads"), Verbose = parse.GetValue(context.Verbose),
-                },
+                Session = runtime.Settings(parse, context),
             };
             // Tokenizing a whole book takes seconds before the first window runs: say what is happening first.
             context.Error.WriteLine($"evaluating {modelPath} on {Path.GetFileName(options.TextPath) ?? "the held-out default text (Persuasion)"}");

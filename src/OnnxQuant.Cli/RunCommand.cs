@@ -24,14 +24,13 @@ public static class RunCommand
         var model = new Argument<string>("model") { Description = "The ONNX model file, or an ONNX Runtime GenAI model folder (then the output is a folder too)." };
         var output = new Option<string?>("--output", "-o") { Description = "The model to write (default: <model>.<recipe name>.onnx beside the model; for a GenAI folder, <folder>-<recipe name>)." };
         var latency = new Option<int>("--latency") { Description = "Also time one inference of this many tokens with both models (0: off).", DefaultValueFactory = _ => 0 };
-        var device = new Option<ExecutionDevice>("--device") { Description = "auto tries CUDA and falls back to the CPU; cpu never touches CUDA.", DefaultValueFactory = _ => ExecutionDevice.Auto };
-        var threads = new Option<int>("--threads") { Description = "ONNX Runtime threads (0: one per core).", DefaultValueFactory = _ => 0 };
+        var runtime = new SessionArguments();
         var json = CliContext.JsonOption();
         var wholeGraph = CalibrationArguments.WholeGraphOption();
         var blockSessions = CalibrationArguments.BlockSessionsOption();
         var command = new Command("run", "Run a recipe file: passes in order, a scheme per linear by name pattern, calibration, verification and gates.")
         {
-            recipeFile, model, output, latency, device, threads, wholeGraph, blockSessions, json,
+            recipeFile, model, output, latency, runtime.Device, runtime.Threads, wholeGraph, blockSessions, json,
         };
         command.SetAction(parse => CommandRunner.Run(context, parse, () =>
         {
@@ -40,10 +39,7 @@ public static class RunCommand
             var recipe = RecipeFile.Read(recipePath);
             if (parse.GetValue(output) is { } o && Path.GetFullPath(o) == Path.GetFullPath(modelArgument))
                 throw new OnnxQuantException(o, "is the input model; write the result to another file", ExitCode.Usage);
-            var session = new SessionSettings
-            {
-                Device = parse.GetValue(device), Threads = EvalCommand.AtLeast(parse.GetValue(threads), 0, "--threads"), Verbose = parse.GetValue(context.Verbose),
-            };
+            var session = runtime.Settings(parse, context);
             int latencyTokens = EvalCommand.AtLeast(parse.GetValue(latency), 0, "--latency");
             // Last before the work: for a GenAI folder this creates the output folder (named after the recipe).
             var (modelPath, outPath, genai) = GenAiOutput.Resolve(modelArgument, parse.GetValue(output), Path.GetFileNameWithoutExtension(recipePath),

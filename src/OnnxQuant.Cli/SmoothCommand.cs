@@ -36,15 +36,14 @@ public static class SmoothCommand
         var target = TargetOption.Create();
         var floatOutliers = new Option<float?>("--float-outliers") { Description = "LLM.int8()'s rule: keep every activation channel whose calibrated max |x| exceeds this threshold (bitsandbytes uses 6.0) in floating point, instead of up to 4 channels where they halve the error. int8 and qlinear formats." };
         var embeddingBits = new Option<int?>("--quantize-embeddings") { Description = "Store the token embedding as 4- or 8-bit blocks (com.microsoft GatherBlockQuantized, blocks of 128 or fewer)." };
-        var device = new Option<ExecutionDevice>("--device") { Description = "auto tries CUDA and falls back to the CPU; cpu never touches CUDA.", DefaultValueFactory = _ => ExecutionDevice.Auto };
-        var threads = new Option<int>("--threads") { Description = "ONNX Runtime threads (0: one per core).", DefaultValueFactory = _ => 0 };
+        var runtime = new SessionArguments();
         var json = CliContext.JsonOption();
         var gates = new GateArguments();
         var printRecipe = new Option<bool>("--print-recipe") { Description = "Print the recipe this command line amounts to (docs/recipes.md) and stop; `onnxquant run` on it writes the same model." };
         var command = new Command("smooth", "SmoothQuant W8A8: migrate activation outliers into the weights, then quantize weights and activations to int8.")
         {
             model, output, noQuantize, alpha, format, insertMul, scope, exclude, lmHead, reducedRange, unsigned, floatOutliers, embeddingBits,
-            target, device, threads, json,
+            target, runtime.Device, runtime.Threads, json,
         };
         foreach (var option in calibrationArguments.All.Concat(verification.All).Concat(gates.All).Append(printRecipe))
             command.Options.Add(option);
@@ -58,7 +57,7 @@ public static class SmoothCommand
             float? fixedAlpha = noSmoothing ? null : ParseAlpha(parse.GetValue(alpha)!);
             if (parse.GetValue(output) is { } o && Path.GetFullPath(o) == Path.GetFullPath(modelArgument))
                 throw new OnnxQuantException(o, "is the input model; write the result to another file", ExitCode.Usage);
-            var session = new SessionSettings { Device = parse.GetValue(device), Threads = EvalCommand.AtLeast(parse.GetValue(threads), 0, "--threads"), Verbose = parse.GetValue(context.Verbose) };
+            var session = runtime.Settings(parse, context);
             var chosenTarget = parse.GetValue(target);
             // --target picks the form its provider runs; an explicit --format or --uint8-activations still wins.
             var chosenFormat = chosenTarget is { } t && !ContextLengths.Explicit(parse, format) ? DeploymentTargets.Format(t) : parse.GetValue(format);
