@@ -216,7 +216,7 @@ internal static class QuantizeCommand
     private static Recipe SettleSensitivity(CliContext context, QuantizeJob job, LinearTable table)
     {
         var recipe = job.Recipe;
-        if (!recipe.Passes.Any(p => p is MixedPrecisionSpec { Options.Sensitivity: BitsSensitivity.Auto }))
+        if (!recipe.Passes.Any(p => p.ChoosesByModelSize))
             return recipe;
         var linears = table.Quantizable.ToList();
         long parameters = linears.Sum(c => (long)c.K * c.N);

@@ -29,6 +29,15 @@ public abstract record PassSpec
     /// <summary>Whether the pass replaces linears by quantized operators (a rewrite) rather than preparing them (a search).</summary>
     public virtual bool Rewrites => false;
 
+    /// <summary>The bits the pass gives an included LM head of its own (the embeddings pass' lmHeadBits), or null.</summary>
+    public virtual int? OwnLmHeadBits => null;
+
+    /// <summary>Whether the pass leaves a choice to the model's size (bits-plan's "auto" sensitivity).</summary>
+    public virtual bool ChoosesByModelSize => false;
+
+    /// <summary>The pass with its size-dependent choices made for a model of <paramref name="linears"/> linears and <paramref name="parameters"/> weights.</summary>
+    public virtual PassSpec ForModelSize(int linears, long parameters) => this;
+
     /// <summary>
     /// The rewrite whose linears the pass works on ("w8a8", "w4-rewrite"), when it quantizes or prepares some for one:
     /// a recipe's linear scheme is applied only where a pass answers for it.
@@ -90,6 +99,12 @@ public sealed record MixedPrecisionSpec(MixedPrecisionOptions Options) : PassSpe
     public override bool ProbesModelOutput => Options.Sensitivity == BitsSensitivity.ModelOutput;
 
     public override bool NeedsHeldOutRows => true;
+
+    public override bool ChoosesByModelSize => Options.Sensitivity == BitsSensitivity.Auto;
+
+    public override PassSpec ForModelSize(int linears, long parameters) => ChoosesByModelSize
+        ? new MixedPrecisionSpec(Options with { Sensitivity = BitsSensitivities.Resolve(BitsSensitivity.Auto, linears, parameters) })
+        : this;
 }
 
 public sealed record W4RewriteSpec(W4RewriteOptions Options) : PassSpec
@@ -113,6 +128,8 @@ public sealed record EmbeddingHeadSpec(EmbeddingHeadOptions Options) : PassSpec
 
     /// <summary>The included LM head's own bits (null: the head, if included, goes with the other linears).</summary>
     public int? LmHeadBits => Options.Selection.LmHeadBits;
+
+    public override int? OwnLmHeadBits => LmHeadBits;
 
     public override IGraphPass Create() => new EmbeddingHeadPass(Options);
 }

@@ -26,8 +26,7 @@ public sealed record Recipe(IReadOnlyList<PassSpec> Passes, LinearAssignment Lin
         int? headBits = LmHeadBits;
         var w8a8 = Linears.SelectionFor(LinearScheme.W8A8).WithLmHeadBits(headBits);
         var w4 = Linears.SelectionFor(LinearScheme.W4).WithLmHeadBits(headBits);
-        var binding = new RecipeBinding(w8a8, w4, QuantizedLinears(),
-            Passes.OfType<W8A8RewriteSpec>().FirstOrDefault(), Passes.OfType<W4RewriteSpec>().FirstOrDefault());
+        var binding = RecipeBinding.Of(Passes, w8a8, w4, QuantizedLinears());
         return new PipelineSpec(Passes.Select(pass => PassRegistry.For(pass).Bind(pass, binding)).ToList());
     }
 
@@ -35,7 +34,7 @@ public sealed record Recipe(IReadOnlyList<PassSpec> Passes, LinearAssignment Lin
     /// The bits of the LM head when <see cref="LinearAssignment.IncludeLmHead"/> and the embeddings pass gives it its own
     /// (lmHeadBits); null when the head, if included, goes with the other linears of its scheme.
     /// </summary>
-    public int? LmHeadBits => Linears.IncludeLmHead ? Passes.OfType<EmbeddingHeadSpec>().FirstOrDefault()?.LmHeadBits : null;
+    public int? LmHeadBits => Linears.IncludeLmHead ? Passes.Select(p => p.OwnLmHeadBits).FirstOrDefault(b => b is not null) : null;
 
     /// <summary>Every linear some pass quantizes, the head at its own bits marked as such (what fold-weights prepares and the linear table shows).</summary>
     public LinearSelection QuantizedLinears() => Linears.Quantized().WithLmHeadBits(LmHeadBits);
@@ -71,9 +70,7 @@ public sealed record Recipe(IReadOnlyList<PassSpec> Passes, LinearAssignment Lin
     /// <summary>The recipe with its <see cref="BitsSensitivity.Auto"/> rankings settled for a model of this size.</summary>
     public Recipe WithSensitivityFor(int linears, long parameters) => this with
     {
-        Passes = Passes.Select(p => p is MixedPrecisionSpec { Options.Sensitivity: BitsSensitivity.Auto } m
-            ? new MixedPrecisionSpec(m.Options with { Sensitivity = BitsSensitivities.Resolve(BitsSensitivity.Auto, linears, parameters) })
-            : p).ToList(),
+        Passes = Passes.Select(p => p.ForModelSize(linears, parameters)).ToList(),
     };
 }
 

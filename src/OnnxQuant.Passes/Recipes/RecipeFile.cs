@@ -74,7 +74,7 @@ public static class RecipeFile
             throw new RecipeError("passes", "must list at least one pass");
         var passes = entries.Select((e, i) => ReadPass(new JsonFields(e, $"passes[{i}]"))).ToList();
         CheckOrder(passes);
-        passes = ClipDefaults(passes, entries);
+        passes = passes.Select((p, i) => PassRegistry.For(p).Settle(p, entries[i], passes, i)).ToList();
         var linears = ReadLinears(root.Object("linears"), passes);
         var calibration = ReadCalibration(root.Object("calibration"), folder);
         var verification = ReadVerification(root.Object("verification"), folder);
@@ -95,21 +95,10 @@ public static class RecipeFile
         return spec;
     }
 
-    // An awq pass that does not say "clip" runs the clip search unless a bits-plan follows: the plan may lift a clamped
-    // weight to 8 bits or float (the same default as `onnxquant awq --bits-budget`).
-    private static List<PassSpec> ClipDefaults(List<PassSpec> passes, IReadOnlyList<JsonElement> entries)
-    {
-        if (!passes.Any(p => p is MixedPrecisionSpec))
-            return passes;
-        return passes.Select((p, i) => p is AwqSpec awq && !entries[i].TryGetProperty("clip", out _)
-            ? awq with { Options = awq.Options with { Search = awq.Options.Search with { Clip = false } } }
-            : p).ToList();
-    }
-
     // fold-weights first; each pass once; each search before the rewrite it measures for.
     private static void CheckOrder(List<PassSpec> passes)
     {
-        if (passes[0] is not FoldWeightsSpec)
+        if (passes[0].Name != "fold-weights")
             throw new RecipeError("passes[0].pass", $"must be \"fold-weights\" (the rewrites compute with folded weight chains; got \"{passes[0].Name}\")");
         for (int i = 0; i < passes.Count; i++)
         {
@@ -137,9 +126,6 @@ public static class RecipeFile
         // The embeddings pass runs last: the linears' passes leave the head at its own bits, and the embedding it may share, alone.
         if (Index("embeddings") is >= 0 and var e && e != passes.Count - 1)
             throw new RecipeError($"passes[{e}].pass", $"\"embeddings\" must be the last pass (after \"{passes[^1].Name}\")");
-        // --float-outliers' channels are chosen by the smoothing pass, which hands them to the rewrite.
-        if (passes.FindIndex(p => p is W8A8RewriteSpec { Options.FloatOutlierThreshold: not null }) is >= 0 and var o && Index("smoothquant") < 0)
-            throw new RecipeError($"passes[{o}].floatOutliers", "is applied by the \"smoothquant\" pass, which this recipe lacks: add one before \"w8a8\", or set floatOutliers to null");
     }
 
     private static LinearAssignment ReadLinears(JsonFields? f, List<PassSpec> passes)
@@ -176,7 +162,7 @@ public static class RecipeFile
         }
         bool lmHead = f?.Bool("includeLmHead", false) ?? false;
         f?.Done();
-        if (!lmHead && passes.FindIndex(p => p is EmbeddingHeadSpec { LmHeadBits: not null }) is >= 0 and var head)
+        if (!lmHead && passes.FindIndex(p => p.OwnLmHeadBits is not null) is >= 0 and var head)
             throw new RecipeError($"passes[{head}].lmHeadBits", "gives the LM head its own bits, but linears.includeLmHead is false: set it to true, or lmHeadBits to null");
         return new LinearAssignment(fallback, lmHead, overrides);
     }

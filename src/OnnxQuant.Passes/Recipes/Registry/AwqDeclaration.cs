@@ -30,6 +30,13 @@ public sealed class AwqDeclaration : PassDeclaration<AwqSpec>
         Search = spec.Options.Search with { Quantization = binding.Rewrite4?.Options.Quantization ?? spec.Options.Search.Quantization },
     });
 
+    // An awq entry that does not say "clip" runs the clip search unless a bits-plan follows: the plan may lift a clamped
+    // weight to 8 bits or float (the same default as `onnxquant awq --bits-budget`).
+    internal override PassSpec Settle(PassSpec spec, JsonElement entry, IReadOnlyList<PassSpec> passes, int index) =>
+        passes.Any(p => p is MixedPrecisionSpec) && !entry.TryGetProperty("clip", out _) && spec is AwqSpec awq
+            ? awq with { Options = awq.Options with { Search = awq.Options.Search with { Clip = false } } }
+            : spec;
+
     private static AwqPassOptions ReadAwq(JsonFields f)
     {
         var defaults = new AwqOptions();

@@ -24,6 +24,12 @@ public abstract class PassDeclaration
 
     /// <summary>The spec as the recipe runs it: the selection of its scheme, the settings of the rewrite it measures for.</summary>
     public abstract PassSpec Bind(PassSpec spec, RecipeBinding binding);
+
+    /// <summary>
+    /// The entry once the whole pass list is read: a default that depends on the other passes (AWQ's clip search when a
+    /// bits plan follows), or a <see cref="RecipeError"/> for a combination the pass cannot run in.
+    /// </summary>
+    internal virtual PassSpec Settle(PassSpec spec, JsonElement entry, IReadOnlyList<PassSpec> passes, int index) => spec;
 }
 
 /// <summary><see cref="PassDeclaration"/> for one spec type.</summary>
@@ -51,4 +57,9 @@ public abstract class PassDeclaration<TSpec> : PassDeclaration where TSpec : Pas
 /// <param name="Rewrite8">The w8a8 rewrite's entry, which SmoothQuant's search measures for.</param>
 /// <param name="Rewrite4">The w4 rewrite's entry, which AWQ's search and the bits plan measure for.</param>
 public sealed record RecipeBinding(LinearSelection W8A8, LinearSelection W4, LinearSelection Quantized,
-    W8A8RewriteSpec? Rewrite8, W4RewriteSpec? Rewrite4);
+    W8A8RewriteSpec? Rewrite8, W4RewriteSpec? Rewrite4)
+{
+    /// <summary>The binding of a pass list: the rewrite entries are found among <paramref name="passes"/>.</summary>
+    public static RecipeBinding Of(IReadOnlyList<PassSpec> passes, LinearSelection w8a8, LinearSelection w4, LinearSelection quantized) =>
+        new(w8a8, w4, quantized, passes.OfType<W8A8RewriteSpec>().FirstOrDefault(), passes.OfType<W4RewriteSpec>().FirstOrDefault());
+}

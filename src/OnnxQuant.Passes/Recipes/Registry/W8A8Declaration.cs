@@ -26,6 +26,12 @@ public sealed class W8A8Declaration : PassDeclaration<W8A8RewriteSpec>
 
     protected override W8A8RewriteSpec Bind(W8A8RewriteSpec spec, RecipeBinding binding) => new(spec.Options, binding.W8A8);
 
+    // --float-outliers' channels are chosen by the smoothing pass, which hands them to the rewrite.
+    internal override PassSpec Settle(PassSpec spec, JsonElement entry, IReadOnlyList<PassSpec> passes, int index) =>
+        spec is W8A8RewriteSpec { Options.FloatOutlierThreshold: not null } && !passes.Any(p => p is SmoothQuantSpec)
+            ? throw new RecipeError($"passes[{index}].floatOutliers", "is applied by the \"smoothquant\" pass, which this recipe lacks: add one before \"w8a8\", or set floatOutliers to null")
+            : spec;
+
     private static W8A8Options ReadW8A8(JsonFields f)
     {
         var defaults = new W8A8Options();
