@@ -1,6 +1,6 @@
-using OnnxQuant.IO;
 using System.Text;
 using System.Text.Json;
+using OnnxQuant.IO;
 
 namespace OnnxQuant.Calibrate.Data;
 

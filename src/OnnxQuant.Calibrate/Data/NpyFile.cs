@@ -1,8 +1,8 @@
-using OnnxQuant.IO;
 using System.Buffers.Binary;
 using System.IO.Compression;
 using System.Text;
 using System.Text.RegularExpressions;
+using OnnxQuant.IO;
 
 namespace OnnxQuant.Calibrate.Data;
 

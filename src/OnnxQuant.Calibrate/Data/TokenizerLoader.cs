@@ -1,9 +1,9 @@
 using System.Text;
-using OnnxQuant.IO;
 using System.Text.Json;
 using System.Text.RegularExpressions;
 using Microsoft.ML.Tokenizers;
 using OnnxQuant.Calibrate.Sessions;
+using OnnxQuant.IO;
 
 namespace OnnxQuant.Calibrate.Data;
 
