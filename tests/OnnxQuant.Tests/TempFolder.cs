@@ -13,6 +13,15 @@ public sealed class TempFolder : IDisposable
 
     public string File(string name) => System.IO.Path.Combine(Path, name);
 
+    /// <summary>Writes <paramref name="count"/> token ids below <paramref name="vocab"/>, drawn with <paramref name="seed"/>, as calibration data; returns its path.</summary>
+    public string RandomIds(int vocab, int seed, int count = 512, string name = "calib.ids")
+    {
+        string path = File(name);
+        var rng = new Random(seed);
+        System.IO.File.WriteAllText(path, string.Join(" ", Enumerable.Range(0, count).Select(_ => rng.Next(vocab))));
+        return path;
+    }
+
     /// <summary>Every file name in the folder, sorted (to assert that nothing half-written was left).</summary>
     public string[] FileNames() => Directory.GetFiles(Path).Select(System.IO.Path.GetFileName).OfType<string>().Order().ToArray();
 

@@ -26,9 +26,7 @@ public sealed class LinearAnalysisTests : IDisposable
         _output = output;
         _model = _temp.File("model.onnx");
         File.WriteAllBytes(_model, UnusualLinearsModel.Build().ToByteArray());
-        _ids = _temp.File("calib.ids");
-        var rng = new Random(3);
-        File.WriteAllText(_ids, string.Join(" ", Enumerable.Range(0, 512).Select(_ => rng.Next(UnusualLinearsModel.Vocab))));
+        _ids = _temp.RandomIds(UnusualLinearsModel.Vocab, seed: 3);
     }
 
     public void Dispose() => _temp.Dispose();

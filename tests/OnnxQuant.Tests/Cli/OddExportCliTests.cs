@@ -14,14 +14,7 @@ public sealed class OddExportCliTests : IDisposable
     private static readonly FixtureOptions Options =
         new() { Family = FixtureFamily.TorchLlama, Layers = 1, Hidden = 32, Heads = 2, Intermediate = 64, Vocab = 64, Seed = 2 };
 
-
-    private string Ids()
-    {
-        string ids = _temp.File("calib.ids");
-        var rng = new Random(1);
-        File.WriteAllText(ids, string.Join(" ", Enumerable.Range(0, 512).Select(_ => rng.Next(Options.Vocab))));
-        return ids;
-    }
+    private string Ids() => _temp.RandomIds(Options.Vocab, seed: 1);
 
     [Fact]
     public void A_w8a8_model_whose_head_stayed_float_is_refused_as_already_quantized_naming_what_was_found()

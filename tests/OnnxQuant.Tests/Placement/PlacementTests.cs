@@ -19,13 +19,7 @@ public sealed class PlacementTests : IDisposable
 
     private string Model() => FixtureModels.Save(Options, _temp.Path);
 
-    private string Ids()
-    {
-        string ids = _temp.File("calib.ids");
-        var rng = new Random(1);
-        File.WriteAllText(ids, string.Join(" ", Enumerable.Range(0, 512).Select(_ => rng.Next(Options.Vocab))));
-        return ids;
-    }
+    private string Ids() => _temp.RandomIds(Options.Vocab, seed: 1);
 
     private string Smooth(string name, params string[] options)
     {
