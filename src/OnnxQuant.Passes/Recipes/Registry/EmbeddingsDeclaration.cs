@@ -14,9 +14,8 @@ public sealed class EmbeddingsDeclaration : PassDeclaration<EmbeddingHeadSpec>
     protected override void Write(Utf8JsonWriter w, EmbeddingHeadSpec spec)
     {
         var e = spec.Options;
-        var tables = spec;
         RecipeWriter.WriteNullable(w, "bits", e.EmbeddingBits);
-        RecipeWriter.WriteNullable(w, "lmHeadBits", tables.LmHeadBits);
+        RecipeWriter.WriteNullable(w, "lmHeadBits", spec.LmHeadBits);
         w.WriteNumber("blockSize", e.BlockSize);
         w.WriteBoolean("symmetric", e.Symmetric);
         w.WriteNumber("accuracyLevel", e.AccuracyLevel);
