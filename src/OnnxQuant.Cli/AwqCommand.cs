@@ -121,8 +121,8 @@ public static class AwqCommand
             var budget = Budget(parse.GetValue(bitsBudget), parse.GetValue(maxSize));
             var how = DefaultMethod(ContextLengths.Explicit(parse, method) ? parse.GetValue(method) : null, budget);
             int block = parse.GetValue(groupSize);
-            if (block is not (32 or 64 or 128 or 256))
-                throw new OnnxQuantException(null, $"--group-size must be 32, 64, 128 or 256 (got {block.ToString(CultureInfo.InvariantCulture)})", ExitCode.Usage);
+            if (!Int4QuantOptions.LinearBlockSizes.Contains(block))
+                throw new OnnxQuantException(null, $"--group-size must be {Int4QuantOptions.LinearBlockSizeWords} (got {block.ToString(CultureInfo.InvariantCulture)})", ExitCode.Usage);
             var deployment = parse.GetValue(target);
             if (DeploymentTargets.W4BlockProblem(deployment, block) is { } blockProblem)
                 throw new OnnxQuantException(null, $"--target {TargetOption.Word(deployment!.Value)} with --group-size {block}: {blockProblem}; give --group-size 128 or less", ExitCode.Usage);

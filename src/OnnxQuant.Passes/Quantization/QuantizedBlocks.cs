@@ -40,6 +40,12 @@ public sealed record Int4QuantOptions
     public static bool IsValidBlockSize(int blockSize) =>
         blockSize is >= 16 and <= 256 && (blockSize & (blockSize - 1)) == 0;
 
+    /// <summary>The block sizes a linear's 4-bit rewrite takes from a user (`--group-size`, a recipe's w4-rewrite blockSize).</summary>
+    public static IReadOnlyList<int> LinearBlockSizes { get; } = [32, 64, 128, 256];
+
+    /// <summary>"32, 64, 128 or 256", as a refusal lists them.</summary>
+    public static string LinearBlockSizeWords => $"{string.Join(", ", LinearBlockSizes.SkipLast(1))} or {LinearBlockSizes[^1]}";
+
     internal void Validate()
     {
         if (!IsValidBlockSize(BlockSize))

@@ -36,8 +36,8 @@ public sealed class W4RewriteDeclaration : PassDeclaration<W4RewriteSpec>
     private static W4RewriteOptions ReadW4(JsonFields f)
     {
         int block = f.Int("blockSize", 32, 256) ?? new Int4QuantOptions().BlockSize;
-        if (block is not (32 or 64 or 128 or 256))
-            throw new RecipeError(f.KeyPath("blockSize"), $"must be 32, 64, 128 or 256 (got {block})");
+        if (!Int4QuantOptions.LinearBlockSizes.Contains(block))
+            throw new RecipeError(f.KeyPath("blockSize"), $"must be {Int4QuantOptions.LinearBlockSizeWords} (got {block})");
         var rounding = f.Choice("rounding", RecipeFile.RoundingNames, RecipeFile.Roundings) ?? WeightRounding.Rtn;
         var gptqDefaults = new GptqOptions();
         bool autoDamp = f.Get("damp") is { ValueKind: JsonValueKind.String } s && s.GetString() == "auto";
