@@ -51,10 +51,11 @@ public static class SmoothCommand
         {
             string modelArgument = parse.GetValue(model)!;
             bool quantize = !parse.GetValue(noQuantize);
-            bool noSmoothing = parse.GetValue(alpha)!.Equals("none", StringComparison.OrdinalIgnoreCase);
+            string alphaText = parse.GetValue(alpha)!;
+            bool noSmoothing = alphaText.Equals("none", StringComparison.OrdinalIgnoreCase);
             if (noSmoothing && !quantize)
                 throw new OnnxQuantException(null, "--alpha none with --no-quantize would leave the model as it is", ExitCode.Usage);
-            float? fixedAlpha = noSmoothing ? null : ParseAlpha(parse.GetValue(alpha)!);
+            float? fixedAlpha = noSmoothing ? null : ParseAlpha(alphaText);
             if (parse.GetValue(output) is { } o && Path.GetFullPath(o) == Path.GetFullPath(modelArgument))
                 throw new OnnxQuantException(o, "is the input model; write the result to another file", ExitCode.Usage);
             var session = runtime.Settings(parse, context);
@@ -93,12 +94,12 @@ public static class SmoothCommand
             if (Path.GetFullPath(outPath) == Path.GetFullPath(modelPath))
                 throw new OnnxQuantException(outPath, "is the input model; write the result to another file", ExitCode.Usage);
             var job = new QuantizeJob(modelPath, outPath, recipe, session,
-                quantize ? $"smoothing (alpha {parse.GetValue(alpha)}) and rewriting to W8A8 {w8a8.Format.ToString().ToLowerInvariant()}" : $"smoothing (alpha {parse.GetValue(alpha)})",
+                quantize ? $"smoothing (alpha {alphaText}) and rewriting to W8A8 {w8a8.Format.ToString().ToLowerInvariant()}" : $"smoothing (alpha {alphaText})",
                 EvalCommand.AtLeast(parse.GetValue(verification.Latency), 0, "--latency"), 20)
                 { Target = chosenTarget, GenAi = genai, Sessions = CalibrationArguments.SessionsOf(parse, calibrationArguments.WholeGraph, calibrationArguments.BlockSessions) };
             var outcome = QuantizeCommand.Run(context, job);
 
-            var summary = SmoothSummary.Create(modelPath, outPath, quantize ? w8a8 : null, parse.GetValue(alpha)!, outcome);
+            var summary = SmoothSummary.Create(modelPath, outPath, quantize ? w8a8 : null, alphaText, outcome);
             if (parse.GetValue(json))
                 JsonOutput.Write(context.Out, summary);
             else
