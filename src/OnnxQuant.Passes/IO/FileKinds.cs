@@ -25,16 +25,20 @@ public static partial class FileKinds
     public static FileKind Of(string path)
     {
         if (!OperatingSystem.IsLinux())
-            return File.Exists(path) ? FileKind.Unknown : Directory.Exists(path) ? FileKind.Directory : FileKind.Missing;
+            return WithoutStat(path);
         try
         {
             return FromMode(StatMode(path));
         }
         catch (Exception e) when (e is EntryPointNotFoundException or DllNotFoundException)
         {
-            return File.Exists(path) ? FileKind.Unknown : Directory.Exists(path) ? FileKind.Directory : FileKind.Missing;
+            return WithoutStat(path);
         }
     }
+
+    // What .NET alone can tell: a folder, something else that exists, or nothing.
+    private static FileKind WithoutStat(string path) =>
+        File.Exists(path) ? FileKind.Unknown : Directory.Exists(path) ? FileKind.Directory : FileKind.Missing;
 
     /// <summary>
     /// Refuses (exit 3) a path that is not a regular file, naming what it is; <paramref name="what"/> says what was
